@@ -1,0 +1,64 @@
+"""The ``speechrep`` command line.
+
+One command = parse options, call one library function, print. Each command group lives
+in its own module here and heavy imports (torch, numba kernels) happen inside the
+command functions so that ``speechrep --help`` stays fast.
+
+User errors (:class:`speechrep.errors.SpeechrepError`) are printed as one line
+``error: <file>: <field>: <message>`` with exit status 1, never as a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from speechrep import __version__
+from speechrep.cli import data as _data
+from speechrep.cli import eval as _eval
+from speechrep.cli import features as _features
+from speechrep.cli import models as _models
+from speechrep.errors import SpeechrepError
+
+app = typer.Typer(
+    name="speechrep",
+    help="Self-supervised speech representations: features, CPC/DIM training, discrete units, "
+    "voice conversion and phone-discovery evaluation.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"speechrep {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version_callback, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """speechrep command line."""
+
+
+app.add_typer(_data.app, name="data")
+app.add_typer(_features.app, name="features")
+app.add_typer(_eval.app, name="eval")
+_models.register(app)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the ``speechrep`` console script."""
+    try:
+        app(args=argv, prog_name="speechrep")
+    except SpeechrepError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)

@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Install speechrep and everything it needs into ./.venv (idempotent).
+#
+#   bash tools/setup.sh          # library, CLI, recipes, speech synthesizers
+#   bash tools/setup.sh --dev    # + what the tests need (pytest, parity references, chromium)
+#
+# System packages come from apt when missing (as root, or through sudo); a clear error
+# names them when neither works. Python packages go into .venv; torch is pinned to the
+# CPU build 2.13.0. A stamp keyed on pyproject.toml and this script makes reruns instant.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+dev=0
+for arg in "$@"; do
+  case "$arg" in
+    --dev) dev=1 ;;
+    -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
+    *) echo "setup.sh: unknown option $arg" >&2; exit 2 ;;
+  esac
+done
+
+# --- system packages --------------------------------------------------------------
+apt_pkgs=(flite festival festvox-kdlpc16k festvox-kallpc16k festvox-us-slt-hts fortunes-min fortunes libsndfile1)
+if [ "$dev" = 1 ]; then
+  apt_pkgs+=(chromium)
+fi
+PY=${PYTHON:-python3}
+if ! "$PY" -c 'import ensurepip, venv' >/dev/null 2>&1; then
+  apt_pkgs+=(python3-venv)
+fi
+missing=()
+for p in "${apt_pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "setup: installing system packages: ${missing[*]}"
+  if [ "$(id -u)" = 0 ]; then SUDO=""; elif command -v sudo >/dev/null 2>&1; then SUDO="sudo -n"; else SUDO=none; fi
+  if [ "$SUDO" = none ] || ! { $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null; }; then
+    echo "setup: error: could not install system packages: ${missing[*]} (run as root or with sudo, or install them yourself)" >&2
+    exit 1
+  fi
+fi
+
+# --- python environment -----------------------------------------------------------
+if ! "$PY" -c 'import sys; sys.exit(sys.version_info < (3, 10))'; then
+  echo "setup: error: $PY is $("$PY" --version 2>&1); speechrep needs Python >= 3.10 (set PYTHON=...)" >&2
+  exit 1
+fi
+[ -x .venv/bin/python ] || "$PY" -m venv .venv
+key=$(cat pyproject.toml tools/setup.sh | sha1sum | cut -c1-12)
+stamp_dev=.venv/.speechrep-dev-$key
+stamp_base=.venv/.speechrep-base-$key
+if [ -e "$stamp_dev" ] || { [ "$dev" = 0 ] && [ -e "$stamp_base" ]; }; then
+  echo "setup: .venv is up to date"
+  exit 0
+fi
+pip=(.venv/bin/python -m pip install -q --disable-pip-version-check)
+"${pip[@]}" --upgrade pip
+# CPU build of torch; an unpinned torch would pull a multi-GB CUDA build.
+"${pip[@]}" torch==2.13.0
+if [ "$dev" = 1 ]; then
+  "${pip[@]}" -e ".[dev]"
+else
+  "${pip[@]}" -e .
+fi
+# Compile and cache the numba kernels now so the first real call is fast.
+.venv/bin/python -c 'import speechrep.features as f; getattr(f, "warmup", lambda: None)()' || true
+rm -f .venv/.speechrep-base-* .venv/.speechrep-dev-*
+if [ "$dev" = 1 ]; then touch "$stamp_dev"; else touch "$stamp_base"; fi
+echo "setup: done (.venv)"
