@@ -18,7 +18,10 @@ from speechrep import __version__
 from speechrep.cli import data as _data
 from speechrep.cli import eval as _eval
 from speechrep.cli import features as _features
-from speechrep.cli import models as _models
+from speechrep.cli import convert as _convert
+from speechrep.cli import corpus as _corpus
+from speechrep.cli import train as _train
+from speechrep.cli import units as _units
 from speechrep.errors import SpeechrepError
 
 app = typer.Typer(
@@ -49,7 +52,10 @@ def _root(
 app.add_typer(_data.app, name="data")
 app.add_typer(_features.app, name="features")
 app.add_typer(_eval.app, name="eval")
-_models.register(app)
+# Modules that add top-level commands (train, extract, units, convert) or extend a group
+# (corpus adds `data make-synth` / `data prepare`).
+for _module in (_corpus, _train, _units, _convert):
+    _module.register(app)
 
 
 def main(argv: list[str] | None = None) -> None:
