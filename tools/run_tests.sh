@@ -10,4 +10,9 @@ if [ "$rc" = 5 ]; then
   echo "run_tests: error: pytest collected no tests" >&2
   exit 1
 fi
+[ "$rc" = 0 ] || exit "$rc"
+# Second pass: the numba kernels' tests again as plain Python (no JIT).
+NUMBA_DISABLE_JIT=1 .venv/bin/python -m pytest -x -q -m nojit -p no:cacheprovider "$@"
+rc=$?
+[ "$rc" = 5 ] && { echo "run_tests: error: no tests marked nojit" >&2; exit 1; }
 exit "$rc"

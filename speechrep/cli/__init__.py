@@ -20,6 +20,8 @@ from speechrep.cli import eval as _eval
 from speechrep.cli import features as _features
 from speechrep.cli import convert as _convert
 from speechrep.cli import corpus as _corpus
+from speechrep.cli import eval_vc as _eval_vc
+from speechrep.cli import extract as _extract
 from speechrep.cli import train as _train
 from speechrep.cli import units as _units
 from speechrep.errors import SpeechrepError
@@ -53,8 +55,8 @@ app.add_typer(_data.app, name="data")
 app.add_typer(_features.app, name="features")
 app.add_typer(_eval.app, name="eval")
 # Modules that add top-level commands (train, extract, units, convert) or extend a group
-# (corpus adds `data make-synth` / `data prepare`).
-for _module in (_corpus, _train, _units, _convert):
+# (corpus adds `data make-synth` / `data prepare`, eval_vc adds `eval vc`).
+for _module in (_corpus, _eval_vc, _train, _extract, _units, _convert):
     _module.register(app)
 
 
