@@ -54,7 +54,7 @@ if [ -e "$stamp_dev" ] || { [ "$dev" = 0 ] && [ -e "$stamp_base" ]; }; then
   echo "setup: .venv is up to date"
   exit 0
 fi
-pip=(.venv/bin/python -m pip install -q --disable-pip-version-check)
+pip=(.venv/bin/python -m pip install -q --disable-pip-version-check --no-warn-script-location)
 "${pip[@]}" --upgrade pip
 # CPU build of torch; an unpinned torch would pull a multi-GB CUDA build.
 "${pip[@]}" torch==2.13.0
@@ -64,7 +64,7 @@ else
   "${pip[@]}" -e .
 fi
 # Compile and cache the numba kernels now so the first real call is fast.
-.venv/bin/python -c 'import speechrep.features as f; getattr(f, "warmup", lambda: None)()' || true
+.venv/bin/python -c 'import speechrep.features as f; f.warmup()'
 rm -f .venv/.speechrep-base-* .venv/.speechrep-dev-*
 if [ "$dev" = 1 ]; then touch "$stamp_dev"; else touch "$stamp_base"; fi
 echo "setup: done (.venv)"

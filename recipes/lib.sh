@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# Shared stage machinery for egs/*/*/run.sh (source it; do not run it).
+#
+#   . "$SPEECHREP_ROOT/recipes/lib.sh"
+#   parse_recipe_opts "$@"            # --stage N --stop-stage M --nj N --cmd CMD --quick
+#   run_stage 1 "Features: data/train -> data/train/feats.scp" speechrep features make-fbank ...
+#
+# A stage logs "Stage N: what", runs its command with output teed to exp/log/stage_N.log,
+# leaves exp/.done/stage_N on success and is skipped when rerun (delete the marker or pass
+# --force to redo it). Stages write through temp files/dirs and rename on success (the
+# commands themselves are atomic), so a killed run resumes at the stage it was in.
+# Wall-clock seconds per stage go to exp/stage_times.tsv.
+
+set -euo pipefail
+
+SPEECHREP_ROOT=${SPEECHREP_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
+export SPEECHREP_ROOT
+# Prefer the project's virtual environment when it exists.
+if [ -z "${VIRTUAL_ENV:-}" ] && [ -x "$SPEECHREP_ROOT/.venv/bin/python" ]; then
+  export PATH="$SPEECHREP_ROOT/.venv/bin:$PATH"
+fi
+
+stage=0
+stop_stage=100
+nj=2
+cmd=local
+quick=false
+force=false
+exp=exp
+
+recipe_usage() {
+  cat <<USAGE
+Usage: $0 [--stage N] [--stop-stage M] [--nj N] [--cmd local|slurm|dask://HOST:PORT] [--quick] [--force] [--exp DIR]
+  --stage/--stop-stage  run only stages N..M (default: all)
+  --nj                  parallel jobs for data/feature stages (default: $nj)
+  --cmd                 where jobs run (default: local; or set in cmd.sh)
+  --quick               tiny corpus and configs (what the tests run)
+  --force               redo stages even if their .done marker exists
+  --exp                 experiment directory (default: exp)
+USAGE
+}
+
+parse_recipe_opts() {
+  while [ $# -gt 0 ]; do
+    case "$1" in
+      --stage) stage=$2; shift 2 ;;
+      --stop-stage|--stop_stage) stop_stage=$2; shift 2 ;;
+      --nj) nj=$2; shift 2 ;;
+      --cmd) cmd=$2; shift 2 ;;
+      --exp) exp=$2; shift 2 ;;
+      --quick) quick=true; shift ;;
+      --force) force=true; shift ;;
+      -h|--help) recipe_usage; exit 0 ;;
+      *) echo "$0: unknown option $1" >&2; recipe_usage >&2; exit 2 ;;
+    esac
+  done
+  mkdir -p "$exp/log" "$exp/.done"
+}
+
+# run_stage N "description" command args...
+run_stage() {
+  local n=$1 desc=$2
+  shift 2
+  if [ "$n" -lt "$stage" ] || [ "$n" -gt "$stop_stage" ]; then
+    return 0
+  fi
+  local marker="$exp/.done/stage_$n" log="$exp/log/stage_$n.log"
+  if [ -e "$marker" ] && [ "$force" != true ]; then
+    echo "Stage $n: $desc (done before; skipped)"
+    return 0
+  fi
+  echo "Stage $n: $desc"
+  local t0 t1 rc
+  t0=$(date +%s.%N)
+  set +e
+  "$@" 2>&1 | tee "$log"
+  rc=${PIPESTATUS[0]}
+  set -e
+  t1=$(date +%s.%N)
+  if [ "$rc" != 0 ]; then
+    echo "Stage $n failed (exit $rc); see $log" >&2
+    exit "$rc"
+  fi
+  awk -v n="$n" -v d="$desc" -v a="$t0" -v b="$t1" 'BEGIN { printf "%s\t%s\t%.1f\n", n, d, b - a }' >> "$exp/stage_times.tsv"
+  touch "$marker"
+}
+
+# has_command "train" -> true when this installation provides `speechrep train`
+has_command() {
+  speechrep "$@" --help >/dev/null 2>&1
+}

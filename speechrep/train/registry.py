@@ -1,0 +1,121 @@
+"""Model registry: config name -> (builder, config dataclass).
+
+A model module registers its builder on import::
+
+    @register_model("cpc", config=CPCConfig)
+    def build_cpc(cfg: CPCConfig, *, input_dim: int | None) -> torch.nn.Module: ...
+
+``input_dim`` is the feature dimension when the data input is ``feats`` and ``None`` for
+waveform input. If the config dataclass has a ``num_speakers`` field left at ``None`` (or 0),
+the Trainer fills it with the number of speakers in the experiment's speaker list.
+
+The registry imports the module of a known model lazily, by name (:data:`MODEL_MODULES`),
+so that only the model a run needs is imported.
+
+Model contract: ``forward(batch: dict[str, Tensor]) -> dict[str, Tensor]`` with a scalar
+``"loss"`` and any other 0-dim tensors to log; batch keys ``"wave"`` (B, T) or ``"feats"``
+(B, T, D), ``"speaker"`` (B,) int64, ``"lengths"`` (B,) int64. Optional: ``encode(batch)``
+-> (B, T', D'), a ``frame_shift`` attribute (seconds), ``on_step_end(step: int)``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any, Callable
+
+from speechrep.config import from_dict
+from speechrep.errors import ConfigError
+
+__all__ = ["MODEL_MODULES", "register_model", "get_model_entry", "build_model", "known_models"]
+
+#: Where each known model name is registered (imported on first use).
+MODEL_MODULES: dict[str, str] = {
+    "toy": "speechrep.train.toy",
+    "cpc": "speechrep.models.cpc",
+    "vqcpc": "speechrep.models.cpc",
+    "dim": "speechrep.models.dim",
+    "autoencoder": "speechrep.models.dim",
+    "vqvae": "speechrep.models.vqvae",
+    "vc_adain": "speechrep.models.vc",
+    "vc_adversarial": "speechrep.models.vc",
+    "vc_vq": "speechrep.models.vc",
+    "vocoder": "speechrep.vocoder.neural",
+}
+
+Builder = Callable[..., Any]
+_REGISTRY: dict[str, tuple[Builder, type]] = {}
+
+
+def register_model(name: str, *, config: type) -> Callable[[Builder], Builder]:
+    """Decorator registering ``builder(cfg, *, input_dim) -> nn.Module`` under ``name``.
+
+    Parameters
+    ----------
+    name : the ``model.name`` of experiment configs.
+    config : dataclass validating ``model.args``.
+    """
+
+    def decorate(builder: Builder) -> Builder:
+        _REGISTRY[name] = (builder, config)
+        return builder
+
+    return decorate
+
+
+def known_models() -> list[str]:
+    """Names that configs may use (registered or importable on demand), sorted."""
+    return sorted(set(MODEL_MODULES) | set(_REGISTRY))
+
+
+def get_model_entry(name: str) -> tuple[Builder, type]:
+    """Return ``(builder, config_cls)`` for ``name``, importing its module if needed.
+
+    Raises
+    ------
+    ConfigError
+        Unknown name (the message lists the known ones), or its module is missing.
+    """
+    if name not in _REGISTRY:
+        module = MODEL_MODULES.get(name)
+        if module is None:
+            raise ConfigError(f"unknown model '{name}' (known models: {', '.join(known_models())})", field="model.name")
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as e:
+            # Only a missing model module is a config problem; a missing dependency inside
+            # the module is a bug that should show its traceback.
+            if e.name is None or not module.startswith(e.name):
+                raise
+            raise ConfigError(f"model '{name}' is provided by {module}, which is not available", field="model.name") from None
+        if name not in _REGISTRY:
+            raise ConfigError(f"module {module} does not register model '{name}'", field="model.name")
+    return _REGISTRY[name]
+
+
+def build_model(
+    name: str,
+    args: dict[str, Any] | None,
+    *,
+    input_dim: int | None = None,
+    num_speakers: int | None = None,
+    source: str = "<config>",
+) -> tuple[Any, Any]:
+    """Validate ``args`` with the model's config dataclass and build the module.
+
+    Parameters
+    ----------
+    name : registered model name.
+    args : model-specific keys (``model.args`` of the experiment config).
+    input_dim : feature dimension D for ``feats`` input, None for waveform.
+    num_speakers : fills a ``num_speakers`` config field that is left at None or 0.
+    source : file named in config errors.
+
+    Returns
+    -------
+    (module, cfg) : the ``torch.nn.Module`` and its validated config dataclass.
+    """
+    builder, config_cls = get_model_entry(name)
+    cfg = from_dict(config_cls, dict(args or {}), source=source, prefix="model.args.")
+    if num_speakers is not None and hasattr(cfg, "num_speakers") and not getattr(cfg, "num_speakers"):
+        cfg.num_speakers = num_speakers
+    return builder(cfg, input_dim=input_dim), cfg

@@ -1,0 +1,77 @@
+"""The vocoder interface and :func:`load_vocoder`."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from pathlib import Path
+
+import numpy as np
+
+from speechrep.errors import ConfigError, DataError
+from speechrep.vocoder.mel import VC_MEL, MelSpec
+
+__all__ = ["Vocoder", "check_mel", "load_vocoder"]
+
+
+class Vocoder(ABC):
+    """Turns a log-mel spectrogram (:mod:`speechrep.vocoder.mel`) into a waveform.
+
+    Attributes
+    ----------
+    spec : the log-mel definition the vocoder inverts; ``spec.sample_rate`` is the output rate.
+    """
+
+    spec: MelSpec = VC_MEL
+
+    @property
+    def sample_rate(self) -> int:
+        """Sample rate of the waves produced, in Hz."""
+        return self.spec.sample_rate
+
+    @abstractmethod
+    def mel_to_wave(self, mel: np.ndarray) -> np.ndarray:
+        """Synthesise audio from a log-mel spectrogram.
+
+        Parameters
+        ----------
+        mel : ``(num_frames, n_mels)`` float log-mel.
+
+        Returns
+        -------
+        np.ndarray
+            ``((num_frames - 1) * hop_length,)`` float32 in [-1, 1].
+        """
+
+
+def check_mel(mel: np.ndarray, spec: MelSpec, *, name: str = "mel") -> np.ndarray:
+    """Validate a log-mel input of a vocoder; returns it as float32 ``(num_frames, n_mels)``."""
+    mel = np.asarray(mel, dtype=np.float32)
+    if mel.ndim != 2 or mel.shape[1] != spec.n_mels:
+        raise DataError(f"expected a (frames, {spec.n_mels}) log-mel, got shape {mel.shape}", field=name)
+    if mel.shape[0] < 2:
+        raise DataError(f"needs at least 2 frames, got {mel.shape[0]}", field=name)
+    if not np.all(np.isfinite(mel)):
+        raise DataError("log-mel contains NaN or infinite values", field=name)
+    return mel
+
+
+def load_vocoder(name_or_dir: str | Path, *, device: str = "cpu") -> Vocoder:
+    """Vocoder from ``"griffinlim"`` or a trained neural-vocoder experiment directory.
+
+    Raises
+    ------
+    ConfigError
+        When ``name_or_dir`` is neither ``griffinlim`` nor an existing directory.
+    CheckpointError
+        When the directory holds no usable vocoder checkpoint.
+    """
+    if str(name_or_dir) in ("griffinlim", "griffin-lim", "gl"):
+        from speechrep.vocoder.griffinlim import GriffinLim
+
+        return GriffinLim()
+    path = Path(name_or_dir)
+    if not path.exists():
+        raise ConfigError("not 'griffinlim' and no such vocoder experiment directory", path=path, field="vocoder")
+    from speechrep.vocoder.neural import NeuralVocoder
+
+    return NeuralVocoder.from_experiment(path, device=device)

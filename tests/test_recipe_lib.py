@@ -1,0 +1,37 @@
+"""recipes/lib.sh: stage selection, .done markers, resume after a failure."""
+
+import subprocess
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+RUN_SH = """#!/usr/bin/env bash
+. "{root}/recipes/lib.sh"
+parse_recipe_opts "$@"
+run_stage 0 "first" bash -c 'echo one >> calls.txt'
+run_stage 1 "second (fails while fail.flag exists)" bash -c 'echo two >> calls.txt; [ ! -e fail.flag ]'
+run_stage 2 "third" bash -c 'echo three >> calls.txt'
+"""
+
+
+def _run(d, *args):
+    return subprocess.run(["bash", "run.sh", *args], cwd=d, capture_output=True, text=True)
+
+
+def test_stages_resume_and_select(tmp_path):
+    (tmp_path / "run.sh").write_text(RUN_SH.format(root=ROOT))
+    (tmp_path / "fail.flag").touch()
+    r = _run(tmp_path)
+    assert r.returncode != 0 and "Stage 1 failed" in r.stderr and "stage_1.log" in r.stderr
+    assert (tmp_path / "exp/.done/stage_0").exists() and not (tmp_path / "exp/.done/stage_1").exists()
+    (tmp_path / "fail.flag").unlink()
+    r = _run(tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "Stage 0: first (done before; skipped)" in r.stdout
+    assert (tmp_path / "calls.txt").read_text().split() == ["one", "two", "two", "three"]
+    times = (tmp_path / "exp/stage_times.tsv").read_text().splitlines()
+    assert [t.split("\t")[0] for t in times] == ["0", "1", "2"]
+    r = _run(tmp_path, "--stage", "2", "--stop-stage", "2", "--force")
+    assert r.returncode == 0 and "Stage 0" not in r.stdout and "Stage 2: third" in r.stdout
+    assert (tmp_path / "calls.txt").read_text().split()[-1] == "three"
+    assert _run(tmp_path, "--bogus").returncode == 2
