@@ -37,7 +37,8 @@ def sample_gumbel(
 ) -> torch.Tensor:
     """Standard Gumbel(0, 1) noise, float32, of the given shape."""
     u = torch.rand(shape, generator=generator, device=device)
-    return -torch.log(-torch.log(u.clamp_min(_TINY)).clamp_min(_TINY))
+    minus_log_u = (-torch.log(u.clamp_min(_TINY))).clamp_min(_TINY)
+    return -torch.log(minus_log_u)
 
 
 def gumbel_softmax(

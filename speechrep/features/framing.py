@@ -1,0 +1,184 @@
+"""Frame extraction as in Kaldi's ``ExtractWindow``/``ProcessWindow``.
+
+One numba kernel turns a waveform into windowed, zero-padded frames in a single pass:
+dither, DC removal, log energy, pre-emphasis and the analysis window, so that the batched
+FFT that follows (``scipy.fft.rfft`` over all frames) is the only other pass over the data.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+from numba import njit, prange
+
+from speechrep.errors import ConfigError
+
+__all__ = [
+    "ENERGY_NONE",
+    "ENERGY_RAW",
+    "ENERGY_WINDOWED",
+    "FLOAT_EPS",
+    "window_size",
+    "window_shift",
+    "padded_window_size",
+    "num_frames",
+    "first_sample_of_frame",
+    "extract_frames",
+    "fft_workers",
+]
+
+# Kaldi floors energies and mel powers at FLT_EPSILON before taking logs.
+FLOAT_EPS = float(np.finfo(np.float32).eps)
+
+# Which log energy the frame kernel returns alongside the frames.
+ENERGY_NONE = 0
+ENERGY_RAW = 1  # after DC removal, before pre-emphasis and window (Kaldi raw_energy=true)
+ENERGY_WINDOWED = 2  # of the final windowed frame (Kaldi raw_energy=false)
+
+
+def _ms_to_samples(sample_frequency: float, ms: float) -> int:
+    # Kaldi computes int32(samp_freq * 0.001 * ms) in double from float options.
+    return int(float(np.float32(sample_frequency)) * 0.001 * float(np.float32(ms)))
+
+
+def window_size(sample_frequency: float, frame_length: float) -> int:
+    """Frame length in samples for ``frame_length`` milliseconds (Kaldi ``WindowSize``)."""
+    return _ms_to_samples(sample_frequency, frame_length)
+
+
+def window_shift(sample_frequency: float, frame_shift: float) -> int:
+    """Frame shift in samples for ``frame_shift`` milliseconds (Kaldi ``WindowShift``)."""
+    return _ms_to_samples(sample_frequency, frame_shift)
+
+
+def padded_window_size(frame_length: int, *, round_to_power_of_two: bool = True) -> int:
+    """FFT size: ``frame_length`` samples, rounded up to a power of two if asked."""
+    if not round_to_power_of_two:
+        return frame_length
+    return 1 << max(frame_length - 1, 0).bit_length()
+
+
+def num_frames(num_samples: int, *, frame_length: int, frame_shift: int, snip_edges: bool = True) -> int:
+    """Number of frames Kaldi extracts from ``num_samples`` samples.
+
+    With ``snip_edges`` only frames that fit completely are kept; without it there is one
+    frame per ``frame_shift`` (rounded), the signal being reflected at its ends.
+    """
+    if snip_edges:
+        return 0 if num_samples < frame_length else 1 + (num_samples - frame_length) // frame_shift
+    return (num_samples + frame_shift // 2) // frame_shift
+
+
+def first_sample_of_frame(frame: int, *, frame_length: int, frame_shift: int, snip_edges: bool = True) -> int:
+    """Index of the first sample of ``frame`` (negative when it reaches before the start)."""
+    if snip_edges:
+        return frame * frame_shift
+    return frame * frame_shift + frame_shift // 2 - frame_length // 2
+
+
+def fft_workers() -> int:
+    """Threads for the batched FFT: the same count numba uses for its parallel kernels.
+
+    ``numba.set_num_threads(n)`` (or ``NUMBA_NUM_THREADS``) sets both.
+    """
+    return max(1, numba.get_num_threads())
+
+
+@njit(cache=True, parallel=True)
+def _frames_kernel(wave, n_frames, shift, length, padded, first, remove_dc, preemph, window, noise, energy_mode, frames, log_energy):
+    n = wave.shape[0]
+    add_noise = noise.shape[0] > 0
+    for f in prange(n_frames):
+        buf = np.empty(length, np.float64)
+        start = first + f * shift
+        for i in range(length):
+            s = start + i
+            # reflect at both ends (repeatedly, for signals shorter than a frame)
+            while s < 0 or s >= n:
+                if s < 0:
+                    s = -s - 1
+                else:
+                    s = 2 * n - 1 - s
+            buf[i] = wave[s]
+        if add_noise:
+            for i in range(length):
+                buf[i] += noise[f, i]
+        if remove_dc:
+            mean = 0.0
+            for i in range(length):
+                mean += buf[i]
+            mean /= length
+            for i in range(length):
+                buf[i] -= mean
+        if energy_mode == 1:
+            e = 0.0
+            for i in range(length):
+                e += buf[i] * buf[i]
+            log_energy[f] = np.log(max(e, 1.1920928955078125e-07))
+        if preemph != 0.0:
+            for i in range(length - 1, 0, -1):
+                buf[i] -= preemph * buf[i - 1]
+            buf[0] -= preemph * buf[0]
+        e = 0.0
+        for i in range(length):
+            v = buf[i] * window[i]
+            frames[f, i] = v
+            e += v * v
+        if energy_mode == 2:
+            log_energy[f] = np.log(max(e, 1.1920928955078125e-07))
+        for i in range(length, padded):
+            frames[f, i] = 0.0
+
+
+def extract_frames(
+    wave: np.ndarray,
+    *,
+    frame_length: int,
+    frame_shift: int,
+    padded_length: int,
+    window: np.ndarray,
+    snip_edges: bool = True,
+    remove_dc_offset: bool = True,
+    preemphasis_coefficient: float = 0.97,
+    dither: float = 0.0,
+    rng: np.random.Generator | None = None,
+    energy: int = ENERGY_NONE,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Windowed frames of ``wave``, zero-padded to the FFT size.
+
+    Parameters
+    ----------
+    wave : ``(num_samples,)`` float32, contiguous.
+    frame_length, frame_shift, padded_length : in samples.
+    window : ``(frame_length,)`` analysis window.
+    snip_edges : Kaldi's framing (True) or centred frames with reflected edges (False).
+    remove_dc_offset : subtract each frame's mean.
+    preemphasis_coefficient : ``x[i] -= c * x[i-1]`` inside each frame (``x[0] -= c * x[0]``).
+    dither : standard deviation of Gaussian noise added to each frame (needs ``rng``).
+    rng : source of the dither noise.
+    energy : ``ENERGY_NONE``, ``ENERGY_RAW`` or ``ENERGY_WINDOWED``.
+
+    Returns
+    -------
+    frames : ``(num_frames, padded_length)`` float32
+    log_energy : ``(num_frames,)`` float64 log frame energy (zeros if ``ENERGY_NONE``)
+    """
+    n = num_frames(wave.shape[0], frame_length=frame_length, frame_shift=frame_shift, snip_edges=snip_edges)
+    first = first_sample_of_frame(0, frame_length=frame_length, frame_shift=frame_shift, snip_edges=snip_edges)
+    if dither != 0.0:
+        if rng is None:
+            raise ConfigError("dither needs a random generator (pass seed=...)", field="dither")
+        # Kaldi draws new noise for every frame, so overlapping samples get different noise.
+        noise = rng.standard_normal((n, frame_length), dtype=np.float32)
+        noise *= np.float32(dither)
+    else:
+        noise = np.empty((0, 0), np.float32)
+    frames = np.empty((n, padded_length), np.float32)
+    log_energy = np.zeros(n, np.float64)
+    if n > 0:
+        _frames_kernel(
+            wave, n, frame_shift, frame_length, padded_length, first, bool(remove_dc_offset),
+            float(preemphasis_coefficient), np.ascontiguousarray(window, np.float32), noise, int(energy),
+            frames, log_energy,
+        )
+    return frames, log_energy

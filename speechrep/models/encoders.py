@@ -1,0 +1,108 @@
+"""Frame encoders: raw 16 kHz waveform or log-fbank features -> (B, T', D) codes.
+
+:class:`WaveEncoder` is the CPC_audio convolution stack (strides 5, 4, 2, 2, 2, kernels
+10, 8, 4, 4, 4: one frame every 160 samples = 10 ms); :class:`FeatureEncoder` is a small
+convolution stack over precomputed log-mel frames for fast CPU runs. Both normalise each
+frame over its channels (:class:`ChannelNorm`), which keeps the code scale independent of
+the loudness of the input.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+__all__ = ["ChannelNorm", "WaveEncoder", "FeatureEncoder"]
+
+
+class ChannelNorm(nn.Module):
+    """Normalise each frame over its channels, with a learned per-channel affine map.
+
+    Input and output (B, C, T).
+    """
+
+    def __init__(self, channels: int, *, eps: float = 1e-5):
+        super().__init__()
+        self.channels = channels
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(channels))
+        self.bias = nn.Parameter(torch.zeros(channels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # layer_norm over the channel axis of the (B, T, C) view: one fused kernel
+        return F.layer_norm(x.transpose(1, 2), (self.channels,), self.weight, self.bias, self.eps).transpose(1, 2)
+
+
+class _ConvStack(nn.Module):
+    """conv -> ChannelNorm -> ReLU blocks over (B, C, T)."""
+
+    def __init__(self, in_channels: int, dim: int, kernels: Sequence[int], strides: Sequence[int], paddings: Sequence[int]):
+        super().__init__()
+        layers: list[nn.Module] = []
+        channels = in_channels
+        for kernel, stride, padding in zip(kernels, strides, paddings, strict=True):
+            layers += [nn.Conv1d(channels, dim, kernel, stride=stride, padding=padding), ChannelNorm(dim), nn.ReLU()]
+            channels = dim
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+class WaveEncoder(nn.Module):
+    """CPC_audio strided convolution encoder on raw waveform.
+
+    Parameters
+    ----------
+    dim : output channels (256 in CPC_audio).
+    sample_rate : input rate; sets :attr:`frame_shift` (160 samples per frame).
+    """
+
+    KERNELS = (10, 8, 4, 4, 4)
+    STRIDES = (5, 4, 2, 2, 2)
+    PADDINGS = (3, 2, 1, 1, 1)
+
+    def __init__(self, dim: int = 256, *, sample_rate: int = 16000):
+        super().__init__()
+        self.dim = dim
+        self.hop = 1
+        for s in self.STRIDES:
+            self.hop *= s
+        self.frame_shift = self.hop / sample_rate
+        self.convs = _ConvStack(1, dim, self.KERNELS, self.STRIDES, self.PADDINGS)
+
+    def forward(self, wave: torch.Tensor) -> torch.Tensor:
+        """(B, S) samples -> (B, S // 160, dim) codes."""
+        if wave.dim() != 2:
+            raise ValueError(f"wave must be (batch, samples), got shape {tuple(wave.shape)}")
+        return self.convs(wave.unsqueeze(1)).transpose(1, 2)
+
+
+class FeatureEncoder(nn.Module):
+    """Convolutions (kernel 3, stride 1) over log-fbank frames.
+
+    Parameters
+    ----------
+    input_dim : feature dimension (e.g. 40 or 80 log-mel bins).
+    dim : output channels.
+    num_layers : conv blocks.
+    frame_shift : frame shift of the input features, in seconds.
+    """
+
+    def __init__(self, input_dim: int, dim: int = 256, *, num_layers: int = 3, frame_shift: float = 0.01):
+        super().__init__()
+        self.dim = dim
+        self.frame_shift = frame_shift
+        # log energies carry corpus-dependent offsets: per-utterance mean and variance
+        # normalisation of each bin over time (CMVN), which keeps the frame energy contour
+        self.input_norm = nn.InstanceNorm1d(input_dim, eps=1e-5)
+        self.convs = _ConvStack(input_dim, dim, [3] * num_layers, [1] * num_layers, [1] * num_layers)
+
+    def forward(self, feats: torch.Tensor) -> torch.Tensor:
+        """(B, T, input_dim) features -> (B, T, dim) codes."""
+        if feats.dim() != 3:
+            raise ValueError(f"feats must be (batch, frames, dim), got shape {tuple(feats.shape)}")
+        return self.convs(self.input_norm(feats.transpose(1, 2))).transpose(1, 2)

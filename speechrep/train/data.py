@@ -1,0 +1,364 @@
+"""Random fixed-length crops of a Kaldi data directory, batched with speaker labels.
+
+The corpus (waveforms or ``feats.scp`` matrices) is loaded once into one contiguous
+array with per-utterance offsets when it fits ``memory_budget_mb``; otherwise each crop is
+read from disk (only the cropped span for audio files). Crops are drawn by
+:class:`CropSampler`, whose order is a pure function of ``(seed, batch index, rank)``:
+resuming needs only the number of batches consumed, and ``world_size`` ranks together
+see what one process with ``world_size`` times the batch would see.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+import torch
+
+from speechrep.errors import DataError
+
+__all__ = ["Corpus", "load_corpus", "read_speakers", "CropDataset", "CropSampler", "valid_batches", "make_loader"]
+
+log = logging.getLogger("speechrep.train")
+
+# Batches are described by the utterance index and crop start of each row.
+BatchSpec = tuple[np.ndarray, np.ndarray]
+
+
+@dataclass
+class Corpus:
+    """Utterances of one data directory, ready to crop.
+
+    Attributes
+    ----------
+    path : the data directory.
+    utts : utterance ids kept (C-sorted), N of them.
+    speaker : (N,) int64 speaker index of each utterance (into the experiment speaker list).
+    lengths : (N,) int64 length in samples (wave) or frames (feats).
+    dim : feature dimension D, or None for waveform.
+    data : (total,) or (total, D) float32 tensor of all utterances back to back, or None
+        when reading per crop.
+    offsets : (N + 1,) int64 start of each utterance in ``data``.
+    reader : ``reader(i, start, stop) -> ndarray`` reading a span of utterance i from disk
+        (used when ``data`` is None).
+    num_short : utterances shorter than the crop (padded or skipped, see ``short``).
+    short : what was done with them: ``"pad"`` or ``"skip"``.
+    """
+
+    path: Path
+    utts: list[str]
+    speaker: np.ndarray
+    lengths: np.ndarray
+    dim: int | None
+    data: torch.Tensor | None
+    offsets: np.ndarray | None
+    reader: Callable[[int, int, int], np.ndarray] | None
+    num_short: int
+    short: str
+
+    def span(self, i: int, start: int, stop: int) -> torch.Tensor:
+        """Samples/frames ``start:stop`` of utterance ``i`` (shorter at the end of it)."""
+        stop = min(stop, int(self.lengths[i]))
+        if self.data is not None:
+            o = int(self.offsets[i])
+            return self.data[o + start : o + stop]
+        return torch.from_numpy(np.ascontiguousarray(self.reader(i, start, stop), dtype=np.float32))
+
+
+def read_speakers(data_dirs: list[str | Path]) -> list[str]:
+    """Sorted union of the speakers of ``data_dirs`` (the experiment speaker list)."""
+    from speechrep.data.kaldi_dir import DataDir
+
+    speakers: set[str] = set()
+    for d in data_dirs:
+        speakers.update(DataDir.load(d).utt2spk.values())
+    return sorted(speakers)
+
+
+def load_corpus(
+    path: str | Path,
+    *,
+    input: str,
+    crop: int,
+    speakers: list[str],
+    short: str = "skip",
+    sample_rate: int = 16000,
+    memory_budget_mb: float = 2048.0,
+    field: str = "data.train",
+) -> Corpus:
+    """Index (and, within the memory budget, load) a data directory for cropping.
+
+    Parameters
+    ----------
+    path : Kaldi data directory (``wav.scp`` + ``utt2spk``; ``feats.scp`` for features).
+    input : ``"wave"`` or ``"feats"``.
+    crop : crop length in samples (wave) or frames (feats).
+    speakers : experiment speaker list; speaker labels are indices into it.
+    short : ``"pad"`` keeps utterances shorter than ``crop`` (zero-padded crops, true
+        ``lengths``), ``"skip"`` leaves them out.
+    sample_rate : waveform rate (audio is resampled to it).
+    memory_budget_mb : load everything into one array when it needs at most this much.
+    field : config field named in errors.
+
+    Raises
+    ------
+    DataError
+        Missing directory or files, unreadable audio/features, no usable utterance.
+    """
+    from speechrep.data.kaldi_dir import DataDir
+
+    path = Path(path)
+    if not path.is_dir():
+        raise DataError("data directory not found", path=path, field=field)
+    dd = DataDir.load(path)
+    spk_index = {s: i for i, s in enumerate(speakers)}
+    utts = dd.utts
+    if not utts:
+        raise DataError("no utterances in utt2spk", path=path, field=field)
+    if input == "feats":
+        if dd.feats_scp is None:
+            raise DataError("no feats.scp (extract features first, or use data.input: wave)", path=path, field=field)
+        missing = [u for u in utts if u not in dd.feats_scp]
+        if missing:
+            raise DataError(f"utterance '{missing[0]}' is in utt2spk but not in feats.scp", path=path / "feats.scp")
+        known = dd.utt2num_frames
+        reader = _feats_reader(dd.feats_scp, utts)
+    else:
+        known = _known_wave_lengths(dd, utts, sample_rate)
+        reader = _wave_reader(dd, utts, sample_rate)
+    dim = int(reader(0, 0, 1).shape[1]) if input == "feats" else None
+    budget = memory_budget_mb * 2**20
+    lengths = None
+    if known is not None and all(u in known for u in utts):
+        lengths = np.array([known[u] for u in utts], dtype=np.int64)
+    arrays: list[np.ndarray] | None = []
+    if lengths is not None and lengths.sum() * 4 * (dim or 1) > budget:
+        arrays = None  # too big: crops are read from disk; lengths are known already
+    if arrays is not None:
+        # One pass over the corpus: keep the arrays while they fit, else only the lengths.
+        found, used = [], 0
+        for i in range(len(utts)):
+            x = reader(i, 0, -1)
+            found.append(len(x))
+            used += x.size * 4
+            if arrays is not None and used > budget:
+                arrays = None  # keep counting lengths, drop what was loaded
+            elif arrays is not None:
+                arrays.append(x)
+        lengths = np.array(found, dtype=np.int64)
+    keep = np.ones(len(utts), dtype=bool)
+    is_short = lengths < crop
+    num_short = int(is_short.sum())
+    if short == "skip":
+        keep &= ~is_short
+    if num_short:
+        log.info("%s: %d of %d utterances are shorter than the crop (%d): %s", path, num_short, len(utts), crop,
+                 "skipped" if short == "skip" else "zero-padded")
+    if not keep.any():
+        raise DataError(f"no utterance is at least data.crop={crop} long (set data.short: pad)", path=path, field=field)
+    idx = np.flatnonzero(keep)
+    data = offsets = None
+    if arrays is not None:
+        kept = [arrays[i] for i in idx]
+        data = torch.from_numpy(np.concatenate(kept).astype(np.float32, copy=False))
+        offsets = np.concatenate([[0], np.cumsum([len(a) for a in kept])]).astype(np.int64)
+    speaker = np.array([spk_index.get(dd.utt2spk[utts[i]], -1) for i in idx], dtype=np.int64)
+    orig = idx  # the reader is indexed by position in the full utterance list
+    return Corpus(
+        path=path,
+        utts=[utts[i] for i in idx],
+        speaker=speaker,
+        lengths=lengths[idx],
+        dim=dim,
+        data=data,
+        offsets=offsets,
+        reader=None if data is not None else (lambda i, a, b: reader(int(orig[i]), a, b)),
+        num_short=num_short,
+        short=short,
+    )
+
+
+def _known_wave_lengths(dd, utts: list[str], sample_rate: int) -> dict[str, int] | None:
+    # Durations from segments or utt2dur spare a pass over the audio.
+    if dd.segments is not None:
+        return {u: int(round((dd.segments[u][2] - dd.segments[u][1]) * sample_rate)) for u in utts}
+    if dd.utt2dur is not None and all(u in dd.utt2dur for u in utts):
+        return {u: int(round(dd.utt2dur[u] * sample_rate)) for u in utts}
+    return None
+
+
+def _wave_reader(dd, utts: list[str], sample_rate: int) -> Callable[[int, int, int], np.ndarray]:
+    from speechrep.data.audio import load_audio
+
+    def read(i: int, start: int, stop: int) -> np.ndarray:
+        utt = utts[i]
+        if dd.segments is not None:
+            rec, t0, t1 = dd.segments[utt]
+        else:
+            rec, t0, t1 = utt, 0.0, None
+        if rec not in dd.wav_scp:
+            raise DataError(f"recording '{rec}' of utterance '{utt}' is not in wav.scp", path=dd.path / "wav.scp")
+        end = t1 if stop < 0 else t0 + stop / sample_rate
+        if t1 is not None and end is not None:
+            end = min(end, t1)
+        x = load_audio(dd.wav_scp[rec], sample_rate=sample_rate, start=t0 + start / sample_rate, end=end, name=utt)
+        # Resampling a span may give a sample more or less than asked for.
+        return x[: stop - start] if stop >= 0 else x
+
+    return read
+
+
+def _feats_reader(feats_scp: dict[str, str], utts: list[str]) -> Callable[[int, int, int], np.ndarray]:
+    import kaldiio
+
+    def read(i: int, start: int, stop: int) -> np.ndarray:
+        try:
+            x = kaldiio.load_mat(feats_scp[utts[i]])
+        except Exception as e:  # kaldiio raises assorted errors for bad arks
+            raise DataError(f"cannot read features of '{utts[i]}' ({feats_scp[utts[i]]}): {e}", field="feats.scp") from None
+        if x.ndim != 2:
+            raise DataError(f"features of '{utts[i]}' are not a matrix (shape {x.shape})", field="feats.scp")
+        return x[start:] if stop < 0 else x[start:stop]
+
+    return read
+
+
+class CropDataset(torch.utils.data.Dataset):
+    """Map a :data:`BatchSpec` ``(utterance indices (B,), crop starts (B,))`` to a batch.
+
+    The batch holds ``"wave"`` (B, crop) or ``"feats"`` (B, crop, D) float32 (zero-padded
+    past the end of short utterances), ``"speaker"`` (B,) int64 and ``"lengths"`` (B,)
+    int64 valid lengths.
+    """
+
+    def __init__(self, corpus: Corpus, *, input: str, crop: int):
+        self.corpus, self.key, self.crop = corpus, input, crop
+
+    def __len__(self) -> int:
+        return len(self.corpus.utts)
+
+    def __getitem__(self, spec: BatchSpec) -> dict[str, torch.Tensor]:
+        idx, starts = spec
+        c = self.corpus
+        shape = (len(idx), self.crop) if c.dim is None else (len(idx), self.crop, c.dim)
+        out = torch.zeros(shape, dtype=torch.float32)
+        lengths = torch.empty(len(idx), dtype=torch.int64)
+        for row, (i, s) in enumerate(zip(idx, starts)):
+            x = c.span(int(i), int(s), int(s) + self.crop)
+            out[row, : len(x)] = x
+            lengths[row] = len(x)
+        return {self.key: out, "speaker": torch.from_numpy(c.speaker[idx]), "lengths": lengths}
+
+
+class CropSampler(torch.utils.data.Sampler):
+    """Endless stream of batch specs for one rank.
+
+    Without ``speakers_per_batch``, the global stream visits utterances in a fresh random
+    permutation each epoch; global batch k holds stream positions
+    ``[k * B * world_size, (k + 1) * B * world_size)`` and rank r takes its r-th block of B.
+    The crop start of a position depends only on the epoch and the position, so a run with
+    ``accum_steps=2, batch_size=B`` sees the same crops as one with ``batch_size=2B``.
+
+    With ``speakers_per_batch=S``, each batch (per rank) draws S speakers and ``B / S``
+    utterances of each.
+
+    Parameters
+    ----------
+    lengths : (N,) utterance lengths.
+    speaker : (N,) speaker index of each utterance.
+    crop, batch_size, seed, rank, world_size, speakers_per_batch : as named.
+    start : index of the first batch to produce (batches consumed before a resume).
+    """
+
+    def __init__(
+        self,
+        lengths: np.ndarray,
+        speaker: np.ndarray,
+        *,
+        crop: int,
+        batch_size: int,
+        seed: int,
+        rank: int = 0,
+        world_size: int = 1,
+        speakers_per_batch: int | None = None,
+        start: int = 0,
+    ):
+        self.lengths = np.asarray(lengths, dtype=np.int64)
+        self.speaker = np.asarray(speaker, dtype=np.int64)
+        self.crop, self.batch_size, self.seed = crop, batch_size, seed
+        self.rank, self.world_size = rank, world_size
+        self.speakers_per_batch = speakers_per_batch
+        self.start = start
+        self._epochs: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        if speakers_per_batch:
+            self._spk_utts = [np.flatnonzero(self.speaker == s) for s in np.unique(self.speaker)]
+
+    def __iter__(self) -> Iterator[BatchSpec]:
+        k = self.start
+        while True:
+            yield self.batch(k)
+            k += 1
+
+    def _epoch(self, e: int) -> tuple[np.ndarray, np.ndarray]:
+        if e not in self._epochs:
+            rng = np.random.default_rng([self.seed, e])
+            n = len(self.lengths)
+            self._epochs = {e: (rng.permutation(n), rng.random(n)), **{k: v for k, v in self._epochs.items() if k == e - 1}}
+        return self._epochs[e]
+
+    def _starts(self, idx: np.ndarray, u: np.ndarray) -> np.ndarray:
+        room = np.maximum(self.lengths[idx] - self.crop, 0) + 1
+        return np.minimum((u * room).astype(np.int64), room - 1)
+
+    def batch(self, k: int) -> BatchSpec:
+        """Spec of batch ``k`` of this rank."""
+        b = self.batch_size
+        if self.speakers_per_batch:
+            rng = np.random.default_rng([self.seed, k, self.rank, 1])
+            s = self.speakers_per_batch
+            groups = self._spk_utts
+            chosen = rng.choice(len(groups), size=s, replace=s > len(groups))
+            idx = np.concatenate(
+                [rng.choice(groups[g], size=b // s, replace=b // s > len(groups[g])) for g in chosen]
+            )
+            return idx, self._starts(idx, rng.random(b))
+        n = len(self.lengths)
+        first = (k * self.world_size + self.rank) * b
+        pos = np.arange(first, first + b)
+        idx = np.empty(b, dtype=np.int64)
+        u = np.empty(b)
+        for e in np.unique(pos // n):
+            sel = pos // n == e
+            perm, draws = self._epoch(int(e))
+            idx[sel], u[sel] = perm[pos[sel] % n], draws[pos[sel] % n]
+        return idx, self._starts(idx, u)
+
+
+def valid_batches(corpus: Corpus, *, crop: int, batch_size: int, seed: int, rank: int = 0, world_size: int = 1,
+                  max_batches: int | None = None) -> list[BatchSpec]:
+    """Fixed validation batches: every utterance once, cropped at a seeded start.
+
+    Batch j goes to rank ``j % world_size``, so ranks share the work.
+    """
+    n = len(corpus.utts)
+    rng = np.random.default_rng([seed, 2**31 - 1])
+    room = np.maximum(corpus.lengths - crop, 0) + 1
+    starts = (rng.random(n) * room).astype(np.int64)
+    specs = [(np.arange(a, min(a + batch_size, n)), starts[a : a + batch_size]) for a in range(0, n, batch_size)]
+    if max_batches is not None:
+        specs = specs[:max_batches]
+    return specs[rank::world_size]
+
+
+def make_loader(dataset: CropDataset, specs, *, num_workers: int, pin_memory: bool = False) -> torch.utils.data.DataLoader:
+    """DataLoader yielding whole batches from an iterable/sampler of batch specs."""
+    if num_workers and dataset.corpus.data is not None:
+        # Workers receive a handle to the shared array instead of a copy of the corpus.
+        dataset.corpus.data.share_memory_()
+    return torch.utils.data.DataLoader(
+        dataset, sampler=specs, batch_size=None, num_workers=num_workers, pin_memory=pin_memory,
+        persistent_workers=False,
+    )

@@ -1,0 +1,202 @@
+"""A compact HiFi-GAN-style neural vocoder trained with a multi-resolution STFT loss.
+
+Generator (after Kong, Kim and Bae, 2020): a 1-D convolution lifts the log-mel frames to
+``channels``, transposed convolutions upsample by ``upsample_rates`` (whose product is the
+mel hop) while halving the channels, and after each upsampling a multi-receptive-field
+fusion block (the mean of residual stacks of dilated convolutions) refines the signal; a
+final convolution and ``tanh`` give the wave. Instead of adversarial training it is
+trained with the multi-resolution STFT loss of Parallel WaveGAN (spectral convergence +
+log-magnitude L1 at several STFT sizes) plus an L1 loss on the log-mel of the output,
+which is enough for intelligible speech after a few CPU minutes on the embedded corpus.
+
+Registered as model ``vocoder``; :class:`NeuralVocoder` loads a trained one for inference.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from speechrep.errors import CheckpointError, ConfigError, DataError
+from speechrep.vocoder.base import Vocoder, check_mel
+from speechrep.vocoder.mel import VC_MEL, LogMel, MelSpec
+
+__all__ = [
+    "NeuralVocoderConfig",
+    "HifiGenerator",
+    "NeuralVocoderModel",
+    "NeuralVocoder",
+    "stft_magnitude_torch",
+    "multi_resolution_stft_loss",
+    "build_vocoder",
+]
+
+
+@dataclass
+class NeuralVocoderConfig:
+    """Neural vocoder hyper-parameters (``model.args`` of a ``vocoder`` experiment).
+
+    Attributes
+    ----------
+    channels : width after the input convolution; halved at every upsampling.
+    upsample_rates : upsampling factors; their product must equal the mel hop (160).
+    resblock_kernel_sizes, resblock_dilations : one residual stack per kernel size, each
+        with one dilated convolution per dilation (the multi-receptive-field fusion).
+    stft_resolutions : ``[n_fft, hop, win]`` triples of the multi-resolution STFT loss.
+    mel_loss_weight : weight of the L1 loss between input and output log-mels.
+    """
+
+    channels: int = 128
+    upsample_rates: list[int] = field(default_factory=lambda: [5, 4, 4, 2])
+    resblock_kernel_sizes: list[int] = field(default_factory=lambda: [3, 7])
+    resblock_dilations: list[int] = field(default_factory=lambda: [1, 3, 9])
+    stft_resolutions: list[list[int]] = field(default_factory=lambda: [[512, 50, 240], [1024, 120, 600], [2048, 240, 1200]])
+    mel_loss_weight: float = 1.0
+
+
+class _ResStack(nn.Module):
+    """Residual dilated convolutions of one kernel size; ``(B, C, T) -> (B, C, T)``."""
+
+    def __init__(self, channels: int, kernel_size: int, dilations: list[int]):
+        super().__init__()
+        self.convs = nn.ModuleList(
+            nn.Conv1d(channels, channels, kernel_size, dilation=d, padding=d * (kernel_size - 1) // 2) for d in dilations
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for conv in self.convs:
+            x = x + conv(F.leaky_relu(x, 0.1))
+        return x
+
+
+class HifiGenerator(nn.Module):
+    """Log-mel ``(B, T, n_mels)`` to wave ``(B, T * prod(upsample_rates))`` in [-1, 1]."""
+
+    def __init__(self, cfg: NeuralVocoderConfig, *, n_mels: int):
+        super().__init__()
+        self.conv_pre = nn.Conv1d(n_mels, cfg.channels, 7, padding=3)
+        self.ups = nn.ModuleList()
+        self.mrfs = nn.ModuleList()
+        ch = cfg.channels
+        for r in cfg.upsample_rates:
+            # kernel 2r, padding ceil(r/2), output_padding r%2: exactly r times longer
+            self.ups.append(nn.ConvTranspose1d(ch, ch // 2, 2 * r, stride=r, padding=(r + 1) // 2, output_padding=r % 2))
+            ch //= 2
+            self.mrfs.append(nn.ModuleList(_ResStack(ch, k, cfg.resblock_dilations) for k in cfg.resblock_kernel_sizes))
+        self.conv_post = nn.Conv1d(ch, 1, 7, padding=3)
+
+    def forward(self, mel: torch.Tensor) -> torch.Tensor:
+        x = self.conv_pre(mel.transpose(1, 2))  # (B, C, T)
+        for up, mrf in zip(self.ups, self.mrfs):
+            x = up(F.leaky_relu(x, 0.1))  # (B, C/2, T*r)
+            x = sum(stack(x) for stack in mrf) / len(mrf)
+        return torch.tanh(self.conv_post(F.leaky_relu(x, 0.1))).squeeze(1)  # (B, samples)
+
+
+def stft_magnitude_torch(wave: torch.Tensor, n_fft: int, hop: int, win: int) -> torch.Tensor:
+    """Magnitude STFT ``(B, samples) -> (B, frames, n_fft // 2 + 1)``, floored for stable gradients."""
+    window = torch.hann_window(win, device=wave.device, dtype=wave.dtype)
+    spec = torch.stft(wave, n_fft, hop_length=hop, win_length=win, window=window, return_complex=True)
+    return torch.sqrt(torch.clamp(spec.real**2 + spec.imag**2, min=1e-7)).transpose(1, 2)
+
+
+def multi_resolution_stft_loss(
+    pred: torch.Tensor, target: torch.Tensor, resolutions: list[list[int]]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Multi-resolution STFT loss (Yamamoto, Song and Kim, 2020).
+
+    For each ``(n_fft, hop, win)``: spectral convergence ``||T - P||_F / ||T||_F`` and the
+    mean absolute log-magnitude difference, both averaged over the resolutions.
+
+    Parameters
+    ----------
+    pred, target : ``(batch, samples)`` waves.
+
+    Returns
+    -------
+    (spectral_convergence, log_magnitude) : two 0-dim tensors; both 0 when ``pred == target``.
+    """
+    sc = pred.new_zeros(())
+    mag = pred.new_zeros(())
+    for n_fft, hop, win in resolutions:
+        p = stft_magnitude_torch(pred, n_fft, hop, win)
+        t = stft_magnitude_torch(target, n_fft, hop, win)
+        sc = sc + torch.linalg.norm(t - p) / torch.linalg.norm(t).clamp(min=1e-7)
+        mag = mag + F.l1_loss(torch.log(p), torch.log(t))
+    return sc / len(resolutions), mag / len(resolutions)
+
+
+class NeuralVocoderModel(nn.Module):
+    """Trainable vocoder: generator + losses, following the speechrep model contract.
+
+    ``forward(batch)`` takes ``batch["wave"]`` ``(B, samples)`` at 16 kHz, computes its VC
+    log-mel, resynthesises it and returns ``loss``, ``loss/sc``, ``loss/logmag``, ``loss/mel``.
+    """
+
+    def __init__(self, cfg: NeuralVocoderConfig, spec: MelSpec = VC_MEL):
+        super().__init__()
+        hop = int(np.prod(cfg.upsample_rates))
+        if hop != spec.hop_length:
+            raise ConfigError(
+                f"product of upsample_rates {cfg.upsample_rates} is {hop}, must equal the mel hop {spec.hop_length}",
+                field="model.args.upsample_rates",
+            )
+        if cfg.channels >> len(cfg.upsample_rates) < 1:
+            raise ConfigError(
+                f"channels {cfg.channels} too small to halve {len(cfg.upsample_rates)} times", field="model.args.channels"
+            )
+        self.cfg = cfg
+        self.spec = spec
+        self.frame_shift = spec.frame_shift
+        self.mel = LogMel(spec)
+        self.generator = HifiGenerator(cfg, n_mels=spec.n_mels)
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:  # noqa: D102
+        if "wave" not in batch:
+            raise ConfigError("the vocoder trains on waves: set data.input to 'wave'", field="data.input")
+        wave = batch["wave"]  # (B, L)
+        with torch.no_grad():
+            mel = self.mel(wave)  # (B, 1 + L // hop, n_mels)
+        pred = self.generator(mel)[:, : wave.shape[1]]  # (B, L)
+        sc, logmag = multi_resolution_stft_loss(pred, wave, self.cfg.stft_resolutions)
+        mel_l1 = F.l1_loss(self.mel(pred), mel)
+        loss = sc + logmag + self.cfg.mel_loss_weight * mel_l1
+        return {"loss": loss, "loss/sc": sc.detach(), "loss/logmag": logmag.detach(), "loss/mel": mel_l1.detach()}
+
+
+def build_vocoder(cfg: NeuralVocoderConfig, *, input_dim: int | None = None) -> NeuralVocoderModel:
+    """Registry builder of the ``vocoder`` model (``input_dim`` unused: it reads waves)."""
+    return NeuralVocoderModel(cfg)
+
+
+class NeuralVocoder(Vocoder):
+    """Inference wrapper of a trained :class:`NeuralVocoderModel`."""
+
+    def __init__(self, model: NeuralVocoderModel, *, device: str = "cpu"):
+        self.model = model.to(device).eval()
+        self.spec = model.spec
+        self.device = device
+
+    @classmethod
+    def from_experiment(cls, path: str | Path, *, device: str = "cpu", which: str = "best") -> "NeuralVocoder":
+        """Load the vocoder trained in experiment directory (or checkpoint) ``path``."""
+        from speechrep.train.checkpoint import load_model
+
+        model, name, _ = load_model(path, which=which)
+        if not isinstance(model, NeuralVocoderModel):
+            raise CheckpointError(f"holds a '{name}' model, not a 'vocoder'", path=path, field="model.name")
+        return cls(model, device=device)
+
+    @torch.no_grad()
+    def mel_to_wave(self, mel: np.ndarray) -> np.ndarray:  # noqa: D102  (see Vocoder)
+        mel = check_mel(mel, self.spec)
+        x = torch.from_numpy(mel).to(self.device)[None]  # (1, T, n_mels)
+        wave = self.model.generator(x)[0, : (mel.shape[0] - 1) * self.spec.hop_length]
+        if not torch.isfinite(wave).all():
+            raise DataError("vocoder produced non-finite samples", field="mel")
+        return wave.cpu().numpy().astype(np.float32)
