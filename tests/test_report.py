@@ -77,3 +77,31 @@ def test_alignment_plot(tmp_path):
 
     img = mpimg.imread(out)
     assert img.shape[0] > 200 and img.shape[1] > 800
+
+
+def test_pipeline_collect(tmp_path):
+    from speechrep.report.pipeline import build_pipeline_report, collect
+
+    exp = tmp_path / "exp"
+    (exp / "eval").mkdir(parents=True)
+    (exp / "eval" / "mfcc.json").write_text(json.dumps({"abx": {"across": 20.0}}))
+    (exp / "eval" / "cpc.json").write_text(json.dumps({"abx": {"across": 11.0}}))
+    (exp / "eval" / "vc.json").write_text(json.dumps({"families": {"adain": {"speaker": {"target_acc": 0.9}}}}))
+    (exp / "cpc").mkdir()
+    (exp / "cpc" / "train_history.jsonl").write_text('{"step": 1, "loss": 2.0}\n{"step": 2, "loss": 1.0}\n')
+    (exp / "stage_times.tsv").write_text("0\tcorpus\t3.5\n")
+    wav = tmp_path / "a.wav"
+    sf.write(wav, np.zeros(1600), 16000)
+    (tmp_path / "pairs.tsv").write_text(f"label\tsource\tconverted\np1\t{wav}\ta.wav\n")
+    inputs = collect(exp, audio_tsv=tmp_path / "pairs.tsv")
+    assert set(inputs.results) == {"mfcc", "cpc"} and inputs.baseline == "mfcc"
+    assert inputs.vc_results == {"adain": {"speaker.target_acc": 0.9}}
+    assert list(inputs.histories) == ["cpc"] and inputs.stage_times == [("0", "corpus", 3.5)]
+    assert inputs.audio[0]["files"]["converted"] == wav
+    page = build_pipeline_report(exp)
+    assert page == exp / "report" / "index.html" and "speaker.target_acc" in page.read_text()
+    (tmp_path / "bad.tsv").write_text("label\tsource\np1\tmissing.wav\n")
+    from speechrep.errors import DataError
+
+    with pytest.raises(DataError, match="missing.wav"):
+        collect(exp, audio_tsv=tmp_path / "bad.tsv")

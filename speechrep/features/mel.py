@@ -165,14 +165,16 @@ def _support(filters_key: bytes, shape: tuple[int, int]) -> tuple[np.ndarray, np
 
 
 @njit(cache=True, parallel=True)
-def _power_kernel(spec, use_power, out):
+def _power_kernel(spec, use_power, use_log, floor, out):
     n, k = spec.shape
     for f in prange(n):
         for j in range(k):
             re = spec[f, j].real
             im = spec[f, j].imag
             p = re * re + im * im
-            out[f, j] = p if use_power else np.sqrt(p)
+            if not use_power:
+                p = np.sqrt(p)
+            out[f, j] = np.log(max(p, floor)) if use_log else p
 
 
 @njit(cache=True, parallel=True)
@@ -223,10 +225,13 @@ def apply_filters(
     return out
 
 
-def power_spectrum(spec: np.ndarray, *, use_power: bool = True) -> np.ndarray:
-    """``|spec|^2`` (or ``|spec|``) of ``(num_frames, num_fft_bins)`` complex64, as float32."""
+def power_spectrum(spec: np.ndarray, *, use_power: bool = True, use_log: bool = False, floor: float = FLOAT_EPS) -> np.ndarray:
+    """``|spec|^2`` (or ``|spec|``, optionally ``log(max(., floor))``) as float32.
+
+    ``spec`` is ``(num_frames, num_fft_bins)`` complex64; so is the shape of the result.
+    """
     out = np.empty(spec.shape, np.float32)
-    _power_kernel(spec, bool(use_power), out)
+    _power_kernel(spec, bool(use_power), bool(use_log), float(floor), out)
     return out
 
 

@@ -142,6 +142,9 @@ def load_corpus(
         found, used = [], 0
         for i in range(len(utts)):
             x = reader(i, 0, -1)
+            if dim is not None and x.shape[1] != dim:
+                raise DataError(f"features of '{utts[i]}' have dimension {x.shape[1]}, the first ones {dim}",
+                                path=path / "feats.scp")
             found.append(len(x))
             used += x.size * 4
             if arrays is not None and used > budget:

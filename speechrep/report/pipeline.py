@@ -1,0 +1,119 @@
+"""Collect a pipeline run's outputs into :class:`ReportInputs` and build the page.
+
+Layout read (every part optional; what is missing is left off the page, never faked):
+
+- ``EXP/eval/*.json``: phone-discovery results, one system per file (file stem = name);
+  ``EXP/eval/vc*.json``: voice-conversion scores (``{"families": {name: scores}}`` or one dict).
+- ``EXP/*/train_history.jsonl`` (one level down, and ``EXP/*/*/``): loss curves.
+- ``EXP/stage_times.tsv``: ``stage<TAB>description<TAB>seconds`` rows from recipes/lib.sh.
+- alignment figure: an utterance of ``data_dir`` with its CTM segments and frame-level units.
+- audio: a TSV with a header of column names and one row per example of wav paths.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+from speechrep.errors import DataError
+from speechrep.report.html import ReportInputs, build_report
+
+
+def collect(
+    exp_dir: str | Path,
+    *,
+    data_dir: str | Path | None = None,
+    ctm: str | Path | None = None,
+    units: str | Path | None = None,
+    unit_frame_shift: float = 0.02,
+    audio_tsv: str | Path | None = None,
+    baseline: str = "mfcc",
+    title: str = "speechrep: embedded-corpus pipeline",
+) -> ReportInputs:
+    """Gather the report inputs found under ``exp_dir`` (see the module docstring)."""
+    exp_dir = Path(exp_dir)
+    inputs = ReportInputs(title=title)
+    for path in sorted((exp_dir / "eval").glob("*.json")):
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        if path.stem.startswith("vc"):
+            families = doc.get("families", {path.stem: doc})
+            for name, scores in families.items():
+                inputs.vc_results[name] = _flat_numbers(scores)
+        else:
+            inputs.results[path.stem] = doc
+    if baseline in inputs.results:
+        inputs.baseline = baseline
+    for hist in sorted(list(exp_dir.glob("*/train_history.jsonl")) + list(exp_dir.glob("*/*/train_history.jsonl"))):
+        inputs.histories[str(hist.parent.relative_to(exp_dir))] = hist
+    times = exp_dir / "stage_times.tsv"
+    if times.is_file():
+        for line in times.read_text(encoding="utf-8").splitlines():
+            parts = line.split("\t")
+            if len(parts) == 3:
+                inputs.stage_times.append((parts[0], parts[1], float(parts[2])))
+    if data_dir is not None and ctm is not None:
+        inputs.alignment_png = _alignment(exp_dir, Path(data_dir), Path(ctm), units, unit_frame_shift)
+    if audio_tsv is not None:
+        inputs.audio = _audio_rows(Path(audio_tsv))
+    return inputs
+
+
+def _flat_numbers(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(_flat_numbers(v, key + "."))
+        elif isinstance(v, (int, float)) and not isinstance(v, bool):
+            out[key] = v
+    return out
+
+
+def _alignment(exp_dir: Path, data_dir: Path, ctm: Path, units: str | Path | None, shift: float) -> Path:
+    from speechrep.data.audio import load_audio
+    from speechrep.data.ctm import read_ctm
+    from speechrep.data.kaldi_dir import DataDir
+    from speechrep.report.plots import plot_alignment
+
+    ali = read_ctm(ctm)
+    unit_seqs: dict[str, list[int]] = {}
+    if units is not None:
+        for line in Path(units).read_text(encoding="utf-8").splitlines():
+            parts = line.split()
+            if parts:
+                unit_seqs[parts[0]] = [int(u) for u in parts[1:]]
+    data = DataDir.load(data_dir)
+    candidates = [u for u in data.utts if u in ali and (not unit_seqs or u in unit_seqs)]
+    if not candidates:
+        raise DataError("no utterance has both an alignment and units", path=ctm)
+    utt = candidates[0]
+    wave = load_audio(data.wav_scp[utt], sample_rate=16000, name=utt)
+    out = exp_dir / "report_assets" / "alignment.png"
+    return plot_alignment(
+        wave, 16000, ali[utt], unit_seqs.get(utt) if unit_seqs else None, out,
+        unit_frame_shift=shift, unit_frame_offset=shift / 2, title=utt,
+    )
+
+
+def _audio_rows(tsv: Path) -> list[dict]:
+    rows = []
+    with tsv.open(encoding="utf-8") as f:
+        reader = csv.DictReader(f, delimiter="\t")
+        for i, rec in enumerate(reader):
+            label = rec.pop("label", None) or f"example {i + 1}"
+            files = {}
+            for col, p in rec.items():
+                if p:
+                    path = Path(p) if Path(p).is_absolute() else tsv.parent / p
+                    if not path.is_file():
+                        raise DataError(f"audio file {path} not found", path=tsv, field=col)
+                    files[col] = path
+            rows.append({"label": label, "files": files})
+    return rows
+
+
+def build_pipeline_report(exp_dir: str | Path, out_dir: str | Path | None = None, **kwargs) -> Path:
+    """Collect ``exp_dir`` and write ``out_dir`` (default ``exp_dir/report``)/index.html."""
+    inputs = collect(exp_dir, **kwargs)
+    return build_report(inputs, out_dir if out_dir is not None else Path(exp_dir) / "report")

@@ -1,0 +1,295 @@
+"""Checkpoints: safetensors for tensors, JSON for everything else; never unpickled.
+
+Layout of ``exp_dir/checkpoints/``::
+
+    step_{N}/model.safetensors   model weights (state_dict of the unwrapped module)
+    step_{N}/optim.safetensors   optimizer tensors, keys ``state.{param}.{name}``
+    step_{N}/state.json          step, optimizer hyper-parameters, sampler position, RNG
+                                 states (lists of ints), model name/args/input_dim,
+                                 speaker list, SHA-256 of both safetensors files
+    best.json                    {"step": N, "valid_loss": x} of the best validation loss
+
+Each ``step_{N}`` directory is built under a temporary name and renamed when complete, so
+a killed run leaves either a whole checkpoint or none.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from speechrep.errors import CheckpointError
+from speechrep.utils.io import atomic_dir, atomic_write_json
+
+__all__ = [
+    "weights_bytes",
+    "save_checkpoint",
+    "list_checkpoints",
+    "find_checkpoint",
+    "read_state",
+    "load_weights",
+    "load_optimizer",
+    "prune_checkpoints",
+    "write_best",
+    "read_best",
+    "load_model",
+]
+
+log = logging.getLogger("speechrep.train")
+FORMAT = 1
+_STEP_DIR = re.compile(r"^step_(\d+)$")
+
+
+def _unshared(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    # safetensors refuses tensors sharing storage (tied weights): copy the repeats.
+    seen: set[int] = set()
+    out = {}
+    for k, v in tensors.items():
+        v = v.detach().to("cpu").contiguous()
+        ptr = v.untyped_storage().data_ptr()
+        out[k] = v.clone() if ptr in seen else v
+        seen.add(ptr)
+    return out
+
+
+def weights_bytes(module: torch.nn.Module) -> bytes:
+    """The ``model.safetensors`` bytes of ``module``'s state_dict (deterministic)."""
+    from safetensors.torch import save
+
+    return save(_unshared(module.state_dict()))
+
+
+def _optimizer_split(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    sd = optimizer.state_dict()
+    tensors: dict[str, torch.Tensor] = {}
+    plain: dict[str, dict[str, Any]] = {}
+    for pid, entries in sd["state"].items():
+        for name, value in entries.items():
+            if isinstance(value, torch.Tensor):
+                tensors[f"state.{pid}.{name}"] = value
+            else:
+                plain.setdefault(str(pid), {})[name] = value
+    groups = [{k: (list(v) if isinstance(v, tuple) else v) for k, v in g.items()} for g in sd["param_groups"]]
+    return _unshared(tensors), {"param_groups": groups, "state": plain}
+
+
+def save_checkpoint(
+    root: str | Path, step: int, *, module: torch.nn.Module, optimizer: torch.optim.Optimizer, state: dict[str, Any]
+) -> Path:
+    """Write ``root/step_{step}`` atomically and return its path.
+
+    Parameters
+    ----------
+    root : the ``checkpoints`` directory.
+    step : optimizer steps done.
+    module : the unwrapped model.
+    optimizer : its optimizer.
+    state : JSON-serialisable training state (step, sampler, RNG, model spec, ...).
+    """
+    from safetensors.torch import save
+
+    opt_tensors, opt_plain = _optimizer_split(optimizer)
+    blobs = {"model.safetensors": weights_bytes(module), "optim.safetensors": save(opt_tensors)}
+    state = {**state, "format": FORMAT, "step": step, "optimizer": opt_plain,
+             "files": {name: hashlib.sha256(b).hexdigest() for name, b in blobs.items()}}
+    with atomic_dir(Path(root) / f"step_{step}") as tmp:
+        for name, b in blobs.items():
+            (tmp / name).write_bytes(b)
+        atomic_write_json(tmp / "state.json", state)
+    return Path(root) / f"step_{step}"
+
+
+def list_checkpoints(root: str | Path) -> list[tuple[int, Path]]:
+    """Complete checkpoints under ``root`` as ``(step, path)``, oldest first."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    found = []
+    for p in root.iterdir():
+        m = _STEP_DIR.match(p.name)
+        if m and (p / "state.json").is_file():
+            found.append((int(m.group(1)), p))
+    return sorted(found)
+
+
+def write_best(root: str | Path, step: int, valid_loss: float) -> None:
+    """Point ``root/best.json`` at ``step_{step}``."""
+    atomic_write_json(Path(root) / "best.json", {"step": step, "valid_loss": valid_loss, "path": f"step_{step}"})
+
+
+def read_best(root: str | Path) -> dict[str, Any] | None:
+    """Content of ``root/best.json``, or None when there is none."""
+    path = Path(root) / "best.json"
+    if not path.is_file():
+        return None
+    try:
+        best = json.loads(path.read_text(encoding="utf-8"))
+        int(best["step"])
+    except (ValueError, KeyError, TypeError) as e:
+        raise CheckpointError(f"corrupt best-checkpoint pointer ({e})", path=path) from None
+    return best
+
+
+def prune_checkpoints(root: str | Path, *, keep_last: int) -> list[Path]:
+    """Delete all but the newest ``keep_last`` checkpoints and the best one; return deleted."""
+    best = read_best(root)
+    best_step = None if best is None else int(best["step"])
+    ckpts = list_checkpoints(root)
+    removed = []
+    for step, path in ckpts[: max(0, len(ckpts) - keep_last)]:
+        if step != best_step:
+            shutil.rmtree(path)
+            removed.append(path)
+    return removed
+
+
+def find_checkpoint(path: str | Path, *, which: str = "last") -> Path:
+    """Resolve an experiment directory (or a checkpoint directory) to a checkpoint.
+
+    Parameters
+    ----------
+    path : ``exp_dir``, ``exp_dir/checkpoints`` or ``exp_dir/checkpoints/step_N``.
+    which : ``"last"`` or ``"best"`` (best validation loss; the last checkpoint when the
+        run had no validation set).
+
+    Raises
+    ------
+    CheckpointError
+        No checkpoint there, or ``which`` unknown.
+    """
+    path = Path(path)
+    if which not in ("last", "best"):
+        raise CheckpointError(f"which must be 'last' or 'best', not {which!r}", path=path)
+    if (path / "state.json").is_file():
+        return path
+    root = path / "checkpoints" if (path / "checkpoints").is_dir() else path
+    ckpts = list_checkpoints(root)
+    if not ckpts:
+        raise CheckpointError("no checkpoint found (expected checkpoints/step_N/state.json)", path=path)
+    if which == "best":
+        best = read_best(root)
+        if best is not None:
+            target = root / f"step_{int(best['step'])}"
+            if not (target / "state.json").is_file():
+                raise CheckpointError(f"best checkpoint step_{best['step']} is missing", path=root / "best.json")
+            return target
+    return ckpts[-1][1]
+
+
+def read_state(ckpt: str | Path) -> dict[str, Any]:
+    """``state.json`` of checkpoint directory ``ckpt``.
+
+    Raises
+    ------
+    CheckpointError
+        Missing, truncated or otherwise unreadable file.
+    """
+    path = Path(ckpt) / "state.json"
+    if not path.is_file():
+        raise CheckpointError("missing file", path=path)
+    try:
+        state = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as e:
+        raise CheckpointError(f"corrupt or truncated JSON ({e})", path=path) from None
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise CheckpointError(f"not a speechrep checkpoint state (format {FORMAT} expected)", path=path)
+    return state
+
+
+def _read_tensors(ckpt: Path, name: str, state: dict[str, Any]) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load
+
+    path = ckpt / name
+    if not path.is_file():
+        raise CheckpointError("missing file", path=path)
+    blob = path.read_bytes()
+    expected = state.get("files", {}).get(name)
+    if expected is not None and hashlib.sha256(blob).hexdigest() != expected:
+        raise CheckpointError("corrupt or truncated file (SHA-256 differs from state.json)", path=path)
+    try:
+        return load(blob)
+    except Exception as e:  # safetensors raises its own error types for bad headers/data
+        raise CheckpointError(f"corrupt or truncated safetensors file ({e})", path=path) from None
+
+
+def load_weights(module: torch.nn.Module, ckpt: str | Path, *, state: dict[str, Any] | None = None) -> None:
+    """Load ``ckpt/model.safetensors`` into ``module`` after checking it matches.
+
+    Raises
+    ------
+    CheckpointError
+        Corrupt/truncated file, or a different architecture: names the file and the first
+        missing, unexpected or wrongly shaped tensor.
+    """
+    ckpt = Path(ckpt)
+    state = read_state(ckpt) if state is None else state
+    tensors = _read_tensors(ckpt, "model.safetensors", state)
+    path = ckpt / "model.safetensors"
+    expected = module.state_dict()
+    missing = [k for k in expected if k not in tensors]
+    unexpected = [k for k in tensors if k not in expected]
+    if missing:
+        raise CheckpointError(f"wrong architecture: tensor '{missing[0]}' is missing ({len(missing)} missing)", path=path)
+    if unexpected:
+        raise CheckpointError(
+            f"wrong architecture: unexpected tensor '{unexpected[0]}' ({len(unexpected)} unexpected)", path=path
+        )
+    for k, v in expected.items():
+        if tuple(tensors[k].shape) != tuple(v.shape):
+            raise CheckpointError(
+                f"wrong architecture: tensor '{k}' has shape {tuple(tensors[k].shape)}, the model expects {tuple(v.shape)}",
+                path=path,
+            )
+    module.load_state_dict(tensors, strict=True)
+
+
+def load_optimizer(optimizer: torch.optim.Optimizer, ckpt: str | Path, *, state: dict[str, Any]) -> None:
+    """Restore optimizer tensors and hyper-parameters from checkpoint ``ckpt``."""
+    ckpt = Path(ckpt)
+    tensors = _read_tensors(ckpt, "optim.safetensors", state)
+    plain = state.get("optimizer") or {}
+    entries: dict[int, dict[str, Any]] = {}
+    for key, value in tensors.items():
+        _, pid, name = key.split(".", 2)
+        entries.setdefault(int(pid), {})[name] = value
+    for pid, extra in plain.get("state", {}).items():
+        entries.setdefault(int(pid), {}).update(extra)
+    try:
+        optimizer.load_state_dict({"state": entries, "param_groups": plain["param_groups"]})
+    except (KeyError, ValueError, RuntimeError) as e:
+        raise CheckpointError(f"optimizer state does not fit the model ({e})", path=ckpt / "optim.safetensors") from None
+
+
+def load_model(exp_dir_or_ckpt: str | Path, *, which: str = "best", map_location: str = "cpu"):
+    """Rebuild a trained model through the registry and load its weights.
+
+    Parameters
+    ----------
+    exp_dir_or_ckpt : experiment directory or checkpoint directory.
+    which : ``"best"`` or ``"last"`` (ignored for a checkpoint directory).
+    map_location : device of the returned module.
+
+    Returns
+    -------
+    (module, model_name, model_cfg) : the module in eval mode, its registered name and its
+    config dataclass.
+    """
+    from speechrep.train.registry import build_model
+
+    ckpt = find_checkpoint(exp_dir_or_ckpt, which=which)
+    state = read_state(ckpt)
+    spec = state.get("model")
+    if not isinstance(spec, dict) or "name" not in spec:
+        raise CheckpointError("no model name in checkpoint state", path=ckpt / "state.json")
+    module, cfg = build_model(
+        spec["name"], spec.get("args") or {}, input_dim=spec.get("input_dim"), source=str(ckpt / "state.json")
+    )
+    load_weights(module, ckpt, state=state)
+    return module.to(map_location).eval(), spec["name"], cfg
