@@ -219,3 +219,18 @@ def test_validate_check_audio_reports_wav_line(data_dir, tmp_path):
     assert len(problems) == 2
     assert problems[0].startswith(f"{data_dir}/wav.scp:2: {tmp_path}/bad.wav: utterance spk1-utt2: unreadable audio")
     assert problems[1] == f"{data_dir}/wav.scp:3: {tmp_path}/missing.wav: utterance spk2-utt1: audio file not found"
+
+
+def test_validate_check_audio_segments_of_pipe(data_dir):
+    wav = read_kaldi_map(data_dir / "wav.scp")
+    _write(data_dir / "wav.scp", f"recA cat {wav['spk1-utt1']} |\nrecB {wav['spk2-utt1']}\n")
+    _write(
+        data_dir / "segments",
+        "spk1-utt1 recA 0 0.2\nspk1-utt2 recA 0.2 0.9\nspk2-utt1 recB 0 0.5\nspk2-utt2 recB 0.25 0.5\n",
+    )
+    assert validate_data_dir(data_dir) == []
+    problems = validate_data_dir(data_dir, check_audio=True)
+    assert problems == [
+        f"{data_dir}/wav.scp:1: cat {wav['spk1-utt1']} |: utterance spk1-utt2: "
+        "segment end 0.900 s is beyond the end of the file (0.500 s)"
+    ]

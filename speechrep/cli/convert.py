@@ -1,9 +1,50 @@
-"""CLI commands of this area (registered by :func:`register`)."""
+"""``speechrep convert``: voice conversion of one pair or a batch of pairs."""
 
 from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
 
 import typer
 
 
+def convert(
+    model: Path = typer.Option(..., "--model", help="Experiment (or checkpoint) directory of a trained vc_* model."),
+    source: Optional[Path] = typer.Option(None, "--source", help="Source utterance: what is said."),
+    target: Optional[list[Path]] = typer.Option(
+        None, "--target", help="Target utterance: who says it. Repeat to average several target utterances."
+    ),
+    out: Optional[Path] = typer.Option(None, "--out", help="Output WAV (single-pair mode)."),
+    pairs: Optional[Path] = typer.Option(
+        None, "--pairs", help="Batch mode: tab-separated pairs file with a header line (columns id, source, target, ...)."
+    ),
+    out_dir: Optional[Path] = typer.Option(None, "--out-dir", help="Batch mode: directory receiving <id>.wav per pair."),
+    vocoder: str = typer.Option("griffinlim", "--vocoder", help="'griffinlim' or a trained neural vocoder experiment directory."),
+    device: str = typer.Option("cpu", "--device", help="Torch device, e.g. cpu or cuda."),
+) -> None:
+    """Convert SOURCE to the voice of TARGET(s) with a trained model; output at the model's sample rate.
+
+    Inputs of any sample rate and format that soundfile reads are resampled. Either
+    --source/--target/--out (one pair) or --pairs/--out-dir (batch, with a progress bar).
+    """
+    from speechrep.errors import ConfigError
+
+    single = source is not None or target or out is not None
+    if pairs is not None or out_dir is not None:
+        if single or pairs is None or out_dir is None:
+            raise ConfigError("batch mode takes --pairs and --out-dir, without --source/--target/--out", field="--pairs")
+        from speechrep.convert import convert_pairs
+
+        written = convert_pairs(model, pairs, out_dir, vocoder=vocoder, device=device)
+        typer.echo(f"wrote {len(written)} converted utterances to {out_dir}")
+        return
+    if source is None or not target or out is None:
+        raise ConfigError("give --source, at least one --target and --out (or --pairs and --out-dir)", field="--source")
+    from speechrep.convert import convert_file
+
+    typer.echo(f"wrote {convert_file(model, source, target, out, vocoder=vocoder, device=device)}")
+
+
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to the root app."""
+    """Add ``convert`` to the root app."""
+    app.command("convert")(convert)

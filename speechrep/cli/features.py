@@ -1,7 +1,60 @@
-"""`speechrep features ...` commands."""
+"""`speechrep features ...` commands: Kaldi-style feature extraction and CMVN statistics."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import List, Optional
+
 import typer
 
-app = typer.Typer(help="features commands.", no_args_is_help=True)
+app = typer.Typer(
+    help="Kaldi-compatible features for data directories: fbank, MFCC, CMVN statistics.", no_args_is_help=True
+)
+
+_DATA_DIR = typer.Argument(..., help="Data directory (wav.scp, utt2spk, optional segments).")
+_OUT_DIR = typer.Argument(..., help="Output directory for the ark/scp files, logs and resolved config.")
+
+
+def _make(kind: str, data_dir: Path, out_dir: Path, nj: int, cmd: str, config: Optional[Path], overrides: List[str]) -> None:
+    from speechrep.features.extract import make_features
+
+    feats_scp = make_features(data_dir, out_dir, kind=kind, config=config, overrides=overrides, nj=nj, cmd=cmd)
+    typer.echo(f"wrote {feats_scp}")
+
+
+@app.command("make-fbank")
+def make_fbank(
+    data_dir: Path = _DATA_DIR,
+    out_dir: Path = _OUT_DIR,
+    nj: int = typer.Option(1, "--nj", help="Number of parallel jobs."),
+    cmd: str = typer.Option("local", "--cmd", help="Where jobs run: local, slurm[:key=value,...] or dask://HOST:PORT."),
+    config: Optional[Path] = typer.Option(None, "--config", help="Feature config YAML (e.g. conf/fbank.yaml)."),
+    overrides: List[str] = typer.Option([], "--set", help="Override a config value, key=value (repeatable)."),
+) -> None:
+    """Log mel filter-bank features of DATA_DIR (Kaldi compute-fbank-feats) into OUT_DIR."""
+    _make("fbank", data_dir, out_dir, nj, cmd, config, overrides)
+
+
+@app.command("make-mfcc")
+def make_mfcc(
+    data_dir: Path = _DATA_DIR,
+    out_dir: Path = _OUT_DIR,
+    nj: int = typer.Option(1, "--nj", help="Number of parallel jobs."),
+    cmd: str = typer.Option("local", "--cmd", help="Where jobs run: local, slurm[:key=value,...] or dask://HOST:PORT."),
+    config: Optional[Path] = typer.Option(None, "--config", help="Feature config YAML (e.g. conf/mfcc.yaml)."),
+    overrides: List[str] = typer.Option([], "--set", help="Override a config value, key=value (repeatable)."),
+) -> None:
+    """MFCC features of DATA_DIR (Kaldi compute-mfcc-feats) into OUT_DIR."""
+    _make("mfcc", data_dir, out_dir, nj, cmd, config, overrides)
+
+
+@app.command("compute-cmvn")
+def compute_cmvn(
+    data_dir: Path = typer.Argument(..., help="Data directory with feats.scp."),
+    out_dir: Path = typer.Argument(..., help="Output directory for cmvn_<data>.ark/.scp."),
+    per_utt: bool = typer.Option(False, "--per-utt", help="Statistics per utterance instead of per speaker."),
+) -> None:
+    """CMVN statistics of DATA_DIR's features (Kaldi compute-cmvn-stats); writes DATA_DIR/cmvn.scp."""
+    from speechrep.features.extract import compute_cmvn as _compute
+
+    typer.echo(f"wrote {_compute(data_dir, out_dir, per_utt=per_utt)}")

@@ -35,7 +35,7 @@ from speechrep.data.kaldi_dir import DataDir
 from speechrep.errors import DataError
 from speechrep.utils.io import atomic_open
 
-__all__ = ["SEGMENT_END_TOLERANCE", "load_audio", "iter_audio", "write_wav", "is_pipe"]
+__all__ = ["SEGMENT_END_TOLERANCE", "SegmentReader", "is_pipe", "iter_audio", "load_audio", "write_wav"]
 
 #: Seconds a segment may run past the end of its recording before it is an error.
 SEGMENT_END_TOLERANCE = 0.02
@@ -166,23 +166,49 @@ def load_audio(
     return _to_mono(data, rate, sample_rate=sample_rate, channel=channel, where=spec, name=name)
 
 
+class SegmentReader:
+    """Loads utterances one after another, running a pipe command only once for
+    consecutive segments of the same recording (the last decoded recording is kept, so
+    memory stays bounded by one recording)."""
+
+    def __init__(self, *, sample_rate: int | None = 16000, channel: int | None = None) -> None:
+        self.sample_rate = sample_rate
+        self.channel = channel
+        self._last: tuple[str, np.ndarray, int] | None = None
+
+    def load(self, spec: str | Path, *, start: float = 0.0, end: float | None = None, name: str | None = None) -> np.ndarray:
+        """Like :func:`load_audio` with this reader's rate and channel; (samples,) float32."""
+        if not (is_pipe(spec) and (start > 0 or end is not None)):
+            return load_audio(spec, sample_rate=self.sample_rate, start=start, end=end, name=name, channel=self.channel)
+        command = str(spec)
+        if self._last is None or self._last[0] != command:
+            self._last = None  # free the previous recording before decoding the next
+            self._last = (command, *_run_pipe(command, name))
+        _, data, rate = self._last
+        begin, stop = _segment_frames(start, end, len(data), rate, command, name)
+        return _to_mono(data[begin:stop], rate, sample_rate=self.sample_rate, channel=self.channel, where=command, name=name)
+
+
 def iter_audio(
     data_dir: str | Path | DataDir, *, sample_rate: int | None = 16000, channel: int | None = None
 ) -> Iterator[tuple[str, np.ndarray]]:
     """Yield ``(utt, wave)`` for every utterance of a data directory, C-sorted.
 
     With ``segments``, each utterance is cut from its recording; a pipe command is run
-    once for consecutive segments of the same recording (not once per segment), and only
-    one decoded recording is held at a time so memory stays flat.
+    once for consecutive segments of the same recording (see :class:`SegmentReader`).
 
     Yields
     ------
     utt : utterance id
     wave : (samples,) float32 at ``sample_rate``
+
+    Raises
+    ------
+    DataError
+        An utterance without a ``segments``/``wav.scp`` entry, or unusable audio.
     """
     dd = data_dir if isinstance(data_dir, DataDir) else DataDir.load(data_dir)
-    wav_file = dd.path / "wav.scp"
-    cached: tuple[str, np.ndarray, int] | None = None
+    reader = SegmentReader(sample_rate=sample_rate, channel=channel)
     for utt in dd.utts:
         if dd.segments is not None:
             if utt not in dd.segments:
@@ -191,17 +217,8 @@ def iter_audio(
         else:
             reco, start, end = utt, 0.0, None
         if reco not in dd.wav_scp:
-            raise DataError(f"recording {reco} (utterance {utt}) missing from wav.scp", path=wav_file)
-        spec = dd.wav_scp[reco]
-        if dd.segments is not None and is_pipe(spec):
-            if cached is None or cached[0] != spec:
-                cached = (spec, *_run_pipe(spec, utt))
-            _, data, rate = cached
-            begin, stop = _segment_frames(start, end, len(data), rate, spec, utt)
-            wave = _to_mono(data[begin:stop], rate, sample_rate=sample_rate, channel=channel, where=spec, name=utt)
-        else:
-            wave = load_audio(spec, sample_rate=sample_rate, start=start, end=end, name=utt, channel=channel)
-        yield utt, wave
+            raise DataError(f"recording {reco} (utterance {utt}) missing from wav.scp", path=dd.path / "wav.scp")
+        yield utt, reader.load(dd.wav_scp[reco], start=start, end=end, name=utt)
 
 
 def write_wav(path: str | Path, wave: np.ndarray, sample_rate: int) -> None:

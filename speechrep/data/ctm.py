@@ -66,7 +66,8 @@ def read_ctm(path: str | Path) -> dict[str, Alignment]:
             raise _ctm_error(path, lineno, f"invalid start {start_s}")
         if dur <= 0:
             raise _ctm_error(path, lineno, f"duration {dur_s} <= 0")
-        alignments.setdefault(utt, []).append((start, start + dur, phone))
+        # rounding drops the float noise of start + duration (0.1 + 0.2 -> 0.3)
+        alignments.setdefault(utt, []).append((start, round(start + dur, 9), phone))
     for segments in alignments.values():
         segments.sort(key=lambda s: s[0])
     return alignments

@@ -7,9 +7,8 @@ FFT that follows (``scipy.fft.rfft`` over all frames) is the only other pass ove
 
 from __future__ import annotations
 
-import numba
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from speechrep.errors import ConfigError
 
@@ -24,7 +23,7 @@ __all__ = [
     "num_frames",
     "first_sample_of_frame",
     "extract_frames",
-    "fft_workers",
+    "log_floor_",
 ]
 
 # Kaldi floors energies and mel powers at FLT_EPSILON before taking logs.
@@ -76,52 +75,59 @@ def first_sample_of_frame(frame: int, *, frame_length: int, frame_shift: int, sn
     return frame * frame_shift + frame_shift // 2 - frame_length // 2
 
 
-def fft_workers() -> int:
-    """Threads for the batched FFT: the same count numba uses for its parallel kernels.
+def log_floor_(x: np.ndarray, floor: float = FLOAT_EPS) -> np.ndarray:
+    """In place ``x = log(max(x, floor))``; numpy's SIMD float32 log is several times faster
+    than the scalar log a numba loop calls."""
+    np.maximum(x, np.float32(floor), out=x)
+    np.log(x, out=x)
+    return x
 
-    ``numba.set_num_threads(n)`` (or ``NUMBA_NUM_THREADS``) sets both.
-    """
-    return max(1, numba.get_num_threads())
+
+# Reassociation lets LLVM vectorise the sums over a frame (4x faster); the input is checked
+# finite beforehand, and the reordering changes results only at rounding level.
+FASTMATH = {"reassoc", "contract", "nsz"}
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, fastmath=FASTMATH)
 def _frames_kernel(wave, n_frames, shift, length, padded, first, remove_dc, preemph, window, noise, energy_mode, frames, log_energy):
     n = wave.shape[0]
     add_noise = noise.shape[0] > 0
-    for f in prange(n_frames):
-        buf = np.empty(length, np.float64)
+    edge = np.empty(length, np.float32)
+    for f in range(n_frames):
         start = first + f * shift
+        if start >= 0 and start + length <= n and not add_noise:
+            x = wave[start : start + length]
+        else:
+            for i in range(length):
+                s = start + i
+                # reflect at both ends (repeatedly, for signals shorter than a frame)
+                while s < 0 or s >= n:
+                    if s < 0:
+                        s = -s - 1
+                    else:
+                        s = 2 * n - 1 - s
+                edge[i] = wave[s]
+            if add_noise:
+                for i in range(length):
+                    edge[i] += noise[f, i]
+            x = edge
+        # pass 1: mean and energy. With x' = x - mean, sum x'^2 = sum x^2 - length mean^2
+        total = 0.0
+        total_sq = 0.0
         for i in range(length):
-            s = start + i
-            # reflect at both ends (repeatedly, for signals shorter than a frame)
-            while s < 0 or s >= n:
-                if s < 0:
-                    s = -s - 1
-                else:
-                    s = 2 * n - 1 - s
-            buf[i] = wave[s]
-        if add_noise:
-            for i in range(length):
-                buf[i] += noise[f, i]
-        if remove_dc:
-            mean = 0.0
-            for i in range(length):
-                mean += buf[i]
-            mean /= length
-            for i in range(length):
-                buf[i] -= mean
+            v = np.float64(x[i])
+            total += v
+            total_sq += v * v
+        mean = total / length if remove_dc else 0.0
         if energy_mode == 1:
-            e = 0.0
-            for i in range(length):
-                e += buf[i] * buf[i]
+            e = max(total_sq - length * mean * mean, 0.0)
             log_energy[f] = np.log(max(e, 1.1920928955078125e-07))
-        if preemph != 0.0:
-            for i in range(length - 1, 0, -1):
-                buf[i] -= preemph * buf[i - 1]
-            buf[0] -= preemph * buf[0]
-        e = 0.0
-        for i in range(length):
-            v = buf[i] * window[i]
+        # pass 2: pre-emphasis of the DC-free frame, window, windowed energy
+        v = (x[0] - mean) * (1.0 - preemph) * window[0]
+        frames[f, 0] = v
+        e = v * v
+        for i in range(1, length):
+            v = ((x[i] - mean) - preemph * (x[i - 1] - mean)) * window[i]
             frames[f, i] = v
             e += v * v
         if energy_mode == 2:

@@ -11,11 +11,10 @@ import functools
 
 import numpy as np
 import scipy.fft
-import scipy.signal
-from numba import njit, prange
+from numba import njit
 
 from speechrep.errors import ConfigError
-from speechrep.features.framing import FLOAT_EPS, extract_frames, fft_workers
+from speechrep.features.framing import FLOAT_EPS, extract_frames, log_floor_
 
 __all__ = [
     "kaldi_mel_scale",
@@ -164,37 +163,33 @@ def _support(filters_key: bytes, shape: tuple[int, int]) -> tuple[np.ndarray, np
     return first.astype(np.int64), last.astype(np.int64)
 
 
-@njit(cache=True, parallel=True)
-def _power_kernel(spec, use_power, use_log, floor, out):
+@njit(cache=True)
+def _power_kernel(spec, use_power, out):
     n, k = spec.shape
-    for f in prange(n):
+    for f in range(n):
         for j in range(k):
             re = spec[f, j].real
             im = spec[f, j].imag
             p = re * re + im * im
-            if not use_power:
-                p = np.sqrt(p)
-            out[f, j] = np.log(max(p, floor)) if use_log else p
+            out[f, j] = p if use_power else np.sqrt(p)
 
 
-@njit(cache=True, parallel=True)
-def _mel_kernel(spec, use_power, weights, first, last, use_log, floor, offset, out):
-    # power/magnitude of the FFT bins, mel projection over each filter's support, log
+@njit(cache=True)
+def _mel_kernel(spec, use_power, weights, first, last, offset, out):
+    # power (or magnitude) of the FFT bins, then each filter over its support only
     n, k = spec.shape
     nb = weights.shape[0]
-    for f in prange(n):
-        p = np.empty(k, np.float32)
+    p = np.empty(k, np.float32)
+    for f in range(n):
         for j in range(k):
             re = spec[f, j].real
             im = spec[f, j].imag
             v = re * re + im * im
             p[j] = v if use_power else np.sqrt(v)
         for b in range(nb):
-            acc = 0.0
+            acc = np.float32(0.0)
             for j in range(first[b], last[b]):
                 acc += weights[b, j] * p[j]
-            if use_log:
-                acc = np.log(max(acc, floor))
             out[f, offset + b] = acc
 
 
@@ -221,7 +216,9 @@ def apply_filters(
         out = np.empty((spec.shape[0], offset + filters.shape[0]), np.float32)
     filters = np.ascontiguousarray(filters, np.float32)
     first, last = _support(filters.tobytes(), filters.shape)
-    _mel_kernel(spec, bool(use_power), filters, first, last, bool(use_log), float(floor), int(offset), out)
+    _mel_kernel(spec, bool(use_power), filters, first, last, int(offset), out)
+    if use_log:
+        log_floor_(out[:, offset : offset + filters.shape[0]], floor)
     return out
 
 
@@ -231,7 +228,9 @@ def power_spectrum(spec: np.ndarray, *, use_power: bool = True, use_log: bool = 
     ``spec`` is ``(num_frames, num_fft_bins)`` complex64; so is the shape of the result.
     """
     out = np.empty(spec.shape, np.float32)
-    _power_kernel(spec, bool(use_power), bool(use_log), float(floor), out)
+    _power_kernel(spec, bool(use_power), out)
+    if use_log:
+        log_floor_(out, floor)
     return out
 
 
@@ -273,6 +272,8 @@ def melspectrogram(
     y = np.ascontiguousarray(y, np.float32)
     if y.ndim != 1:
         raise ConfigError(f"expected a 1-D waveform, got shape {y.shape}", field="y")
+    import scipy.signal  # slow to import; only this function needs it
+
     win_length = n_fft if win_length is None else win_length
     win = scipy.signal.get_window(window, win_length, fftbins=True)
     left = (n_fft - win_length) // 2
@@ -285,6 +286,6 @@ def melspectrogram(
         y, frame_length=n_fft, frame_shift=hop_length, padded_length=n_fft, window=win,
         remove_dc_offset=False, preemphasis_coefficient=0.0,
     )
-    spec = scipy.fft.rfft(frames, axis=1, workers=fft_workers())
+    spec = scipy.fft.rfft(frames, axis=1)
     filters = mel_filters(sample_rate=sr, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax, htk=htk, norm=norm)
     return apply_filters(spec, filters, use_power=power == 2.0)

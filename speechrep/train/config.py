@@ -74,6 +74,7 @@ class RunConfig:
     ckpt_every: int = 200
     keep_last: int = 2
     device: str = "auto"  #: auto | cpu | cuda | cuda:N
+    num_threads: int | None = None  #: torch CPU threads per process (None: torch's default)
     deterministic: bool = True
     valid_max_batches: int | None = None  #: cap on validation batches (None: whole valid set)
     find_unused_parameters: bool = False  #: DDP option for models with conditional branches
@@ -148,4 +149,5 @@ def _check(cfg: TrainConfig, source: str) -> None:
     need(o.accum_steps >= 1, "optim.accum_steps", "must be >= 1")
     for key in ("log_every", "valid_every", "ckpt_every", "keep_last"):
         need(getattr(t, key) >= 1, f"train.{key}", "must be >= 1")
+    need(t.num_threads is None or t.num_threads >= 1, "train.num_threads", "must be >= 1 or null")
     need(t.valid_max_batches is None or t.valid_max_batches >= 1, "train.valid_max_batches", "must be >= 1 or null")

@@ -340,28 +340,31 @@ class CropSampler(torch.utils.data.Sampler):
         return idx, self._starts(idx, u)
 
 
-def valid_batches(corpus: Corpus, *, crop: int, batch_size: int, seed: int, rank: int = 0, world_size: int = 1,
+def valid_batches(corpus: Corpus, *, crop: int, batch_size: int, seed: int,
                   max_batches: int | None = None) -> list[BatchSpec]:
     """Fixed validation batches: every utterance once, cropped at a seeded start.
 
-    Batch j goes to rank ``j % world_size``, so ranks share the work.
+    Ranks share the list (batch j on rank ``j % world_size``).
     """
     n = len(corpus.utts)
     rng = np.random.default_rng([seed, 2**31 - 1])
     room = np.maximum(corpus.lengths - crop, 0) + 1
     starts = (rng.random(n) * room).astype(np.int64)
     specs = [(np.arange(a, min(a + batch_size, n)), starts[a : a + batch_size]) for a in range(0, n, batch_size)]
-    if max_batches is not None:
-        specs = specs[:max_batches]
-    return specs[rank::world_size]
+    return specs if max_batches is None else specs[:max_batches]
 
 
-def make_loader(dataset: CropDataset, specs, *, num_workers: int, pin_memory: bool = False) -> torch.utils.data.DataLoader:
-    """DataLoader yielding whole batches from an iterable/sampler of batch specs."""
+def make_loader(dataset: CropDataset, specs, *, num_workers: int, seed: int = 0,
+                pin_memory: bool = False) -> torch.utils.data.DataLoader:
+    """DataLoader yielding whole batches from an iterable/sampler of batch specs.
+
+    It draws its worker seeds from its own generator, so starting it leaves the global
+    torch RNG (and thus a resumed run) untouched.
+    """
     if num_workers and dataset.corpus.data is not None:
         # Workers receive a handle to the shared array instead of a copy of the corpus.
         dataset.corpus.data.share_memory_()
     return torch.utils.data.DataLoader(
         dataset, sampler=specs, batch_size=None, num_workers=num_workers, pin_memory=pin_memory,
-        persistent_workers=False,
+        persistent_workers=False, generator=torch.Generator().manual_seed(seed),
     )

@@ -46,6 +46,11 @@ class ToyModel(nn.Module):
         self.dropout = nn.Dropout(cfg.dropout)
         self.decoder = nn.Linear(cfg.hidden, dim)
         self.speaker = nn.Linear(cfg.hidden, cfg.num_speakers or 1)
+        self.register_buffer("steps_done", torch.zeros((), dtype=torch.int64))
+
+    def on_step_end(self, step: int) -> None:
+        """Record the optimizer steps taken (shows the Trainer calls the hook)."""
+        self.steps_done.fill_(step)
 
     def _frames(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         x = batch[self.key]

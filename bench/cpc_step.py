@@ -1,0 +1,124 @@
+"""Time full CPC training steps: forward + InfoNCE + backward + AdamW step.
+
+Full-size CPC_audio architecture (wave encoder 256, LSTM context 256, K=12 one-layer
+transformer predictors, 128 negatives within speaker), batch of 8 windows of 20480
+samples. Two implementations of the same step are compared in one run:
+
+- ``fast``: :class:`speechrep.models.cpc.CPC` as trained (batched prediction heads,
+  candidates scored by one matrix product + gather, collapse monitors included);
+- ``reference``: the same weights run the CPC_audio way: a Python loop over the 12
+  predictors and :func:`speechrep.objectives.infonce.infonce_loss_reference`
+  (candidates materialised per step, broadcast multiply).
+
+Each configuration runs in its own process so that its peak RSS is its own.
+
+Usage::
+
+    .venv/bin/python bench/cpc_step.py                       # 1 and 2 threads, fp32 and bf16
+    .venv/bin/python bench/cpc_step.py --threads 2 --amp none --steps 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+
+
+def _worker(args: argparse.Namespace) -> dict:
+    import torch
+
+    from speechrep.models.cpc import CPC, CPCConfig
+    from speechrep.objectives.infonce import infonce_loss_reference, sample_negatives
+
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    cfg = CPCConfig(predictor="transformer", context="lstm", num_negatives=args.negatives, negatives="speaker")
+    model = CPC(cfg)
+    opt = torch.optim.AdamW(model.parameters(), lr=2e-4)
+    batch = {"wave": torch.randn(args.batch, args.samples), "speaker": torch.zeros(args.batch, dtype=torch.long)}
+    K = cfg.num_steps
+
+    def reference_loss() -> torch.Tensor:
+        z, _ = model.codes(batch)
+        B, T, _ = z.shape
+        W = T - K
+        c = model.context(z)[:, :W]
+        preds = [model.predictor.heads(c, slice(k, k + 1))[:, :, 0] for k in range(K)]  # one predictor at a time
+        neg = sample_negatives(B, T, W, cfg.num_negatives, mode=cfg.negatives, speaker=batch["speaker"])
+        return infonce_loss_reference(preds, z, neg)[0]
+
+    def step() -> float:
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.amp == "bf16"):
+            loss = model(batch)["loss"] if args.mode == "fast" else reference_loss()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return float(loss)
+
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    for _ in range(args.warmup):
+        step()
+    times = []
+    for _ in range(args.steps):
+        t0 = time.perf_counter()
+        loss = step()
+        times.append(time.perf_counter() - t0)
+    frames = args.batch * (args.samples // model.encoder.hop)
+    mean = sum(times) / len(times)
+    return {
+        "mode": args.mode,
+        "threads": args.threads,
+        "amp": args.amp,
+        "s_per_step": mean,
+        "s_min": min(times),
+        "frames_per_s": frames / mean,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "rss_before_steps_mb": rss_before,
+        "loss": loss,
+    }
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    p.add_argument("--amp", choices=["none", "bf16"], nargs="+", default=["none", "bf16"])
+    p.add_argument("--mode", choices=["fast", "reference"], nargs="+", default=["fast", "reference"])
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--samples", type=int, default=20480)
+    p.add_argument("--negatives", type=int, default=128)
+    p.add_argument("--steps", type=int, default=4, help="timed steps per configuration")
+    p.add_argument("--warmup", type=int, default=1)
+    p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.worker:
+        args.threads, args.amp, args.mode = args.threads[0], args.amp[0], args.mode[0]
+        print(json.dumps(_worker(args)))
+        return
+
+    results = []
+    print(f"batch {args.batch} x {args.samples} samples, {args.negatives} negatives, {args.warmup} warm-up + {args.steps} timed steps")
+    print(f"{'mode':<10} {'threads':>7} {'amp':>5} {'s/step':>7} {'min':>6} {'frames/s':>9} {'peak RSS MB':>12}")
+    for threads in args.threads:
+        for amp in args.amp:
+            for mode in args.mode:
+                cmd = [sys.executable, __file__, "--worker", "--threads", str(threads), "--amp", amp, "--mode", mode]
+                cmd += ["--batch", str(args.batch), "--samples", str(args.samples), "--negatives", str(args.negatives)]
+                cmd += ["--steps", str(args.steps), "--warmup", str(args.warmup)]
+                r = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1])
+                results.append(r)
+                print(f"{mode:<10} {threads:>7} {amp:>5} {r['s_per_step']:>7.2f} {r['s_min']:>6.2f} {r['frames_per_s']:>9.0f} {r['peak_rss_mb']:>12.0f}", flush=True)
+    for threads in args.threads:
+        for amp in args.amp:
+            pair = {r["mode"]: r for r in results if r["threads"] == threads and r["amp"] == amp}
+            if len(pair) == 2:
+                speed = pair["fast"]["frames_per_s"] / pair["reference"]["frames_per_s"]
+                mem = pair["fast"]["peak_rss_mb"] / pair["reference"]["peak_rss_mb"]
+                print(f"threads {threads} amp {amp}: fast/reference throughput {speed:.2f}x, peak RSS ratio {mem:.2f}")
+
+
+if __name__ == "__main__":
+    main()

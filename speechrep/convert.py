@@ -1,0 +1,328 @@
+"""Voice conversion: the content of a source utterance in the voice of target utterances.
+
+A trained voice-conversion model (:mod:`speechrep.models.vc`) maps the source log-mel and
+the speaker code of the target(s) to a converted log-mel; a vocoder
+(:mod:`speechrep.vocoder`) turns it into audio at the model's sample rate. Several
+target utterances are averaged in speaker-code space, which gives a steadier voice than
+any one of them.
+
+Inputs of any sample rate and format soundfile reads are resampled to the model's rate;
+audio that is unreadable, empty, silent, sampled below :data:`MIN_INPUT_RATE`, or (for
+targets) shorter than the speaker encoder's minimum is refused with one clear error,
+before any output is written. Outputs are written atomically.
+
+Pairs files (batch mode) are tab-separated with a header line naming the columns:
+``id`` (output name), ``source`` and ``target`` (audio paths; several targets separated
+by commas) are required; ``source_speaker``, ``target_speaker``, ``reference`` (a
+recording of the target speaker saying the source text, for MCD/F0) and ``phones`` (the
+source's phone sequence, space-separated) are optional and used by ``speechrep eval vc``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterable
+
+import numpy as np
+
+from speechrep.errors import CheckpointError, ConfigError, DataError
+
+if TYPE_CHECKING:  # torch-dependent types, imported lazily at run time
+    import torch
+
+    from speechrep.models.vc import VoiceConversionModel
+    from speechrep.vocoder.base import Vocoder
+
+__all__ = [
+    "MIN_INPUT_RATE",
+    "SILENCE_PEAK",
+    "ConversionPair",
+    "Converter",
+    "load_converter",
+    "read_input_audio",
+    "read_pairs",
+    "convert_file",
+    "convert_pairs",
+]
+
+#: Lowest input sample rate accepted: below it the band up to 4 kHz that carries most
+#: phonetic information is missing, and upsampling cannot bring it back.
+MIN_INPUT_RATE = 8000
+#: Peak absolute amplitude below which audio counts as silent (-80 dBFS).
+SILENCE_PEAK = 1e-4
+
+_PAIR_COLUMNS = ("id", "source", "target", "source_speaker", "target_speaker", "reference", "phones")
+
+
+@dataclass
+class ConversionPair:
+    """One line of a pairs file (see the module docstring)."""
+
+    id: str
+    source: str
+    targets: list[str]
+    source_speaker: str | None = None
+    target_speaker: str | None = None
+    reference: str | None = None
+    phones: list[str] | None = field(default=None)
+
+
+def read_input_audio(path: str | Path, *, sample_rate: int, field_name: str = "audio") -> np.ndarray:
+    """Read an audio file for conversion, resampled to ``sample_rate``.
+
+    Returns
+    -------
+    np.ndarray
+        ``(samples,)`` float32.
+
+    Raises
+    ------
+    DataError
+        Missing, unreadable or empty file, sample rate below :data:`MIN_INPUT_RATE`, silence.
+    """
+    import soundfile as sf
+
+    from speechrep.data.audio import load_audio
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataError("audio file not found", path=path, field=field_name)
+    try:
+        info = sf.info(str(path))
+    except (sf.SoundFileError, RuntimeError) as e:
+        raise DataError(f"unreadable audio ({str(e).splitlines()[0]})", path=path, field=field_name) from None
+    if info.frames == 0:
+        raise DataError("empty audio (0 samples)", path=path, field=field_name)
+    if info.samplerate < MIN_INPUT_RATE:
+        raise DataError(
+            f"sample rate {info.samplerate} Hz is below the {MIN_INPUT_RATE} Hz the model can handle",
+            path=path, field=field_name,
+        )
+    wave = load_audio(path, sample_rate=sample_rate, name=None)
+    if wave.size == 0:
+        raise DataError("empty audio (0 samples)", path=path, field=field_name)
+    if float(np.max(np.abs(wave))) < SILENCE_PEAK:
+        raise DataError(f"audio is silent (peak below {SILENCE_PEAK:g})", path=path, field=field_name)
+    return wave
+
+
+class Converter:
+    """A loaded voice-conversion model and vocoder.
+
+    Parameters
+    ----------
+    model : a trained :class:`speechrep.models.vc.VoiceConversionModel`.
+    vocoder : a :class:`speechrep.vocoder.base.Vocoder` for the same log-mel definition.
+    device : torch device of the model.
+    """
+
+    def __init__(self, model: "VoiceConversionModel", vocoder: "Vocoder", *, device: str = "cpu"):
+        if vocoder.spec != model.spec:
+            raise ConfigError(
+                f"vocoder inverts {vocoder.spec} but the model predicts {model.spec}", field="vocoder"
+            )
+        self.model = model.to(device).eval()
+        self.vocoder = vocoder
+        self.device = device
+
+    @property
+    def sample_rate(self) -> int:
+        """Rate of inputs after resampling and of outputs, in Hz."""
+        return self.model.spec.sample_rate
+
+    def _mel(self, wave: np.ndarray) -> "torch.Tensor":
+        import torch
+
+        from speechrep.vocoder.mel import log_mel
+
+        return torch.from_numpy(log_mel(wave, self.model.spec)).to(self.device)[None]  # (1, T, n_mels)
+
+    def speaker_code(self, targets: Iterable[str | Path]) -> "torch.Tensor":
+        """Mean speaker code ``(1, speaker_dim)`` of one or more target audio files.
+
+        Raises
+        ------
+        SpeechrepError
+            No target, unusable target audio (see :func:`read_input_audio`), target shorter
+            than the speaker encoder's minimum, or a model without a speaker encoder.
+        """
+        import torch
+
+        from speechrep.errors import SpeechrepError
+
+        targets = list(targets)
+        if not targets:
+            raise ConfigError("at least one target utterance is needed", field="target")
+        if not self.model.has_speaker_encoder:
+            # checked before reading audio, so that the error names the real problem
+            self.model.speaker_code(torch.zeros(1, 1, self.model.spec.n_mels))
+        codes = []
+        with torch.no_grad():
+            for t in targets:
+                mel = self._mel(read_input_audio(t, sample_rate=self.sample_rate, field_name="target"))
+                try:
+                    codes.append(self.model.speaker_code(mel))
+                except SpeechrepError as e:
+                    raise DataError(str(e), path=t, field="target") from None
+        return torch.stack(codes).mean(0)
+
+    def convert_wave(self, source: np.ndarray, speaker: "torch.Tensor") -> np.ndarray:
+        """Convert a source wave ``(samples,)`` at :attr:`sample_rate` to speaker code ``(1, speaker_dim)``.
+
+        Returns
+        -------
+        np.ndarray
+            ``(samples',)`` float32 at :attr:`sample_rate` (a multiple of the hop, at most one hop shorter).
+        """
+        import torch
+
+        with torch.no_grad():
+            mel = self.model.convert(self._mel(source), speaker)[0].cpu().numpy()  # (T, n_mels)
+        return self.vocoder.mel_to_wave(mel)
+
+    def convert(self, source: str | Path, targets: Iterable[str | Path]) -> np.ndarray:
+        """Converted wave of audio file ``source`` in the voice of audio files ``targets``."""
+        speaker = self.speaker_code(targets)
+        wave = read_input_audio(source, sample_rate=self.sample_rate, field_name="source")
+        return self.convert_wave(wave, speaker)
+
+
+def load_converter(model: str | Path, *, vocoder: str | Path = "griffinlim", device: str = "cpu") -> Converter:
+    """Load a voice-conversion experiment (or checkpoint) and a vocoder.
+
+    Parameters
+    ----------
+    model : experiment directory or checkpoint directory of a ``vc_*`` model.
+    vocoder : ``"griffinlim"`` or the experiment directory of a trained neural vocoder.
+
+    Raises
+    ------
+    CheckpointError
+        No checkpoint, or one of a model that is not a voice-conversion model.
+    """
+    from speechrep.models.vc import VoiceConversionModel
+    from speechrep.train.checkpoint import load_model
+    from speechrep.vocoder.base import load_vocoder
+
+    if not Path(model).exists():
+        raise CheckpointError("no such model directory", path=model, field="model")
+    module, name, _ = load_model(model, map_location=device)
+    if not isinstance(module, VoiceConversionModel):
+        raise CheckpointError(f"holds a '{name}' model, not a voice-conversion model (vc_*)", path=model, field="model")
+    return Converter(module, load_vocoder(vocoder, device=device), device=device)
+
+
+def convert_file(
+    model: str | Path,
+    source: str | Path,
+    targets: Iterable[str | Path],
+    out: str | Path,
+    *,
+    vocoder: str | Path = "griffinlim",
+    device: str = "cpu",
+) -> Path:
+    """Convert one source file to the voice of ``targets``; write ``out`` (16-bit WAV) atomically.
+
+    Returns the output path. On any error nothing is written.
+    """
+    from speechrep.data.audio import write_wav
+
+    conv = load_converter(model, vocoder=vocoder, device=device)
+    wave = conv.convert(source, targets)
+    write_wav(out, wave, conv.sample_rate)
+    return Path(out)
+
+
+def read_pairs(path: str | Path) -> list[ConversionPair]:
+    """Read a pairs file (tab-separated, header line; see the module docstring).
+
+    Raises
+    ------
+    DataError
+        Missing file or required column, unknown column, empty field, duplicate id; the
+        message names the file and line.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError("pairs file not found", path=path)
+    lines = path.read_text(encoding="utf-8").splitlines()
+    rows = [(i + 1, ln) for i, ln in enumerate(lines) if ln.strip() and not ln.startswith("#")]
+    if not rows:
+        raise DataError("pairs file is empty (expected a header line: id, source, target, ...)", path=path)
+    header_line, header = rows[0][0], [c.strip() for c in rows[0][1].split("\t")]
+    missing = [c for c in ("id", "source", "target") if c not in header]
+    if missing:
+        raise DataError(f"line {header_line}: header lacks column(s) {', '.join(missing)} "
+                        f"(columns are tab-separated; known: {', '.join(_PAIR_COLUMNS)})", path=path)
+    unknown = [c for c in header if c not in _PAIR_COLUMNS]
+    if unknown:
+        raise DataError(f"line {header_line}: unknown column '{unknown[0]}' (known: {', '.join(_PAIR_COLUMNS)})", path=path)
+    pairs, seen = [], set()
+    for lineno, line in rows[1:]:
+        text = line.split("\t")
+        if len(text) != len(header):
+            raise DataError(f"line {lineno}: {len(text)} fields, the header has {len(header)}", path=path)
+        row = dict(zip(header, (t.strip() for t in text)))
+        for c in ("id", "source", "target"):
+            if not row[c]:
+                raise DataError(f"line {lineno}: empty '{c}'", path=path)
+        if row["id"] in seen:
+            raise DataError(f"line {lineno}: duplicate id '{row['id']}'", path=path)
+        seen.add(row["id"])
+        pairs.append(ConversionPair(
+            id=row["id"],
+            source=row["source"],
+            targets=[t.strip() for t in row["target"].split(",") if t.strip()],
+            source_speaker=row.get("source_speaker") or None,
+            target_speaker=row.get("target_speaker") or None,
+            reference=row.get("reference") or None,
+            phones=row["phones"].split() if row.get("phones") else None,
+        ))
+    if not pairs:
+        raise DataError("pairs file has a header but no pairs", path=path)
+    return pairs
+
+
+def convert_pairs(
+    model: str | Path,
+    pairs: str | Path | list[ConversionPair],
+    out_dir: str | Path,
+    *,
+    vocoder: str | Path = "griffinlim",
+    device: str = "cpu",
+    progress: bool = True,
+) -> list[Path]:
+    """Convert every pair of a pairs file into ``out_dir/<id>.wav``.
+
+    All outputs are written to a temporary directory first and moved into ``out_dir``
+    only when every pair succeeded, so an error leaves no new file behind.
+
+    Returns the output paths, in the order of the pairs.
+    """
+    from tqdm import tqdm
+
+    from speechrep.data.audio import write_wav
+
+    pair_list = read_pairs(pairs) if isinstance(pairs, (str, Path)) else list(pairs)
+    conv = load_converter(model, vocoder=vocoder, device=device)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".convert.", suffix=".tmp", dir=out_dir))
+    try:
+        for p in tqdm(pair_list, desc="convert", unit="pair", disable=not progress):
+            try:
+                wave = conv.convert(p.source, p.targets)
+            except DataError as e:
+                raise DataError(f"pair '{p.id}': {e}") from None
+            write_wav(tmp / f"{p.id}.wav", wave, conv.sample_rate)
+        outputs = []
+        for p in pair_list:
+            os.replace(tmp / f"{p.id}.wav", out_dir / f"{p.id}.wav")
+            outputs.append(out_dir / f"{p.id}.wav")
+        return outputs
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

@@ -1,0 +1,29 @@
+"""The embedded corpus: speech generated offline by Debian's synthesizers (flite,
+festival) reading sentences of the ``fortunes`` package, with exact phone timings.
+
+* :mod:`speechrep.data.synth.text`: sentence selection and transcript normalisation.
+* :mod:`speechrep.data.synth.voices`: speakers, synthesizer drivers, phone set, edge
+  handling of the alignments (with the measured mismatches).
+* :mod:`speechrep.data.synth.build`: splits, output layout, :func:`make_synth`.
+"""
+
+from speechrep.data.synth.build import SIZES, SPLITS, SynthSize, assign_sentences, make_synth
+from speechrep.data.synth.text import FORTUNE_CATEGORIES, fortune_sentences, normalize_text
+from speechrep.data.synth.voices import PHONES, SAMPLE_RATE, SPEAKERS, SynthSpeaker, check_voices, synthesize
+
+__all__ = [
+    "FORTUNE_CATEGORIES",
+    "PHONES",
+    "SAMPLE_RATE",
+    "SIZES",
+    "SPEAKERS",
+    "SPLITS",
+    "SynthSize",
+    "SynthSpeaker",
+    "assign_sentences",
+    "check_voices",
+    "fortune_sentences",
+    "make_synth",
+    "normalize_text",
+    "synthesize",
+]

@@ -1,0 +1,255 @@
+"""Contrastive Predictive Coding (CPC_audio-style) for speech.
+
+    input --encoder--> z (B, T, D) --[bottleneck]--> z --context--> c (B, T, C)
+    c[:, :W] --K prediction heads--> p (B, W, K, D),  W = T - K
+    loss = InfoNCE(p, z, negatives)   (speechrep.objectives.infonce)
+
+The encoder is :class:`~speechrep.models.encoders.WaveEncoder` for waveform input and
+:class:`~speechrep.models.encoders.FeatureEncoder` when the data pipeline gives
+features (``input_dim`` set). The K prediction heads run as one batched module: a
+single linear map to ``K * D`` outputs, or K one-layer transformers whose weights are
+stacked so that each layer is one batched matrix product for all heads.
+
+An optional ``bottleneck`` module between encoder and context (e.g. vector quantisation)
+is called as ``z, extra = bottleneck(z)``; ``extra["loss"]`` (if any) is added to the
+loss and the other entries of ``extra`` are logged. Its output feeds the context network
+and is also the target of the predictions.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from speechrep.config import dataclass
+from speechrep.errors import ConfigError
+from speechrep.models.context import ContextKind, build_context
+from speechrep.models.encoders import FeatureEncoder, WaveEncoder
+from speechrep.objectives.collapse import collapse_monitors
+from speechrep.objectives.infonce import NegativeMode, infonce_from_logits, infonce_logits, positive_only_loss, sample_negatives
+from speechrep.train.registry import register_model
+
+__all__ = ["CPCConfig", "CPC", "LinearPredictor", "TransformerPredictor", "build_cpc"]
+
+
+@dataclass
+class CPCConfig:
+    """``model.args`` of ``name: cpc``. Defaults are the CPC_audio sizes."""
+
+    dim: int = 256  #: encoder code size D
+    context: ContextKind = "lstm"  #: autoregressive network: gru | lstm | transformer
+    context_dim: int = 256  #: context size C
+    context_layers: int = 1
+    num_steps: int = 12  #: K, frames predicted ahead
+    predictor: Literal["linear", "transformer"] = "linear"  #: K linear heads, or K one-layer transformers
+    predictor_heads: int = 8  #: attention heads of each transformer predictor
+    predictor_ff_dim: int = 2048  #: feed-forward width of each transformer predictor
+    predictor_max_distance: int = 128  #: relative positions beyond this share one bias
+    num_negatives: int = 128  #: N negatives per prediction
+    negatives: NegativeMode = "speaker"  #: where negatives come from: sequence | speaker | batch
+    objective: Literal["infonce", "positive_only"] = "infonce"  #: positive_only: no negatives (collapses)
+    feat_layers: int = 3  #: conv layers of the feature-input encoder
+    feat_frame_shift: float = 0.01  #: frame shift (s) of input features
+    sample_rate: int = 16000  #: waveform rate
+
+    def __post_init__(self) -> None:
+        for name in ("dim", "context_dim", "context_layers", "num_steps", "num_negatives", "feat_layers", "predictor_heads", "predictor_ff_dim", "predictor_max_distance"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"must be a positive integer, got {getattr(self, name)}", field=f"model.args.{name}")
+        if self.predictor == "transformer" and self.dim % self.predictor_heads:
+            raise ConfigError(f"dim {self.dim} is not divisible by predictor_heads {self.predictor_heads}", field="model.args.predictor_heads")
+        if self.context == "transformer" and self.context_dim % 4:
+            raise ConfigError(f"a transformer context needs context_dim divisible by 4, got {self.context_dim}", field="model.args.context_dim")
+
+
+class LinearPredictor(nn.Module):
+    """K linear prediction heads as one ``C -> K * D`` linear map (no bias, as CPC_audio).
+
+    Parameters
+    ----------
+    context_dim, dim, num_steps : C, D, K.
+    """
+
+    def __init__(self, context_dim: int, dim: int, num_steps: int):
+        super().__init__()
+        self.num_steps, self.dim = num_steps, dim
+        self.weight = nn.Parameter(torch.empty(num_steps * dim, context_dim))
+        nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))
+
+    def heads(self, c: torch.Tensor, steps: slice = slice(None)) -> torch.Tensor:
+        """(B, W, C) contexts -> (B, W, k, D) predictions of the steps in ``steps``."""
+        w = self.weight.view(self.num_steps, self.dim, -1)[steps]  # (k, D, C)
+        out = F.linear(c, w.reshape(-1, w.shape[-1]))
+        return out.view(*c.shape[:-1], w.shape[0], self.dim)
+
+    def forward(self, c: torch.Tensor) -> torch.Tensor:
+        """(B, W, C) -> (B, W, K, D)."""
+        return self.heads(c)
+
+
+class TransformerPredictor(nn.Module):
+    """K independent one-layer causal transformers (post-norm, CPC_audio's predictor).
+
+    Each head k maps the context sequence to predictions of step k with its own
+    self-attention (learned relative-position bias per head and distance), feed-forward
+    network and layer norms. The K heads' weights are stacked on a leading axis, so each
+    layer runs as one batched matrix product over all heads instead of a loop.
+
+    Parameters
+    ----------
+    dim : model width = context size = code size D.
+    num_steps : K.
+    num_heads, ff_dim : attention heads and feed-forward width of each transformer.
+    max_distance : relative distances >= this share the last bias.
+    """
+
+    def __init__(self, dim: int, num_steps: int, *, num_heads: int = 8, ff_dim: int = 2048, max_distance: int = 128):
+        super().__init__()
+        K, D = num_steps, dim
+        self.num_steps, self.dim, self.num_heads, self.max_distance = K, D, num_heads, max_distance
+
+        def uniform(*shape: int, fan_in: int) -> nn.Parameter:
+            bound = 1.0 / math.sqrt(fan_in)
+            return nn.Parameter(torch.empty(*shape).uniform_(-bound, bound))
+
+        self.w_qkv = uniform(K, D, 3 * D, fan_in=D)
+        self.w_out = uniform(K, D, D, fan_in=D)
+        self.rel_bias = nn.Parameter(torch.zeros(K, num_heads, max_distance))
+        self.w_ff1, self.b_ff1 = uniform(K, D, ff_dim, fan_in=D), uniform(K, ff_dim, fan_in=D)
+        self.w_ff2, self.b_ff2 = uniform(K, ff_dim, D, fan_in=ff_dim), uniform(K, D, fan_in=ff_dim)
+        self.ln1_w, self.ln1_b = nn.Parameter(torch.ones(K, D)), nn.Parameter(torch.zeros(K, D))
+        self.ln2_w, self.ln2_b = nn.Parameter(torch.ones(K, D)), nn.Parameter(torch.zeros(K, D))
+
+    @staticmethod
+    def _norm(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        # x (k, M, D); one affine map per head
+        return torch.addcmul(b[:, None], F.layer_norm(x, x.shape[-1:]), w[:, None])
+
+    def heads(self, c: torch.Tensor, steps: slice = slice(None)) -> torch.Tensor:
+        """(B, W, D) contexts -> (B, W, k, D) predictions of the steps in ``steps``."""
+        B, W, D = c.shape
+        H, dk = self.num_heads, D // self.num_heads
+        w_qkv = self.w_qkv[steps]
+        k = w_qkv.shape[0]
+        x = c.reshape(B * W, D)
+        # (B*W, D) x (D, k*3D): one product for the q, k, v of all heads
+        qkv = (x @ w_qkv.permute(1, 0, 2).reshape(D, k * 3 * D)).view(B, W, k, 3, H, dk)
+        q, key, v = qkv.permute(3, 2, 0, 4, 1, 5).unbind(0)  # each (k, B, H, W, dk)
+        dist = torch.arange(W, device=c.device)
+        dist = (dist[:, None] - dist[None, :]).clamp(0, self.max_distance - 1)  # (W, W), i - j
+        causal = torch.ones(W, W, dtype=torch.bool, device=c.device).triu(1)
+        bias = self.rel_bias[steps][:, :, dist].masked_fill(causal, float("-inf")).unsqueeze(1)  # (k, 1, H, W, W)
+        att = torch.softmax(q @ key.transpose(-1, -2) / math.sqrt(dk) + bias.to(q.dtype), dim=-1)
+        y = (att @ v).permute(0, 1, 3, 2, 4).reshape(k, B * W, D)  # (k, B*W, D)
+        y = self._norm(x + torch.bmm(y, self.w_out[steps]), self.ln1_w[steps], self.ln1_b[steps])
+        h = torch.relu(torch.baddbmm(self.b_ff1[steps][:, None], y, self.w_ff1[steps]))
+        y = self._norm(y + torch.baddbmm(self.b_ff2[steps][:, None], h, self.w_ff2[steps]), self.ln2_w[steps], self.ln2_b[steps])
+        return y.view(k, B, W, D).permute(1, 2, 0, 3)
+
+    def forward(self, c: torch.Tensor) -> torch.Tensor:
+        """(B, W, D) -> (B, W, K, D)."""
+        return self.heads(c)
+
+
+class CPC(nn.Module):
+    """CPC model: encoder, optional bottleneck, context network, K prediction heads.
+
+    Parameters
+    ----------
+    cfg : :class:`CPCConfig`.
+    input_dim : feature dimension for feature input; None for 16 kHz waveform.
+    bottleneck : optional module ``z -> (z, extra)`` between encoder and context.
+    """
+
+    def __init__(self, cfg: CPCConfig, *, input_dim: int | None = None, bottleneck: nn.Module | None = None):
+        super().__init__()
+        self.cfg = cfg
+        if input_dim is None:
+            self.input_key = "wave"
+            self.encoder: nn.Module = WaveEncoder(cfg.dim, sample_rate=cfg.sample_rate)
+        else:
+            self.input_key = "feats"
+            self.encoder = FeatureEncoder(input_dim, cfg.dim, num_layers=cfg.feat_layers, frame_shift=cfg.feat_frame_shift)
+        self.frame_shift: float = self.encoder.frame_shift
+        self.bottleneck = bottleneck
+        self.context = build_context(cfg.context, cfg.dim, cfg.context_dim, num_layers=cfg.context_layers)
+        if cfg.predictor == "linear":
+            self.predictor: nn.Module = LinearPredictor(cfg.context_dim, cfg.dim, cfg.num_steps)
+        else:
+            if cfg.context_dim != cfg.dim:
+                raise ConfigError(f"a transformer predictor needs context_dim == dim, got {cfg.context_dim} and {cfg.dim}", field="model.args.context_dim")
+            self.predictor = TransformerPredictor(
+                cfg.dim, cfg.num_steps, num_heads=cfg.predictor_heads, ff_dim=cfg.predictor_ff_dim, max_distance=cfg.predictor_max_distance
+            )
+
+    def _input(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        if self.input_key not in batch:
+            raise ConfigError(f"this CPC model reads '{self.input_key}' but the batch has {sorted(batch)}", field="data.input")
+        return batch[self.input_key]
+
+    def codes(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Encoder (+ bottleneck) output ``(B, T, D)`` and the bottleneck's extra outputs."""
+        z = self.encoder(self._input(batch))
+        extra: dict[str, torch.Tensor] = {}
+        if self.bottleneck is not None:
+            z, extra = self.bottleneck(z)
+        return z, extra
+
+    def forward(self, batch: dict[str, torch.Tensor], *, neg_idx: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """Loss, per-step accuracy ``acc/k{k}`` and collapse monitors of a batch.
+
+        Parameters
+        ----------
+        batch : ``wave`` (B, S) or ``feats`` (B, T, F), and ``speaker`` (B,) for
+            within-speaker negatives.
+        neg_idx : (B, W, N) negatives to use instead of sampling (tests, benchmarks).
+        """
+        cfg = self.cfg
+        z, extra = self.codes(batch)
+        B, T, _ = z.shape
+        K = cfg.num_steps
+        if T <= K + 1:
+            raise ConfigError(f"a crop gives {T} frames but {K} prediction steps need more than {K + 1}", field="data.crop")
+        W = T - K
+        pred = self.predictor(self.context(z)[:, :W])  # (B, W, K, D)
+        if neg_idx is None:
+            neg_idx = sample_negatives(B, T, W, cfg.num_negatives, mode=cfg.negatives, speaker=batch.get("speaker"), device=z.device)
+        within = cfg.negatives == "sequence"
+        if cfg.objective == "infonce":
+            loss, loss_k, acc_k = infonce_from_logits(infonce_logits(pred, z, neg_idx, within_sequence=within))
+        else:
+            loss = positive_only_loss(pred, z)
+            with torch.no_grad():  # accuracy is still measured, as a monitor
+                _, loss_k, acc_k = infonce_from_logits(infonce_logits(pred, z, neg_idx, within_sequence=within))
+        out = {f"acc/k{k + 1}": acc_k[k] for k in range(K)}
+        out["loss/infonce"] = loss_k.sum().detach()
+        out.update(collapse_monitors(z, accuracy=acc_k.mean(), num_candidates=1 + neg_idx.shape[-1]))
+        if "loss" in extra:
+            loss = loss + extra["loss"]
+            out["loss/bottleneck"] = extra["loss"].detach()
+        out.update({k: v for k, v in extra.items() if k != "loss"})
+        out["loss"] = loss
+        return out
+
+    def encode(self, batch: dict[str, torch.Tensor], layer: Literal["context", "encoder"] = "context") -> torch.Tensor:
+        """Representations ``(B, T', D')`` of the encoder (after any bottleneck) or context network."""
+        if layer not in ("context", "encoder"):
+            raise ConfigError(f"unknown layer {layer!r} (context, encoder)", field="--layer")
+        z, _ = self.codes(batch)
+        return z if layer == "encoder" else self.context(z)
+
+    def on_step_end(self, step: int) -> None:
+        """Forward the Trainer's step hook to the bottleneck (e.g. dead-code restarts)."""
+        hook = getattr(self.bottleneck, "on_step_end", None)
+        if hook is not None:
+            hook(step)
+
+
+@register_model("cpc", config=CPCConfig)
+def build_cpc(cfg: CPCConfig, *, input_dim: int | None = None) -> CPC:
+    """Registry builder of ``name: cpc``."""
+    return CPC(cfg, input_dim=input_dim)

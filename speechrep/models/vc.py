@@ -1,0 +1,398 @@
+"""Voice-conversion models: a content code from the source, a speaker code from the target.
+
+Every family has the same three parts and the same conversion interface:
+
+- ``content_encoder``: normalised log-mel ``(B, T, n_mels)`` -> content code ``(B, T, content_dim)``
+- ``speaker_encoder``: normalised log-mel (+ valid lengths) -> speaker code ``(B, speaker_dim)``,
+  pooled over time, so any target utterance (also of an unseen speaker) gives one; or
+  ``None`` when ``speaker_encoder: table`` learns one vector per training speaker instead
+- ``decoder``: content code + speaker code -> normalised log-mel, the speaker entering
+  every block through adaptive instance normalisation (AdaIN: instance-normalise, then
+  scale and shift by affine functions of the speaker code)
+
+and they differ in what keeps speaker information out of the content code:
+
+``vc_adain`` (Chou, Yeh and Lee, 2019)
+    instance normalisation without affine parameters in the content encoder removes the
+    per-utterance channel statistics, where the speaker mostly lives; zero-shot.
+``vc_adversarial`` (Chou, Yeh, Lee and Lee, 2018)
+    a speaker classifier reads the content code through a gradient-reversal layer: it
+    learns to recognise the speaker while the encoder learns to defeat it, in one loss.
+``vc_vq`` (van den Oord et al., 2017)
+    the content code is quantised by a discrete bottleneck of :mod:`speechrep.models.bottlenecks`
+    (a vector quantiser by default): a few hundred units leave little room for the speaker.
+
+Training reconstructs the log-mel of a crop from its own content and speaker codes
+(L1 on the normalised log-mel). All families work on the log-mel of
+:mod:`speechrep.vocoder.mel`; a vocoder turns their output into audio.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from speechrep.errors import ConfigError, SpeechrepError
+from speechrep.models.bottlenecks import BottleneckConfig, build_bottleneck
+from speechrep.models.speaker import TDNNSpeakerEncoder, check_speaker_labels, frame_mask
+from speechrep.train.registry import register_model
+from speechrep.vocoder.mel import VC_MEL, LogMel, MelSpec
+
+__all__ = [
+    "VCConfig",
+    "VCAdaINConfig",
+    "VCAdversarialConfig",
+    "VCVQConfig",
+    "VoiceConversionModel",
+    "ContentEncoder",
+    "AdaINDecoder",
+    "grad_reverse",
+    "build_vc_adain",
+    "build_vc_adversarial",
+    "build_vc_vq",
+    "normalise_mel",
+    "denormalise_mel",
+    "MEL_MEAN",
+    "MEL_STD",
+]
+
+# Fixed affine normalisation of the VC log-mel (speech at ordinary levels lies around
+# -5 +- 2.5 in natural-log magnitude), so the models see inputs and targets near N(0, 1).
+MEL_MEAN = -5.0
+MEL_STD = 2.5
+
+
+def normalise_mel(mel: torch.Tensor) -> torch.Tensor:
+    """Log-mel -> model scale."""
+    return (mel - MEL_MEAN) / MEL_STD
+
+
+def denormalise_mel(x: torch.Tensor) -> torch.Tensor:
+    """Model scale -> log-mel."""
+    return x * MEL_STD + MEL_MEAN
+
+
+class _GradReverse(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, scale: float) -> torch.Tensor:  # type: ignore[override]
+        ctx.scale = scale
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:  # type: ignore[override]
+        return -ctx.scale * grad, None
+
+
+def grad_reverse(x: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
+    """Identity forward; multiplies the gradient by ``-scale`` backward (Ganin and Lempitsky, 2015)."""
+    return _GradReverse.apply(x, scale)
+
+
+@dataclass
+class VCConfig:
+    """Options shared by the voice-conversion families.
+
+    Attributes
+    ----------
+    channels : width of the convolutional blocks.
+    blocks : residual blocks in the content encoder and in the decoder.
+    kernel_size : temporal kernel of the blocks (odd).
+    content_dim : size of the content code per frame (a narrow bottleneck).
+    speaker_dim : size of the speaker code.
+    speaker_encoder : ``"tdnn"`` (time-pooled encoder of any utterance: converts to unseen
+        speakers) or ``"table"`` (one learnt vector per training speaker; cannot encode a
+        target utterance).
+    num_speakers : training speakers; needed by ``table`` and by the adversarial
+        classifier (filled in by the Trainer when left at 0).
+    min_speaker_frames : shortest target utterance (frames of 10 ms) the speaker encoder accepts.
+    """
+
+    channels: int = 256
+    blocks: int = 4
+    kernel_size: int = 5
+    content_dim: int = 16
+    speaker_dim: int = 128
+    speaker_encoder: Literal["tdnn", "table"] = "tdnn"
+    num_speakers: int = 0
+    min_speaker_frames: int = 30
+
+
+@dataclass
+class VCAdaINConfig(VCConfig):
+    """``vc_adain``: instance-normalised content encoder."""
+
+
+@dataclass
+class VCAdversarialConfig(VCConfig):
+    """``vc_adversarial``: adds the speaker classifier on the content code.
+
+    Attributes
+    ----------
+    adv_weight : weight of the classifier's cross-entropy (and of its reversed gradient).
+    classifier_channels : width of the classifier.
+    """
+
+    adv_weight: float = 0.1
+    classifier_channels: int = 128
+
+
+@dataclass
+class VCVQConfig(VCConfig):
+    """``vc_vq``: content code quantised by a discrete bottleneck.
+
+    Attributes
+    ----------
+    bottleneck : the discrete layer (:class:`speechrep.models.bottlenecks.BottleneckConfig`;
+        a 256-code vector quantiser by default). REINFORCE gives the decoder no gradient
+        and is not accepted.
+    """
+
+    content_dim: int = 64
+    bottleneck: BottleneckConfig = field(default_factory=lambda: BottleneckConfig(num_codes=256, code_dim=64))
+
+
+class _ConvBlock(nn.Module):
+    """Residual ``conv -> norm -> ReLU`` on ``(B, C, T)``; the norm may be conditioned."""
+
+    def __init__(self, channels: int, kernel_size: int, norm: nn.Module):
+        super().__init__()
+        self.conv = nn.Conv1d(channels, channels, kernel_size, padding=kernel_size // 2)
+        self.norm = norm
+
+    def forward(self, x: torch.Tensor, *cond: torch.Tensor) -> torch.Tensor:
+        return x + F.relu(self.norm(self.conv(x), *cond))
+
+
+class ContentEncoder(nn.Module):
+    """Normalised log-mel ``(B, T, n_mels)`` -> content code ``(B, T, content_dim)``.
+
+    With ``instance_norm`` every block (and the output) is instance-normalised without
+    affine parameters, so per-utterance channel means and scales cannot pass through.
+    """
+
+    def __init__(self, n_mels: int, cfg: VCConfig, *, instance_norm: bool):
+        super().__init__()
+
+        def norm(c: int) -> nn.Module:
+            return nn.InstanceNorm1d(c, affine=False) if instance_norm else nn.BatchNorm1d(c)
+
+        self.conv_in = nn.Conv1d(n_mels, cfg.channels, cfg.kernel_size, padding=cfg.kernel_size // 2)
+        self.blocks = nn.ModuleList(_ConvBlock(cfg.channels, cfg.kernel_size, norm(cfg.channels)) for _ in range(cfg.blocks))
+        self.conv_out = nn.Conv1d(cfg.channels, cfg.content_dim, 1)
+        self.out_norm = nn.InstanceNorm1d(cfg.content_dim, affine=False) if instance_norm else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.conv_in(x.transpose(1, 2))  # (B, C, T)
+        for block in self.blocks:
+            h = block(h)
+        return self.out_norm(self.conv_out(h)).transpose(1, 2)  # (B, T, content_dim)
+
+
+class _AdaIN(nn.Module):
+    """Instance norm whose scale and shift are affine functions of the speaker code."""
+
+    def __init__(self, channels: int, speaker_dim: int):
+        super().__init__()
+        self.norm = nn.InstanceNorm1d(channels, affine=False)
+        self.affine = nn.Linear(speaker_dim, 2 * channels)
+
+    def forward(self, x: torch.Tensor, speaker: torch.Tensor) -> torch.Tensor:
+        gamma, beta = self.affine(speaker).unsqueeze(-1).chunk(2, dim=1)  # (B, C, 1) each
+        return self.norm(x) * (1 + gamma) + beta
+
+
+class AdaINDecoder(nn.Module):
+    """Content ``(B, T, in_dim)`` + speaker ``(B, speaker_dim)`` -> normalised log-mel ``(B, T, n_mels)``."""
+
+    def __init__(self, n_mels: int, cfg: VCConfig, *, in_dim: int):
+        super().__init__()
+        self.conv_in = nn.Conv1d(in_dim, cfg.channels, cfg.kernel_size, padding=cfg.kernel_size // 2)
+        self.blocks = nn.ModuleList(
+            _ConvBlock(cfg.channels, cfg.kernel_size, _AdaIN(cfg.channels, cfg.speaker_dim)) for _ in range(cfg.blocks)
+        )
+        self.conv_out = nn.Conv1d(cfg.channels, n_mels, 1)
+
+    def forward(self, content: torch.Tensor, speaker: torch.Tensor) -> torch.Tensor:
+        h = self.conv_in(content.transpose(1, 2))  # (B, C, T)
+        for block in self.blocks:
+            h = block(h, speaker)
+        return self.conv_out(h).transpose(1, 2)  # (B, T, n_mels)
+
+
+class _SpeakerClassifier(nn.Module):
+    """Content code ``(B, T, content_dim)`` (+ lengths) -> speaker logits ``(B, num_speakers)``."""
+
+    def __init__(self, content_dim: int, channels: int, num_speakers: int):
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Conv1d(content_dim, channels, 5, padding=2), nn.ReLU(), nn.Conv1d(channels, channels, 5, padding=2), nn.ReLU()
+        )
+        self.out = nn.Linear(channels, num_speakers)
+
+    def forward(self, content: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
+        h = self.net(content.transpose(1, 2)).transpose(1, 2)  # (B, T, C)
+        mask = frame_mask(lengths, h.shape[1], device=h.device)
+        pooled = h.mean(1) if mask is None else (h * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+        return self.out(pooled)
+
+
+class VoiceConversionModel(nn.Module):
+    """One voice-conversion model of any family (see the module docstring).
+
+    Training: ``forward(batch)`` with ``batch["wave"]`` ``(B, samples)`` at 16 kHz,
+    ``batch["speaker"]`` ``(B,)`` and optional ``batch["lengths"]``; returns ``loss``,
+    ``loss/recon`` and family-specific terms. Conversion: :meth:`speaker_code` of the
+    target log-mel(s), then :meth:`convert` of the source log-mel.
+
+    Attributes
+    ----------
+    family : ``"vc_adain"``, ``"vc_adversarial"`` or ``"vc_vq"``.
+    spec : the log-mel definition (output rate ``spec.sample_rate``).
+    frame_shift : seconds per content frame (for ``speechrep extract``).
+    """
+
+    def __init__(self, family: str, cfg: VCConfig, spec: MelSpec = VC_MEL):
+        super().__init__()
+        if cfg.kernel_size % 2 == 0:
+            raise ConfigError(f"kernel_size must be odd, got {cfg.kernel_size}", field="model.args.kernel_size")
+        needs_speakers = cfg.speaker_encoder == "table" or family == "vc_adversarial"
+        if needs_speakers and cfg.num_speakers < 1:
+            raise ConfigError(f"{family} with speaker_encoder={cfg.speaker_encoder} needs num_speakers >= 1",
+                              field="model.args.num_speakers")
+        self.family = family
+        self.cfg = cfg
+        self.spec = spec
+        self.frame_shift = spec.frame_shift
+        self.mel = LogMel(spec)
+        self.content_encoder = ContentEncoder(spec.n_mels, cfg, instance_norm=family == "vc_adain")
+        self.speaker_encoder: TDNNSpeakerEncoder | None = None
+        self.speaker_table: nn.Embedding | None = None
+        if cfg.speaker_encoder == "tdnn":
+            self.speaker_encoder = TDNNSpeakerEncoder(spec.n_mels, channels=cfg.channels, embedding_dim=cfg.speaker_dim)
+        else:
+            self.speaker_table = nn.Embedding(cfg.num_speakers, cfg.speaker_dim)
+        self.classifier = None
+        self.quantizer = None
+        code_dim = cfg.content_dim
+        if isinstance(cfg, VCAdversarialConfig):
+            self.classifier = _SpeakerClassifier(cfg.content_dim, cfg.classifier_channels, cfg.num_speakers)
+        if isinstance(cfg, VCVQConfig):
+            if cfg.bottleneck.estimator == "reinforce":
+                raise ConfigError("REINFORCE passes no gradient to the decoder; use st or gumbel",
+                                  field="model.args.bottleneck.estimator")
+            self.quantizer = build_bottleneck(cfg.bottleneck, cfg.content_dim)
+            code_dim = self.quantizer.output_dim
+        self.decoder = AdaINDecoder(spec.n_mels, cfg, in_dim=code_dim)
+
+    # -- the conversion interface --------------------------------------------------------
+    @property
+    def has_speaker_encoder(self) -> bool:
+        """Whether target utterances can be encoded (False for ``speaker_encoder: table``)."""
+        return self.speaker_encoder is not None
+
+    def speaker_code(self, mel: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """Speaker codes ``(B, speaker_dim)`` of log-mels ``(B, T, n_mels)`` (valid ``lengths`` frames).
+
+        Raises
+        ------
+        SpeechrepError
+            The model has no speaker encoder, or an utterance is shorter than ``min_speaker_frames``.
+        """
+        if self.speaker_encoder is None:
+            raise SpeechrepError(
+                f"this {self.family} model has no speaker encoder (speaker_encoder: table): "
+                "it cannot take a target utterance", field="model.args.speaker_encoder"
+            )
+        shortest = int(lengths.min()) if lengths is not None else mel.shape[1]
+        minimum = self.cfg.min_speaker_frames
+        if shortest < minimum:
+            raise SpeechrepError(
+                f"target of {shortest} frames ({shortest * self.frame_shift:.2f} s) is shorter than the speaker "
+                f"encoder's minimum of {minimum} frames ({minimum * self.frame_shift:.2f} s)", field="target"
+            )
+        return self.speaker_encoder(normalise_mel(mel), lengths)
+
+    def content_code(self, mel: torch.Tensor) -> torch.Tensor:
+        """Content code ``(B, T, D)`` of log-mels ``(B, T, n_mels)`` (the quantised code for ``vc_vq``)."""
+        content = self.content_encoder(normalise_mel(mel))
+        if self.quantizer is not None:
+            content = self.quantizer(content).quantized
+        return content
+
+    def units(self, mel: torch.Tensor) -> torch.Tensor:
+        """Discrete content units ``(B, T)`` int64 of log-mels (``vc_vq`` only)."""
+        if self.quantizer is None:
+            raise SpeechrepError(f"a {self.family} model has no discrete units", field="model.name")
+        return self.quantizer(self.content_encoder(normalise_mel(mel))).indices
+
+    def convert(self, source_mel: torch.Tensor, speaker: torch.Tensor) -> torch.Tensor:
+        """Log-mel ``(B, T, n_mels)`` of the source content spoken with speaker codes ``(B, speaker_dim)``."""
+        return denormalise_mel(self.decoder(self.content_code(source_mel), speaker))
+
+    # -- training ------------------------------------------------------------------------
+    def encode(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Content code ``(B, frames, content_dim)`` of ``batch["wave"]`` (for ``speechrep extract``)."""
+        return self.content_code(self.mel(batch["wave"]))
+
+    def on_step_end(self, step: int) -> None:
+        """Let the bottleneck restart dead codes and anneal temperatures."""
+        if self.quantizer is not None:
+            self.quantizer.on_step_end(step)
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:  # noqa: D102
+        if "wave" not in batch:
+            raise ConfigError("voice-conversion models train on waves: set data.input to 'wave'", field="data.input")
+        with torch.no_grad():
+            mel = self.mel(batch["wave"])  # (B, T, n_mels)
+        lengths = self.mel.frame_lengths(batch["lengths"]) if "lengths" in batch else None
+        x = normalise_mel(mel)
+        out: dict[str, torch.Tensor] = {}
+        mask = frame_mask(lengths, x.shape[1], device=x.device)  # (B, T, 1) or None
+        content = self.content_encoder(x)  # (B, T, content_dim)
+        extra = x.new_zeros(())
+        if self.quantizer is not None:
+            vq = self.quantizer(content, mask=None if mask is None else mask[..., 0].bool())
+            content = vq.quantized  # (B, T, code_dim)
+            extra = extra + vq.loss
+            out.update({f"vq/{k}": v.detach() for k, v in vq.stats.items() if v.dim() == 0})
+        if self.speaker_table is not None:
+            check_speaker_labels(batch["speaker"], self.cfg.num_speakers)
+            speaker = self.speaker_table(batch["speaker"])
+        else:
+            speaker = self.speaker_encoder(x, lengths)
+        if self.classifier is not None:
+            check_speaker_labels(batch["speaker"], self.cfg.num_speakers)
+            logits = self.classifier(grad_reverse(content, self.cfg.adv_weight), lengths)
+            # the classifier minimises this; the reversed gradient makes the encoder maximise it
+            adv = F.cross_entropy(logits, batch["speaker"])
+            extra = extra + self.cfg.adv_weight * adv
+            out["adv/ce"] = adv.detach()
+            out["adv/acc"] = (logits.argmax(-1) == batch["speaker"]).float().mean()
+        recon = self.decoder(content, speaker)
+        err = (recon - x).abs()
+        rec = err.mean() if mask is None else (err * mask).sum() / (mask.sum() * x.shape[2]).clamp(min=1.0)
+        out["loss/recon"] = rec.detach()
+        out["loss"] = rec + extra
+        return out
+
+
+@register_model("vc_adain", config=VCAdaINConfig)
+def build_vc_adain(cfg: VCAdaINConfig, *, input_dim: int | None = None) -> VoiceConversionModel:
+    """Registry builder of ``vc_adain`` (reads waves; ``input_dim`` unused)."""
+    return VoiceConversionModel("vc_adain", cfg)
+
+
+@register_model("vc_adversarial", config=VCAdversarialConfig)
+def build_vc_adversarial(cfg: VCAdversarialConfig, *, input_dim: int | None = None) -> VoiceConversionModel:
+    """Registry builder of ``vc_adversarial``."""
+    return VoiceConversionModel("vc_adversarial", cfg)
+
+
+@register_model("vc_vq", config=VCVQConfig)
+def build_vc_vq(cfg: VCVQConfig, *, input_dim: int | None = None) -> VoiceConversionModel:
+    """Registry builder of ``vc_vq``."""
+    return VoiceConversionModel("vc_vq", cfg)

@@ -1,0 +1,399 @@
+"""Run a batch of jobs locally, on Slurm (submitit) or on a Dask cluster, one log per job.
+
+Kaldi's ``run.pl``/``slurm.pl`` contract, on existing engines instead of a home-made
+scheduler:
+
+* ``--cmd local``: one fresh local Python process per job, at most ``max_parallel`` at a
+  time.
+* ``--cmd slurm`` or ``--cmd slurm:partition=P,time=T,mem=M,cpus=C,gpus=G,account=A,
+  qos=Q,constraint=K``: a Slurm job array through ``submitit.AutoExecutor``;
+  ``time`` is minutes, ``H:MM:SS`` or ``D-HH:MM:SS``; ``mem`` is GB or has a ``M``/``G``
+  suffix.
+* ``--cmd dask://HOST:PORT``: tasks on the ``dask.distributed`` scheduler at that address.
+  A task's Python output is redirected to its log, which is process-wide: start the
+  workers with one thread each (``--nthreads 1``) so that logs do not mix.
+
+Job ``i`` (1-based) writes ``{log_dir}/{log_name}.{i}.log``: a start line, everything
+the job prints, the traceback if it fails, and an end line with its status. The log
+directory must be visible to the workers (a shared file system on a cluster). All jobs
+run to the end; then any failure raises one error naming the log of the first failed job.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import os
+import pickle
+import re
+import socket
+import subprocess
+import sys
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from speechrep.errors import ConfigError, SpeechrepError
+
+__all__ = ["JobCommand", "parse_cmd", "run_jobs"]
+
+_CMD_HELP = "expected local, slurm[:key=value,...] or dask://HOST:PORT"
+# --cmd slurm:<key>=... -> submitit AutoExecutor parameter
+_SLURM_KEYS = {
+    "partition": "slurm_partition",
+    "time": "timeout_min",
+    "mem": "mem_gb",
+    "cpus": "cpus_per_task",
+    "gpus": "gpus_per_node",
+    "account": "slurm_account",
+    "qos": "slurm_qos",
+    "constraint": "slurm_constraint",
+}
+
+
+@dataclass(frozen=True)
+class JobCommand:
+    """A parsed ``--cmd`` value.
+
+    ``kind`` is ``"local"``, ``"slurm"`` or ``"dask"``; ``options`` holds the submitit
+    parameters for Slurm; ``address`` the scheduler address (``tcp://HOST:PORT``) for Dask.
+    """
+
+    kind: str
+    options: dict[str, Any] = field(default_factory=dict)
+    address: str | None = None
+
+
+def _cmd_error(cmd: str, message: str) -> ConfigError:
+    return ConfigError(f"{message} in {cmd!r}; {_CMD_HELP}", field="--cmd")
+
+
+def _minutes(cmd: str, text: str) -> int:
+    # Slurm's formats: MM, H:MM:SS (or MM:SS), D-HH[:MM[:SS]]
+    match = re.fullmatch(r"(?:(\d+)-)?(\d+)(?::(\d+))?(?::(\d+))?", text)
+    if not match:
+        raise _cmd_error(cmd, f"bad time {text!r}")
+    days, a, b, c = (int(g) if g is not None else None for g in match.groups())
+    if days is not None:
+        hours, minutes, seconds = a, b or 0, c or 0
+    elif c is not None:
+        hours, minutes, seconds = a, b, c
+    elif b is not None:
+        hours, minutes, seconds = 0, a, b
+    else:
+        hours, minutes, seconds = 0, a, 0
+    total = (days or 0) * 1440 + hours * 60 + minutes + (1 if seconds else 0)  # type: ignore[operator]
+    if total <= 0:
+        raise _cmd_error(cmd, f"time {text!r} must be positive")
+    return total
+
+
+def _gigabytes(cmd: str, text: str) -> float:
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)([MGT]?)B?", text, flags=re.IGNORECASE)
+    if not match:
+        raise _cmd_error(cmd, f"bad memory {text!r}")
+    scale = {"": 1.0, "M": 1 / 1024, "G": 1.0, "T": 1024.0}[match.group(2).upper()]
+    return float(match.group(1)) * scale
+
+
+def _positive_int(cmd: str, key: str, text: str) -> int:
+    if not text.isdigit() or int(text) <= 0:
+        raise _cmd_error(cmd, f"{key} must be a positive integer, got {text!r}")
+    return int(text)
+
+
+def parse_cmd(cmd: str) -> JobCommand:
+    """Parse a ``--cmd`` value (see the module docstring).
+
+    Raises
+    ------
+    ConfigError
+        Unknown kind, unknown or malformed Slurm option, bad Dask address; the message
+        names ``--cmd``.
+    """
+    cmd = cmd.strip()
+    if cmd == "local":
+        return JobCommand("local")
+    if cmd == "slurm" or cmd.startswith("slurm:"):
+        options: dict[str, Any] = {}
+        body = cmd[len("slurm:") :] if cmd.startswith("slurm:") else ""
+        for item in filter(None, body.split(",")):
+            key, sep, value = item.partition("=")
+            key, value = key.strip(), value.strip()
+            if not sep or not value:
+                raise _cmd_error(cmd, f"expected key=value, got {item!r}")
+            if key not in _SLURM_KEYS:
+                raise _cmd_error(cmd, f"unknown slurm option {key!r} (known: {', '.join(_SLURM_KEYS)})")
+            if key == "time":
+                options[_SLURM_KEYS[key]] = _minutes(cmd, value)
+            elif key == "mem":
+                options[_SLURM_KEYS[key]] = _gigabytes(cmd, value)
+            elif key in ("cpus", "gpus"):
+                options[_SLURM_KEYS[key]] = _positive_int(cmd, key, value)
+            else:
+                options[_SLURM_KEYS[key]] = value
+        return JobCommand("slurm", options=options)
+    if cmd.startswith("dask://"):
+        match = re.fullmatch(r"dask://([A-Za-z0-9_.\-]+|\[[0-9A-Fa-f:]+\]):(\d{1,5})", cmd)
+        if not match or not 0 < int(match.group(2)) < 65536:
+            raise _cmd_error(cmd, "bad dask scheduler address (want dask://HOST:PORT)")
+        return JobCommand("dask", address=f"tcp://{match.group(1)}:{match.group(2)}")
+    raise _cmd_error(cmd, "unknown job command")
+
+
+def _describe(func: Callable[..., Any]) -> str:
+    return f"{func.__module__}.{func.__qualname__}"
+
+
+def _stamp() -> str:
+    return datetime.datetime.now().astimezone().isoformat(timespec="seconds")
+
+
+def _write_header(log: TextIO, func: Callable[..., Any], job: dict[str, Any], index: int, total: int) -> None:
+    log.write(f"# job {index} of {total}: {_describe(func)}(**{job!r})\n")
+    log.write(f"# started at {_stamp()} on {socket.gethostname()}\n")
+    log.flush()
+
+
+def _run_and_log(func: Callable[..., Any], job: dict[str, Any], log: TextIO) -> int:
+    """Call ``func(**job)``; write any traceback and an end line to ``log``; 0 = success."""
+    start = time.monotonic()
+    status = 0
+    try:
+        func(**job)
+    except BaseException:  # noqa: BLE001  (the log must record any failure)
+        status = 1
+        traceback.print_exc(file=log)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    log.write(f"# ended at {_stamp()} after {time.monotonic() - start:.1f} s: {'ok' if status == 0 else 'FAILED'}\n")
+    log.flush()
+    return status
+
+
+def run_logged_job(
+    func: Callable[..., Any], job: dict[str, Any], log_path: str, index: int, total: int, redirect_fds: bool
+) -> int:
+    """Run ``func(**job)`` on a cluster worker with its output in ``log_path``; return 0 on
+    success, 1 on failure.
+
+    With ``redirect_fds`` the process's file descriptors 1 and 2 go to the log too (output
+    of C code and child processes); only safe when the process runs this one job.
+    """
+    with open(log_path, "w", buffering=1, encoding="utf-8", errors="replace") as log:
+        _write_header(log, func, job, index, total)
+        with contextlib.ExitStack() as stack:
+            if redirect_fds:
+                sys.stdout.flush()
+                sys.stderr.flush()
+                saved = [os.dup(1), os.dup(2)]
+                os.dup2(log.fileno(), 1)
+                os.dup2(log.fileno(), 2)
+
+                def restore() -> None:
+                    sys.stdout.flush()
+                    sys.stderr.flush()
+                    for fd, copy in zip((1, 2), saved):
+                        os.dup2(copy, fd)
+                        os.close(copy)
+
+                stack.callback(restore)
+            stack.enter_context(contextlib.redirect_stdout(log))
+            stack.enter_context(contextlib.redirect_stderr(log))
+            return _run_and_log(func, job, log)
+
+
+def _local_job_main() -> None:
+    """Entry point of a local job process: stdin holds the pickled (sys.path, (func, job))
+    payload; stdout and stderr are the job's log file."""
+    search_path, blob = pickle.load(sys.stdin.buffer)
+    # the parent's import path, so that func's module (e.g. next to a driver script) imports
+    sys.path[:0] = [p for p in search_path if p not in sys.path]
+    try:
+        func, job = pickle.loads(blob)
+    except BaseException:  # noqa: BLE001
+        traceback.print_exc()
+        print("# FAILED: cannot load the job function", flush=True)
+        sys.exit(1)
+    sys.exit(_run_and_log(func, job, sys.stdout))
+
+
+def _run_local(
+    func: Callable[..., Any], jobs: Sequence[dict], logs: list[Path], max_parallel: int, bar: Any
+) -> set[int]:
+    """Run each job in a fresh Python process, at most ``max_parallel`` at a time; return
+    the indices of failed jobs.
+
+    Fresh interpreters (not fork, not multiprocessing's re-import of ``__main__``) keep jobs
+    independent of the caller's state and let a driver script run jobs without a
+    ``__main__`` guard; the job's stdout/stderr file descriptors are its log file, so output
+    of C code and child processes is logged too.
+    """
+    package_root = str(Path(__file__).resolve().parents[2])
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH")]))
+    argv = [sys.executable, "-c", "from speechrep.utils.jobs import _local_job_main; _local_job_main()"]
+    pending = list(range(len(jobs)))
+    running: dict[int, subprocess.Popen] = {}
+    failed: set[int] = set()
+    try:
+        while pending or running:
+            while pending and len(running) < max_parallel:
+                i = pending.pop(0)
+                payload = pickle.dumps((list(sys.path), pickle.dumps((func, dict(jobs[i])))))
+                with open(logs[i], "w", encoding="utf-8") as log:
+                    _write_header(log, func, dict(jobs[i]), i + 1, len(jobs))
+                    proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=log, stderr=subprocess.STDOUT, env=env)
+                assert proc.stdin is not None
+                proc.stdin.write(payload)
+                proc.stdin.close()
+                running[i] = proc
+            time.sleep(0.02)
+            for i, proc in list(running.items()):
+                code = proc.poll()
+                if code is None:
+                    continue
+                del running[i]
+                if code != 0:
+                    failed.add(i)
+                if code < 0:
+                    with open(logs[i], "a", encoding="utf-8") as log:
+                        log.write(f"# killed by signal {-code}\n")
+                bar.update(1)
+    finally:
+        for proc in running.values():
+            proc.terminate()
+            proc.wait()
+    return failed
+
+
+def _slurm_executor(options: dict[str, Any], folder: Path, *, name: str, max_parallel: int, cluster: str = "slurm"):
+    """A configured ``submitit.AutoExecutor`` (``cluster`` other than slurm: for tests)."""
+    import submitit
+
+    try:
+        executor = submitit.AutoExecutor(folder=folder, cluster=cluster)
+    except RuntimeError as e:
+        raise SpeechrepError(f"cannot use Slurm here: {e}", field="--cmd") from None
+    executor.update_parameters(name=name, slurm_array_parallelism=max_parallel, **options)
+    return executor
+
+
+def _run_slurm(
+    func: Callable[..., Any], jobs: Sequence[dict], logs: list[Path], command: JobCommand, name: str, max_parallel: int, bar: Any
+) -> set[int]:
+    executor = _slurm_executor(command.options, logs[0].parent / "submitit", name=name, max_parallel=max_parallel)
+    with executor.batch():
+        handles = [
+            executor.submit(run_logged_job, func, dict(job), str(log), i + 1, len(jobs), True)
+            for i, (job, log) in enumerate(zip(jobs, logs))
+        ]
+    failed: set[int] = set()
+    for i, handle in enumerate(handles):
+        try:
+            status = handle.result()
+        except Exception as e:  # noqa: BLE001  (killed, timed out, node failure: all count as failed)
+            status = 1
+            with open(logs[i], "a", encoding="utf-8") as log:
+                log.write(f"# slurm job {handle.job_id} failed: {str(e).splitlines()[0] if str(e) else type(e).__name__}\n")
+        if status != 0:
+            failed.add(i)
+        bar.update(1)
+    return failed
+
+
+def _run_dask(
+    func: Callable[..., Any], jobs: Sequence[dict], logs: list[Path], address: str, max_parallel: int, bar: Any
+) -> set[int]:
+    from dask.distributed import Client, as_completed
+
+    try:
+        client = Client(address, timeout="20s", set_as_default=False)
+    except (OSError, TimeoutError) as e:
+        raise SpeechrepError(f"cannot connect to the dask scheduler at {address}: {e}", field="--cmd") from None
+    failed: set[int] = set()
+    with client:
+        # workers may run several tasks in threads of one process: no fd redirection
+        def submit(i: int) -> Any:
+            future = client.submit(run_logged_job, func, dict(jobs[i]), str(logs[i]), i + 1, len(jobs), False, pure=False)
+            index_of[future.key] = i
+            return future
+
+        index_of: dict[Any, int] = {}
+        queue = as_completed([submit(i) for i in range(max_parallel)], loop=client.loop)
+        next_job = max_parallel
+        for future in queue:
+            i = index_of[future.key]
+            try:
+                status = future.result()
+            except Exception as e:  # noqa: BLE001  (worker died, task lost)
+                status = 1
+                with open(logs[i], "a", encoding="utf-8") as log:
+                    log.write(f"# dask task failed: {type(e).__name__}: {e}\n")
+            if status != 0:
+                failed.add(i)
+            bar.update(1)
+            if next_job < len(jobs):
+                queue.add(submit(next_job))
+                next_job += 1
+    return failed
+
+
+def run_jobs(
+    func: Callable[..., Any],
+    jobs: Sequence[dict],
+    *,
+    cmd: str = "local",
+    log_dir: str | Path,
+    log_name: str,
+    max_parallel: int | None = None,
+    progress: bool = True,
+) -> None:
+    """Run ``func(**job)`` for every job, in parallel, each with its own log file.
+
+    Parameters
+    ----------
+    func : a module-level (importable, picklable) callable.
+    jobs : keyword arguments of each job (picklable values).
+    cmd : ``"local"``, ``"slurm[:key=value,...]"`` or ``"dask://HOST:PORT"``.
+    log_dir, log_name : job ``i`` (1-based) logs to ``log_dir/{log_name}.{i}.log``.
+    max_parallel : most jobs running at once (default: all).
+    progress : show a progress bar of finished jobs (on a terminal).
+
+    Raises
+    ------
+    ConfigError
+        Bad ``cmd`` or ``max_parallel``.
+    SpeechrepError
+        After all jobs ended, when any failed: ``"job 3 of 4 failed, see <log>"``.
+    """
+    from tqdm import tqdm
+
+    command = parse_cmd(cmd)
+    if max_parallel is not None and max_parallel < 1:
+        raise ConfigError(f"must be >= 1, got {max_parallel}", field="max_parallel")
+    qualname = getattr(func, "__qualname__", "")
+    if not callable(func) or "<" in qualname or getattr(func, "__module__", "__main__") == "__main__":
+        # jobs run in other processes/machines, which import the function by name
+        raise TypeError(f"job function must be defined at module level in an importable module, got {func!r}")
+    if not jobs:
+        return
+    log_dir = Path(log_dir)
+    log_dir.mkdir(parents=True, exist_ok=True)
+    logs = [(log_dir / f"{log_name}.{i}.log").absolute() for i in range(1, len(jobs) + 1)]
+    parallel = len(jobs) if max_parallel is None else min(max_parallel, len(jobs))
+    with tqdm(total=len(jobs), desc=log_name, unit="job", disable=None if progress else True) as bar:
+        if command.kind == "local":
+            failed = _run_local(func, jobs, logs, parallel, bar)
+        elif command.kind == "slurm":
+            failed = _run_slurm(func, jobs, logs, command, log_name, parallel, bar)
+        else:
+            assert command.address is not None
+            failed = _run_dask(func, jobs, logs, command.address, parallel, bar)
+    if failed:
+        first = min(failed)
+        which = f"job {first + 1}" if len(failed) == 1 else "jobs " + ", ".join(str(i + 1) for i in sorted(failed))
+        raise SpeechrepError(f"{which} of {len(jobs)} failed, see {logs[first]}")

@@ -1,0 +1,151 @@
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from speechrep.cli import main
+from speechrep.convert import convert_file, convert_pairs, load_converter, read_pairs
+from speechrep.errors import CheckpointError, ConfigError, DataError, SpeechrepError
+from speechrep.train.checkpoint import save_checkpoint
+from speechrep.train.registry import build_model
+
+TINY = dict(channels=8, blocks=1, content_dim=4, speaker_dim=8, num_speakers=2, min_speaker_frames=20)
+
+
+def _save_exp(path, name, args):
+    torch.manual_seed(0)
+    module, _ = build_model(name, args)
+    save_checkpoint(path / "checkpoints", 1, module=module, optimizer=torch.optim.SGD(module.parameters(), lr=0.1),
+                    state={"model": {"name": name, "args": args, "input_dim": None}})
+    return path
+
+
+def _tone(path, seconds, rate, f0=150.0, amp=0.3, subtype="PCM_16"):
+    t = np.arange(int(seconds * rate)) / rate
+    sf.write(path, (amp * np.sin(2 * np.pi * f0 * t) * (1 + 0.5 * np.sin(2 * np.pi * 3 * t))).astype(np.float32),
+             rate, subtype=subtype)
+    return path
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    d = tmp_path_factory.mktemp("convert")
+    return {
+        "model": _save_exp(d / "vc", "vc_adain", TINY),
+        "table": _save_exp(d / "vc_table", "vc_adversarial", {**TINY, "speaker_encoder": "table"}),
+        "src": _tone(d / "src_22k.wav", 0.4, 22050),  # resampled to 16 kHz
+        "tgt": _tone(d / "tgt.flac", 0.4, 16000, f0=220.0),
+        "tgt2": _tone(d / "tgt2.wav", 0.3, 48000, f0=260.0, subtype="FLOAT"),
+        "short": _tone(d / "short.wav", 0.1, 16000),  # 11 frames < 20
+        "silent": _tone(d / "silent.wav", 0.4, 16000, amp=0.0),
+        "lowrate": _tone(d / "low.wav", 0.4, 4000, f0=100.0),
+        "corrupt": _write_bytes(d / "corrupt.wav", b"RIFF\x00\x00not a wave at all"),
+        "empty": _tone(d / "empty.wav", 0.0, 16000),
+        "dir": d,
+    }
+
+
+def _write_bytes(path, data):
+    path.write_bytes(data)
+    return path
+
+
+def test_convert_file_writes_wav_at_model_rate(env, tmp_path):
+    out = convert_file(env["model"], env["src"], [env["tgt"], env["tgt2"]], tmp_path / "out.wav")
+    wave, rate = sf.read(out)
+    assert rate == 16000
+    # 0.4 s at 22.05 kHz -> 6400 samples at 16 kHz -> 41 frames -> 40 hops of 160
+    assert len(wave) == 6400
+    assert sf.info(str(out)).subtype == "PCM_16"
+
+
+def test_target_codes_are_averaged(env):
+    conv = load_converter(env["model"])
+    a = conv.speaker_code([env["tgt"]])
+    b = conv.speaker_code([env["tgt2"]])
+    both = conv.speaker_code([env["tgt"], env["tgt2"]])
+    torch.testing.assert_close(both, (a + b) / 2)
+    assert not torch.allclose(a, b)
+
+
+@pytest.mark.parametrize(
+    "role,key,match",
+    [("target", "short", "shorter than the speaker encoder's minimum"), ("source", "silent", "silent"),
+     ("target", "silent", "silent"), ("source", "lowrate", "below the 8000 Hz"), ("source", "corrupt", "unreadable"),
+     ("source", "empty", "empty"), ("source", "missing", "not found")],
+)
+def test_bad_input_clear_error_no_output(env, tmp_path, role, key, match):
+    bad = env.get(key, env["dir"] / "missing.wav")
+    src, tgt = (bad, env["tgt"]) if role == "source" else (env["src"], bad)
+    out = tmp_path / "out.wav"
+    with pytest.raises(DataError, match=match) as err:
+        convert_file(env["model"], src, [tgt], out)
+    assert str(bad) in str(err.value)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_model_without_speaker_encoder(env, tmp_path):
+    with pytest.raises(SpeechrepError, match="no speaker encoder"):
+        convert_file(env["table"], env["src"], [env["tgt"]], tmp_path / "o.wav")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_not_a_vc_model(tmp_path):
+    exp = _save_exp(tmp_path / "toy", "toy", {})
+    with pytest.raises(CheckpointError, match="not a voice-conversion model"):
+        load_converter(exp)
+    with pytest.raises(CheckpointError, match="no such model"):
+        load_converter(tmp_path / "nothing")
+    with pytest.raises(ConfigError, match="vocoder"):
+        load_converter(tmp_path / "toy", vocoder=str(tmp_path / "no_vocoder"))
+
+
+def _pairs(path, rows, header="id\tsource\ttarget"):
+    path.write_text(header + "\n" + "".join("\t".join(map(str, r)) + "\n" for r in rows))
+    return path
+
+
+def test_read_pairs_and_errors(env, tmp_path):
+    p = _pairs(tmp_path / "p.tsv", [("a", env["src"], f"{env['tgt']},{env['tgt2']}", "s1", "s2", "x y z")],
+               header="id\tsource\ttarget\tsource_speaker\ttarget_speaker\tphones")
+    (pair,) = read_pairs(p)
+    assert pair.targets == [str(env["tgt"]), str(env["tgt2"])] and pair.phones == ["x", "y", "z"]
+    assert pair.target_speaker == "s2" and pair.reference is None
+    with pytest.raises(DataError, match="lacks column"):
+        read_pairs(_pairs(tmp_path / "q.tsv", [], header="id\tsource"))
+    with pytest.raises(DataError, match="line 3: duplicate id"):
+        read_pairs(_pairs(tmp_path / "r.tsv", [("a", "x", "y"), ("a", "x", "y")]))
+    with pytest.raises(DataError, match="line 2: 2 fields"):
+        read_pairs(_pairs(tmp_path / "s.tsv", [("a", "x")]))
+    with pytest.raises(DataError, match="unknown column 'speaker'"):
+        read_pairs(_pairs(tmp_path / "t.tsv", [], header="id\tsource\ttarget\tspeaker"))
+
+
+def test_convert_pairs_all_or_nothing(env, tmp_path):
+    out = tmp_path / "out"
+    good = _pairs(tmp_path / "good.tsv", [("p1", env["src"], env["tgt"]), ("p2", env["tgt"], env["tgt2"])])
+    written = convert_pairs(env["model"], good, out, progress=False)
+    assert [w.name for w in written] == ["p1.wav", "p2.wav"]
+    assert sorted(x.name for x in out.iterdir()) == ["p1.wav", "p2.wav"]
+    bad = _pairs(tmp_path / "bad.tsv", [("p3", env["src"], env["tgt"]), ("p4", env["silent"], env["tgt"])])
+    with pytest.raises(DataError, match="pair 'p4'"):
+        convert_pairs(env["model"], bad, out, progress=False)
+    assert sorted(x.name for x in out.iterdir()) == ["p1.wav", "p2.wav"]  # no p3, no temp dir
+
+
+def test_cli_convert(env, tmp_path, capsys):
+    out = tmp_path / "cli.wav"
+    main(["convert", "--model", str(env["model"]), "--source", str(env["src"]), "--target", str(env["tgt"]),
+          "--target", str(env["tgt2"]), "--out", str(out)])
+    assert sf.info(str(out)).samplerate == 16000
+    with pytest.raises(SystemExit) as e:
+        main(["convert", "--model", str(env["model"]), "--source", str(env["silent"]), "--target", str(env["tgt"]),
+              "--out", str(tmp_path / "bad.wav")])
+    assert e.value.code == 1
+    assert "error:" in capsys.readouterr().err and not (tmp_path / "bad.wav").exists()
+    with pytest.raises(SystemExit) as e:
+        main(["convert", "--model", str(env["model"]), "--source", str(env["src"]), "--out", str(tmp_path / "x.wav")])
+    assert e.value.code == 1 and "--target" in capsys.readouterr().err
+    pairs = _pairs(tmp_path / "p.tsv", [("q1", env["src"], env["tgt"])])
+    main(["convert", "--model", str(env["model"]), "--pairs", str(pairs), "--out-dir", str(tmp_path / "dir")])
+    assert (tmp_path / "dir" / "q1.wav").is_file()

@@ -1,0 +1,132 @@
+import pytest
+import torch
+
+from speechrep.errors import ConfigError, SpeechrepError
+from speechrep.models.speaker import SpeakerVerifier, SpeakerVerifierConfig
+from speechrep.models.bottlenecks import BottleneckConfig
+from speechrep.models.vc import (
+    VCAdaINConfig,
+    VCAdversarialConfig,
+    VCVQConfig,
+    VoiceConversionModel,
+    denormalise_mel,
+    grad_reverse,
+    normalise_mel,
+)
+
+TINY = dict(channels=16, blocks=1, content_dim=4, speaker_dim=8, num_speakers=2, min_speaker_frames=5)
+
+
+def _batch(n=4, samples=3200):
+    g = torch.Generator().manual_seed(0)
+    # two "speakers": different spectral tilt (low-passed vs white noise)
+    wave = torch.randn(n, samples, generator=g) * 0.1
+    wave[1::2] = torch.nn.functional.avg_pool1d(wave[1::2, None], 5, 1, 2)[:, 0]
+    return {"wave": wave, "speaker": torch.arange(n) % 2, "lengths": torch.full((n,), samples)}
+
+
+def _train(model, batch, steps=10, lr=3e-3):
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    losses = []
+    for _ in range(steps):
+        out = model(batch)
+        opt.zero_grad()
+        out["loss"].backward()
+        opt.step()
+        losses.append(out["loss"].item())
+    return losses, out
+
+
+def test_grad_reverse_flips_gradient_sign():
+    x = torch.randn(3, 4, requires_grad=True)
+    (grad_reverse(x, 0.5) * torch.arange(4.0)).sum().backward()
+    assert torch.equal(x.grad, -0.5 * torch.arange(4.0).expand(3, 4))
+    assert torch.equal(grad_reverse(x, 1.0), x)
+
+
+def test_mel_normalisation_roundtrip():
+    m = torch.randn(2, 3, 80) * 3 - 5
+    torch.testing.assert_close(denormalise_mel(normalise_mel(m)), m)
+
+
+@pytest.mark.parametrize(
+    "family,cfg",
+    [("vc_adain", VCAdaINConfig(**TINY)), ("vc_adversarial", VCAdversarialConfig(**TINY)),
+     ("vc_adain", VCAdaINConfig(**{**TINY, "speaker_encoder": "table"})),
+     ("vc_vq", VCVQConfig(**TINY, bottleneck=BottleneckConfig(num_codes=8, code_dim=4, restart_every=0)))],
+)
+def test_vc_family_shapes_backward_loss_falls(family, cfg):
+    torch.manual_seed(0)
+    model = VoiceConversionModel(family, cfg)
+    batch = _batch()
+    losses, out = _train(model, batch)
+    assert losses[-1] < 0.8 * losses[0]
+    assert all(v.dim() == 0 for v in out.values())
+    if family == "vc_adversarial":
+        assert {"adv/ce", "adv/acc"} <= set(out)
+        # the classifier and the encoder both receive gradients (the encoder's through the reversal)
+        assert model.classifier.out.weight.grad is not None
+    mel = model.mel(batch["wave"])  # (4, 21, 80)
+    assert model.content_code(mel).shape == (4, mel.shape[1], cfg.content_dim)
+    assert model.encode(batch).shape == (4, mel.shape[1], cfg.content_dim)
+    if family == "vc_vq":
+        assert {"vq/perplexity", "vq/used_codes"} <= set(out)
+        units = model.units(mel)
+        assert units.shape == mel.shape[:2] and int(units.max()) < 8
+        model.on_step_end(1)
+    else:
+        with pytest.raises(SpeechrepError, match="no discrete units"):
+            model.units(mel)
+    if cfg.speaker_encoder == "tdnn":
+        spk = model.speaker_code(mel)
+        assert spk.shape == (4, cfg.speaker_dim)
+        assert model.convert(mel[:1], spk[1:2]).shape == (1, mel.shape[1], 80)
+
+
+def test_adversarial_gradient_reaches_encoder_reversed():
+    torch.manual_seed(0)
+    cfg = VCAdversarialConfig(**TINY, adv_weight=1.0)
+    model = VoiceConversionModel("vc_adversarial", cfg)
+    batch = _batch()
+    mel = normalise_mel(model.mel(batch["wave"]))
+    content = model.content_encoder(mel).detach().requires_grad_(True)
+    ce = torch.nn.functional.cross_entropy(model.classifier(grad_reverse(content), None), batch["speaker"])
+    ce.backward()
+    reversed_grad = content.grad.clone()
+    content.grad = None
+    torch.nn.functional.cross_entropy(model.classifier(content, None), batch["speaker"]).backward()
+    torch.testing.assert_close(reversed_grad, -content.grad)
+
+
+def test_speaker_code_errors():
+    model = VoiceConversionModel("vc_adain", VCAdaINConfig(**TINY))
+    with pytest.raises(SpeechrepError, match="shorter than the speaker encoder's minimum"):
+        model.speaker_code(torch.zeros(1, 4, 80))
+    table = VoiceConversionModel("vc_adain", VCAdaINConfig(**{**TINY, "speaker_encoder": "table"}))
+    assert not table.has_speaker_encoder
+    with pytest.raises(SpeechrepError, match="no speaker encoder"):
+        table.speaker_code(torch.zeros(1, 40, 80))
+
+
+def test_vc_config_errors():
+    with pytest.raises(ConfigError, match="num_speakers"):
+        VoiceConversionModel("vc_adversarial", VCAdversarialConfig(**{**TINY, "num_speakers": 0}))
+    with pytest.raises(ConfigError, match="kernel_size"):
+        VoiceConversionModel("vc_adain", VCAdaINConfig(**TINY, kernel_size=4))
+    model = VoiceConversionModel("vc_adversarial", VCAdversarialConfig(**TINY))
+    with pytest.raises(ConfigError, match="num_speakers"):
+        model({**_batch(), "speaker": torch.tensor([0, 1, 2, 0])})
+    with pytest.raises(ConfigError, match="data.input"):
+        model({"feats": torch.zeros(1, 10, 80)})
+    with pytest.raises(ConfigError, match="estimator"):
+        VoiceConversionModel("vc_vq", VCVQConfig(**TINY, bottleneck=BottleneckConfig(kind="onehot", estimator="reinforce")))
+
+
+def test_speaker_verifier_learns_and_embeds():
+    torch.manual_seed(0)
+    model = SpeakerVerifier(SpeakerVerifierConfig(num_speakers=2, channels=16, embedding_dim=8, min_frames=5))
+    losses, out = _train(model, _batch(), steps=8)
+    assert losses[-1] < 0.5 * losses[0]
+    assert model.embed(torch.zeros(3, 20, 80)).shape == (3, 8)
+    with pytest.raises(SpeechrepError, match="minimum"):
+        model.embed(torch.zeros(1, 4, 80))
