@@ -208,12 +208,13 @@ def load_converter(model: str | Path, *, vocoder: str | Path = "griffinlim", dev
     from speechrep.train.checkpoint import load_model
     from speechrep.vocoder.base import load_vocoder
 
+    voc = load_vocoder(vocoder, device=device)
     if not Path(model).exists():
         raise CheckpointError("no such model directory", path=model, field="model")
     module, name, _ = load_model(model, map_location=device)
     if not isinstance(module, VoiceConversionModel):
         raise CheckpointError(f"holds a '{name}' model, not a voice-conversion model (vc_*)", path=model, field="model")
-    return Converter(module, load_vocoder(vocoder, device=device), device=device)
+    return Converter(module, voc, device=device)
 
 
 def convert_file(

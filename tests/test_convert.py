@@ -133,19 +133,23 @@ def test_convert_pairs_all_or_nothing(env, tmp_path):
     assert sorted(x.name for x in out.iterdir()) == ["p1.wav", "p2.wav"]  # no p3, no temp dir
 
 
+def _cli(*args):
+    with pytest.raises(SystemExit) as e:
+        main([str(a) for a in args])
+    return e.value.code
+
+
 def test_cli_convert(env, tmp_path, capsys):
     out = tmp_path / "cli.wav"
-    main(["convert", "--model", str(env["model"]), "--source", str(env["src"]), "--target", str(env["tgt"]),
-          "--target", str(env["tgt2"]), "--out", str(out)])
+    assert _cli("convert", "--model", env["model"], "--source", env["src"], "--target", env["tgt"],
+                "--target", env["tgt2"], "--out", out) == 0
     assert sf.info(str(out)).samplerate == 16000
-    with pytest.raises(SystemExit) as e:
-        main(["convert", "--model", str(env["model"]), "--source", str(env["silent"]), "--target", str(env["tgt"]),
-              "--out", str(tmp_path / "bad.wav")])
-    assert e.value.code == 1
-    assert "error:" in capsys.readouterr().err and not (tmp_path / "bad.wav").exists()
-    with pytest.raises(SystemExit) as e:
-        main(["convert", "--model", str(env["model"]), "--source", str(env["src"]), "--out", str(tmp_path / "x.wav")])
-    assert e.value.code == 1 and "--target" in capsys.readouterr().err
+    bad = tmp_path / "bad.wav"
+    assert _cli("convert", "--model", env["model"], "--source", env["silent"], "--target", env["tgt"], "--out", bad) == 1
+    assert "error:" in capsys.readouterr().err and not bad.exists()
+    assert _cli("convert", "--model", env["model"], "--source", env["src"], "--out", tmp_path / "x.wav") == 1
+    assert "--target" in capsys.readouterr().err
     pairs = _pairs(tmp_path / "p.tsv", [("q1", env["src"], env["tgt"])])
-    main(["convert", "--model", str(env["model"]), "--pairs", str(pairs), "--out-dir", str(tmp_path / "dir")])
+    assert _cli("convert", "--model", env["model"], "--pairs", pairs, "--out-dir", tmp_path / "dir") == 0
     assert (tmp_path / "dir" / "q1.wav").is_file()
+    assert _cli("convert", "--model", env["model"], "--pairs", pairs, "--out", tmp_path / "y.wav") == 1

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from speechrep.data.audio import iter_audio, load_audio, write_wav
+from speechrep.data.audio import iter_audio, load_audio, write_utt2dur, write_wav
 from speechrep.data.kaldi_dir import DataDir, read_kaldi_map, write_kaldi_map
 from speechrep.errors import DataError
 
@@ -180,3 +180,20 @@ def test_write_wav_bad_input(tmp_path, wave, sr, message):
     with pytest.raises(DataError, match=message):
         write_wav(tmp_path / "x.wav", wave, sr)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_write_utt2dur(data_dir, tmp_path):
+    (data_dir / "utt2dur").unlink()
+    wav = read_kaldi_map(data_dir / "wav.scp")
+    wav["spk2-utt2"] = f"sox {wav['spk2-utt2']} -r 8000 -t wav - trim 0 0.25 |"
+    write_kaldi_map(data_dir / "wav.scp", wav)
+    durations = write_utt2dur(data_dir)
+    assert durations == {"spk1-utt1": 0.5, "spk1-utt2": 0.5, "spk2-utt1": 0.5, "spk2-utt2": 0.25}
+    assert DataDir.load(data_dir).utt2dur == durations
+    write_kaldi_map(data_dir / "segments", {u: ("r", 0.1, 0.35) for u in durations})
+    assert list(write_utt2dur(data_dir).values()) == [pytest.approx(0.25)] * 4
+    (data_dir / "segments").unlink()
+    wav["spk1-utt2"] = str(tmp_path / "gone.wav")
+    write_kaldi_map(data_dir / "wav.scp", wav)
+    with pytest.raises(DataError, match="gone.wav: utterance spk1-utt2: audio file not found"):
+        write_utt2dur(data_dir)

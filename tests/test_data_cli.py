@@ -90,3 +90,10 @@ def test_ctm_textgrid_commands(tmp_path, capsys):
     assert code == 0 and (tmp_path / "b.ctm").read_text() == (tmp_path / "a.ctm").read_text()
     code, _, err = _run(["data", "textgrid-to-ctm", tmp_path / "tg", tmp_path / "c.ctm"], capsys)
     assert code == 1 and "no interval tier 'phones'" in err
+
+
+def test_utt2dur_command(data_dir, capsys):
+    (data_dir / "utt2dur").unlink()
+    code, out, _ = _run(["data", "utt2dur", data_dir], capsys)
+    assert code == 0 and "4 utterances" in out
+    assert DataDir.load(data_dir).utt2dur == {u: 0.5 for u in DataDir.load(data_dir).utts}

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import kaldiio
 import numpy as np
 import pytest
@@ -38,14 +36,12 @@ def test_frame_centres_conventions():
 
 def test_frame_counts_of_real_front_ends_fit_the_tolerance():
     """1 s of audio: Kaldi snip_edges gives 98 frames, librosa center=True 101; both within 2 of the alignment."""
-    import librosa
-
     from speechrep.features import fbank
 
     wave = np.random.default_rng(0).normal(size=16000).astype(np.float32)
     ali = {"u": [(0.0, 0.5, "a"), (0.5, 1.0, "b")]}
     n_kaldi = fbank(wave, dither=0.0).shape[0]
-    n_librosa = librosa.feature.melspectrogram(y=wave, sr=16000, n_fft=400, hop_length=160, center=True).shape[1]
+    n_librosa = 1 + len(wave) // 160  # librosa's frame count with center=True
     assert (n_kaldi, n_librosa) == (98, 101)
     check_frame_counts({"u": n_kaldi}, ali, FrameTimes(0.01, 0.0125), frames_path="f")
     check_frame_counts({"u": n_librosa}, ali, FrameTimes(0.01, 0.0), frames_path="f")
@@ -159,4 +155,3 @@ def test_read_items_errors(tmp_path):
     f.write_text(ITEM_HEADER + "\n")
     with pytest.raises(DataError, match="no items"):
         read_items(f)
-    assert json.dumps(str(f))  # path stays printable

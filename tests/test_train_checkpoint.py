@@ -75,10 +75,12 @@ def test_keep_last_n_and_best_survive_pruning(tmp_path):
     for step in (5, 10, 15, 20):
         _save(tmp_path, step, m)
     write_best(tmp_path, 5, 0.1)
-    (tmp_path / ".step_25.abc.tmp").mkdir()  # what a killed save leaves: ignored
+    (tmp_path / ".step_25.abc.tmp").mkdir()  # what a killed save leaves: ignored, then removed
+    assert [s for s, _ in list_checkpoints(tmp_path)] == [5, 10, 15, 20]
     removed = prune_checkpoints(tmp_path, keep_last=2)
     assert [p.name for p in removed] == ["step_10"]
     assert [s for s, _ in list_checkpoints(tmp_path)] == [5, 15, 20]
+    assert not (tmp_path / ".step_25.abc.tmp").exists()
     assert find_checkpoint(tmp_path, which="best").name == "step_5"
     assert find_checkpoint(tmp_path, which="last").name == "step_20"
     (tmp_path / "best.json").unlink()

@@ -184,3 +184,25 @@ def test_valid_batches_cover_every_utterance_once(tmp_path):
     again = valid_batches(c, crop=16, batch_size=4, seed=0)
     assert all(np.array_equal(a[1], b[1]) for a, b in zip(specs, again))
     assert len(valid_batches(c, crop=16, batch_size=4, seed=0, max_batches=2)) == 2
+
+
+def test_segments_cut_recordings_in_memory_and_per_crop(tmp_path):
+    import soundfile as sf
+
+    rec = (np.arange(16000) % 1000 / 1000 - 0.5).astype(np.float32)
+    sf.write(tmp_path / "rec.wav", rec, 16000, subtype="FLOAT")
+    d = tmp_path / "data"
+    d.mkdir()
+    (d / "wav.scp").write_text(f"rec {tmp_path / 'rec.wav'}\n")
+    (d / "segments").write_text("s1-a rec 0.0 0.5\ns1-b rec 0.5 1.0\n")
+    (d / "utt2spk").write_text("s1-a s1\ns1-b s1\n")
+    spec = (np.array([1, 0]), np.array([100, 0]))
+    for budget in (100.0, 0.0):
+        c = load_corpus(d, input="wave", crop=4000, speakers=["s1"], memory_budget_mb=budget)
+        assert (c.data is None) == (budget == 0.0)
+        assert c.lengths.tolist() == [8000, 8000]
+        wave = CropDataset(c, input="wave", crop=4000)[spec]["wave"].numpy()
+        np.testing.assert_array_equal(wave[0], rec[8100:12100])
+        np.testing.assert_array_equal(wave[1], rec[:4000])
+    with pytest.raises(DataError, match=r"utt2spk: speaker 's1' is not in the experiment's speaker list"):
+        load_corpus(d, input="wave", crop=4000, speakers=["s2"])

@@ -20,7 +20,7 @@ for arg in "$@"; do
 done
 
 # --- system packages --------------------------------------------------------------
-apt_pkgs=(flite festival festvox-kdlpc16k festvox-kallpc16k festvox-us-slt-hts fortunes-min fortunes libsndfile1)
+apt_pkgs=(flite festival festvox-kdlpc16k festvox-kallpc16k festvox-us-slt-hts fortunes-min fortunes libsndfile1 python3.11-doc)
 if [ "$dev" = 1 ]; then
   apt_pkgs+=(chromium)
 fi

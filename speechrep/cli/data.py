@@ -79,6 +79,15 @@ def combine(
     typer.echo(str(combine_data_dirs(dst, srcs)))
 
 
+@app.command("utt2dur")
+def utt2dur(data_dir: Path = typer.Argument(..., help="Data directory.")) -> None:
+    """Write DATA_DIR/utt2dur from segments or the audio headers."""
+    from speechrep.data.audio import write_utt2dur
+
+    durations = write_utt2dur(data_dir, progress=True)
+    typer.echo(f"{data_dir}/utt2dur: {len(durations)} utterances, {sum(durations.values()) / 3600:.3f} h")
+
+
 @app.command("textgrid-to-ctm")
 def textgrid_to_ctm(
     textgrid_dir: Path = typer.Argument(..., help="Directory of <utt>.TextGrid files."),

@@ -15,10 +15,17 @@ _DATA_DIR = typer.Argument(..., help="Data directory (wav.scp, utt2spk, optional
 _OUT_DIR = typer.Argument(..., help="Output directory for the ark/scp files, logs and resolved config.")
 
 
-def _make(kind: str, data_dir: Path, out_dir: Path, nj: int, cmd: str, config: Optional[Path], overrides: List[str]) -> None:
+_LOG_DIR = typer.Option(None, "--log-dir", help="Directory of the job logs (default: OUT_DIR/log).")
+
+
+def _make(
+    kind: str, data_dir: Path, out_dir: Path, nj: int, cmd: str, config: Optional[Path], overrides: List[str], log_dir: Optional[Path]
+) -> None:
     from speechrep.features.extract import make_features
 
-    feats_scp = make_features(data_dir, out_dir, kind=kind, config=config, overrides=overrides, nj=nj, cmd=cmd)
+    feats_scp = make_features(
+        data_dir, out_dir, kind=kind, config=config, overrides=overrides, nj=nj, cmd=cmd, log_dir=log_dir
+    )
     typer.echo(f"wrote {feats_scp}")
 
 
@@ -30,9 +37,10 @@ def make_fbank(
     cmd: str = typer.Option("local", "--cmd", help="Where jobs run: local, slurm[:key=value,...] or dask://HOST:PORT."),
     config: Optional[Path] = typer.Option(None, "--config", help="Feature config YAML (e.g. conf/fbank.yaml)."),
     overrides: List[str] = typer.Option([], "--set", help="Override a config value, key=value (repeatable)."),
+    log_dir: Optional[Path] = _LOG_DIR,
 ) -> None:
     """Log mel filter-bank features of DATA_DIR (Kaldi compute-fbank-feats) into OUT_DIR."""
-    _make("fbank", data_dir, out_dir, nj, cmd, config, overrides)
+    _make("fbank", data_dir, out_dir, nj, cmd, config, overrides, log_dir)
 
 
 @app.command("make-mfcc")
@@ -43,9 +51,10 @@ def make_mfcc(
     cmd: str = typer.Option("local", "--cmd", help="Where jobs run: local, slurm[:key=value,...] or dask://HOST:PORT."),
     config: Optional[Path] = typer.Option(None, "--config", help="Feature config YAML (e.g. conf/mfcc.yaml)."),
     overrides: List[str] = typer.Option([], "--set", help="Override a config value, key=value (repeatable)."),
+    log_dir: Optional[Path] = _LOG_DIR,
 ) -> None:
     """MFCC features of DATA_DIR (Kaldi compute-mfcc-feats) into OUT_DIR."""
-    _make("mfcc", data_dir, out_dir, nj, cmd, config, overrides)
+    _make("mfcc", data_dir, out_dir, nj, cmd, config, overrides, log_dir)
 
 
 @app.command("compute-cmvn")

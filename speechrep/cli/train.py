@@ -19,9 +19,9 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Train a registered model (CPC, DIM, VQ-VAE, VC, ...) on a Kaldi data directory.
 
-        Writes exp_dir/config.yaml, log/train.log, train_history.jsonl, tensorboard/ and
-        checkpoints/. Under torchrun (torchrun --nproc_per_node N -m speechrep train CONFIG)
-        it runs DistributedDataParallel.
+        Writes config.yaml, log/, train_history.jsonl, tensorboard/, checkpoints/ in exp_dir.
+
+        Under torchrun it runs DistributedDataParallel: torchrun --nproc_per_node N -m speechrep train CONFIG
         """
         from speechrep.train.trainer import train
 

@@ -252,6 +252,7 @@ def make_features(
     overrides: list[str] | tuple[str, ...] = (),
     nj: int = 1,
     cmd: str = "local",
+    log_dir: str | Path | None = None,
     progress: bool = True,
 ) -> Path:
     """Extract features of every utterance of a data directory (see the module docstring).
@@ -264,6 +265,7 @@ def make_features(
     config, overrides : feature configuration file and ``key=value`` overrides.
     nj : number of jobs (the data directory is split into ``nj`` parts).
     cmd : ``local``, ``slurm[:...]`` or ``dask://HOST:PORT`` (:func:`speechrep.utils.jobs.parse_cmd`).
+    log_dir : where the job logs go (default ``out_dir/log``).
     progress : show a progress bar.
 
     Returns
@@ -312,10 +314,11 @@ def make_features(
             for j, p in enumerate(parts, start=1)
         ]
         log_name = f"make_{kind}"
+        logs = out_dir / "log" if log_dir is None else Path(log_dir)
         try:
-            run_jobs(extract_job, jobs, cmd=cmd, log_dir=out_dir / "log", log_name=log_name, progress=progress)
+            run_jobs(extract_job, jobs, cmd=cmd, log_dir=logs, log_name=log_name, progress=progress)
         except SpeechrepError as e:
-            detail = _failure_detail(out_dir / "log", log_name, nj)
+            detail = _failure_detail(logs, log_name, nj)
             raise SpeechrepError(f"{e}: {detail}" if detail else str(e)) from None
     feats: dict[str, str] = {}
     num_frames: dict[str, str] = {}

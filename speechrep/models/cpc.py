@@ -24,6 +24,7 @@ from typing import Literal
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from torch.utils.checkpoint import checkpoint
 
 from speechrep.config import dataclass
 from speechrep.errors import ConfigError
@@ -49,6 +50,7 @@ class CPCConfig:
     predictor_heads: int = 8  #: attention heads of each transformer predictor
     predictor_ff_dim: int = 2048  #: feed-forward width of each transformer predictor
     predictor_max_distance: int = 128  #: relative positions beyond this share one bias
+    predictor_recompute: bool = True  #: recompute transformer-predictor activations in backward (less memory)
     num_negatives: int = 128  #: N negatives per prediction
     negatives: NegativeMode = "speaker"  #: where negatives come from: sequence | speaker | batch
     objective: Literal["infonce", "positive_only"] = "infonce"  #: positive_only: no negatives (collapses)
@@ -105,12 +107,18 @@ class TransformerPredictor(nn.Module):
     num_steps : K.
     num_heads, ff_dim : attention heads and feed-forward width of each transformer.
     max_distance : relative distances >= this share the last bias.
+    recompute : keep only the layer inputs for backward and recompute the attention
+        weights and the feed-forward hidden layer (about 5% more compute, the largest
+        activations of the step not kept).
     """
 
-    def __init__(self, dim: int, num_steps: int, *, num_heads: int = 8, ff_dim: int = 2048, max_distance: int = 128):
+    def __init__(
+        self, dim: int, num_steps: int, *, num_heads: int = 8, ff_dim: int = 2048, max_distance: int = 128, recompute: bool = True
+    ):
         super().__init__()
         K, D = num_steps, dim
         self.num_steps, self.dim, self.num_heads, self.max_distance = K, D, num_heads, max_distance
+        self.recompute = recompute
 
         def uniform(*shape: int, fan_in: int) -> nn.Parameter:
             bound = 1.0 / math.sqrt(fan_in)
@@ -129,25 +137,38 @@ class TransformerPredictor(nn.Module):
         # x (k, M, D); one affine map per head
         return torch.addcmul(b[:, None], F.layer_norm(x, x.shape[-1:]), w[:, None])
 
-    def heads(self, c: torch.Tensor, steps: slice = slice(None)) -> torch.Tensor:
-        """(B, W, D) contexts -> (B, W, k, D) predictions of the steps in ``steps``."""
+    def _attention(self, c: torch.Tensor, w_qkv: torch.Tensor, rel_bias: torch.Tensor) -> torch.Tensor:
+        """(B, W, D) contexts -> (k, B*W, D) attention outputs of k heads (before Wo)."""
         B, W, D = c.shape
-        H, dk = self.num_heads, D // self.num_heads
-        w_qkv = self.w_qkv[steps]
-        k = w_qkv.shape[0]
-        x = c.reshape(B * W, D)
+        k, H, dk = w_qkv.shape[0], self.num_heads, D // self.num_heads
         # (B*W, D) x (D, k*3D): one product for the q, k, v of all heads
-        qkv = (x @ w_qkv.permute(1, 0, 2).reshape(D, k * 3 * D)).view(B, W, k, 3, H, dk)
+        qkv = (c.reshape(B * W, D) @ w_qkv.permute(1, 0, 2).reshape(D, k * 3 * D)).view(B, W, k, 3, H, dk)
         q, key, v = qkv.permute(3, 2, 0, 4, 1, 5).unbind(0)  # each (k, B, H, W, dk)
         dist = torch.arange(W, device=c.device)
         dist = (dist[:, None] - dist[None, :]).clamp(0, self.max_distance - 1)  # (W, W), i - j
         causal = torch.ones(W, W, dtype=torch.bool, device=c.device).triu(1)
-        bias = self.rel_bias[steps][:, :, dist].masked_fill(causal, float("-inf")).unsqueeze(1)  # (k, 1, H, W, W)
+        bias = rel_bias[:, :, dist].masked_fill(causal, float("-inf")).unsqueeze(1)  # (k, 1, H, W, W)
         att = torch.softmax(q @ key.transpose(-1, -2) / math.sqrt(dk) + bias.to(q.dtype), dim=-1)
-        y = (att @ v).permute(0, 1, 3, 2, 4).reshape(k, B * W, D)  # (k, B*W, D)
-        y = self._norm(x + torch.bmm(y, self.w_out[steps]), self.ln1_w[steps], self.ln1_b[steps])
-        h = torch.relu(torch.baddbmm(self.b_ff1[steps][:, None], y, self.w_ff1[steps]))
-        y = self._norm(y + torch.baddbmm(self.b_ff2[steps][:, None], h, self.w_ff2[steps]), self.ln2_w[steps], self.ln2_b[steps])
+        return (att @ v).permute(0, 1, 3, 2, 4).reshape(k, B * W, D)
+
+    @staticmethod
+    def _feed_forward(y: torch.Tensor, w1: torch.Tensor, b1: torch.Tensor, w2: torch.Tensor, b2: torch.Tensor) -> torch.Tensor:
+        """(k, M, D) -> (k, M, D), one feed-forward network per head."""
+        return torch.baddbmm(b2[:, None], torch.relu(torch.baddbmm(b1[:, None], y, w1)), w2)
+
+    def _maybe_recompute(self, fn, *args: torch.Tensor) -> torch.Tensor:
+        if self.recompute and torch.is_grad_enabled():
+            return checkpoint(fn, *args, use_reentrant=False)
+        return fn(*args)
+
+    def heads(self, c: torch.Tensor, steps: slice = slice(None)) -> torch.Tensor:
+        """(B, W, D) contexts -> (B, W, k, D) predictions of the steps in ``steps``."""
+        B, W, D = c.shape
+        y = self._maybe_recompute(self._attention, c, self.w_qkv[steps], self.rel_bias[steps])  # (k, B*W, D)
+        k = y.shape[0]
+        y = self._norm(c.reshape(B * W, D) + torch.bmm(y, self.w_out[steps]), self.ln1_w[steps], self.ln1_b[steps])
+        f = self._maybe_recompute(self._feed_forward, y, self.w_ff1[steps], self.b_ff1[steps], self.w_ff2[steps], self.b_ff2[steps])
+        y = self._norm(y + f, self.ln2_w[steps], self.ln2_b[steps])
         return y.view(k, B, W, D).permute(1, 2, 0, 3)
 
     def forward(self, c: torch.Tensor) -> torch.Tensor:
@@ -183,7 +204,12 @@ class CPC(nn.Module):
             if cfg.context_dim != cfg.dim:
                 raise ConfigError(f"a transformer predictor needs context_dim == dim, got {cfg.context_dim} and {cfg.dim}", field="model.args.context_dim")
             self.predictor = TransformerPredictor(
-                cfg.dim, cfg.num_steps, num_heads=cfg.predictor_heads, ff_dim=cfg.predictor_ff_dim, max_distance=cfg.predictor_max_distance
+                cfg.dim,
+                cfg.num_steps,
+                num_heads=cfg.predictor_heads,
+                ff_dim=cfg.predictor_ff_dim,
+                max_distance=cfg.predictor_max_distance,
+                recompute=cfg.predictor_recompute,
             )
 
     def _input(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:

@@ -89,6 +89,9 @@ class VQVAE(nn.Module):
         self.num_mels = mels
         self.stride = cfg.stride
         self.frame_shift: float = shift * cfg.stride
+        # code j covers input frames j*stride .. j*stride + stride - 1 (log-mel frames are
+        # centred on their hop, so for waveform input this is absolute time)
+        self.frame_offset: float = (cfg.stride - 1) / 2 * shift
         h = cfg.hidden
         self.encoder = nn.Sequential(
             nn.Conv1d(mels, h, 3, padding=1),

@@ -106,16 +106,39 @@ def infonce_logits(pred: torch.Tensor, z: torch.Tensor, neg_idx: torch.Tensor, *
         raise ValueError(f"{T} encoder frames cannot hold {W} anchors + {K} steps")
     steps = torch.arange(1, K + 1, device=pred.device)
     pos = (torch.arange(W, device=pred.device)[:, None] + steps).expand(B, W, K)  # time of z_{t+k}
+    N = neg_idx.shape[-1]
     if within_sequence:
         scores = torch.einsum("bwkd,bsd->bwks", pred, z)  # (B, W, K, T)
         neg = neg_idx - (torch.arange(B, device=pred.device) * T).view(B, 1, 1)
-    else:
-        # one (B*W*K, D) x (D, B*T) product: every prediction against every frame
-        scores = (pred.reshape(B * W * K, D) @ z.reshape(B * T, D).T).view(B, W, K, B * T)
-        pos = pos + (torch.arange(B, device=pred.device) * T).view(B, 1, 1)
-        neg = neg_idx
-    idx = torch.cat([pos.unsqueeze(-1), neg.unsqueeze(2).expand(B, W, K, neg.shape[-1])], dim=-1)
-    return scores.gather(-1, idx) / D
+        idx = torch.cat([pos.unsqueeze(-1), neg.unsqueeze(2).expand(B, W, K, N)], dim=-1)
+        return scores.gather(-1, idx) / D
+    pos = pos + (torch.arange(B, device=pred.device) * T).view(B, 1, 1)
+    idx = torch.cat([pos.unsqueeze(-1), neg_idx.unsqueeze(2).expand(B, W, K, N)], dim=-1)
+    logits = _ScoreGather.apply(pred.reshape(B * W * K, D), z.reshape(B * T, D), idx.view(B * W * K, 1 + N))
+    return logits.view(B, W, K, 1 + N) / D
+
+
+class _ScoreGather(torch.autograd.Function):
+    """``(a @ b.T).gather(1, idx)`` that keeps a, b, idx (not the product) for backward.
+
+    ``a`` (M, D) predictions, ``b`` (F, D) frames, ``idx`` (M, C) candidate columns. The
+    (M, F) score matrix is the largest tensor of the loss; autograd's gather would keep it
+    alive until backward.
+    """
+
+    @staticmethod
+    def forward(ctx, a: torch.Tensor, b: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        ctx.save_for_backward(a, b, idx)
+        return (a @ b.T).gather(1, idx)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, None]:  # type: ignore[override]
+        a, b, idx = ctx.saved_tensors
+        # scatter the candidates' gradients back into the score matrix (repeated
+        # candidates add up), then the two products of the matmul's backward
+        g = torch.zeros(a.shape[0], b.shape[0], dtype=torch.float32, device=a.device)
+        g.scatter_add_(1, idx, grad.float())
+        return (g @ b.float()).to(a.dtype), (g.T @ a.float()).to(b.dtype), None
 
 
 def infonce_from_logits(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

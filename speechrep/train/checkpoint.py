@@ -138,7 +138,12 @@ def read_best(root: str | Path) -> dict[str, Any] | None:
 
 
 def prune_checkpoints(root: str | Path, *, keep_last: int) -> list[Path]:
-    """Delete all but the newest ``keep_last`` checkpoints and the best one; return deleted."""
+    """Delete all but the newest ``keep_last`` checkpoints and the best one; return deleted.
+
+    Half-written ``.step_N.*.tmp`` directories of a killed run go as well.
+    """
+    for partial in Path(root).glob(".step_*.tmp"):
+        shutil.rmtree(partial, ignore_errors=True)
     best = read_best(root)
     best_step = None if best is None else int(best["step"])
     ckpts = list_checkpoints(root)
@@ -236,7 +241,9 @@ def load_weights(module: torch.nn.Module, ckpt: str | Path, *, state: dict[str, 
     missing = [k for k in expected if k not in tensors]
     unexpected = [k for k in tensors if k not in expected]
     if missing:
-        raise CheckpointError(f"wrong architecture: tensor '{missing[0]}' is missing ({len(missing)} missing)", path=path)
+        raise CheckpointError(
+            f"wrong architecture: tensor '{missing[0]}' is missing ({len(missing)} missing)", path=path
+        )
     if unexpected:
         raise CheckpointError(
             f"wrong architecture: unexpected tensor '{unexpected[0]}' ({len(unexpected)} unexpected)", path=path
@@ -244,7 +251,8 @@ def load_weights(module: torch.nn.Module, ckpt: str | Path, *, state: dict[str, 
     for k, v in expected.items():
         if tuple(tensors[k].shape) != tuple(v.shape):
             raise CheckpointError(
-                f"wrong architecture: tensor '{k}' has shape {tuple(tensors[k].shape)}, the model expects {tuple(v.shape)}",
+                f"wrong architecture: tensor '{k}' has shape {tuple(tensors[k].shape)}, "
+                f"the model expects {tuple(v.shape)}",
                 path=path,
             )
     module.load_state_dict(tensors, strict=True)
@@ -264,7 +272,9 @@ def load_optimizer(optimizer: torch.optim.Optimizer, ckpt: str | Path, *, state:
     try:
         optimizer.load_state_dict({"state": entries, "param_groups": plain["param_groups"]})
     except (KeyError, ValueError, RuntimeError) as e:
-        raise CheckpointError(f"optimizer state does not fit the model ({e})", path=ckpt / "optim.safetensors") from None
+        raise CheckpointError(
+            f"optimizer state does not fit the model ({e})", path=ckpt / "optim.safetensors"
+        ) from None
 
 
 def load_model(exp_dir_or_ckpt: str | Path, *, which: str = "best", map_location: str = "cpu"):

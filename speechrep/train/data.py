@@ -13,12 +13,15 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator
 
 import numpy as np
 import torch
 
 from speechrep.errors import DataError
+
+if TYPE_CHECKING:
+    from speechrep.data.kaldi_dir import DataDir
 
 __all__ = ["Corpus", "load_corpus", "read_speakers", "CropDataset", "CropSampler", "valid_batches", "make_loader"]
 
@@ -168,7 +171,10 @@ def load_corpus(
         kept = [arrays[i] for i in idx]
         data = torch.from_numpy(np.concatenate(kept).astype(np.float32, copy=False))
         offsets = np.concatenate([[0], np.cumsum([len(a) for a in kept])]).astype(np.int64)
-    speaker = np.array([spk_index.get(dd.utt2spk[utts[i]], -1) for i in idx], dtype=np.int64)
+    unknown = sorted({dd.utt2spk[utts[i]] for i in idx} - set(spk_index))
+    if unknown:
+        raise DataError(f"speaker '{unknown[0]}' is not in the experiment's speaker list", path=path / "utt2spk")
+    speaker = np.array([spk_index[dd.utt2spk[utts[i]]] for i in idx], dtype=np.int64)
     orig = idx  # the reader is indexed by position in the full utterance list
     return Corpus(
         path=path,
@@ -184,21 +190,23 @@ def load_corpus(
     )
 
 
-def _known_wave_lengths(dd, utts: list[str], sample_rate: int) -> dict[str, int] | None:
+def _known_wave_lengths(dd: DataDir, utts: list[str], sample_rate: int) -> dict[str, int] | None:
     # Durations from segments or utt2dur spare a pass over the audio.
-    if dd.segments is not None:
+    if dd.segments is not None and all(u in dd.segments for u in utts):
         return {u: int(round((dd.segments[u][2] - dd.segments[u][1]) * sample_rate)) for u in utts}
-    if dd.utt2dur is not None and all(u in dd.utt2dur for u in utts):
+    if dd.segments is None and dd.utt2dur is not None and all(u in dd.utt2dur for u in utts):
         return {u: int(round(dd.utt2dur[u] * sample_rate)) for u in utts}
     return None
 
 
-def _wave_reader(dd, utts: list[str], sample_rate: int) -> Callable[[int, int, int], np.ndarray]:
+def _wave_reader(dd: DataDir, utts: list[str], sample_rate: int) -> Callable[[int, int, int], np.ndarray]:
     from speechrep.data.audio import load_audio
 
     def read(i: int, start: int, stop: int) -> np.ndarray:
         utt = utts[i]
         if dd.segments is not None:
+            if utt not in dd.segments:
+                raise DataError(f"utterance '{utt}' is in utt2spk but not in segments", path=dd.path / "segments")
             rec, t0, t1 = dd.segments[utt]
         else:
             rec, t0, t1 = utt, 0.0, None
@@ -221,7 +229,8 @@ def _feats_reader(feats_scp: dict[str, str], utts: list[str]) -> Callable[[int, 
         try:
             x = kaldiio.load_mat(feats_scp[utts[i]])
         except Exception as e:  # kaldiio raises assorted errors for bad arks
-            raise DataError(f"cannot read features of '{utts[i]}' ({feats_scp[utts[i]]}): {e}", field="feats.scp") from None
+            where = feats_scp[utts[i]]
+            raise DataError(f"cannot read features of '{utts[i]}' ({where}): {e}", field="feats.scp") from None
         if x.ndim != 2:
             raise DataError(f"features of '{utts[i]}' are not a matrix (shape {x.shape})", field="feats.scp")
         return x[start:] if stop < 0 else x[start:stop]
@@ -309,7 +318,9 @@ class CropSampler(torch.utils.data.Sampler):
         if e not in self._epochs:
             rng = np.random.default_rng([self.seed, e])
             n = len(self.lengths)
-            self._epochs = {e: (rng.permutation(n), rng.random(n)), **{k: v for k, v in self._epochs.items() if k == e - 1}}
+            # keep the previous epoch too: a batch may straddle the boundary
+            self._epochs = {k: v for k, v in self._epochs.items() if k == e - 1}
+            self._epochs[e] = (rng.permutation(n), rng.random(n))
         return self._epochs[e]
 
     def _starts(self, idx: np.ndarray, u: np.ndarray) -> np.ndarray:

@@ -104,7 +104,10 @@ class RunLogger:
         if self._bar is None:
             return
         if loss is not None:
-            self._bar.set_postfix(loss=f"{loss:.4g}", **({f"{self.unit}/s": f"{rate:.4g}"} if rate else {}), refresh=False)
+            shown = {"loss": f"{loss:.4g}"}
+            if rate:
+                shown[f"{self.unit}/s"] = f"{rate:.4g}"
+            self._bar.set_postfix(shown, refresh=False)
         self._bar.update(steps)
 
     def close(self) -> None:

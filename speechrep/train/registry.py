@@ -15,7 +15,10 @@ so that only the model a run needs is imported.
 Model contract: ``forward(batch: dict[str, Tensor]) -> dict[str, Tensor]`` with a scalar
 ``"loss"`` and any other 0-dim tensors to log; batch keys ``"wave"`` (B, T) or ``"feats"``
 (B, T, D), ``"speaker"`` (B,) int64, ``"lengths"`` (B,) int64. Optional: ``encode(batch)``
--> (B, T', D'), a ``frame_shift`` attribute (seconds), ``on_step_end(step: int)``.
+-> (B, T', D'), a ``frame_shift`` attribute (seconds), ``on_step_end(step: int)``, called
+after every optimizer step on every rank (a hook that edits weights from local data, such
+as a VQ dead-code restart, must make the same edit on all ranks, e.g. by broadcasting
+rank 0's choice).
 """
 
 from __future__ import annotations
@@ -86,7 +89,9 @@ def get_model_entry(name: str) -> tuple[Builder, type]:
             # the module is a bug that should show its traceback.
             if e.name is None or not module.startswith(e.name):
                 raise
-            raise ConfigError(f"model '{name}' is provided by {module}, which is not available", field="model.name") from None
+            raise ConfigError(
+                f"model '{name}' is provided by {module}, which is not available", field="model.name"
+            ) from None
         if name not in _REGISTRY:
             raise ConfigError(f"module {module} does not register model '{name}'", field="model.name")
     return _REGISTRY[name]

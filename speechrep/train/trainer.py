@@ -203,10 +203,10 @@ class _Run:
         same_layout = (sampler["world_size"], sampler["batch_size"]) == (self.info.world_size, self.cfg.data.batch_size)
         self.batches = int(sampler["batches"])
         rngs = state.get("rng") or []
-        if same_layout and len(rngs) == self.info.world_size:
+        self.exact_resume = same_layout and len(rngs) == self.info.world_size
+        if self.exact_resume:
             set_rng_state(rngs[self.info.rank])
         else:
-            log.warning("resuming with another world size or batch size: data order and RNG streams differ")
             self.batches = int(sampler["batches"]) * sampler["world_size"] * sampler["batch_size"] // (
                 self.info.world_size * self.cfg.data.batch_size)
         self.best = state.get("best")
@@ -232,6 +232,9 @@ class _Run:
             self._describe()
             if self.resume_from is not None:
                 log.info("resuming from %s (step %d)", self.resume_from, self.step)
+                if not self.exact_resume:
+                    log.warning("world size or batch size changed: the data order and RNG streams differ from "
+                                "an uninterrupted run")
             self._loop(logger)
         finally:
             logger.close()

@@ -119,7 +119,11 @@ def fortune_sentences(
     return sentences
 
 
+# a transcript word: letters/digits (any script), apostrophes inside ("don't", "o'clock")
+_TRANSCRIPT_WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)*")
+
+
 def normalize_text(sentence: str) -> str:
-    """Transcript for the Kaldi ``text`` file: upper case, words only (apostrophes kept,
-    hyphens and other punctuation become spaces)."""
-    return " ".join(_WORD.findall(sentence.replace("-", " "))).upper()
+    """Transcript for a Kaldi ``text`` file: upper case, words of letters and digits
+    (apostrophes inside words kept; hyphens and other punctuation become spaces)."""
+    return " ".join(_TRANSCRIPT_WORD.findall(sentence)).upper()

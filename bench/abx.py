@@ -1,0 +1,222 @@
+"""ABX speed and memory: speechrep's grouped numba ABX vs a straightforward PyTorch one.
+
+The reference follows the Libri-Light ABX design: for every (context, speaker, phone A,
+phone B) cell, pad the A, B and X groups into tensors, compute all pairwise frame
+distances with torch, then run DTW in numpy (vectorised over the item pairs of the
+group), recomputing d(X, A) and d(X, B) for every cell. speechrep computes every item
+distance once per (context, speaker) cell and scores triplets in numba.
+
+Both run on the same synthetic corpus (random 39-dim features, triphone items from a
+random alignment with Zipf-like phone frequencies), on the same item set, subsampled
+once as ZeroSpeech 2021 does (<= 10 items per group), in exact mode on that set (every X
+speaker), so their results must agree. Each (implementation, threads) run is a separate
+process; its peak RSS is reported.
+
+    .venv/bin/python bench/abx.py                     # >= 20k triphone items, 1 and 2 threads
+    .venv/bin/python bench/abx.py --items 3000        # quick look
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import resource
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+
+def make_corpus(n_items: int, *, n_speakers: int = 20, n_phones: int = 30, dim: int = 39, seed: int = 0):
+    """Random features and an alignment with at least ``n_items`` triphone items."""
+    from speechrep.eval.items import make_items
+
+    rng = np.random.default_rng(seed)
+    freq = 1.0 / np.arange(1, n_phones + 1)
+    freq /= freq.sum()
+    phones = [f"p{k:02d}" for k in range(n_phones)]
+    frames, ali, utt2spk = {}, {}, {}
+    total, u = 0, 0
+    while total < n_items:
+        utt, spk = f"spk{u % n_speakers:02d}-utt{u:05d}", f"spk{u % n_speakers:02d}"
+        seq = rng.choice(n_phones, size=40, p=freq)
+        durs = rng.integers(3, 11, size=40)  # 30-100 ms phones
+        ends = np.cumsum(durs) * 0.01
+        starts = np.concatenate([[0.0], ends[:-1]])
+        ali[utt] = [(float(s), float(e), phones[p]) for s, e, p in zip(starts, ends, seq)]
+        utt2spk[utt] = spk
+        frames[utt] = rng.standard_normal((int(round(ends[-1] / 0.01)), dim)).astype(np.float32)
+        total += 38
+        u += 1
+    return frames, make_items(ali, utt2spk)
+
+
+def torch_abx(data, kept: np.ndarray, mode: str) -> float:
+    """Libri-Light-style ABX on ``data`` (speechrep's AbxItems) restricted to ``kept`` items."""
+    import torch
+
+    feats = torch.from_numpy(data.feats)
+    feats = feats / feats.norm(dim=1, keepdim=True).clamp_min(1e-12)
+
+    def group(idx):
+        sizes = data.lengths[idx]
+        out = torch.zeros(len(idx), int(sizes.max()), feats.shape[1])
+        for k, i in enumerate(idx):
+            out[k, : sizes[k]] = feats[data.starts[i] : data.starts[i] + sizes[k]]
+        return out, sizes
+
+    def dtw_group(x, sx, y, sy):
+        # all frame distances of all pairs with torch, then DTW over the padded batch in numpy
+        d = torch.einsum("asd,btd->abst", x, y).clamp(-1, 1).acos().div(math.pi).numpy().astype(np.float64)
+        n1, n2, s1, s2 = d.shape
+        cost = np.empty_like(d)
+        length = np.empty(d.shape, np.int64)
+        for i in range(s1):
+            for j in range(s2):
+                if i == 0 and j == 0:
+                    cost[:, :, 0, 0], length[:, :, 0, 0] = d[:, :, 0, 0], 1
+                elif i == 0:
+                    cost[:, :, 0, j] = cost[:, :, 0, j - 1] + d[:, :, 0, j]
+                    length[:, :, 0, j] = length[:, :, 0, j - 1] + 1
+                elif j == 0:
+                    cost[:, :, i, 0] = cost[:, :, i - 1, 0] + d[:, :, i, 0]
+                    length[:, :, i, 0] = length[:, :, i - 1, 0] + 1
+                else:
+                    diag, left, up = cost[:, :, i - 1, j - 1], cost[:, :, i, j - 1], cost[:, :, i - 1, j]
+                    use_diag = (diag <= left) & (diag <= up)
+                    use_left = ~use_diag & (left <= up)
+                    best = np.where(use_diag, diag, np.where(use_left, left, up))
+                    prev_len = np.where(
+                        use_diag, length[:, :, i - 1, j - 1], np.where(use_left, length[:, :, i, j - 1], length[:, :, i - 1, j])
+                    )
+                    cost[:, :, i, j] = best + d[:, :, i, j]
+                    length[:, :, i, j] = prev_len + 1
+        a, b = np.meshgrid(sx - 1, sy - 1, indexing="ij")
+        r, c = np.meshgrid(np.arange(n1), np.arange(n2), indexing="ij")
+        return cost[r, c, a, b] / length[r, c, a, b]
+
+    groups: dict = {}
+    for i in kept.tolist():
+        key = (int(data.context[i]), int(data.speaker[i]))
+        groups.setdefault(key, {}).setdefault(int(data.phone[i]), []).append(i)
+    by_cp: dict = {}
+    for (c, s), phones in groups.items():
+        for p, idx in phones.items():
+            by_cp.setdefault((c, p), {})[s] = idx
+    n_ph = len(data.phones)
+    acc_sum = np.zeros((len(data.speakers), n_ph, n_ph))
+    acc_cnt = np.zeros_like(acc_sum)
+    with torch.no_grad():
+        for (c, s), phones in sorted(groups.items()):
+            if len(phones) < 2:
+                continue
+            for a, ia in phones.items():
+                if mode == "within":
+                    if len(ia) < 2:
+                        continue
+                    xs = [ia]
+                else:
+                    xs = [idx for o, idx in sorted(by_cp[(c, a)].items()) if o != s]
+                ga, sa = group(ia)
+                for ix in xs:
+                    gx, sx = group(ix)
+                    for b, ib in phones.items():
+                        if b == a:
+                            continue
+                        gb, sb = group(ib)
+                        dxa = dtw_group(gx, sx, ga, sa)
+                        dxb = dtw_group(gx, sx, gb, sb)
+                        cmp = dxa[:, :, None] - dxb[:, None, :]
+                        score = (cmp < 0).astype(float) + 0.5 * (cmp == 0)
+                        if mode == "within":
+                            n = len(ia)
+                            score[np.arange(n), np.arange(n), :] = 0
+                            total = n * (n - 1) * len(ib)
+                        else:
+                            total = score.size
+                        acc_sum[s, a, b] += 1 - score.sum() / total
+                        acc_cnt[s, a, b] += 1
+    has = acc_cnt > 0
+    per_speaker = np.where(has, acc_sum / np.maximum(acc_cnt, 1), 0).sum(0)
+    n_spk = has.sum(0)
+    return float((per_speaker[n_spk > 0] / n_spk[n_spk > 0]).mean())
+
+
+def worker(impl: str, threads: int, n_items: int) -> dict:
+    import numba
+
+    from speechrep.eval.abx import abx_errors, prepare_abx_items, subsample_groups
+    from speechrep.eval.inputs import FrameTimes
+
+    frames, items = make_corpus(n_items)
+    data = prepare_abx_items(frames, items, FrameTimes(0.01, 0.0125))
+    kept = subsample_groups(data, max_size_group=10, seed=0)
+    rss_data = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    result: dict = {"impl": impl, "threads": threads, "items": len(items), "items_kept": int(len(kept))}
+    if impl == "speechrep":
+        numba.set_num_threads(threads)
+        abx_errors(_restrict(data, kept[:300]))  # load the cached kernels outside the timing
+        sub = _restrict(data, kept)
+        t0 = time.perf_counter()
+        errors = abx_errors(sub, max_size_group=None, max_x_across=None, threads=threads)
+    else:
+        import torch
+
+        torch.set_num_threads(threads)
+        t0 = time.perf_counter()
+        errors = {mode: torch_abx(data, kept, mode) for mode in ("within", "across")}
+    result["seconds"] = time.perf_counter() - t0
+    result["abx"] = errors
+    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    result["rss_after_data_mb"] = rss_data
+    return result
+
+
+def _restrict(data, kept):
+    from dataclasses import replace
+
+    return replace(
+        data,
+        starts=data.starts[kept],
+        lengths=data.lengths[kept],
+        phone=data.phone[kept],
+        context=data.context[kept],
+        speaker=data.speaker[kept],
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--items", type=int, default=20000, help="minimum number of triphone items")
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--skip-torch", action="store_true", help="time speechrep only")
+    parser.add_argument("--worker", nargs=2, metavar=("IMPL", "THREADS"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        print(json.dumps(worker(args.worker[0], int(args.worker[1]), args.items)))
+        return
+    results = []
+    for impl in ("speechrep",) + (() if args.skip_torch else ("torch",)):
+        for threads in args.threads:
+            cmd = [sys.executable, __file__, "--items", str(args.items), "--worker", impl, str(threads)]
+            r = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.splitlines()[-1])
+            results.append(r)
+            print(
+                f"{impl:9s} threads={threads} items={r['items']} (kept {r['items_kept']}) "
+                f"time={r['seconds']:.2f}s peak_rss={r['peak_rss_mb']:.0f}MB "
+                f"(after data {r['rss_after_data_mb']:.0f}MB) "
+                f"ABX within={100 * r['abx']['within']:.3f}% across={100 * r['abx']['across']:.3f}%",
+                flush=True,
+            )
+    fast = {r["threads"]: r for r in results if r["impl"] == "speechrep"}
+    for r in results:
+        if r["impl"] == "torch" and r["threads"] in fast:
+            f = fast[r["threads"]]
+            same = all(abs(f["abx"][m] - r["abx"][m]) < 1e-6 for m in ("within", "across"))
+            print(f"threads={r['threads']}: speechrep is {r['seconds'] / f['seconds']:.1f}x faster; results equal: {same}")
+
+
+if __name__ == "__main__":
+    main()

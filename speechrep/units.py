@@ -1,0 +1,240 @@
+"""Discrete units of a trained model over a data directory.
+
+A *unit model* is a trained module with a ``units(batch) -> (indices (B, T'), lengths
+(B,))`` method (``vqvae``, ``vqcpc``), a ``frame_shift`` attribute and, when known, a
+``frame_offset`` (centre of code frame 0 in seconds; for feature input, relative to the
+centre of feature frame 0). :func:`extract_units` runs one over every utterance and
+:func:`write_units` writes::
+
+    OUT/units.txt        utt u1 u2 ... (one unit per frame)
+    OUT/units_dedup.txt  utt u1 u2 ... (runs of a repeated unit collapsed)
+    OUT/boundaries.txt   utt t1 t2 ... (seconds where the unit changes)
+    OUT/frame_shift      seconds between unit frames
+    OUT/frame_offset     centre of frame 0 in seconds (when known)
+    OUT/num_codes        size of the unit inventory
+
+``frame_shift``/``frame_offset`` beside ``units.txt`` are what the phone-discovery
+evaluation (``speechrep eval units --units OUT/units.txt``) reads to place the frames.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Iterator, Mapping
+
+import numpy as np
+
+from speechrep.errors import DataError, SpeechrepError
+from speechrep.utils.io import atomic_write_text
+
+__all__ = [
+    "UnitSet",
+    "deduplicate",
+    "unit_boundaries",
+    "extract_units",
+    "write_units",
+    "load_unit_file",
+    "units_from_model",
+]
+
+log = logging.getLogger("speechrep.units")
+
+# Kaldi fbank/MFCC defaults (25 ms window, snip_edges): centre of frame 0, used for
+# feature-input models when the features' own configuration does not say.
+_KALDI_FRAME_OFFSET = 0.0125
+
+
+@dataclass
+class UnitSet:
+    """Frame-level units of a set of utterances.
+
+    Attributes
+    ----------
+    units : utt -> (num_frames,) int64, in C-sorted utterance order.
+    frame_shift : seconds between frames.
+    frame_offset : centre of frame 0 in seconds, None when unknown.
+    num_codes : size of the unit inventory.
+    """
+
+    units: dict[str, np.ndarray]
+    frame_shift: float
+    frame_offset: float | None
+    num_codes: int
+
+
+def deduplicate(units: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Collapse runs of a repeated unit.
+
+    Parameters
+    ----------
+    units : (num_frames,) int.
+
+    Returns
+    -------
+    values : (num_runs,) the unit of each run.
+    starts : (num_runs,) first frame of each run.
+    """
+    units = np.asarray(units)
+    if units.size == 0:
+        return units.copy(), np.zeros(0, np.int64)
+    starts = np.concatenate([[0], np.flatnonzero(units[1:] != units[:-1]) + 1]).astype(np.int64)
+    return units[starts], starts
+
+
+def unit_boundaries(units: np.ndarray, *, frame_shift: float, frame_offset: float = 0.0) -> np.ndarray:
+    """Times (seconds) where the unit changes, halfway between the two frames' centres.
+
+    Returns (num_runs - 1,) float64, the same definition as the evaluation's boundaries.
+    """
+    from speechrep.eval.inputs import FrameTimes
+    from speechrep.eval.segmentation import unit_boundaries as _boundaries
+
+    return _boundaries(np.asarray(units), FrameTimes(frame_shift, frame_offset))
+
+
+def units_from_model(model, inputs: Iterable[tuple[str, np.ndarray]], *, device: str = "cpu") -> Iterator[tuple[str, np.ndarray]]:
+    """Run a unit model over ``(utt, array)`` pairs, one utterance at a time.
+
+    Parameters
+    ----------
+    model : unit model (see the module docstring) in eval mode.
+    inputs : ``(utt, wave (samples,))`` or ``(utt, feats (frames, dim))``, matching
+        ``model.input_key``.
+
+    Yields
+    ------
+    (utt, units (num_frames,) int64)
+    """
+    import torch
+
+    key = getattr(model, "input_key", "wave")
+    with torch.inference_mode():
+        for utt, x in inputs:
+            t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).unsqueeze(0).to(device)
+            batch = {key: t, "lengths": torch.tensor([x.shape[0]], device=device)}
+            idx, lengths = model.units(batch)
+            yield utt, idx[0, : int(lengths[0])].cpu().numpy().astype(np.int64)
+
+
+def _feature_frame_offset(data_dir: Path) -> float:
+    from speechrep.eval.inputs import find_frame_times
+
+    scp = data_dir / "feats.scp"
+    try:
+        return find_frame_times(scp).frame_offset
+    except DataError:
+        # only the shift may be recorded beside the features; Kaldi's framing is the default
+        return _KALDI_FRAME_OFFSET
+
+
+def extract_units(
+    model_dir: str | Path,
+    data_dir: str | Path,
+    *,
+    which: str = "best",
+    device: str = "cpu",
+    progress: bool = True,
+) -> UnitSet:
+    """Units of every utterance of ``data_dir`` from the trained model in ``model_dir``.
+
+    Parameters
+    ----------
+    model_dir : experiment directory (or checkpoint directory) of a unit model.
+    data_dir : Kaldi data directory; ``wav.scp`` (+ ``segments``) for waveform models,
+        ``feats.scp`` for models trained on features.
+    which : checkpoint, ``"best"`` or ``"last"``.
+    device : torch device for the model.
+
+    Raises
+    ------
+    SpeechrepError
+        The model has no discrete units; CheckpointError / DataError for a bad
+        checkpoint or data directory.
+    """
+    from tqdm import tqdm
+
+    from speechrep.data.kaldi_dir import DataDir
+    from speechrep.train.checkpoint import load_model
+
+    model, name, _ = load_model(model_dir, which=which, map_location=device)
+    if not hasattr(model, "units"):
+        raise SpeechrepError(f"model '{name}' has no discrete units (use a vqvae or vqcpc experiment)", path=model_dir)
+    dd = DataDir.load(data_dir)
+    key = getattr(model, "input_key", "wave")
+    offset = getattr(model, "frame_offset", None)
+    if key == "feats":
+        if dd.feats_scp is None:
+            raise DataError(f"model '{name}' was trained on features but the data directory has no feats.scp", path=dd.path, field="feats.scp")
+        import kaldiio
+
+        reader = kaldiio.load_scp(str(dd.path / "feats.scp"))
+        inputs: Iterable[tuple[str, np.ndarray]] = ((utt, np.asarray(reader[utt])) for utt in dd.utts)
+        if offset is not None:
+            offset += _feature_frame_offset(dd.path)
+    else:
+        from speechrep.data.audio import iter_audio
+
+        inputs = iter_audio(dd, sample_rate=getattr(getattr(model, "cfg", None), "sample_rate", 16000))
+    units = {}
+    for utt, u in tqdm(units_from_model(model, inputs, device=device), total=len(dd.utts), desc="units", disable=not progress):
+        units[utt] = u
+    return UnitSet(units, float(model.frame_shift), offset, int(model.bottleneck.num_codes))
+
+
+def _line(utt: str, values: Iterable[object]) -> str:
+    return " ".join([utt, *map(str, values)]) + "\n"
+
+
+def write_units(unit_set: UnitSet, out_dir: str | Path) -> Path:
+    """Write the files listed in the module docstring into ``out_dir`` (each atomically)."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    shift, offset = unit_set.frame_shift, unit_set.frame_offset
+    frames, dedup, bounds = [], [], []
+    for utt in sorted(unit_set.units):  # Python's str order is C collation
+        u = unit_set.units[utt]
+        frames.append(_line(utt, u.tolist()))
+        dedup.append(_line(utt, deduplicate(u)[0].tolist()))
+        times = unit_boundaries(u, frame_shift=shift, frame_offset=offset or 0.0)
+        bounds.append(_line(utt, (f"{t:.4f}" for t in times)))
+    atomic_write_text(out / "units.txt", "".join(frames))
+    atomic_write_text(out / "units_dedup.txt", "".join(dedup))
+    atomic_write_text(out / "boundaries.txt", "".join(bounds))
+    atomic_write_text(out / "frame_shift", f"{shift:g}\n")
+    if offset is not None:
+        atomic_write_text(out / "frame_offset", f"{offset:g}\n")
+    atomic_write_text(out / "num_codes", f"{unit_set.num_codes}\n")
+    return out
+
+
+def load_unit_file(
+    path: str | Path, *, known_utts: Iterable[str] | Mapping[str, object] | None = None, num_codes: int | None = None
+) -> dict[str, np.ndarray]:
+    """Read ``utt u1 u2 ...`` units and check them against a set of utterances.
+
+    Parameters
+    ----------
+    path : units text file (or any input of the evaluation's unit reader).
+    known_utts : utterances the units may refer to (e.g. ``DataDir.utts``).
+    num_codes : units must lie in ``[0, num_codes)``.
+
+    Raises
+    ------
+    DataError
+        Unreadable file, bad units, or an utterance that is not known (named with its line).
+    """
+    from speechrep.eval.inputs import load_units
+
+    units = load_units(path, codebook_size=num_codes)
+    if known_utts is not None:
+        known = set(known_utts)
+        unknown = [u for u in units if u not in known]
+        if unknown:
+            where = f"utterance {unknown[0]}"
+            if Path(path).is_file():
+                with open(path, encoding="utf-8") as f:
+                    where = next((f"line {i}" for i, line in enumerate(f, 1) if line.split()[:1] == [unknown[0]]), where)
+            raise DataError(f"unknown utterance '{unknown[0]}' ({len(unknown)} unknown in all)", path=path, field=where)
+    return units

@@ -1,0 +1,134 @@
+"""Units from a trained model: deduplication, boundaries, `speechrep units` end to end, errors."""
+
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from speechrep.errors import CheckpointError, DataError, SpeechrepError
+from speechrep.train.checkpoint import find_checkpoint, load_weights
+from speechrep.train.registry import build_model
+from speechrep.train.trainer import train
+from speechrep.units import UnitSet, deduplicate, extract_units, load_unit_file, unit_boundaries, write_units
+from tests.test_train_data import write_config, write_feats_dir, write_wave_dir
+
+VQVAE_ARGS = {
+    "hidden": 16,
+    "encoder_layers": 1,
+    "decoder_layers": 1,
+    "speaker_dim": 4,
+    "bottleneck": {"kind": "vq", "num_codes": 8, "code_dim": 8},
+}
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    # tiny tensors: extra intra-op threads only spin against other processes on a loaded machine
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def _train_vqvae(tmp_path, data, *, input: str, name: str = "exp"):
+    cfg = write_config(
+        tmp_path / f"{name}.yaml",
+        exp_dir=tmp_path / name,
+        data_dir=data,
+        input=input,
+        model={"name": "vqvae", "args": VQVAE_ARGS},
+        optim={"lr": 0.003, "max_steps": 6},
+        train={"valid_every": 6, "ckpt_every": 6},
+    )
+    return train(cfg)
+
+
+def test_deduplicate_and_boundaries_hand_example():
+    u = np.array([3, 3, 1, 1, 1, 4, 3])
+    values, starts = deduplicate(u)
+    assert values.tolist() == [3, 1, 4, 3] and starts.tolist() == [0, 2, 5, 6]
+    # changes at frames 2, 5, 6; boundary halfway between centres: offset + (i - 0.5) * shift
+    assert unit_boundaries(u, frame_shift=0.02, frame_offset=0.005).tolist() == pytest.approx([0.035, 0.095, 0.115])
+    assert deduplicate(np.array([], np.int64))[0].size == 0
+
+
+def test_write_units_files(tmp_path):
+    us = UnitSet({"b": np.array([1, 1, 2]), "a": np.array([0])}, frame_shift=0.02, frame_offset=0.005, num_codes=4)
+    out = write_units(us, tmp_path / "u")
+    assert (out / "units.txt").read_text() == "a 0\nb 1 1 2\n"
+    assert (out / "units_dedup.txt").read_text() == "a 0\nb 1 2\n"
+    assert (out / "boundaries.txt").read_text() == "a\nb 0.0350\n"
+    assert (out / "frame_shift").read_text() == "0.02\n" and (out / "frame_offset").read_text() == "0.005\n"
+    assert (out / "num_codes").read_text() == "4\n"
+
+
+def test_units_cli_end_to_end_on_waveforms(tmp_path):
+    data = write_wave_dir(tmp_path)
+    exp = _train_vqvae(tmp_path, data, input="wave")
+    out = tmp_path / "units"
+    r = subprocess.run(
+        [sys.executable, "-m", "speechrep", "units", "--model", str(exp), str(data), str(out)], capture_output=True, text=True
+    )
+    assert r.returncode == 0, r.stderr
+    assert "9 utterances" in r.stdout
+    lines = (out / "units.txt").read_text().splitlines()
+    utts = [line.split()[0] for line in lines]
+    assert utts == sorted(utts) and len(utts) == 9
+    for line, dedup, bounds in zip(
+        lines, (out / "units_dedup.txt").read_text().splitlines(), (out / "boundaries.txt").read_text().splitlines()
+    ):
+        utt, *units = line.split()
+        samples = {"u0": 4800, "u1": 4000, "u2": 3200}[utt.split("-")[1]]
+        assert len(units) == math.ceil((1 + samples // 160) / 2)  # 20 ms units of 10 ms log-mel frames
+        u = np.array(units, dtype=np.int64)
+        assert dedup.split()[1:] == [str(v) for v in deduplicate(u)[0]]
+        times = [float(t) for t in bounds.split()[1:]]
+        assert len(times) == len(deduplicate(u)[0]) - 1 and times == sorted(times)
+        assert all(0 < t < samples / 16000 for t in times)
+        assert 0 <= u.min() and u.max() < 8
+    assert float((out / "frame_shift").read_text()) == 0.02
+    assert float((out / "frame_offset").read_text()) == 0.005
+    assert int((out / "num_codes").read_text()) == 8
+    # the evaluation reads these units back (against the data directory's utterances)
+    units = load_unit_file(out / "units.txt", known_utts=utts, num_codes=8)
+    assert sorted(units) == utts
+
+
+def test_units_from_a_feature_model(tmp_path):
+    data = write_feats_dir(tmp_path)
+    exp = _train_vqvae(tmp_path, data, input="feats")
+    us = extract_units(exp, data, which="last", progress=False)
+    assert {u: len(x) for u, x in us.units.items()} == {
+        f"{s}-u{j}": math.ceil(n / 2) for s in ("spkA", "spkB", "spkC") for j, n in enumerate((50, 40, 30))
+    }
+    assert us.frame_shift == pytest.approx(0.02) and us.frame_offset == pytest.approx(0.0125 + 0.005)
+    # a feature model needs feats.scp
+    wave_data = write_wave_dir(tmp_path)
+    with pytest.raises(DataError, match="feats.scp"):
+        extract_units(exp, wave_data)
+    # checkpoint / codebook mismatch
+    other, _ = build_model("vqvae", {**VQVAE_ARGS, "bottleneck": {"kind": "vq", "num_codes": 16, "code_dim": 8}},
+                           input_dim=4, num_speakers=3)
+    with pytest.raises(CheckpointError, match="codebook"):
+        load_weights(other, find_checkpoint(exp, which="last"))
+
+
+def test_model_without_units_and_unknown_utterances(tmp_path):
+    data = write_feats_dir(tmp_path)
+    cfg = write_config(tmp_path / "toy.yaml", exp_dir=tmp_path / "toy", data_dir=data, optim={"max_steps": 1})
+    exp = train(cfg)
+    with pytest.raises(SpeechrepError, match="no discrete units"):
+        extract_units(exp, data)
+    r = subprocess.run([sys.executable, "-m", "speechrep", "units", "--model", str(exp), str(data), str(tmp_path / "o")],
+                       capture_output=True, text=True)
+    assert r.returncode == 1 and r.stderr.startswith("error: ") and "no discrete units" in r.stderr
+    assert not (tmp_path / "o" / "units.txt").exists()
+    f = tmp_path / "units.txt"
+    f.write_text("spkA-u0 1 2\nghost 3 3\n")
+    with pytest.raises(DataError, match=r"units\.txt: line 2: unknown utterance 'ghost'"):
+        load_unit_file(f, known_utts=["spkA-u0", "spkA-u1"])
+    with pytest.raises(DataError, match="outside the codebook"):
+        load_unit_file(f, num_codes=3)
