@@ -71,28 +71,22 @@ def torch_abx(data, kept: np.ndarray, mode: str) -> float:
         # all frame distances of all pairs with torch, then DTW over the padded batch in numpy
         d = torch.einsum("asd,btd->abst", x, y).clamp(-1, 1).acos().div(math.pi).numpy().astype(np.float64)
         n1, n2, s1, s2 = d.shape
-        cost = np.empty_like(d)
-        length = np.empty(d.shape, np.int64)
-        for i in range(s1):
-            for j in range(s2):
-                if i == 0 and j == 0:
-                    cost[:, :, 0, 0], length[:, :, 0, 0] = d[:, :, 0, 0], 1
-                elif i == 0:
-                    cost[:, :, 0, j] = cost[:, :, 0, j - 1] + d[:, :, 0, j]
-                    length[:, :, 0, j] = length[:, :, 0, j - 1] + 1
-                elif j == 0:
-                    cost[:, :, i, 0] = cost[:, :, i - 1, 0] + d[:, :, i, 0]
-                    length[:, :, i, 0] = length[:, :, i - 1, 0] + 1
-                else:
-                    diag, left, up = cost[:, :, i - 1, j - 1], cost[:, :, i, j - 1], cost[:, :, i - 1, j]
-                    use_diag = (diag <= left) & (diag <= up)
-                    use_left = ~use_diag & (left <= up)
-                    best = np.where(use_diag, diag, np.where(use_left, left, up))
-                    prev_len = np.where(
-                        use_diag, length[:, :, i - 1, j - 1], np.where(use_left, length[:, :, i, j - 1], length[:, :, i - 1, j])
-                    )
-                    cost[:, :, i, j] = best + d[:, :, i, j]
-                    length[:, :, i, j] = prev_len + 1
+        big = np.inf
+        # cost/length padded with a border row and column at infinity; anti-diagonal sweeps
+        cost = np.full((n1, n2, s1 + 1, s2 + 1), big)
+        length = np.zeros((n1, n2, s1 + 1, s2 + 1), np.int64)
+        cost[:, :, 0, 0] = 0.0
+        for k in range(s1 + s2 - 1):
+            i = np.arange(max(0, k - s2 + 1), min(s1, k + 1))
+            j = k - i
+            diag, left, up = cost[:, :, i, j], cost[:, :, i + 1, j], cost[:, :, i, j + 1]
+            use_diag = (diag <= left) & (diag <= up)
+            use_left = ~use_diag & (left <= up)
+            cost[:, :, i + 1, j + 1] = np.where(use_diag, diag, np.where(use_left, left, up)) + d[:, :, i, j]
+            length[:, :, i + 1, j + 1] = 1 + np.where(
+                use_diag, length[:, :, i, j], np.where(use_left, length[:, :, i + 1, j], length[:, :, i, j + 1])
+            )
+        cost, length = cost[:, :, 1:, 1:], length[:, :, 1:, 1:]
         a, b = np.meshgrid(sx - 1, sy - 1, indexing="ij")
         r, c = np.meshgrid(np.arange(n1), np.arange(n2), indexing="ij")
         return cost[r, c, a, b] / length[r, c, a, b]

@@ -15,7 +15,9 @@ config=
 type=fbank
 
 usage() {
-  sed -n '4,10p' "$0" | sed 's/^# \{0,1\}//' >&2
+  echo "Usage: $0 [--nj N] [--cmd CMD] [--config F] [--type fbank|mfcc] <data-dir> [<log-dir>] <feat-dir>" >&2
+  echo "  --nj N      parallel jobs (default $nj); --cmd local|slurm[:...]|dask://HOST:PORT (default $cmd)" >&2
+  echo "  --config F  feature config YAML; --type fbank or mfcc (default $type)" >&2
   exit 1
 }
 

@@ -47,6 +47,7 @@ __all__ = [
     "read_pairs",
     "convert_file",
     "convert_pairs",
+    "resynthesize_pairs",
 ]
 
 #: Lowest input sample rate accepted: below it the band up to 4 kHz that carries most
@@ -288,6 +289,33 @@ def read_pairs(path: str | Path) -> list[ConversionPair]:
     return pairs
 
 
+def _write_all(pair_list: list[ConversionPair], out_dir: str | Path, make, *, sample_rate: int, desc: str,
+               progress: bool) -> list[Path]:
+    # Outputs go to a temporary directory inside out_dir and are moved into place only
+    # when every pair succeeded, so an error leaves no new file behind.
+    from tqdm import tqdm
+
+    from speechrep.data.audio import write_wav
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".convert.", suffix=".tmp", dir=out_dir))
+    try:
+        for p in tqdm(pair_list, desc=desc, unit="pair", disable=not progress):
+            try:
+                wave = make(p)
+            except DataError as e:
+                raise DataError(f"pair '{p.id}': {e}") from None
+            write_wav(tmp / f"{p.id}.wav", wave, sample_rate)
+        outputs = []
+        for p in pair_list:
+            os.replace(tmp / f"{p.id}.wav", out_dir / f"{p.id}.wav")
+            outputs.append(out_dir / f"{p.id}.wav")
+        return outputs
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def convert_pairs(
     model: str | Path,
     pairs: str | Path | list[ConversionPair],
@@ -297,33 +325,36 @@ def convert_pairs(
     device: str = "cpu",
     progress: bool = True,
 ) -> list[Path]:
-    """Convert every pair of a pairs file into ``out_dir/<id>.wav``.
-
-    All outputs are written to a temporary directory first and moved into ``out_dir``
-    only when every pair succeeded, so an error leaves no new file behind.
+    """Convert every pair of a pairs file into ``out_dir/<id>.wav``; all or nothing.
 
     Returns the output paths, in the order of the pairs.
     """
-    from tqdm import tqdm
-
-    from speechrep.data.audio import write_wav
-
     pair_list = read_pairs(pairs) if isinstance(pairs, (str, Path)) else list(pairs)
     conv = load_converter(model, vocoder=vocoder, device=device)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".convert.", suffix=".tmp", dir=out_dir))
-    try:
-        for p in tqdm(pair_list, desc="convert", unit="pair", disable=not progress):
-            try:
-                wave = conv.convert(p.source, p.targets)
-            except DataError as e:
-                raise DataError(f"pair '{p.id}': {e}") from None
-            write_wav(tmp / f"{p.id}.wav", wave, conv.sample_rate)
-        outputs = []
-        for p in pair_list:
-            os.replace(tmp / f"{p.id}.wav", out_dir / f"{p.id}.wav")
-            outputs.append(out_dir / f"{p.id}.wav")
-        return outputs
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    return _write_all(pair_list, out_dir, lambda p: conv.convert(p.source, p.targets), sample_rate=conv.sample_rate,
+                      desc="convert", progress=progress)
+
+
+def resynthesize_pairs(
+    pairs: str | Path | list[ConversionPair],
+    out_dir: str | Path,
+    *,
+    vocoder: str | Path = "griffinlim",
+    device: str = "cpu",
+    progress: bool = True,
+) -> list[Path]:
+    """Copy synthesis: vocode the log-mel of every pair's source into ``out_dir/<id>.wav``.
+
+    The baseline of conversion scores: what the vocoder alone does to the source.
+    All or nothing, like :func:`convert_pairs`.
+    """
+    from speechrep.vocoder.base import load_vocoder
+    from speechrep.vocoder.mel import log_mel
+
+    pair_list = read_pairs(pairs) if isinstance(pairs, (str, Path)) else list(pairs)
+    voc = load_vocoder(vocoder, device=device)
+
+    def make(p: ConversionPair) -> np.ndarray:
+        return voc.mel_to_wave(log_mel(read_input_audio(p.source, sample_rate=voc.sample_rate, field_name="source"), voc.spec))
+
+    return _write_all(pair_list, out_dir, make, sample_rate=voc.sample_rate, desc="resynthesize", progress=progress)

@@ -112,7 +112,7 @@ def units_from_model(model, inputs: Iterable[tuple[str, np.ndarray]], *, device:
     key = getattr(model, "input_key", "wave")
     with torch.inference_mode():
         for utt, x in inputs:
-            t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).unsqueeze(0).to(device)
+            t = torch.tensor(np.asarray(x, dtype=np.float32), device=device).unsqueeze(0)
             batch = {key: t, "lengths": torch.tensor([x.shape[0]], device=device)}
             idx, lengths = model.units(batch)
             yield utt, idx[0, : int(lengths[0])].cpu().numpy().astype(np.int64)

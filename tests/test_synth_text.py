@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from speechrep.data.synth.text import FORTUNES_DIR, fortune_sentences, is_plain_sentence, normalize_text
+from speechrep.data.corpora.common import normalize_text
+from speechrep.data.synth.text import FORTUNES_DIR, fortune_sentences, is_plain_sentence
 from speechrep.data.synth.voices import PHONES, fit_alignment, normalize_phone
 from speechrep.errors import DataError
 
@@ -64,8 +65,8 @@ def test_installed_fortunes_give_thousands_of_unique_sentences():
 
 
 def test_normalize_text():
-    assert normalize_text("Don't look back, something well-known is gaining!") == (
-        "DON'T LOOK BACK SOMETHING WELL KNOWN IS GAINING"
+    assert normalize_text("Don't look back, something well-known -- 'quoted' 42 times!") == (
+        "DON'T LOOK BACK SOMETHING WELL KNOWN QUOTED 42 TIMES"
     )
 
 

@@ -38,7 +38,9 @@ def test_loss_falls_and_run_files(tmp_path, input):
     assert len(train_loss) == 20 and len(valid_loss) == 4
     assert sum(train_loss[-5:]) / 5 < 0.7 * train_loss[0]
     assert valid_loss[-1] < valid_loss[0]
-    assert (exp / "log" / "train.log").read_text().count("train:") >= 20
+    log_text = (exp / "log" / "train.log").read_text()
+    assert log_text.count("train:") >= 20
+    assert "9 utterances of 3 speakers, in memory; 0 shorter than the crop (skipped)" in log_text
     assert list((exp / "tensorboard").glob("events.out.tfevents.*"))
     assert (exp / "speakers.txt").read_text().split() == ["spkA", "spkB", "spkC"]
     resolved = yaml.safe_load((exp / "config.yaml").read_text())

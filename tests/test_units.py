@@ -1,8 +1,6 @@
 """Units from a trained model: deduplication, boundaries, `speechrep units` end to end, errors."""
 
 import math
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -31,6 +29,16 @@ def _one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+def _cli(capsys, *args: str) -> tuple[int, str, str]:
+    """Run the ``speechrep`` entry point in-process: (exit status, stdout, stderr)."""
+    from speechrep.cli import main
+
+    with pytest.raises(SystemExit) as e:
+        main(list(args))
+    out = capsys.readouterr()
+    return e.value.code or 0, out.out, out.err
 
 
 def _train_vqvae(tmp_path, data, *, input: str, name: str = "exp"):
@@ -65,15 +73,13 @@ def test_write_units_files(tmp_path):
     assert (out / "num_codes").read_text() == "4\n"
 
 
-def test_units_cli_end_to_end_on_waveforms(tmp_path):
+def test_units_cli_end_to_end_on_waveforms(tmp_path, capsys):
     data = write_wave_dir(tmp_path)
     exp = _train_vqvae(tmp_path, data, input="wave")
     out = tmp_path / "units"
-    r = subprocess.run(
-        [sys.executable, "-m", "speechrep", "units", "--model", str(exp), str(data), str(out)], capture_output=True, text=True
-    )
-    assert r.returncode == 0, r.stderr
-    assert "9 utterances" in r.stdout
+    code, stdout, stderr = _cli(capsys, "units", "--model", str(exp), str(data), str(out))
+    assert code == 0, stderr
+    assert "9 utterances" in stdout
     lines = (out / "units.txt").read_text().splitlines()
     utts = [line.split()[0] for line in lines]
     assert utts == sorted(utts) and len(utts) == 9
@@ -116,15 +122,14 @@ def test_units_from_a_feature_model(tmp_path):
         load_weights(other, find_checkpoint(exp, which="last"))
 
 
-def test_model_without_units_and_unknown_utterances(tmp_path):
+def test_model_without_units_and_unknown_utterances(tmp_path, capsys):
     data = write_feats_dir(tmp_path)
-    cfg = write_config(tmp_path / "toy.yaml", exp_dir=tmp_path / "toy", data_dir=data, optim={"max_steps": 1})
+    cfg = write_config(tmp_path / "toy.yaml", exp_dir=tmp_path / "toy", data_dir=data, optim={"max_steps": 2, "warmup_steps": 0})
     exp = train(cfg)
     with pytest.raises(SpeechrepError, match="no discrete units"):
         extract_units(exp, data)
-    r = subprocess.run([sys.executable, "-m", "speechrep", "units", "--model", str(exp), str(data), str(tmp_path / "o")],
-                       capture_output=True, text=True)
-    assert r.returncode == 1 and r.stderr.startswith("error: ") and "no discrete units" in r.stderr
+    code, _, stderr = _cli(capsys, "units", "--model", str(exp), str(data), str(tmp_path / "o"))
+    assert code == 1 and stderr.startswith("error: ") and "no discrete units" in stderr
     assert not (tmp_path / "o" / "units.txt").exists()
     f = tmp_path / "units.txt"
     f.write_text("spkA-u0 1 2\nghost 3 3\n")

@@ -9,7 +9,7 @@ import typer
 
 
 def convert(
-    model: Path = typer.Option(..., "--model", help="Experiment (or checkpoint) directory of a trained vc_* model."),
+    model: Optional[Path] = typer.Option(None, "--model", help="Experiment (or checkpoint) directory of a trained vc_* model."),
     source: Optional[Path] = typer.Option(None, "--source", help="Source utterance: what is said."),
     target: Optional[list[Path]] = typer.Option(
         None, "--target", help="Target utterance: who says it. Repeat to average several target utterances."
@@ -21,6 +21,9 @@ def convert(
     out_dir: Optional[Path] = typer.Option(None, "--out-dir", help="Batch mode: directory receiving <id>.wav per pair."),
     vocoder: str = typer.Option("griffinlim", "--vocoder", help="'griffinlim' or a trained neural vocoder experiment directory."),
     device: str = typer.Option("cpu", "--device", help="Torch device, e.g. cpu or cuda."),
+    resynthesize: bool = typer.Option(
+        False, "--resynthesize", help="Batch mode without a model: vocode each source unchanged (the scoring baseline)."
+    ),
 ) -> None:
     """Convert SOURCE to the voice of TARGET(s) with a trained model; output at the model's sample rate.
 
@@ -33,11 +36,22 @@ def convert(
     if pairs is not None or out_dir is not None:
         if single or pairs is None or out_dir is None:
             raise ConfigError("batch mode takes --pairs and --out-dir, without --source/--target/--out", field="--pairs")
-        from speechrep.convert import convert_pairs
+        if resynthesize:
+            from speechrep.convert import resynthesize_pairs
 
-        written = convert_pairs(model, pairs, out_dir, vocoder=vocoder, device=device)
-        typer.echo(f"wrote {len(written)} converted utterances to {out_dir}")
+            written = resynthesize_pairs(pairs, out_dir, vocoder=vocoder, device=device)
+        else:
+            from speechrep.convert import convert_pairs
+
+            if model is None:
+                raise ConfigError("--model is required (or --resynthesize)", field="--model")
+            written = convert_pairs(model, pairs, out_dir, vocoder=vocoder, device=device)
+        typer.echo(f"wrote {len(written)} utterances to {out_dir}")
         return
+    if resynthesize:
+        raise ConfigError("--resynthesize works in batch mode (--pairs, --out-dir)", field="--resynthesize")
+    if model is None:
+        raise ConfigError("--model is required", field="--model")
     if source is None or not target or out is None:
         raise ConfigError("give --source, at least one --target and --out (or --pairs and --out-dir)", field="--source")
     from speechrep.convert import convert_file

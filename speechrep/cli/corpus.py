@@ -39,3 +39,35 @@ def make_synth(
     for split, s in stats["splits"].items():
         typer.echo(f"{split:16s} {s['utterances']:6d} utts {s['hours'] * 60:7.1f} min  skipped {s['skipped']}")
     typer.echo(f"{out_dir}: {stats['utterances']} utterances, {stats['hours']:.2f} h")
+
+
+@data_app.command("prepare")
+def prepare(
+    corpus: str = typer.Argument(
+        ..., help="librispeech, zerospeech2019, vctk, timit, buckeye, ljspeech or folder (audio + optional transcripts)."
+    ),
+    src: Path = typer.Argument(..., help="The corpus as distributed (e.g. LibriSpeech/, english/, TIMIT/)."),
+    out: Path = typer.Argument(..., help="Output directory (data/<set>/, ali/<set>/, prepare.json)."),
+    subsets: Optional[str] = typer.Option(None, "--subsets", help="librispeech: comma-separated subsets, e.g. dev-clean,test-clean."),
+    abx_items: Optional[Path] = typer.Option(None, "--abx-items", help="librispeech: folder of ABX .item files to copy."),
+    mic: Optional[str] = typer.Option(None, "--mic", help="vctk: mic1 (default) or mic2."),
+    include_sa: Optional[bool] = typer.Option(None, "--include-sa/--no-sa", help="timit: keep the SA sentences."),
+    min_pause: Optional[float] = typer.Option(None, "--min-pause", help="buckeye: pause (s) that ends an utterance."),
+    max_duration: Optional[float] = typer.Option(None, "--max-duration", help="buckeye: longest utterance (s)."),
+    speaker_from: Optional[str] = typer.Option(None, "--speaker-from", help="folder: dir, prefix or single."),
+) -> None:
+    """Prepare a real corpus as Kaldi data directories; print the sets and what was skipped."""
+    from speechrep.data.corpora import prepare as run
+
+    options = {
+        "subsets": subsets.split(",") if subsets else None,
+        "abx_items": abx_items,
+        "mic": mic,
+        "include_sa": include_sa,
+        "min_pause": min_pause,
+        "max_duration": max_duration,
+        "speaker_from": speaker_from,
+    }
+    result = run(corpus, src, out, **{k: v for k, v in options.items() if v is not None})
+    typer.echo(result.summary())
+    typer.echo(f"{result.out}: {sum(result.sets.values())} utterances in {len(result.sets)} set(s)")

@@ -2,10 +2,35 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Optional
+
 import typer
 
-from speechrep.cli.eval import app as eval_app  # noqa: F401  (commands attach to this group)
+from speechrep.cli.eval import app as eval_app
+
+
+@eval_app.command("vc")
+def eval_vc(
+    pairs: Path = typer.Option(..., "--pairs", help="Pairs file used for conversion (needs source_speaker, "
+                               "target_speaker; phones for the PER; reference for MCD/F0 against parallel speech)."),
+    converted: Path = typer.Option(..., "--converted", help="Directory with the converted <id>.wav of every pair."),
+    speaker_model: Path = typer.Option(..., "--speaker-model", help="Experiment dir of a speaker_tdnn model."),
+    phone_model: Optional[Path] = typer.Option(None, "--phone-model", help="Experiment dir of a phone_ctc model (PER)."),
+    resynth: Optional[Path] = typer.Option(None, "--resynth", help="Directory of vocoded sources <id>.wav (PER/MCD baseline)."),
+    out: Path = typer.Option(..., "--out", help="Output JSON (written atomically)."),
+    name: str = typer.Option("converted", "--name", help="System name in the printed table."),
+    no_f0: bool = typer.Option(False, "--no-f0", help="Skip the log-F0 measures (pYIN is slow)."),
+) -> None:
+    """Score voice conversion: speaker similarity/accuracy/EER, PER, MCD and log-F0; JSON + table."""
+    from speechrep.eval.vc import evaluate_vc, format_vc_table
+    from speechrep.utils.io import atomic_write_json
+
+    result = evaluate_vc(pairs, converted, speaker_model=speaker_model, phone_model=phone_model,
+                         resynth_dir=resynth, f0=not no_f0)
+    atomic_write_json(out, result)
+    typer.echo(format_vc_table({name: result}))
 
 
 def register(app: typer.Typer) -> None:
-    """Nothing at the root: the commands here attach to the ``eval`` group on import."""
+    """Nothing at the root: ``eval vc`` attaches to the ``eval`` group on import."""

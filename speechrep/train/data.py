@@ -10,7 +10,6 @@ see what one process with ``world_size`` times the batch would see.
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterator
@@ -24,8 +23,6 @@ if TYPE_CHECKING:
     from speechrep.data.kaldi_dir import DataDir
 
 __all__ = ["Corpus", "load_corpus", "read_speakers", "CropDataset", "CropSampler", "valid_batches", "make_loader"]
-
-log = logging.getLogger("speechrep.train")
 
 # Batches are described by the utterance index and crop start of each row.
 BatchSpec = tuple[np.ndarray, np.ndarray]
@@ -160,9 +157,6 @@ def load_corpus(
     num_short = int(is_short.sum())
     if short == "skip":
         keep &= ~is_short
-    if num_short:
-        log.info("%s: %d of %d utterances are shorter than the crop (%d): %s", path, num_short, len(utts), crop,
-                 "skipped" if short == "skip" else "zero-padded")
     if not keep.any():
         raise DataError(f"no utterance is at least data.crop={crop} long (set data.short: pad)", path=path, field=field)
     idx = np.flatnonzero(keep)

@@ -246,8 +246,10 @@ class _Run:
                  self.cfg.model.name, n_params, self.info.device, self.info.world_size)
         for name, corpus in (("train", c), ("valid", self.valid_corpus)):
             if corpus is not None:
-                log.info("%s: %s, %d utterances of %d speakers, %s", name, corpus.path, len(corpus.utts),
-                         len(np.unique(corpus.speaker)), "in memory" if corpus.data is not None else "read per crop")
+                log.info("%s: %s, %d utterances of %d speakers, %s; %d shorter than the crop (%s)", name,
+                         corpus.path, len(corpus.utts), len(np.unique(corpus.speaker)),
+                         "in memory" if corpus.data is not None else "read per crop", corpus.num_short,
+                         "skipped" if corpus.short == "skip" else "zero-padded")
 
     def _autocast(self):
         if self.amp_dtype is None:

@@ -12,9 +12,10 @@ Phones are lower case (``aa``, nasalised ``aan``, ``tq``...); everything else (`
 ``IVER`` interviewer, ``VOCNOISE``, ``{B_TRANS}``, ``<EXCLUDE-...>``) is non-speech.
 
 The long recordings are cut into utterances at pauses: an utterance is a run of phones
-in which no non-speech stretch lasts ``min_pause`` seconds or more, none is interviewer
-speech or a transcription boundary, and which is at most ``max_duration`` long (longer
-runs are cut at their next short pause). Short pauses inside an utterance are labelled
+in which no non-speech stretch lasts ``min_pause`` seconds or more and none is
+interviewer speech or a transcription boundary; it is also cut at a shorter pause when
+the phone after it would end more than ``max_duration`` after the utterance start (a
+run without any pause is never cut). Short pauses inside an utterance are labelled
 ``sil`` in the CTM. Output: data set ``all`` with ``segments`` (recordings ``s0101a``,
 utterances ``s0101a-0001`` of speaker ``s01``), ``text`` from the ``.words`` file and
 ``ali/all/phones.ctm`` (times relative to the utterance start).

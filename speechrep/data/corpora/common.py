@@ -12,6 +12,7 @@ Output layout of ``prepare_<corpus>(src, out)``::
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +24,16 @@ from speechrep.data.kaldi_dir import DataDir, spk2utt_from_utt2spk
 from speechrep.errors import DataError
 from speechrep.utils.io import atomic_dir, atomic_write_json
 
-__all__ = ["AUDIO_SUFFIXES", "CorpusWriter", "PreparedCorpus", "Utterance", "check_output_dir", "find_files", "read_transcript"]
+__all__ = [
+    "AUDIO_SUFFIXES",
+    "CorpusWriter",
+    "PreparedCorpus",
+    "Utterance",
+    "check_output_dir",
+    "find_files",
+    "normalize_text",
+    "read_transcript",
+]
 
 #: Audio file suffixes looked for by the preparers (case-insensitive).
 AUDIO_SUFFIXES = (".wav", ".flac", ".sph", ".ogg", ".mp3")
@@ -90,6 +100,16 @@ def check_output_dir(out: Path, *, marker: str, what: str) -> None:
     """
     if out.exists() and (not out.is_dir() or any(out.iterdir())) and not (out / marker).is_file():
         raise DataError(f"exists and is not {what}; remove it or choose another directory", path=out)
+
+
+# a transcript word: letters/digits (any script), apostrophes inside ("don't", "o'clock")
+_TRANSCRIPT_WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)*")
+
+
+def normalize_text(sentence: str) -> str:
+    """Transcript for a Kaldi ``text`` file: upper case, words of letters and digits
+    (apostrophes inside words kept; hyphens and other punctuation become spaces)."""
+    return " ".join(_TRANSCRIPT_WORD.findall(sentence)).upper()
 
 
 def find_files(root: Path, suffixes: Iterable[str]) -> list[Path]:

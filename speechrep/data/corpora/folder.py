@@ -26,9 +26,9 @@ from speechrep.data.corpora.common import (
     PreparedCorpus,
     Utterance,
     find_files,
+    normalize_text,
     read_transcript,
 )
-from speechrep.data.synth.text import normalize_text
 from speechrep.errors import DataError
 
 __all__ = ["prepare_folder"]

@@ -52,7 +52,7 @@ def _add_abx_items(writer: CorpusWriter, abx_dir: Path, utts: set[str]) -> list[
             continue
         unknown = sorted({line.split()[0] for line in lines[1:] if line.strip()} - utts)
         if unknown:
-            writer.skip(item, f"{len(unknown)} item file(s) not among the prepared utterances, e.g. {unknown[0]}")
+            writer.skip(item, f"{len(unknown)} file id(s) not among the prepared utterances, e.g. {unknown[0]}")
         writer.extra_files[f"abx/{item.name}"] = data
         names.append(item.name)
     return names
@@ -117,5 +117,5 @@ def prepare_librispeech(
     details = {"subsets": chosen}
     if abx_items is not None:
         utts = {u.utt for us in writer.sets.values() for u in us}
-        details["abx_items"] = _add_abx_items(writer, Path(abx_items), utts)
+        details["abx_items"] = _add_abx_items(writer, Path(abx_items).resolve(), utts)
     return writer.write(**details)

@@ -20,9 +20,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from speechrep.data.corpora.common import CorpusWriter, PreparedCorpus, Utterance, read_transcript
+from speechrep.data.corpora.common import CorpusWriter, PreparedCorpus, Utterance, normalize_text, read_transcript
 from speechrep.data.ctm import Alignment
-from speechrep.data.synth.text import normalize_text
 from speechrep.errors import DataError
 
 __all__ = ["CORE_TEST_SPEAKERS", "DEV_SPEAKERS", "FOLD_39", "prepare_timit"]

@@ -28,7 +28,6 @@ rules) and whether a sentence fails.
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -40,7 +39,8 @@ import numpy as np
 from speechrep.data.audio import write_wav
 from speechrep.data.ctm import frame_labels, write_ctm
 from speechrep.data.kaldi_dir import DataDir, spk2utt_from_utt2spk, write_kaldi_map
-from speechrep.data.synth.text import FORTUNE_CATEGORIES, fortune_sentences, normalize_text
+from speechrep.data.corpora.common import check_output_dir, normalize_text
+from speechrep.data.synth.text import FORTUNE_CATEGORIES, fortune_sentences
 from speechrep.data.synth.voices import (
     PHONES,
     SAMPLE_RATE,
@@ -148,18 +148,6 @@ def _check_size(size: SynthSize) -> list[SynthSpeaker]:
     return [_SPEAKERS_BY_ID[s] for s in dict.fromkeys(size.seen + size.unseen)]
 
 
-def _check_out(out: Path) -> None:
-    # the output is replaced as a whole: refuse to replace anything but an earlier corpus
-    if out.exists() and any(out.iterdir()):
-        stats = out / "stats.json"
-        try:
-            is_corpus = json.loads(stats.read_text(encoding="utf-8")).get("corpus") == "speechrep-synth"
-        except (OSError, ValueError, AttributeError):
-            is_corpus = False
-        if not is_corpus:
-            raise DataError("exists and is not a synthetic corpus; remove it or choose another directory", path=out)
-
-
 def _run_jobs(
     jobs: list[tuple[SynthSpeaker, list[tuple[str, str]]]],
     *,
@@ -223,7 +211,7 @@ def make_synth(
     out = Path(out).resolve()
     preset = SIZES[size] if isinstance(size, str) else size
     speakers = _check_size(preset)
-    _check_out(out)
+    check_output_dir(out, marker="stats.json", what="a synthetic corpus")
     check_voices(speakers)
     texts = list(fortune_sentences()) if sentences is None else [" ".join(s.split()).lstrip("-") for s in sentences]
     pairs = assign_sentences(len(texts), preset, seed)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from speechrep.errors import DataError
 
-__all__ = ["FORTUNE_CATEGORIES", "FORTUNES_DIR", "fortune_sentences", "is_plain_sentence", "normalize_text"]
+__all__ = ["FORTUNE_CATEGORIES", "FORTUNES_DIR", "fortune_sentences", "is_plain_sentence"]
 
 #: Where the Debian ``fortunes`` package installs its files.
 FORTUNES_DIR = Path("/usr/share/games/fortunes")
@@ -117,13 +117,3 @@ def fortune_sentences(
                     seen.add(key)
                     sentences.append(sentence)
     return sentences
-
-
-# a transcript word: letters/digits (any script), apostrophes inside ("don't", "o'clock")
-_TRANSCRIPT_WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)*")
-
-
-def normalize_text(sentence: str) -> str:
-    """Transcript for a Kaldi ``text`` file: upper case, words of letters and digits
-    (apostrophes inside words kept; hyphens and other punctuation become spaces)."""
-    return " ".join(_TRANSCRIPT_WORD.findall(sentence)).upper()

@@ -1,0 +1,466 @@
+"""Voice-conversion scoring: who speaks (speaker verification) and what is said (phones).
+
+Scorers are trained in the project but independently of the conversion models:
+
+- a speaker-verification encoder (:mod:`speechrep.models.speaker`, model ``speaker_tdnn``,
+  trained with ``speechrep train``) gives embeddings; converted speech is compared by
+  cosine with the centroid of every speaker's utterances in the pairs file (sources and
+  targets): *target accuracy* is how often the target speaker is the nearest centroid,
+  *source rate* how often the source speaker is, and the EER treats (converted, target
+  speaker) as target trials and (converted, any other speaker) as non-target trials;
+- a CTC phone recogniser (:mod:`speechrep.models.phone_ctc`, trained by
+  :func:`train_phone_recognizer`) decodes converted and resynthesised speech; the phone
+  error rate (PER) is measured against the source's phone sequence (``phones`` column);
+
+and two signal measures, against the ``reference`` column of the pairs (the target
+speaker reading the source text) when present, else against the source:
+
+- MCD: mel-cepstral distortion in dB, ``(10 / ln 10) * sqrt(2 * sum_d (c_d - c'_d)^2)``
+  over cepstral coefficients 1..24 (orthonormal DCT-II of the VC log-mel, natural-log
+  magnitude), averaged over the DTW path between the two utterances; the DCT scaling
+  differs from SPTK mel-cepstra, so compare values within the project only;
+- log-F0 correlation and RMSE (in cents) over DTW-aligned frames voiced in both (pYIN).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from speechrep.errors import CheckpointError, ConfigError, DataError
+
+__all__ = [
+    "equal_error_rate",
+    "edit_distance",
+    "phone_error_rate",
+    "mel_cepstrum",
+    "dtw_path",
+    "mel_cepstral_distortion",
+    "estimate_f0",
+    "f0_metrics",
+    "speaker_scores",
+    "evaluate_vc",
+    "format_vc_table",
+    "train_phone_recognizer",
+    "SILENCE_PHONES",
+]
+
+#: Labels dropped from phone sequences before CTC training and scoring.
+SILENCE_PHONES = frozenset({"pau", "sil", "SIL", "sp", "spn", "<eps>"})
+_MCD_CONST = 10.0 / math.log(10.0) * math.sqrt(2.0)
+
+
+# ----------------------------------------------------------------------------- metrics
+def equal_error_rate(scores: np.ndarray, labels: np.ndarray) -> float:
+    """Equal error rate of verification trials.
+
+    Parameters
+    ----------
+    scores : ``(trials,)`` higher = more likely the same speaker.
+    labels : ``(trials,)`` 1 for target trials, 0 for non-target trials (both present).
+
+    Returns
+    -------
+    float
+        The rate in [0, 1] where false acceptance equals false rejection, linearly
+        interpolated between the two thresholds around the crossing.
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    labels = np.asarray(labels).astype(bool)
+    n_tar, n_non = int(labels.sum()), int((~labels).sum())
+    if n_tar == 0 or n_non == 0:
+        raise ValueError("EER needs both target and non-target trials")
+    order = np.argsort(-scores, kind="stable")
+    lab = labels[order]
+    # threshold after the k highest scores (k = 0..N): accept those k
+    far = np.concatenate([[0.0], np.cumsum(~lab) / n_non])
+    frr = np.concatenate([[1.0], 1.0 - np.cumsum(lab) / n_tar])
+    # only thresholds between distinct scores are reachable
+    distinct = np.concatenate([[True], np.diff(scores[order]) != 0, [True]])[1:]
+    keep = np.concatenate([[True], distinct])
+    far, frr = far[keep], frr[keep]
+    diff = frr - far  # decreasing from 1 to -1
+    i = int(np.flatnonzero(diff <= 0)[0])
+    if diff[i] == 0 or i == 0:
+        return float(far[i])
+    # interpolate between thresholds i-1 and i where frr - far changes sign
+    t = diff[i - 1] / (diff[i - 1] - diff[i])
+    return float(far[i - 1] + t * (far[i] - far[i - 1]))
+
+
+def edit_distance(ref: Sequence[str], hyp: Sequence[str]) -> int:
+    """Levenshtein distance (substitutions + deletions + insertions) of two sequences."""
+    prev = list(range(len(hyp) + 1))
+    for i, r in enumerate(ref, 1):
+        cur = [i] + [0] * len(hyp)
+        for j, h in enumerate(hyp, 1):
+            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (r != h))
+        prev = cur
+    return prev[-1]
+
+
+def phone_error_rate(refs: Sequence[Sequence[str]], hyps: Sequence[Sequence[str]]) -> float:
+    """Total edit distance over total reference length (corpus-level PER, in [0, inf))."""
+    total = sum(len(r) for r in refs)
+    if total == 0:
+        raise ValueError("phone error rate needs non-empty references")
+    return sum(edit_distance(r, h) for r, h in zip(refs, hyps, strict=True)) / total
+
+
+def mel_cepstrum(log_mel: np.ndarray, *, order: int = 24) -> np.ndarray:
+    """Cepstral coefficients 1..``order`` of a log-mel spectrogram.
+
+    Parameters
+    ----------
+    log_mel : ``(frames, n_mels)`` natural-log mel magnitudes.
+
+    Returns
+    -------
+    np.ndarray
+        ``(frames, order)`` float64 (orthonormal DCT-II; c0, the energy, is left out).
+    """
+    from scipy.fft import dct
+
+    return dct(np.asarray(log_mel, dtype=np.float64), type=2, norm="ortho", axis=1)[:, 1 : order + 1]
+
+
+def dtw_path(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Minimum-cost monotonic alignment of two feature sequences (Euclidean frame cost).
+
+    Parameters
+    ----------
+    x : ``(n, dim)``; y : ``(m, dim)``.
+
+    Returns
+    -------
+    np.ndarray
+        ``(path_length, 2)`` int pairs ``(i, j)`` from ``(0, 0)`` to ``(n - 1, m - 1)``.
+    """
+    import librosa
+
+    _, wp = librosa.sequence.dtw(X=np.asarray(x).T, Y=np.asarray(y).T, metric="euclidean")
+    return np.ascontiguousarray(wp[::-1])
+
+
+def mel_cepstral_distortion(a: np.ndarray, b: np.ndarray, *, path: np.ndarray | None = None) -> float:
+    """Mean mel-cepstral distortion in dB between cepstra ``(n, d)`` and ``(m, d)``.
+
+    Frames are paired by ``path`` (default: the DTW path of the two cepstra).
+    """
+    if path is None:
+        path = dtw_path(a, b)
+    diff = a[path[:, 0]] - b[path[:, 1]]
+    return float(np.mean(_MCD_CONST * np.sqrt((diff**2).sum(axis=1))))
+
+
+def estimate_f0(wave: np.ndarray, *, sample_rate: int = 16000, hop_length: int = 160,
+                fmin: float = 60.0, fmax: float = 500.0) -> np.ndarray:
+    """F0 track by pYIN, one value per frame centred at ``i * hop_length``.
+
+    Returns
+    -------
+    np.ndarray
+        ``(1 + samples // hop_length,)`` float64 in Hz, NaN where unvoiced.
+    """
+    import librosa
+
+    f0, voiced, _ = librosa.pyin(np.asarray(wave, dtype=np.float32), fmin=fmin, fmax=fmax, sr=sample_rate,
+                                 frame_length=1024, hop_length=hop_length, center=True)
+    return np.where(voiced, f0, np.nan)
+
+
+def f0_metrics(f0_a: np.ndarray, f0_b: np.ndarray, path: np.ndarray) -> dict[str, float]:
+    """Log-F0 agreement of two F0 tracks (Hz, NaN = unvoiced) paired by ``path``.
+
+    Returns
+    -------
+    dict
+        ``logf0_corr`` (Pearson correlation of log F0; NaN when undefined),
+        ``logf0_rmse_cents`` (RMS difference in cents) and ``voiced_pairs`` (frames used).
+    """
+    i = np.clip(path[:, 0], 0, len(f0_a) - 1)
+    j = np.clip(path[:, 1], 0, len(f0_b) - 1)
+    a, b = f0_a[i], f0_b[j]
+    both = np.isfinite(a) & np.isfinite(b) & (a > 0) & (b > 0)
+    if not both.any():
+        return {"logf0_corr": float("nan"), "logf0_rmse_cents": float("nan"), "voiced_pairs": 0}
+    la, lb = np.log(a[both]), np.log(b[both])
+    corr = float(np.corrcoef(la, lb)[0, 1]) if both.sum() > 1 and la.std() > 0 and lb.std() > 0 else float("nan")
+    rmse = float(np.sqrt(np.mean((1200.0 / math.log(2.0) * (la - lb)) ** 2)))
+    return {"logf0_corr": corr, "logf0_rmse_cents": rmse, "voiced_pairs": int(both.sum())}
+
+
+def speaker_scores(converted: np.ndarray, centroids: np.ndarray) -> np.ndarray:
+    """Cosine similarities ``(n, speakers)`` of embeddings ``(n, d)`` to centroids ``(speakers, d)``."""
+    c = converted / np.maximum(np.linalg.norm(converted, axis=1, keepdims=True), 1e-12)
+    s = centroids / np.maximum(np.linalg.norm(centroids, axis=1, keepdims=True), 1e-12)
+    return c @ s.T
+
+
+# ----------------------------------------------------------------------------- evaluation
+def _load_scorer(path: str | Path, cls_name: str, module_name: str, model_name: str):
+    import importlib
+
+    from speechrep.train.checkpoint import load_model
+
+    cls = getattr(importlib.import_module(module_name), cls_name)  # registers the model
+    model, name, _ = load_model(path)
+    if not isinstance(model, cls):
+        raise CheckpointError(f"holds a '{name}' model, not a '{model_name}' model", path=path)
+    return model
+
+
+def evaluate_vc(
+    pairs: str | Path,
+    converted_dir: str | Path,
+    *,
+    speaker_model: str | Path,
+    phone_model: str | Path | None = None,
+    resynth_dir: str | Path | None = None,
+    f0: bool = True,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Score converted utterances ``converted_dir/<id>.wav`` of a pairs file.
+
+    Parameters
+    ----------
+    pairs : pairs file (see :mod:`speechrep.convert`); needs ``source_speaker`` and
+        ``target_speaker`` columns, and ``phones`` for the PER.
+    converted_dir : directory with one ``<id>.wav`` per pair.
+    speaker_model : experiment directory of a ``speaker_tdnn`` model.
+    phone_model : experiment directory of a ``phone_ctc`` model (PER is skipped without it).
+    resynth_dir : ``<id>.wav`` copy-synthesised sources (vocoder without conversion), for
+        the PER and MCD baseline.
+    f0 : compute log-F0 measures (pYIN is the slowest part).
+
+    Returns
+    -------
+    dict
+        ``summary`` (aggregate numbers), ``pairs`` (per-pair numbers) and ``settings``.
+    """
+    import torch
+    from tqdm import tqdm
+
+    from speechrep.convert import read_input_audio, read_pairs
+    from speechrep.vocoder.mel import VC_MEL, log_mel
+
+    pair_list = read_pairs(pairs)
+    missing_spk = [p.id for p in pair_list if not (p.source_speaker and p.target_speaker)]
+    if missing_spk:
+        raise DataError(f"pair '{missing_spk[0]}' has no source_speaker/target_speaker", path=pairs)
+    converted_dir = Path(converted_dir)
+    spk_model = _load_scorer(speaker_model, "SpeakerVerifier", "speechrep.models.speaker", "speaker_tdnn")
+    ph_model = None
+    if phone_model is not None:
+        ph_model = _load_scorer(phone_model, "PhoneRecognizer", "speechrep.models.phone_ctc", "phone_ctc")
+        if any(p.phones is None for p in pair_list):
+            raise DataError("a phone model was given but the pairs file has no 'phones' for every pair", path=pairs)
+    sr = VC_MEL.sample_rate
+
+    def read(path: str | Path, what: str) -> np.ndarray:
+        return read_input_audio(path, sample_rate=sr, field_name=what)
+
+    def as_mel(wave: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(log_mel(wave))[None]
+
+    @torch.no_grad()
+    def embed(wave: np.ndarray) -> np.ndarray:
+        return spk_model.embed(as_mel(wave))[0].numpy()
+
+    def recognise(wave: np.ndarray) -> list[str]:
+        return ph_model.recognize(as_mel(wave))[0]
+
+    # enrolment: every distinct source/target utterance, by speaker
+    enrol: dict[str, dict[str, np.ndarray]] = {}
+    for p in pair_list:
+        enrol.setdefault(p.source_speaker, {}).setdefault(p.source, None)
+        for t in p.targets:
+            enrol.setdefault(p.target_speaker, {}).setdefault(t, None)
+    speakers = sorted(enrol)
+    items = [(s, u) for s in speakers for u in enrol[s]]
+    for s, u in tqdm(items, desc="enrol", unit="utt", disable=not progress):
+        enrol[s][u] = embed(read(u, "enrolment"))
+    centroids = np.stack([np.mean(list(enrol[s].values()), axis=0) for s in speakers])
+
+    rows: list[dict[str, Any]] = []
+    conv_emb = []
+    refs, hyps, hyps_rs = [], [], []
+    for p in tqdm(pair_list, desc="score", unit="pair", disable=not progress):
+        wave = read(converted_dir / f"{p.id}.wav", "converted")
+        conv_emb.append(embed(wave))
+        row: dict[str, Any] = {"id": p.id, "source_speaker": p.source_speaker, "target_speaker": p.target_speaker}
+        against = p.reference or p.source
+        ref_wave = read(against, "reference")
+        cep_c, cep_r = mel_cepstrum(log_mel(wave)), mel_cepstrum(log_mel(ref_wave))
+        path = dtw_path(cep_c, cep_r)
+        row["mcd_db"] = mel_cepstral_distortion(cep_c, cep_r, path=path)
+        if f0:
+            row.update(f0_metrics(estimate_f0(wave), estimate_f0(ref_wave), path))
+        rs_wave = None
+        if resynth_dir is not None:
+            rs_wave = read(Path(resynth_dir) / f"{p.id}.wav", "resynthesis")
+            cep_s = mel_cepstrum(log_mel(rs_wave))
+            row["resynth_mcd_db"] = mel_cepstral_distortion(cep_s, cep_r)
+        if ph_model is not None:
+            ref = [x for x in p.phones if x not in SILENCE_PHONES]
+            hyp = recognise(wave)
+            refs.append(ref)
+            hyps.append(hyp)
+            row["per"] = edit_distance(ref, hyp) / max(len(ref), 1)
+            if rs_wave is not None:
+                hyps_rs.append(recognise(rs_wave))
+                row["resynth_per"] = edit_distance(ref, hyps_rs[-1]) / max(len(ref), 1)
+        rows.append(row)
+
+    scores = speaker_scores(np.stack(conv_emb), centroids)  # (pairs, speakers)
+    index = {s: k for k, s in enumerate(speakers)}
+    tgt = np.array([index[p.target_speaker] for p in pair_list])
+    src = np.array([index[p.source_speaker] for p in pair_list])
+    pred = scores.argmax(1)
+    labels = np.zeros_like(scores, dtype=bool)
+    labels[np.arange(len(pair_list)), tgt] = True
+    for k, row in enumerate(rows):
+        row["predicted_speaker"] = speakers[pred[k]]
+        row["target_similarity"] = float(scores[k, tgt[k]])
+        row["source_similarity"] = float(scores[k, src[k]])
+    summary: dict[str, Any] = {
+        "pairs": len(pair_list),
+        "speakers": len(speakers),
+        "target_accuracy": float(np.mean(pred == tgt)),
+        "source_rate": float(np.mean(pred == src)),
+        "target_similarity": float(np.mean(scores[np.arange(len(tgt)), tgt])),
+        "source_similarity": float(np.mean(scores[np.arange(len(src)), src])),
+        "eer": equal_error_rate(scores.ravel(), labels.ravel()) if len(speakers) > 1 else float("nan"),
+        "mcd_db": float(np.mean([r["mcd_db"] for r in rows])),
+        "mcd_against": "reference" if all(p.reference for p in pair_list) else "source/reference",
+    }
+    if f0:
+        summary["logf0_corr"] = float(np.nanmean([r["logf0_corr"] for r in rows]))
+        summary["logf0_rmse_cents"] = float(np.nanmean([r["logf0_rmse_cents"] for r in rows]))
+    if resynth_dir is not None:
+        summary["resynth_mcd_db"] = float(np.mean([r["resynth_mcd_db"] for r in rows]))
+    if ph_model is not None:
+        summary["per"] = phone_error_rate(refs, hyps)
+        if hyps_rs:
+            summary["resynth_per"] = phone_error_rate(refs, hyps_rs)
+    settings = {"pairs": str(pairs), "converted": str(converted_dir), "speaker_model": str(speaker_model),
+                "phone_model": None if phone_model is None else str(phone_model),
+                "resynth": None if resynth_dir is None else str(resynth_dir)}
+    return {"summary": summary, "pairs": rows, "settings": settings}
+
+
+def format_vc_table(results: dict[str, dict[str, Any]]) -> str:
+    """Plain-text table, one row per system, of ``{system: evaluate_vc(...)}``'s summaries."""
+    cols = [("target_accuracy", "tgt acc", "{:.1%}"), ("source_rate", "src rate", "{:.1%}"),
+            ("eer", "EER", "{:.1%}"), ("target_similarity", "tgt cos", "{:.3f}"), ("per", "PER", "{:.1%}"),
+            ("resynth_per", "resyn PER", "{:.1%}"), ("mcd_db", "MCD dB", "{:.2f}"),
+            ("logf0_corr", "logF0 r", "{:.3f}"), ("logf0_rmse_cents", "F0 cents", "{:.0f}")]
+    used = [c for c in cols if any(c[0] in r["summary"] for r in results.values())]
+    header = ["system"] + [c[1] for c in used]
+    body = []
+    for name, r in results.items():
+        s = r["summary"]
+        cells = []
+        for key, _, fmt in used:
+            v = s.get(key)
+            cells.append("-" if v is None or (isinstance(v, float) and math.isnan(v)) else fmt.format(v))
+        body.append([name] + cells)
+    widths = [max(len(row[i]) for row in [header] + body) for i in range(len(header))]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(row, widths)).rstrip() for row in [header] + body]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- scorer training
+def train_phone_recognizer(
+    data_dir: str | Path,
+    ctm: str | Path,
+    exp_dir: str | Path,
+    *,
+    args: dict[str, Any] | None = None,
+    steps: int = 2000,
+    batch_size: int = 8,
+    lr: float = 1e-3,
+    seed: int = 0,
+    max_seconds: float = 8.0,
+    progress: bool = True,
+) -> Path:
+    """Train the CTC phone recogniser on whole utterances of a data directory.
+
+    The Trainer draws fixed-length crops without transcripts, while CTC needs each
+    utterance with its whole phone sequence, so this small loop batches whole utterances
+    (shortest first within a batch to limit padding) and writes a regular checkpoint
+    (``exp_dir/checkpoints/step_N``) that :func:`speechrep.train.checkpoint.load_model` reads.
+
+    Parameters
+    ----------
+    data_dir : Kaldi data directory (wav.scp, utt2spk).
+    ctm : phone alignments of its utterances (silences in :data:`SILENCE_PHONES` are dropped).
+    exp_dir : output experiment directory.
+    args : ``phone_ctc`` model options (:class:`speechrep.models.phone_ctc.PhoneCTCConfig`);
+        ``phones`` defaults to the inventory of the CTM.
+    steps, batch_size, lr, seed : optimisation (Adam, gradient norm clipped at 5).
+    max_seconds : utterances longer than this are skipped (memory of the BiGRU).
+
+    Returns
+    -------
+    Path
+        ``exp_dir``.
+    """
+    import torch
+    from tqdm import tqdm
+
+    from speechrep.config import to_dict
+    from speechrep.data.audio import iter_audio
+    from speechrep.data.ctm import read_ctm
+    from speechrep.train.checkpoint import save_checkpoint
+    from speechrep.train.registry import build_model
+
+    alignments = read_ctm(ctm)
+    seqs = {u: [ph for _, _, ph in segs if ph not in SILENCE_PHONES] for u, segs in alignments.items()}
+    args = dict(args or {})
+    args.setdefault("phones", sorted({ph for s in seqs.values() for ph in s}))
+    import speechrep.models.phone_ctc  # noqa: F401  (registers phone_ctc)
+
+    model, cfg = build_model("phone_ctc", args, source="phone recogniser args")
+    index = {ph: i for i, ph in enumerate(cfg.phones)}
+    data = []
+    for utt, wave in iter_audio(data_dir, sample_rate=16000):
+        if utt not in seqs or not seqs[utt] or len(wave) > max_seconds * 16000:
+            continue
+        unknown = [ph for ph in seqs[utt] if ph not in index]
+        if unknown:
+            raise ConfigError(f"phone '{unknown[0]}' of utterance {utt} is not in the inventory", field="phones")
+        data.append((torch.from_numpy(wave), torch.tensor([index[ph] for ph in seqs[utt]])))
+    if not data:
+        raise DataError("no utterance has both audio and a phone alignment", path=ctm)
+    gen = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    model.train()
+    bar = tqdm(range(steps), desc="phone_ctc", unit="step", disable=not progress)
+    for _ in bar:
+        pick = torch.randint(len(data), (min(batch_size, len(data)),), generator=gen).tolist()
+        waves = [data[i][0] for i in pick]
+        labels = [data[i][1] for i in pick]
+        batch = {
+            "wave": torch.nn.utils.rnn.pad_sequence(waves, batch_first=True),
+            "lengths": torch.tensor([len(w) for w in waves]),
+            "phones": torch.nn.utils.rnn.pad_sequence(labels, batch_first=True, padding_value=-1),
+            "phone_lengths": torch.tensor([len(x) for x in labels]),
+        }
+        loss = model(batch)["loss"]
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+        opt.step()
+        bar.set_postfix(loss=f"{loss.item():.3f}")
+    exp_dir = Path(exp_dir)
+    save_checkpoint(exp_dir / "checkpoints", steps, module=model, optimizer=opt,
+                    state={"model": {"name": "phone_ctc", "args": to_dict(cfg), "input_dim": None},
+                           "final_loss": float(loss.item()), "train_utterances": len(data)})
+    return exp_dir

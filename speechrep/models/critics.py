@@ -1,0 +1,79 @@
+"""Critics: score how well a code goes with an input.
+
+Every critic has the same two methods, so an objective never needs to know which one it
+holds:
+
+- ``scores(codes (M, G), inputs (N, F)) -> (M, N)``: all pairs;
+- ``positive(codes (M, G), inputs (M, F)) -> (M,)``: matching pairs only.
+
+:class:`SeparableCritic` embeds both sides and takes a dot product (Deep InfoMax);
+:class:`ReconstructionCritic` decodes the code and scores the negative reconstruction
+error, which turns Deep InfoMax into an autoencoder.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from speechrep.objectives.reconstruction import pairwise_reconstruction_scores, reconstruction_score
+
+__all__ = ["mlp", "SeparableCritic", "ReconstructionCritic"]
+
+
+def mlp(input_dim: int, hidden: int, output_dim: int, *, layers: int = 2) -> nn.Sequential:
+    """Per-frame MLP: ``layers`` linear maps with ReLUs between them."""
+    mods: list[nn.Module] = []
+    dim = input_dim
+    for _ in range(layers - 1):
+        mods += [nn.Linear(dim, hidden), nn.ReLU()]
+        dim = hidden
+    mods.append(nn.Linear(dim, output_dim))
+    return nn.Sequential(*mods)
+
+
+class SeparableCritic(nn.Module):
+    """``s(c, x) = <phi(c), psi(x)> / sqrt(P)`` with MLP embeddings phi and psi.
+
+    Parameters
+    ----------
+    code_dim, input_dim : G and F.
+    proj_dim : P, the embedding size.
+    """
+
+    def __init__(self, code_dim: int, input_dim: int, *, proj_dim: int = 256):
+        super().__init__()
+        self.phi = mlp(code_dim, proj_dim, proj_dim)
+        self.psi = mlp(input_dim, proj_dim, proj_dim)
+        self.scale = proj_dim**-0.5
+
+    def scores(self, codes: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
+        """(M, G), (N, F) -> (M, N)."""
+        return self.phi(codes) @ self.psi(inputs).T * self.scale
+
+    def positive(self, codes: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
+        """(M, G), (M, F) -> (M,)."""
+        return (self.phi(codes) * self.psi(inputs)).sum(-1) * self.scale
+
+
+class ReconstructionCritic(nn.Module):
+    """``s(c, x) = -||decoder(c) - x||^2 / F`` with an MLP decoder.
+
+    Parameters
+    ----------
+    code_dim, input_dim : G and F (F: the frame being reconstructed).
+    hidden : decoder width.
+    layers : decoder depth.
+    """
+
+    def __init__(self, code_dim: int, input_dim: int, *, hidden: int = 256, layers: int = 2):
+        super().__init__()
+        self.decoder = mlp(code_dim, hidden, input_dim, layers=layers)
+
+    def scores(self, codes: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
+        """(M, G), (N, F) -> (M, N)."""
+        return pairwise_reconstruction_scores(self.decoder(codes), inputs)
+
+    def positive(self, codes: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
+        """(M, G), (M, F) -> (M,)."""
+        return reconstruction_score(self.decoder(codes), inputs)

@@ -1,0 +1,178 @@
+"""Deep InfoMax for speech, with the autoencoder as a special case.
+
+    input --encoder--> l (B, T, D) local features --code head--> y (B, T, G) frame codes
+    global:  utterance code mean_t y_i  vs  frames l_j,t        (critic: separable)
+    local:   frame code y_i,t           vs  local feature l_j,s (critic: separable)
+    prior:   sigmoid(y) matched to U[0, 1] adversarially (optional)
+
+``objective: autoencoder`` keeps the encoder and code head and swaps the local critic for
+:class:`~speechrep.models.critics.ReconstructionCritic` (a decoder) scored against the
+input frames with the positive-only estimator: its loss is the reconstruction error.
+The global term has no reconstruction counterpart and is dropped; prior matching stays
+available (an adversarial autoencoder).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+import torch.nn as nn
+
+from speechrep.config import dataclass
+from speechrep.errors import ConfigError
+from speechrep.models.critics import ReconstructionCritic, SeparableCritic, mlp
+from speechrep.models.encoders import FeatureEncoder, WaveEncoder
+from speechrep.objectives.collapse import collapse_monitors
+from speechrep.objectives.mi import Estimator, mi_loss, positive_loss, prior_matching_loss
+from speechrep.train.registry import register_model
+
+__all__ = ["DIMConfig", "AutoencoderConfig", "DIM", "build_dim"]
+
+
+@dataclass
+class DIMConfig:
+    """``model.args`` of ``name: dim`` (and ``name: autoencoder``)."""
+
+    objective: Literal["dim", "autoencoder"] = "dim"  #: the only switch between the two
+    dim: int = 256  #: local feature size D
+    code_dim: int = 64  #: frame code size G
+    estimator: Estimator = "jsd"  #: MI estimator of the dim objective: jsd | dv | infonce
+    global_weight: float = 0.5  #: weight of the utterance-code objective (dim only)
+    local_weight: float = 1.0  #: weight of the frame-code objective
+    prior_weight: float = 0.0  #: weight of prior matching (0: off)
+    critic_dim: int = 256  #: embedding size of the separable critics, width of the decoder
+    decoder_layers: int = 2  #: depth of the autoencoder's decoder
+    max_frames: int = 512  #: frames per batch scored against each other
+    feat_layers: int = 3  #: conv layers of the feature-input encoder
+    feat_frame_shift: float = 0.01  #: frame shift (s) of input features
+    sample_rate: int = 16000  #: waveform rate
+
+    def __post_init__(self) -> None:
+        for name in ("dim", "code_dim", "critic_dim", "decoder_layers", "max_frames", "feat_layers"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"must be a positive integer, got {getattr(self, name)}", field=f"model.args.{name}")
+        for name in ("global_weight", "local_weight", "prior_weight"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"must be >= 0, got {getattr(self, name)}", field=f"model.args.{name}")
+
+
+@dataclass
+class AutoencoderConfig(DIMConfig):
+    """``model.args`` of ``name: autoencoder``: :class:`DIMConfig` with the autoencoder objective."""
+
+    objective: Literal["dim", "autoencoder"] = "autoencoder"
+
+
+class DIM(nn.Module):
+    """Deep InfoMax (or autoencoder) over speech frames.
+
+    Parameters
+    ----------
+    cfg : :class:`DIMConfig`.
+    input_dim : feature dimension for feature input; None for 16 kHz waveform.
+    """
+
+    def __init__(self, cfg: DIMConfig, *, input_dim: int | None = None):
+        super().__init__()
+        self.cfg = cfg
+        if input_dim is None:
+            self.input_key = "wave"
+            self.encoder: nn.Module = WaveEncoder(cfg.dim, sample_rate=cfg.sample_rate)
+            frame_dim = self.encoder.hop  # the autoencoder reconstructs 10 ms of samples
+        else:
+            self.input_key = "feats"
+            self.encoder = FeatureEncoder(input_dim, cfg.dim, num_layers=cfg.feat_layers, frame_shift=cfg.feat_frame_shift)
+            frame_dim = input_dim
+        self.frame_shift: float = self.encoder.frame_shift
+        self.code_head = mlp(cfg.dim, cfg.dim, cfg.code_dim)
+        if cfg.objective == "dim":
+            self.local_critic: nn.Module = SeparableCritic(cfg.code_dim, cfg.dim, proj_dim=cfg.critic_dim)
+            self.global_critic: nn.Module | None = SeparableCritic(cfg.code_dim, cfg.dim, proj_dim=cfg.critic_dim)
+        else:
+            self.local_critic = ReconstructionCritic(cfg.code_dim, frame_dim, hidden=cfg.critic_dim, layers=cfg.decoder_layers)
+            self.global_critic = None
+        self.prior_disc = mlp(cfg.code_dim, cfg.critic_dim, 1) if cfg.prior_weight > 0 else None
+
+    def _input(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        if self.input_key not in batch:
+            raise ConfigError(f"this model reads '{self.input_key}' but the batch has {sorted(batch)}", field="data.input")
+        return batch[self.input_key]
+
+    def _frames(self, x: torch.Tensor, num_frames: int) -> torch.Tensor:
+        """Reconstruction targets (B, T, F): input features, or waveform cut into hops."""
+        if self.input_key == "feats":
+            return x
+        hop = self.encoder.hop
+        x = x[:, : num_frames * hop]
+        x = torch.nn.functional.pad(x, (0, num_frames * hop - x.shape[1]))
+        return x.reshape(x.shape[0], num_frames, hop)
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Loss (``loss``, its terms ``loss/...``), ``acc/local`` and collapse monitors.
+
+        Parameters
+        ----------
+        batch : ``wave`` (B, S) or ``feats`` (B, T, F).
+        """
+        cfg = self.cfg
+        x = self._input(batch)
+        local = self.encoder(x)  # (B, T, D)
+        codes = self.code_head(local)  # (B, T, G)
+        B, T, _ = local.shape
+        # the same frames of every utterance are scored against each other
+        per_utt = max(1, min(T, cfg.max_frames // B))
+        t = torch.stack([torch.randperm(T, device=x.device)[:per_utt] for _ in range(B)])  # (B, m)
+        rows = torch.arange(B, device=x.device)[:, None]
+        y = codes[rows, t].reshape(B * per_utt, -1)  # (M, G)
+        if cfg.objective == "dim":
+            target = local[rows, t].reshape(B * per_utt, -1)
+            scores = self.local_critic.scores(y, target)  # (M, M), positives on the diagonal
+            loss_local = mi_loss(scores, torch.eye(len(y), dtype=torch.bool, device=x.device), estimator=cfg.estimator)
+        else:
+            target = self._frames(x, T)[rows, t].reshape(B * per_utt, -1)
+            loss_local = positive_loss(self.local_critic.positive(y, target))
+            with torch.no_grad():  # all-pairs scores only for the accuracy monitor
+                scores = self.local_critic.scores(y, target)
+        out: dict[str, torch.Tensor] = {"loss/local": loss_local.detach()}
+        loss = cfg.local_weight * loss_local
+        if self.global_critic is not None and cfg.global_weight > 0:
+            if B < 2:
+                raise ConfigError("the global DIM objective needs at least 2 utterances per batch", field="data.batch_size")
+            utt_code = codes.mean(dim=1)  # (B, G)
+            owner = torch.arange(B, device=x.device).repeat_interleave(per_utt)  # utterance of each target frame
+            g_scores = self.global_critic.scores(utt_code, target)  # (B, M)
+            loss_global = mi_loss(g_scores, owner[None, :] == rows, estimator=cfg.estimator)
+            loss = loss + cfg.global_weight * loss_global
+            out["loss/global"] = loss_global.detach()
+        if self.prior_disc is not None:
+            loss_prior = prior_matching_loss(y, self.prior_disc)
+            loss = loss + cfg.prior_weight * loss_prior
+            out["loss/prior"] = loss_prior.detach()
+        with torch.no_grad():
+            diag = scores.diagonal()
+            acc = (diag > scores.masked_fill(torch.eye(len(y), dtype=torch.bool, device=x.device), float("-inf")).amax(1)).float().mean()
+        out["acc/local"] = acc
+        if len(y) > 1:
+            out.update(collapse_monitors(codes, accuracy=acc, num_candidates=len(y)))
+        out["loss"] = loss
+        return out
+
+    def encode(self, batch: dict[str, torch.Tensor], layer: Literal["context", "encoder"] = "context") -> torch.Tensor:
+        """Frame codes (``context``, (B, T, G)) or local features (``encoder``, (B, T, D))."""
+        if layer not in ("context", "encoder"):
+            raise ConfigError(f"unknown layer {layer!r} (context, encoder)", field="--layer")
+        local = self.encoder(self._input(batch))
+        return local if layer == "encoder" else self.code_head(local)
+
+
+@register_model("dim", config=DIMConfig)
+def build_dim(cfg: DIMConfig, *, input_dim: int | None = None) -> DIM:
+    """Registry builder of ``name: dim``."""
+    return DIM(cfg, input_dim=input_dim)
+
+
+@register_model("autoencoder", config=AutoencoderConfig)
+def build_autoencoder(cfg: AutoencoderConfig, *, input_dim: int | None = None) -> DIM:
+    """Registry builder of ``name: autoencoder`` (DIM with ``objective: autoencoder``)."""
+    return DIM(cfg, input_dim=input_dim)

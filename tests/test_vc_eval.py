@@ -1,0 +1,174 @@
+import json
+import math
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from speechrep.cli import main
+from speechrep.errors import CheckpointError, DataError
+from speechrep.eval.vc import (
+    dtw_path,
+    edit_distance,
+    equal_error_rate,
+    estimate_f0,
+    evaluate_vc,
+    f0_metrics,
+    format_vc_table,
+    mel_cepstral_distortion,
+    mel_cepstrum,
+    phone_error_rate,
+    speaker_scores,
+    train_phone_recognizer,
+)
+from speechrep.train.checkpoint import save_checkpoint
+from speechrep.train.registry import build_model
+
+SR = 16000
+
+
+def test_eer_hand_examples():
+    # sorted: .9T .8T .7N .4T .3N .2N -> accepting the top 3 gives FAR = FRR = 1/3
+    assert equal_error_rate([0.9, 0.8, 0.4, 0.7, 0.3, 0.2], [1, 1, 1, 0, 0, 0]) == pytest.approx(1 / 3)
+    assert equal_error_rate([0.9, 0.8, 0.1], [1, 1, 0]) == 0.0
+    assert equal_error_rate([0.1, 0.9], [1, 0]) == 1.0
+    # all scores tied: the only thresholds accept nothing or everything -> crossing at 0.5
+    assert equal_error_rate([0.5, 0.5, 0.5, 0.5], [1, 0, 1, 0]) == pytest.approx(0.5)
+    with pytest.raises(ValueError):
+        equal_error_rate([0.1, 0.2], [1, 1])
+
+
+def test_edit_distance_and_per():
+    assert edit_distance("a b c".split(), "a c d".split()) == 2
+    assert edit_distance([], ["x"]) == 1 and edit_distance(["x"], []) == 1
+    assert phone_error_rate([["a", "b"], ["c", "d", "e", "f"]], [["a", "b"], ["c", "e"]]) == pytest.approx(2 / 6)
+
+
+def test_mel_cepstrum_and_mcd_hand_example():
+    flat = np.full((5, 80), -3.0)
+    assert np.allclose(mel_cepstrum(flat), 0.0)  # a flat spectrum has only c0, which is left out
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(6, 24))
+    b = a.copy()
+    b[:, 3] += 0.5
+    ident = np.stack([np.arange(6), np.arange(6)], 1)
+    # one coefficient off by 0.5 everywhere: (10 / ln 10) * sqrt(2 * 0.25)
+    assert mel_cepstral_distortion(a, b, path=ident) == pytest.approx(10 / math.log(10) * math.sqrt(0.5))
+    # DTW undoes a time stretch: every frame repeated twice aligns with zero distortion
+    stretched = np.repeat(a, 2, axis=0)
+    path = dtw_path(a, stretched)
+    assert path[0].tolist() == [0, 0] and path[-1].tolist() == [5, 11]
+    assert mel_cepstral_distortion(a, stretched) == pytest.approx(0.0)
+
+
+def test_f0_metrics_hand_example():
+    ident = np.stack([np.arange(3), np.arange(3)], 1)
+    m = f0_metrics(np.array([100.0, 200.0, np.nan]), np.array([200.0, 400.0, 300.0]), ident)
+    # one octave apart on the two frames voiced in both
+    assert m["voiced_pairs"] == 2 and m["logf0_rmse_cents"] == pytest.approx(1200.0)
+    assert m["logf0_corr"] == pytest.approx(1.0)
+    assert f0_metrics(np.array([np.nan]), np.array([100.0]), np.zeros((1, 2), int))["voiced_pairs"] == 0
+
+
+def _sine(f0, seconds=0.5, amp=0.3):
+    t = np.arange(int(seconds * SR)) / SR
+    return (amp * np.sin(2 * np.pi * f0 * t)).astype(np.float32)
+
+
+def test_estimate_f0_on_sines():
+    a = estimate_f0(_sine(200.0))
+    b = estimate_f0(_sine(200.0 * 2 ** (100 / 1200)))
+    assert len(a) == 1 + int(0.5 * SR) // 160
+    assert np.nanmedian(a) == pytest.approx(200.0, rel=0.02)
+    ident = np.stack([np.arange(len(a)), np.arange(len(a))], 1)
+    assert f0_metrics(a, b, ident)["logf0_rmse_cents"] == pytest.approx(100.0, abs=20.0)
+
+
+def test_speaker_scores_cosine():
+    s = speaker_scores(np.array([[1.0, 0.0], [1.0, 1.0]]), np.array([[2.0, 0.0], [0.0, 3.0]]))
+    np.testing.assert_allclose(s, [[1.0, 0.0], [1 / math.sqrt(2), 1 / math.sqrt(2)]])
+
+
+def _save(path, name, args):
+    torch.manual_seed(0)
+    import speechrep.models.phone_ctc  # noqa: F401
+    import speechrep.models.speaker  # noqa: F401
+
+    module, _ = build_model(name, args)
+    save_checkpoint(path / "checkpoints", 1, module=module, optimizer=torch.optim.SGD(module.parameters(), lr=0.1),
+                    state={"model": {"name": name, "args": args, "input_dim": None}})
+    return path
+
+
+@pytest.fixture(scope="module")
+def vc_env(tmp_path_factory):
+    d = tmp_path_factory.mktemp("vceval")
+    wavs = {}
+    for name, f0 in [("a1", 120), ("a2", 130), ("b1", 220), ("b2", 240)]:
+        wavs[name] = d / f"{name}.wav"
+        sf.write(wavs[name], _sine(f0, 0.4), SR)
+    conv = d / "conv"
+    conv.mkdir()
+    sf.write(conv / "p1.wav", _sine(230, 0.4), SR)
+    sf.write(conv / "p2.wav", _sine(125, 0.4), SR)
+    pairs = d / "pairs.tsv"
+    pairs.write_text(
+        "id\tsource\ttarget\tsource_speaker\ttarget_speaker\tphones\n"
+        f"p1\t{wavs['a1']}\t{wavs['b1']}\tA\tB\tpau x y pau\n"
+        f"p2\t{wavs['b2']}\t{wavs['a2']}\tB\tA\ty x\n"
+    )
+    spk = _save(d / "spk", "speaker_tdnn", {"num_speakers": 2, "channels": 8, "embedding_dim": 4, "min_frames": 5})
+    ph = _save(d / "ph", "phone_ctc", {"phones": ["x", "y"], "channels": 8, "layers": 1})
+    return {"pairs": pairs, "conv": conv, "spk": spk, "ph": ph, "dir": d, "wavs": wavs}
+
+
+def test_evaluate_vc_end_to_end(vc_env):
+    r = evaluate_vc(vc_env["pairs"], vc_env["conv"], speaker_model=vc_env["spk"], phone_model=vc_env["ph"],
+                    resynth_dir=vc_env["conv"], progress=False)
+    s = r["summary"]
+    assert s["pairs"] == 2 and s["speakers"] == 2
+    assert 0 <= s["target_accuracy"] <= 1 and 0 <= s["eer"] <= 1 and s["per"] >= 0
+    assert s["resynth_per"] == s["per"]  # same files given as resynthesis
+    assert s["mcd_db"] > 0 and s["mcd_against"] == "source/reference"
+    # p1 converted 230 Hz vs source 120 Hz: about 1130 cents apart
+    assert r["pairs"][0]["logf0_rmse_cents"] == pytest.approx(1200 * math.log2(230 / 120), abs=60)
+    table = format_vc_table({"adain": r})
+    assert "adain" in table and "tgt acc" in table
+
+
+def test_evaluate_vc_bad_inputs(vc_env, tmp_path):
+    with pytest.raises(DataError, match="converted"):
+        evaluate_vc(vc_env["pairs"], tmp_path, speaker_model=vc_env["spk"], f0=False, progress=False)
+    nospk = tmp_path / "nospk.tsv"
+    nospk.write_text(f"id\tsource\ttarget\np1\t{vc_env['wavs']['a1']}\t{vc_env['wavs']['b1']}\n")
+    with pytest.raises(DataError, match="source_speaker"):
+        evaluate_vc(nospk, vc_env["conv"], speaker_model=vc_env["spk"], progress=False)
+    with pytest.raises(CheckpointError, match="not a 'speaker_tdnn'"):
+        evaluate_vc(vc_env["pairs"], vc_env["conv"], speaker_model=vc_env["ph"], progress=False)
+
+
+def test_cli_eval_vc(vc_env, tmp_path, capsys):
+    out = tmp_path / "vc.json"
+    with pytest.raises(SystemExit) as e:
+        main(["eval", "vc", "--pairs", str(vc_env["pairs"]), "--converted", str(vc_env["conv"]),
+              "--speaker-model", str(vc_env["spk"]), "--out", str(out), "--no-f0", "--name", "sys1"])
+    assert e.value.code == 0
+    assert json.loads(out.read_text())["summary"]["pairs"] == 2
+    assert "sys1" in capsys.readouterr().out
+
+
+def test_train_phone_recognizer_tiny(vc_env, tmp_path):
+    d = tmp_path / "data"
+    d.mkdir()
+    w = vc_env["wavs"]
+    (d / "wav.scp").write_text(f"A_u1 {w['a1']}\nB_u2 {w['b1']}\n")
+    (d / "utt2spk").write_text("A_u1 A\nB_u2 B\n")
+    ctm = tmp_path / "phones.ctm"
+    ctm.write_text("A_u1 1 0.00 0.20 x\nA_u1 1 0.20 0.20 y\nB_u2 1 0.00 0.10 pau\nB_u2 1 0.10 0.30 y\n")
+    exp = train_phone_recognizer(d, ctm, tmp_path / "exp", args={"channels": 8, "layers": 1}, steps=3,
+                                 batch_size=2, progress=False)
+    from speechrep.train.checkpoint import load_model
+
+    model, name, cfg = load_model(exp)
+    assert name == "phone_ctc" and cfg.phones == ["x", "y"]
