@@ -82,8 +82,8 @@ def run_ablation(
     Parameters
     ----------
     config : base experiment YAML of a ``vqvae`` model.
-    eval_data : data directory whose units are scored.
-    ali : phone CTM of ``eval_data`` (``utt2spk`` beside it).
+    eval_data : data directory whose units are scored (its ``utt2spk`` names the speakers).
+    ali : phone CTM of ``eval_data``.
     out_dir : where the variants' experiments and the summary go.
     bits, kinds : the grid of bit budgets and bottleneck kinds.
     overrides : ``a.b=value`` applied to the base config of every variant.
@@ -110,7 +110,15 @@ def run_ablation(
             unit_set = extract_units(exp, eval_data, which="last", progress=progress)
             write_units(unit_set, exp / "units")
             eval_cfg = PhoneDiscoveryConfig(codebook_size=unit_set.num_codes)
-            run_phone_discovery(exp / "units" / "units.txt", ali, kind="units", out=report_path, config=eval_cfg, progress=progress)
+            run_phone_discovery(
+                exp / "units" / "units.txt",
+                ali,
+                kind="units",
+                out=report_path,
+                utt2spk=Path(eval_data) / "utt2spk",
+                config=eval_cfg,
+                progress=progress,
+            )
         report = json.loads(report_path.read_text(encoding="utf-8"))
         num_codes = _get(report, ("codebook", "codebook_size"))
         rows.append({"variant": name, "kind": kind, "bits": b, "num_codes": num_codes, **summarise_report(report)})

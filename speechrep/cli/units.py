@@ -30,7 +30,7 @@ def units_cmd(
 
 def ablation_cmd(
     config: Path = typer.Argument(..., help="Base experiment config YAML (a vqvae model)."),
-    ali: Path = typer.Argument(..., help="Phone CTM of the evaluation data (utt2spk beside it)."),
+    ali: Path = typer.Argument(..., help="Phone CTM of the evaluation data."),
     out: Path = typer.Argument(..., help="Output directory: one experiment per variant, ablation.json, ablation.md."),
     eval_data: Path = typer.Option(..., "--eval-data", help="Data directory to extract units from (evaluation set)."),
     bits: str = typer.Option("4,6", "--bits", help="Comma-separated bit budgets per frame."),

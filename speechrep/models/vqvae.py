@@ -3,7 +3,14 @@
     wave --LogMel--> x (B, T, M) 10 ms --encoder, /stride--> h (B, T', H) 20 ms
       --bottleneck (vq | onehot | binary | gumbel)--> q (B, T', Dq), units (B, T')
       --upsample x stride, + speaker embedding--> decoder --> x_hat (B, T, M)
-    loss = ||x_hat - x||^2 (valid frames) + bottleneck loss (+ REINFORCE surrogate)
+    loss = ||x_hat - norm(x)||^2 (valid frames) + bottleneck loss (+ REINFORCE surrogate)
+
+``norm`` is per-utterance mean and variance normalisation of each mel bin (CMVN), applied
+to the encoder input and to the reconstruction target: the level and the channel of a
+recording do not name phones, and a normalised target keeps the loss on one scale for
+every corpus. The decoder therefore predicts normalised log-mel; multiply by the
+utterance's standard deviation and add its mean (:meth:`VQVAE.normalise` returns them)
+to get log-mel back.
 
 The decoder is told who speaks, so the codes need not carry speaker identity and are
 pushed towards phonetic content (van den Oord et al., 2017; Chorowski et al., 2019).
@@ -122,20 +129,33 @@ class VQVAE(nn.Module):
             lengths = torch.full((feats.shape[0],), feats.shape[1], dtype=torch.int64, device=feats.device)
         return feats, lengths.clamp(max=feats.shape[1]).to(feats.device)
 
-    def _encode(self, feats: torch.Tensor, lengths: torch.Tensor) -> tuple[BottleneckOutput, torch.Tensor, torch.Tensor]:
-        """Bottleneck output on codes, code-frame mask (B, T') and code lengths (B,)."""
+    @staticmethod
+    def normalise(feats: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Per-utterance mean/variance normalisation over the valid frames.
+
+        Returns
+        -------
+        normalised : (B, T, M), zero on padding frames.
+        mean, std : (B, 1, M).
+        """
         mask = frame_mask(lengths, feats.shape[1], device=feats.device)  # (B, T, 1)
-        # per-utterance normalisation of the input over its valid frames (loudness, channel)
         n = mask.sum(1, keepdim=True).clamp_min(1.0)
         mean = (feats * mask).sum(1, keepdim=True) / n
         std = ((((feats - mean) * mask) ** 2).sum(1, keepdim=True) / n).sqrt().clamp_min(1e-3)
-        x = (feats - mean) / std * mask
+        return (feats - mean) / std * mask, mean, std
+
+    def _normalised(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        feats, lengths = self.features(batch)
+        return self.normalise(feats.float(), lengths)[0], lengths
+
+    def _encode(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[BottleneckOutput, torch.Tensor]:
+        """Bottleneck output of normalised frames ``x`` (B, T, M) and valid code frames (B,)."""
         pad = (-x.shape[1]) % self.stride
         x = F.pad(x, (0, 0, 0, pad))  # (B, T + pad, M)
         h = self.encoder(x.transpose(1, 2)).transpose(1, 2)  # (B, T', H)
         code_lengths = torch.div(lengths + self.stride - 1, self.stride, rounding_mode="floor")
         code_mask = torch.arange(h.shape[1], device=h.device)[None, :] < code_lengths[:, None]
-        return self.bottleneck(h, mask=code_mask), code_mask, code_lengths
+        return self.bottleneck(h, mask=code_mask), code_lengths
 
     def decode(self, quantized: torch.Tensor, speaker: torch.Tensor, num_frames: int) -> torch.Tensor:
         """Log-mel frames from codes.
@@ -148,7 +168,7 @@ class VQVAE(nn.Module):
 
         Returns
         -------
-        (B, T, M) log-mel.
+        (B, T, M) normalised log-mel (see :meth:`normalise`).
         """
         up = quantized.repeat_interleave(self.stride, dim=1)[:, :num_frames]  # (B, T, Dq)
         spk = self.speaker(speaker)[:, None, :].expand(-1, up.shape[1], -1).to(up.dtype)
@@ -160,11 +180,11 @@ class VQVAE(nn.Module):
         """Loss and logged values of a batch (``wave``/``feats``, ``speaker``, ``lengths``)."""
         speaker = batch["speaker"]
         check_speaker_labels(speaker, self.cfg.num_speakers or 0)
-        feats, lengths = self.features(batch)
-        out, code_mask, _ = self._encode(feats, lengths)
-        recon = self.decode(out.quantized, speaker, feats.shape[1]).float()
-        mask = frame_mask(lengths, feats.shape[1], device=feats.device)  # (B, T, 1)
-        diff = recon - feats.float()
+        x, lengths = self._normalised(batch)
+        out, _ = self._encode(x, lengths)
+        recon = self.decode(out.quantized, speaker, x.shape[1]).float()
+        mask = frame_mask(lengths, x.shape[1], device=x.device)  # (B, T, 1)
+        diff = recon - x
         err = diff.square() if self.cfg.loss == "mse" else diff.abs()
         per_utt = (err * mask).sum((1, 2)) / (mask.sum((1, 2)) * self.num_mels).clamp_min(1.0)  # (B,)
         rec = per_utt.mean()
@@ -185,14 +205,12 @@ class VQVAE(nn.Module):
         indices : (B, T') int64 in ``[0, bottleneck.num_codes)``.
         lengths : (B,) valid code frames.
         """
-        feats, lengths = self.features(batch)
-        out, _, code_lengths = self._encode(feats, lengths)
+        out, code_lengths = self._encode(*self._normalised(batch))
         return out.indices, code_lengths
 
     def encode(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Bottleneck output ``(B, T', Dq)``: code vectors, one-hot vectors or bits."""
-        feats, lengths = self.features(batch)
-        return self._encode(feats, lengths)[0].quantized
+        return self._encode(*self._normalised(batch))[0].quantized
 
     def on_step_end(self, step: int) -> None:
         """Temperature schedules and dead-code restarts of the bottleneck."""

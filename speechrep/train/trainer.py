@@ -315,11 +315,13 @@ class _Run:
                 sums, count, tic = {}, 0, time.perf_counter()
             else:
                 logger.advance(1)
+            paused = time.perf_counter()
             if self.valid_corpus is not None and (self.step % t.valid_every == 0 or self.step % t.ckpt_every == 0
                                                   or final):
                 self._validate(logger)
             if self.step % t.ckpt_every == 0 or final:
                 self._save()
+            tic += time.perf_counter() - paused  # throughput counts training time only
         self._finish()
 
     def _mean_over_ranks(self, sums: dict[str, torch.Tensor], count: int) -> dict[str, float]:
