@@ -30,6 +30,15 @@ def test_monitor_keys_and_chance_ratio():
         collapse_monitors(torch.randn(10, 4), accuracy=torch.tensor(0.5), num_candidates=1)
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    # tiny models: a second thread only adds contention on a shared 2-core machine
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def _train(objective: str, steps: int = 40) -> dict[str, float]:
     torch.manual_seed(0)
     cfg = CPCConfig(dim=16, context="gru", context_dim=16, num_steps=2, num_negatives=8, negatives="batch", objective=objective, feat_layers=2)

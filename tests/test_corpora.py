@@ -118,7 +118,11 @@ def test_timit(tmp_path: Path, lower: bool):
     assert ctm == [(0.0, 0.15, "h#"), (0.15, 0.25, "sh"), (0.25, 0.35, "iy"), (0.35, 0.375, "q"), (0.375, 0.5, "h#")]
     folded = read_ctm(result.out / "ali" / "train" / "phones39.ctm")["fcjf0_si1027"]
     assert [p for _, _, p in folded] == ["sil", "sh", "iy", "sil"]  # q removed
-    assert _reasons(result) == {("sx37.wav" if lower else "SX37.WAV"): f"missing {'sx37' if lower else 'SX37'}.PHN or {'sx37' if lower else 'SX37'}.TXT"}
+    assert _reasons(result) == {
+        (
+            "sx37.wav" if lower else "SX37.WAV"
+        ): f"missing {'sx37' if lower else 'SX37'}.PHN or {'sx37' if lower else 'SX37'}.TXT"
+    }
     with_sa = prepare_timit(src, tmp_path / "out_sa", include_sa=True)
     assert with_sa.sets["train"] == 2
 
@@ -147,7 +151,9 @@ def test_buckeye(tmp_path: Path):
     assert dd.segments["s0101a-0002"] == ("s0101a", 2.4, 2.9)  # after the 1 s pause
     assert dd.segments["s0101a-0003"] == ("s0101a", 3.0, 3.5)  # after interviewer speech
     assert dd.text == {
-        f"{rec}-{k}": t for rec in ("s0101a", "s0201a") for k, t in (("0001", "HI YOU"), ("0002", "OKAY"), ("0003", "NO"))
+        f"{rec}-{k}": t
+        for rec in ("s0101a", "s0201a")
+        for k, t in (("0001", "HI YOU"), ("0002", "OKAY"), ("0003", "NO"))
     }
     assert dd.spk2utt["s02"] == ["s0201a-0001", "s0201a-0002", "s0201a-0003"]
     ctm = read_ctm(result.out / "ali" / "all" / "phones.ctm")
@@ -240,7 +246,9 @@ def test_prepare_dispatch_and_cli(tmp_path: Path):
     run = [sys.executable, "-m", "speechrep", "data", "prepare"]
     r = subprocess.run([*run, "vctk", str(src), str(tmp_path / "out"), "--mic", "mic2"], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
-    assert "all                         2 utterances" in r.stdout and "p315_001.txt: transcript file not found" in r.stdout
+    assert (
+        "all                         2 utterances" in r.stdout and "p315_001.txt: transcript file not found" in r.stdout
+    )
     r = subprocess.run([*run, "vctk", str(src), str(tmp_path / "o2"), "--include-sa"], capture_output=True, text=True)
     assert r.returncode == 1
     assert r.stderr.strip().splitlines() == ["error: options: vctk takes no option include_sa (it takes: mic)"]

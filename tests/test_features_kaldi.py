@@ -290,3 +290,15 @@ def test_bad_waves_are_rejected():
         mfcc(np.zeros((2, 800), np.float32))
     with pytest.raises(ConfigError, match="num_ceps"):
         mfcc(_random(0.1), num_ceps=30)
+
+
+def test_warmup_compiles_every_kernel():
+    from speechrep.features import warmup
+    from speechrep.features.deltas import _deltas_kernel
+    from speechrep.features.framing import _frames_kernel
+    from speechrep.features.kaldi import _dct_kernel
+    from speechrep.features.mel import _mel_kernel, _power_kernel
+
+    warmup()
+    for kernel in (_frames_kernel, _mel_kernel, _power_kernel, _dct_kernel, _deltas_kernel):
+        assert kernel.signatures, kernel

@@ -20,7 +20,10 @@ from speechrep.errors import DataError
         ("Don't look back, something might be gaining on you.", True),
         ("Is a well-known fact really known?", True),
         ("Too short to keep.", False),  # 4 words
-        ("One two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen seventeen.", False),
+        (
+            "One two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen more.",
+            False,
+        ),
         ("lower case start is not a sentence.", False),
         ("There were 42 of them in the room.", False),  # digits
         ("The NASA budget was cut again this year.", False),  # acronym

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -21,7 +20,7 @@ def make_synth(
     nj: int = typer.Option(1, "--nj", help="Parallel synthesizer jobs."),
     seed: int = typer.Option(0, "--seed", help="Seed of the sentence and speaker draw."),
     frame_labels: bool = typer.Option(False, "--frame-labels", help="Also write ali/<split>/frame_labels (10 ms)."),
-    sentences: Optional[Path] = typer.Option(
+    sentences: Path | None = typer.Option(
         None, "--sentences", help="Text file, one sentence a line, read instead of the fortunes."
     ),
 ) -> None:
@@ -44,17 +43,20 @@ def make_synth(
 @data_app.command("prepare")
 def prepare(
     corpus: str = typer.Argument(
-        ..., help="librispeech, zerospeech2019, vctk, timit, buckeye, ljspeech or folder (audio + optional transcripts)."
+        ...,
+        help="librispeech, zerospeech2019, vctk, timit, buckeye, ljspeech or folder (audio + optional transcripts).",
     ),
     src: Path = typer.Argument(..., help="The corpus as distributed (e.g. LibriSpeech/, english/, TIMIT/)."),
     out: Path = typer.Argument(..., help="Output directory (data/<set>/, ali/<set>/, prepare.json)."),
-    subsets: Optional[str] = typer.Option(None, "--subsets", help="librispeech: comma-separated subsets, e.g. dev-clean,test-clean."),
-    abx_items: Optional[Path] = typer.Option(None, "--abx-items", help="librispeech: folder of ABX .item files to copy."),
-    mic: Optional[str] = typer.Option(None, "--mic", help="vctk: mic1 (default) or mic2."),
-    include_sa: Optional[bool] = typer.Option(None, "--include-sa/--no-sa", help="timit: keep the SA sentences."),
-    min_pause: Optional[float] = typer.Option(None, "--min-pause", help="buckeye: pause (s) that ends an utterance."),
-    max_duration: Optional[float] = typer.Option(None, "--max-duration", help="buckeye: longest utterance (s)."),
-    speaker_from: Optional[str] = typer.Option(None, "--speaker-from", help="folder: dir, prefix or single."),
+    subsets: str | None = typer.Option(
+        None, "--subsets", help="librispeech: comma-separated subsets, e.g. dev-clean,test-clean."
+    ),
+    abx_items: Path | None = typer.Option(None, "--abx-items", help="librispeech: folder of ABX .item files to copy."),
+    mic: str | None = typer.Option(None, "--mic", help="vctk: mic1 (default) or mic2."),
+    include_sa: bool | None = typer.Option(None, "--include-sa/--no-sa", help="timit: keep the SA sentences."),
+    min_pause: float | None = typer.Option(None, "--min-pause", help="buckeye: pause (s) that ends an utterance."),
+    max_duration: float | None = typer.Option(None, "--max-duration", help="buckeye: longest utterance (s)."),
+    speaker_from: str | None = typer.Option(None, "--speaker-from", help="folder: dir, prefix or single."),
 ) -> None:
     """Prepare a real corpus as Kaldi data directories; print the sets and what was skipped."""
     from speechrep.data.corpora import prepare as run

@@ -155,8 +155,6 @@ def _iter_features(part: Path, kind: str, cfg: Any) -> Iterator[tuple[str, np.nd
     func = _kind(kind)[1]
     options = _function_options(cfg)
     for utt, wave in iter_audio(part, sample_rate=int(cfg.sample_frequency)):
-        if wave.shape[0] == 0:
-            raise DataError(f"utterance {utt}: empty audio", path=part / "wav.scp")
         options["seed"] = _utt_seed(cfg.seed, utt)
         try:
             feats = func(wave * np.float32(cfg.wave_scale), **options)
@@ -239,7 +237,9 @@ def _failure_detail(log_dir: Path, log_name: str, nj: int) -> str:
             continue
         for line in reversed(lines[:-1]):
             if line.strip() and not line.startswith("#"):
-                return line.strip()
+                # "speechrep.errors.DataError: <message>" -> "<message>"
+                kind, sep, message = line.strip().partition(": ")
+                return message if sep and kind.rpartition(".")[2].endswith("Error") else line.strip()
     return ""
 
 

@@ -1,8 +1,8 @@
 """Frame extraction as in Kaldi's ``ExtractWindow``/``ProcessWindow``.
 
-One numba kernel turns a waveform into windowed, zero-padded frames in a single pass:
-dither, DC removal, log energy, pre-emphasis and the analysis window, so that the batched
-FFT that follows (``scipy.fft.rfft`` over all frames) is the only other pass over the data.
+One numba kernel turns a waveform into windowed, zero-padded frames, with two passes over
+each frame: (1) dither, mean and energy, (2) DC removal, pre-emphasis and window, written
+straight into the frame matrix that the batched FFT (``scipy.fft.rfft``) then transforms.
 """
 
 from __future__ import annotations

@@ -153,13 +153,12 @@ def mel_filters(
     return out
 
 
-@functools.lru_cache(maxsize=32)
-def _support(filters_key: bytes, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-    w = np.frombuffer(filters_key, np.float32).reshape(shape)
-    nz = w != 0.0
+def _support(filters: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``[first, last)`` non-zero FFT bins of each filter (empty rows: ``[0, 0)``)."""
+    nz = filters != 0.0
     any_nz = nz.any(axis=1)
     first = np.where(any_nz, nz.argmax(axis=1), 0)
-    last = np.where(any_nz, shape[1] - nz[:, ::-1].argmax(axis=1), 0)
+    last = np.where(any_nz, filters.shape[1] - nz[:, ::-1].argmax(axis=1), 0)
     return first.astype(np.int64), last.astype(np.int64)
 
 
@@ -215,7 +214,7 @@ def apply_filters(
     if out is None:
         out = np.empty((spec.shape[0], offset + filters.shape[0]), np.float32)
     filters = np.ascontiguousarray(filters, np.float32)
-    first, last = _support(filters.tobytes(), filters.shape)
+    first, last = _support(filters)
     _mel_kernel(spec, bool(use_power), filters, first, last, int(offset), out)
     if use_log:
         log_floor_(out[:, offset : offset + filters.shape[0]], floor)

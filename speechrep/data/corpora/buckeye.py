@@ -71,9 +71,7 @@ def _is_phone(label: str) -> bool:
     return bool(label) and label[0].islower()
 
 
-def segment_at_pauses(
-    phones: Alignment, *, min_pause: float = 0.5, max_duration: float = 20.0
-) -> list[Alignment]:
+def segment_at_pauses(phones: Alignment, *, min_pause: float = 0.5, max_duration: float = 20.0) -> list[Alignment]:
     """Group a recording's phone segments into utterances (rule in the module docstring).
 
     Returns

@@ -183,7 +183,11 @@ class CorpusWriter:
             No utterance at all was found, or an utterance id repeats within a set.
         """
         if not any(self.sets.values()):
-            reason = f" ({len(self.skipped)} file(s) skipped, first: {self.skipped[0][0]}: {self.skipped[0][1]})" if self.skipped else ""
+            reason = (
+                f" ({len(self.skipped)} file(s) skipped, first: {self.skipped[0][0]}: {self.skipped[0][1]})"
+                if self.skipped
+                else ""
+            )
             raise DataError(f"no usable {self.corpus} utterances found{reason}", path=self.src)
         result = PreparedCorpus(self.out, skipped=self.skipped)
         with atomic_dir(self.out) as tmp:
@@ -209,7 +213,9 @@ class CorpusWriter:
         by_id: dict[str, Utterance] = {}
         for u in utterances:
             if u.utt in by_id:
-                raise DataError(f"utterance id {u.utt} occurs twice in set {name} ({by_id[u.utt].audio}, {u.audio})", path=self.src)
+                raise DataError(
+                    f"utterance id {u.utt} occurs twice in set {name} ({by_id[u.utt].audio}, {u.audio})", path=self.src
+                )
             by_id[u.utt] = u
         utt2spk = {u.utt: u.spk for u in utterances}
         segments: dict[str, tuple[str, float, float]] | None = {
@@ -234,4 +240,6 @@ class CorpusWriter:
             spk2gender=genders if len(genders) == len(spk2utt) else None,
         ).save()
         for ctm in sorted({key for u in utterances for key in u.alignments}):
-            write_ctm(tmp / "ali" / name / f"{ctm}.ctm", {u.utt: u.alignments[ctm] for u in utterances if ctm in u.alignments})
+            write_ctm(
+                tmp / "ali" / name / f"{ctm}.ctm", {u.utt: u.alignments[ctm] for u in utterances if ctm in u.alignments}
+            )

@@ -60,7 +60,9 @@ def prepare_folder(src: str | Path, out: str | Path, *, speaker_from: str = "dir
         Bad ``speaker_from``, no audio found.
     """
     if speaker_from not in _SPEAKER_FROM:
-        raise DataError(f"speaker_from must be one of {', '.join(_SPEAKER_FROM)}, got {speaker_from!r}", field="speaker_from")
+        raise DataError(
+            f"speaker_from must be one of {', '.join(_SPEAKER_FROM)}, got {speaker_from!r}", field="speaker_from"
+        )
     writer = CorpusWriter("folder", src, out)
     audio_files = find_files(writer.src, AUDIO_SUFFIXES)
     if not audio_files:

@@ -90,7 +90,9 @@ def prepare_librispeech(
     chosen = list(subsets) if subsets else available
     for subset in chosen:
         if subset not in available:
-            raise DataError(f"subset {subset} not found (found: {', '.join(available) or 'none'})", path=root, field="subsets")
+            raise DataError(
+                f"subset {subset} not found (found: {', '.join(available) or 'none'})", path=root, field="subsets"
+            )
     writer.genders = _speaker_genders(root / "SPEAKERS.TXT")
     for subset in chosen:
         name = subset.replace("-", "_")

@@ -13,7 +13,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from speechrep.data.corpora.common import CorpusWriter, PreparedCorpus, Utterance, find_files, normalize_text, read_transcript
+from speechrep.data.corpora.common import (
+    CorpusWriter,
+    PreparedCorpus,
+    Utterance,
+    find_files,
+    normalize_text,
+    read_transcript,
+)
 from speechrep.errors import DataError
 
 __all__ = ["prepare_ljspeech"]

@@ -42,7 +42,8 @@ DEV_SPEAKERS = frozenset(
 
 #: 61 TIMIT phones -> 39 (``None``: removed).
 FOLD_39: dict[str, str | None] = {
-    **{p: p for p in "aa ae ah aw ay b ch d dh dx eh er ey f g hh ih iy jh k l m n ng ow oy p r s sh t th uh uw v w y z".split()},
+    **{p: p for p in "aa ae ah aw ay b ch d dh dx eh er ey f g hh ih iy jh k l m n ng ow oy p r s sh t th".split()},
+    **{p: p for p in "uh uw v w y z".split()},
     "ao": "aa", "ax": "ah", "ax-h": "ah", "axr": "er", "hv": "hh", "ix": "ih", "el": "l", "em": "m",
     "en": "n", "nx": "n", "eng": "ng", "zh": "sh", "ux": "uw",
     **{p: "sil" for p in "bcl dcl gcl pcl tcl kcl h# pau epi".split()},

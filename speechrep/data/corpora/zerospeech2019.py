@@ -40,7 +40,9 @@ def prepare_zerospeech2019(src: str | Path, out: str | Path) -> PreparedCorpus:
     writer = CorpusWriter("zerospeech2019", src, out)
     found = {name: writer.src.joinpath(*parts) for name, parts in _SETS.items() if writer.src.joinpath(*parts).is_dir()}
     if not found:
-        raise DataError("none of train/voice, train/unit, test found (is this the 'english' directory?)", path=writer.src)
+        raise DataError(
+            "none of train/voice, train/unit, test found (is this the 'english' directory?)", path=writer.src
+        )
     for name, directory in found.items():
         for audio in find_files(directory, [".wav"]):
             spk, sep, rest = audio.stem.partition("_")

@@ -7,8 +7,8 @@ festival) reading sentences of the ``fortunes`` package, with exact phone timing
 * :mod:`speechrep.data.synth.build`: splits, output layout, :func:`make_synth`.
 """
 
-from speechrep.data.synth.build import SIZES, SPLITS, SynthSize, assign_sentences, make_synth
 from speechrep.data.corpora.common import normalize_text
+from speechrep.data.synth.build import SIZES, SPLITS, SynthSize, assign_sentences, make_synth
 from speechrep.data.synth.text import FORTUNE_CATEGORIES, fortune_sentences
 from speechrep.data.synth.voices import PHONES, SAMPLE_RATE, SPEAKERS, SynthSpeaker, check_voices, synthesize
 

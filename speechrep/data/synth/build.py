@@ -37,9 +37,9 @@ from pathlib import Path
 import numpy as np
 
 from speechrep.data.audio import write_wav
+from speechrep.data.corpora.common import check_output_dir, normalize_text
 from speechrep.data.ctm import frame_labels, write_ctm
 from speechrep.data.kaldi_dir import DataDir, spk2utt_from_utt2spk, write_kaldi_map
-from speechrep.data.corpora.common import check_output_dir, normalize_text
 from speechrep.data.synth.text import FORTUNE_CATEGORIES, fortune_sentences
 from speechrep.data.synth.voices import (
     PHONES,
@@ -219,9 +219,7 @@ def make_synth(
     # utterance id: speaker id, "-", sentence index (the same sentence has the same suffix
     # for every speaker: parallel utterances pair up by id)
     width = max(5, len(str(len(texts) - 1)))
-    entries = {
-        split: [(f"{spk}-{index:0{width}d}", spk, index) for spk, index in pairs[split]] for split in SPLITS
-    }
+    entries = {split: [(f"{spk}-{index:0{width}d}", spk, index) for spk, index in pairs[split]] for split in SPLITS}
     by_speaker: dict[str, list[tuple[str, str]]] = {s.id: [] for s in speakers}
     for split in SPLITS:
         for utt, spk, index in entries[split]:
@@ -241,8 +239,7 @@ def make_synth(
         def store(speaker: SynthSpeaker, result: Synthesized) -> None:
             if result.wave is not None:
                 write_wav(tmp / "wav" / speaker.id / f"{result.utt}.wav", result.wave, SAMPLE_RATE)
-                # only the length is needed from here on; drop the samples
-                result.wave = np.empty(len(result.wave), dtype=np.int8)
+                result.wave = None  # written; keep memory flat
             done[result.utt] = result
 
         _run_jobs(jobs, nj=nj, store=store, progress=progress)
@@ -285,7 +282,7 @@ def _write_corpus(
             utt2spk[utt] = spk
             wav_scp[utt] = str(out / "wav" / spk / f"{utt}.wav")
             text[utt] = normalize_text(texts[index])
-            utt2dur[utt] = len(result.wave) / SAMPLE_RATE
+            utt2dur[utt] = result.duration
             ctm[utt] = result.segments
             phones.update(phone for _, _, phone in result.segments)
             edges.setdefault(spk, []).append(result.audio_minus_end)

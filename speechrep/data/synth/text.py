@@ -70,9 +70,7 @@ def is_plain_sentence(sentence: str, *, min_words: int = 5, max_words: int = 16)
         return False
     if words[-1].lower() in _ABBREVIATIONS:
         return False
-    return all(
-        _WORD.fullmatch(w) and _VOWEL.search(w) and (w == "I" or len(w) == 1 or not w.isupper()) for w in words
-    )
+    return all(_WORD.fullmatch(w) and _VOWEL.search(w) and (w == "I" or len(w) == 1 or not w.isupper()) for w in words)
 
 
 def fortune_sentences(

@@ -153,6 +153,7 @@ class Synthesized:
     wave : (samples,) float32 at :data:`SAMPLE_RATE`, ``None`` on failure.
     segments : ``[(start, end, phone), ...]`` in seconds, normalised phones.
     error : why the item failed (``None`` on success).
+    duration : seconds of audio at :data:`SAMPLE_RATE` (0 on failure).
     audio_minus_end : audio length minus the synthesizer's last segment end (seconds),
         before :func:`fit_alignment` (the edge mismatch).
     """
@@ -161,6 +162,7 @@ class Synthesized:
     wave: np.ndarray | None = None
     segments: list[tuple[float, float, str]] | None = None
     error: str | None = None
+    duration: float = 0.0
     audio_minus_end: float = 0.0
 
 
@@ -295,7 +297,7 @@ def _finish(utt: str, wav: Path, ends: list[tuple[float, str]]) -> Synthesized:
         return Synthesized(utt, error="empty audio")
     duration = wave.size / SAMPLE_RATE
     segments = fit_alignment(ends, duration)
-    return Synthesized(utt, wave, segments, audio_minus_end=native_duration - ends[-1][0])
+    return Synthesized(utt, wave, segments, duration=duration, audio_minus_end=native_duration - ends[-1][0])
 
 
 def _flite_command(speaker: SynthSpeaker) -> list[str]:

@@ -1,0 +1,120 @@
+#!/usr/bin/env bash
+# Voice conversion on the embedded corpus: three model families, independent scorers,
+# conversion of held-out speaker pairs with Griffin-Lim (and the neural vocoder of
+# egs/synth/vocoder when it has been trained), scores and a demo page.
+#
+# Usage: egs/synth/vc/run.sh [--stage N] [--stop-stage M] [--quick] [--exp DIR] [--nj N] [--force]
+#   --quick: tiny corpus and models (what the tests run, a few minutes on CPU)
+#
+# Stages
+#   0  corpus: local/data.sh -> $db
+#   1  speaker-verification scorer (x-vector, AAM): $db/data/train -> $exp/speaker
+#   2  CTC phone recogniser scorer: $db/data/train + phones.ctm -> $exp/phone_ctc
+#   3  VC models vc_adain, vc_adversarial, vc_vq: $db/data/train -> $exp/vc_*
+#   4  conversion pairs of held-out sentences: $db/data/{test,test_unseen_spk} -> $exp/pairs.tsv
+#   5  copy synthesis (vocoder only): $exp/pairs.tsv -> $exp/convert/resynth_<vocoder>
+#   6  conversion: every family x vocoder -> $exp/convert/<family>_<vocoder>
+#   7  scores: -> $exp/scores/<family>_<vocoder>.json, $exp/eval/vc.json (all systems), $exp/scores.txt
+#   8  demo page: -> $exp/demo/index.html (and $exp/demo.html pointing at it)
+set -euo pipefail
+cd "$(dirname "$0")"
+. ../../../recipes/lib.sh
+
+db=db
+neural_vocoder=../vocoder/exp/vocoder  # trained by egs/synth/vocoder/run.sh; used when present
+parse_recipe_opts "$@"
+
+families="vc_adain vc_adversarial vc_vq"
+if $quick; then
+  size=tiny; db=db_tiny
+  speakers=awb,kal16,slt; unseen=rms
+  common=(--set optim.max_steps=30 --set optim.warmup_steps=5 --set data.crop=8000 --set data.batch_size=4
+          --set train.valid_every=30 --set train.ckpt_every=30 --set train.device=cpu --set train.num_threads=1
+          --set train.progress=false --set train.tensorboard=false)
+  vc_tiny=(--set model.args.channels=16 --set model.args.blocks=1 --set model.args.speaker_dim=8
+           --set model.args.min_speaker_frames=20)
+  spk_tiny=(--set model.args.channels=16 --set model.args.embedding_dim=8 --set model.args.min_frames=20)
+  ctc_args='{"channels": 16, "layers": 1}'; ctc_steps=20
+  vq_tiny=(--set model.args.content_dim=8 --set model.args.bottleneck.num_codes=16 --set model.args.bottleneck.code_dim=8)
+else
+  size=default
+  speakers=awb,kal,slt,slt_hts; unseen=ked,rms
+  common=(); vc_tiny=(); spk_tiny=(); vq_tiny=()
+  ctc_args='{"channels": 128, "layers": 2}'; ctc_steps=1500
+fi
+vocoders=griffinlim
+if [ -e "$neural_vocoder/checkpoints" ]; then
+  vocoders="griffinlim neural"
+fi
+vocoder_path() { if [ "$1" = neural ]; then echo "$neural_vocoder"; else echo "$1"; fi; }
+
+# speaker_tdnn is registered by speechrep.models.speaker: import it before `speechrep train`.
+train_speaker() {
+  python -c 'import sys, speechrep.models.speaker; from speechrep.cli import main; main(sys.argv[1:])' train "$@"
+}
+
+run_stage 0 "Corpus: speechrep data make-synth --size $size -> $db" \
+  ../local/data.sh --size "$size" --nj "$nj" "$db"
+
+run_stage 1 "Speaker scorer: $db/data/train -> $exp/speaker" \
+  train_speaker conf/speaker.yaml --set exp_dir="$exp/speaker" --set data.train="$db/data/train" \
+    --set data.valid="$db/data/dev" "${common[@]}" "${spk_tiny[@]}"
+
+run_stage 2 "Phone recogniser scorer: $db/data/train -> $exp/phone_ctc" \
+  python -c 'import json, sys; from speechrep.eval.vc import train_phone_recognizer as t
+t(sys.argv[1], sys.argv[2], sys.argv[3], args=json.loads(sys.argv[4]), steps=int(sys.argv[5]))' \
+    "$db/data/train" "$db/ali/train/phones.ctm" "$exp/phone_ctc" "$ctc_args" "$ctc_steps"
+
+train_families() {
+  for f in $families; do
+    extra=()
+    if [ "$f" = vc_vq ]; then extra=("${vq_tiny[@]}"); fi
+    speechrep train "conf/$f.yaml" --set exp_dir="$exp/$f" --set data.train="$db/data/train" \
+      --set data.valid="$db/data/dev" "${common[@]}" "${vc_tiny[@]}" "${extra[@]}"
+  done
+}
+run_stage 3 "VC models ($families): $db/data/train -> $exp/vc_*" train_families
+
+run_stage 4 "Pairs: $db/data/{test,test_unseen_spk} -> $exp/pairs.tsv" \
+  python local/make_pairs.py --speakers "$speakers" --unseen "$unseen" \
+    --ctm "$db/ali/test/phones.ctm" --ctm "$db/ali/test_unseen_spk/phones.ctm" \
+    "$exp/pairs.tsv" "$db/data/test" "$db/data/test_unseen_spk"
+
+resynthesize() {
+  for v in $vocoders; do
+    speechrep convert --resynthesize --pairs "$exp/pairs.tsv" --out-dir "$exp/convert/resynth_$v" \
+      --vocoder "$(vocoder_path "$v")"
+  done
+}
+run_stage 5 "Copy synthesis ($vocoders): $exp/pairs.tsv -> $exp/convert/resynth_*" resynthesize
+
+convert_all() {
+  for f in $families; do
+    for v in $vocoders; do
+      speechrep convert --model "$exp/$f" --pairs "$exp/pairs.tsv" --out-dir "$exp/convert/${f}_$v" \
+        --vocoder "$(vocoder_path "$v")"
+    done
+  done
+}
+run_stage 6 "Conversion ($families x $vocoders): -> $exp/convert/*" convert_all
+
+score_all() {
+  for f in $families; do
+    for v in $vocoders; do
+      speechrep eval vc --pairs "$exp/pairs.tsv" --converted "$exp/convert/${f}_$v" \
+        --speaker-model "$exp/speaker" --phone-model "$exp/phone_ctc" --resynth "$exp/convert/resynth_$v" \
+        --out "$exp/scores/${f}_$v.json" --name "${f}+$v"
+    done
+  done
+  python local/collect_scores.py "$exp/scores" "$exp/eval/vc.json" "$exp/scores.txt"
+  cat "$exp/scores.txt"
+}
+run_stage 7 "Scores: $exp/convert/* -> $exp/scores/*.json, $exp/eval/vc.json, $exp/scores.txt" score_all
+
+demo_page() {
+  python local/demo_audio.py "$exp/pairs.tsv" "$exp/convert" "$exp/demo_audio.tsv" --per-kind 2
+  speechrep report "$exp" --audio "$exp/demo_audio.tsv" --out "$exp/demo"
+  printf '<!doctype html><meta charset=utf-8><meta http-equiv="refresh" content="0; url=demo/index.html">'\
+'<a href="demo/index.html">voice-conversion demo</a>\n' > "$exp/demo.html"
+}
+run_stage 8 "Demo page: -> $exp/demo/index.html" demo_page

@@ -1,0 +1,175 @@
+"""CPC model: shapes, prediction heads, training signal, bottleneck hook, config errors."""
+
+import pytest
+import torch
+
+from speechrep.errors import ConfigError
+from speechrep.models.context import build_context
+from speechrep.models.cpc import CPC, CPCConfig
+from speechrep.models.encoders import FeatureEncoder, WaveEncoder
+from speechrep.train.registry import build_model
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    # tiny models: a second thread only adds contention on a shared 2-core machine
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def tiny(**kw):
+    base = dict(dim=16, context_dim=16, num_steps=3, num_negatives=4, predictor_heads=2, predictor_ff_dim=32, feat_layers=2)
+    base.update(kw)
+    return CPCConfig(**base)
+
+
+def test_wave_encoder_gives_10ms_frames():
+    enc = WaveEncoder(8)
+    assert enc.hop == 160 and enc.frame_shift == 0.01
+    assert enc(torch.randn(2, 20480)).shape == (2, 128, 8)
+    with pytest.raises(ValueError, match="batch, samples"):
+        enc(torch.randn(20480))
+
+
+def test_feature_encoder_keeps_frame_rate():
+    assert FeatureEncoder(20, 8, num_layers=2)(torch.randn(3, 17, 20)).shape == (3, 17, 8)
+
+
+@pytest.mark.parametrize("kind", ["gru", "lstm", "transformer"])
+def test_context_networks_are_causal(kind):
+    torch.manual_seed(0)
+    net = build_context(kind, 8, 12, num_layers=1)
+    x = torch.randn(1, 10, 8)
+    y = net(x)
+    x2 = x.clone()
+    x2[:, 6:] += 1.0  # change the future only
+    y2 = net(x2)
+    assert y.shape == (1, 10, 12)
+    assert torch.allclose(y[:, :6], y2[:, :6], atol=1e-6)
+    assert not torch.allclose(y[:, 6:], y2[:, 6:])
+
+
+@pytest.mark.parametrize("predictor", ["linear", "transformer"])
+def test_batched_heads_equal_one_head_at_a_time(predictor):
+    torch.manual_seed(0)
+    model = CPC(tiny(predictor=predictor))
+    c = torch.randn(2, 9, 16)
+    all_heads = model.predictor(c)
+    assert all_heads.shape == (2, 9, 3, 16)
+    for k in range(3):
+        assert torch.allclose(all_heads[:, :, k], model.predictor.heads(c, slice(k, k + 1))[:, :, 0], atol=1e-5)
+
+
+def test_transformer_predictor_is_causal_and_recompute_gives_same_gradients():
+    torch.manual_seed(0)
+    model = CPC(tiny(predictor="transformer"))
+    p = model.predictor
+    c = torch.randn(2, 9, 16, requires_grad=True)
+    c2 = c.detach().clone()
+    c2[:, 5:] += 1
+    assert torch.allclose(p(c)[:, :5], p(c2)[:, :5], atol=1e-6)
+    grads = []
+    for recompute in (True, False):
+        p.recompute = recompute
+        grads.append(torch.autograd.grad(p(c).square().sum(), [c, p.w_ff1, p.rel_bias]))
+    for a, b in zip(*grads):
+        assert torch.allclose(a, b, atol=1e-5)
+
+
+@pytest.mark.parametrize("negatives", ["sequence", "speaker", "batch"])
+def test_forward_reports_loss_accuracy_per_step_and_monitors(negatives):
+    model = CPC(tiny(negatives=negatives, predictor="transformer"))
+    out = model({"wave": torch.randn(4, 3200), "speaker": torch.tensor([0, 0, 1, 1])})
+    assert out["loss"].dim() == 0 and out["loss"].requires_grad
+    assert {f"acc/k{k}" for k in (1, 2, 3)} <= set(out)
+    assert {"collapse/var", "collapse/eff_rank", "collapse/acc_vs_chance"} <= set(out)
+    assert all(v.dim() == 0 for v in out.values())
+    out["loss"].backward()
+    assert all(p.grad is not None for p in model.parameters())
+
+
+def test_forward_with_given_negatives_matches_reference_loss():
+    from speechrep.objectives.infonce import infonce_loss_reference, sample_negatives
+
+    torch.manual_seed(0)
+    model = CPC(tiny(negatives="batch"), input_dim=10)
+    batch = {"feats": torch.randn(3, 20, 10)}
+    neg = sample_negatives(3, 20, 17, 4, mode="batch")
+    out = model(batch, neg_idx=neg)
+    z, _ = model.codes(batch)
+    c = model.context(z)[:, :17]
+    ref = infonce_loss_reference([model.predictor.heads(c, slice(k, k + 1))[:, :, 0] for k in range(3)], z, neg)[0]
+    assert float(out["loss"]) == pytest.approx(float(ref), abs=1e-5)
+
+
+def test_loss_falls_on_a_fixed_batch():
+    torch.manual_seed(0)
+    model = CPC(tiny(negatives="batch", context="gru"), input_dim=10)
+    batch = {"feats": torch.randn(4, 24, 10).cumsum(1)}
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    losses = []
+    for _ in range(25):
+        out = model(batch)
+        opt.zero_grad()
+        out["loss"].backward()
+        opt.step()
+        losses.append(float(out["loss"]))
+    assert losses[-1] < 0.8 * losses[0]
+
+
+def test_encode_layers_and_frame_shift():
+    model = CPC(tiny(context_dim=12, predictor="linear"))
+    batch = {"wave": torch.randn(1, 1600)}
+    assert model.encode(batch, layer="encoder").shape == (1, 10, 16)
+    assert model.encode(batch, layer="context").shape == (1, 10, 12)
+    assert model.frame_shift == 0.01
+    with pytest.raises(ConfigError, match="layer"):
+        model.encode(batch, layer="decoder")
+
+
+class _Halve(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.scale = torch.nn.Parameter(torch.tensor(0.5))
+        self.steps = []
+
+    def forward(self, z):
+        return z * self.scale, {"loss": self.scale.square(), "vq/perplexity": torch.tensor(3.0)}
+
+    def on_step_end(self, step):
+        self.steps.append(step)
+
+
+def test_bottleneck_hook_feeds_context_adds_loss_and_logs():
+    torch.manual_seed(0)
+    bottleneck = _Halve()
+    model = CPC(tiny(), input_dim=10, bottleneck=bottleneck)
+    batch = {"feats": torch.randn(2, 12, 10), "speaker": torch.tensor([0, 1])}
+    out = model(batch)
+    assert float(out["vq/perplexity"]) == 3.0 and float(out["loss/bottleneck"]) == 0.25
+    assert float(out["loss"]) == pytest.approx(float(out["loss/infonce"]) + 0.25, abs=1e-5)
+    assert torch.allclose(model.encode(batch, layer="encoder"), model.encoder(batch["feats"]) * 0.5)
+    model.on_step_end(7)
+    assert bottleneck.steps == [7]
+
+
+def test_config_errors_name_the_field():
+    with pytest.raises(ConfigError, match="num_steps"):
+        CPCConfig(num_steps=0)
+    with pytest.raises(ConfigError, match="predictor_heads"):
+        CPCConfig(dim=30, predictor="transformer", predictor_heads=8)
+    with pytest.raises(ConfigError, match="data.crop"):
+        CPC(tiny())({"wave": torch.randn(2, 480), "speaker": torch.tensor([0, 1])})
+    with pytest.raises(ConfigError, match="data.input"):
+        CPC(tiny())({"feats": torch.randn(2, 40, 10)})
+
+
+def test_registry_builds_cpc_and_rejects_unknown_keys():
+    model, cfg = build_model("cpc", {"dim": 16, "context_dim": 16, "num_steps": 2}, input_dim=13)
+    assert isinstance(model, CPC) and cfg.num_steps == 2 and model.input_key == "feats"
+    with pytest.raises(ConfigError, match="model.args.hiden"):
+        build_model("cpc", {"hiden": 3})
+    with pytest.raises(ConfigError, match="negatives"):
+        build_model("cpc", {"negatives": "everywhere"})

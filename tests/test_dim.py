@@ -1,0 +1,113 @@
+"""Deep InfoMax and its autoencoder special case."""
+
+import pytest
+import torch
+
+from speechrep.errors import ConfigError
+from speechrep.models.critics import ReconstructionCritic, SeparableCritic
+from speechrep.models.dim import DIM, DIMConfig
+from speechrep.train.registry import build_model
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    # tiny models: a second thread only adds contention on a shared 2-core machine
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def tiny(**kw):
+    base = dict(dim=16, code_dim=8, critic_dim=16, max_frames=48, feat_layers=2)
+    base.update(kw)
+    return DIMConfig(**base)
+
+
+def _batch(seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return {"feats": torch.randn(4, 16, 10, generator=g).cumsum(1) * 0.3}
+
+
+@pytest.mark.parametrize("estimator", ["jsd", "dv", "infonce"])
+@pytest.mark.parametrize("objective", ["dim", "autoencoder"])
+def test_forward_backward_and_logged_terms(objective, estimator):
+    torch.manual_seed(0)
+    model = DIM(tiny(objective=objective, estimator=estimator, prior_weight=0.1), input_dim=10)
+    out = model(_batch())
+    out["loss"].backward()
+    assert all(v.dim() == 0 for v in out.values())
+    assert {"loss/local", "loss/prior", "acc/local", "collapse/var", "collapse/eff_rank", "collapse/acc_vs_chance"} <= set(out)
+    assert ("loss/global" in out) == (objective == "dim")
+    assert all(p.grad is not None for p in model.parameters())
+
+
+def test_objective_switch_swaps_only_the_critic():
+    dim_model = DIM(tiny(), input_dim=10)
+    ae_model = DIM(tiny(objective="autoencoder"), input_dim=10)
+    assert isinstance(dim_model.local_critic, SeparableCritic)
+    assert isinstance(ae_model.local_critic, ReconstructionCritic)
+    # same encoder and code head architecture: their weights are interchangeable
+    ae_model.encoder.load_state_dict(dim_model.encoder.state_dict())
+    ae_model.code_head.load_state_dict(dim_model.code_head.state_dict())
+    batch = _batch()
+    assert torch.equal(ae_model.encode(batch), dim_model.encode(batch))
+
+
+def test_autoencoder_loss_is_reconstruction_mse():
+    torch.manual_seed(0)
+    model = DIM(tiny(objective="autoencoder", max_frames=64), input_dim=10)  # all 4 x 16 frames
+    batch = _batch()
+    out = model(batch)
+    codes = model.encode(batch)  # (B, T, G)
+    decoded = model.local_critic.decoder(codes)
+    mse = torch.nn.functional.mse_loss(decoded, batch["feats"])
+    assert float(out["loss"]) == pytest.approx(float(mse), rel=1e-5)
+
+
+def test_autoencoder_on_waveform_reconstructs_10ms_chunks():
+    model = DIM(tiny(objective="autoencoder"))
+    assert model.local_critic.decoder[-1].out_features == 160
+    out = model({"wave": torch.randn(2, 1600)})
+    assert torch.isfinite(out["loss"])
+
+
+@pytest.mark.parametrize("objective", ["dim", "autoencoder"])
+def test_loss_falls(objective):
+    torch.manual_seed(0)
+    model = DIM(tiny(objective=objective, estimator="infonce"), input_dim=10)
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    batch = _batch()
+    losses = []
+    for _ in range(25):
+        out = model(batch)
+        opt.zero_grad()
+        out["loss"].backward()
+        opt.step()
+        losses.append(float(out["loss"]))
+    assert losses[-1] < 0.8 * losses[0]
+
+
+def test_encode_layers():
+    model = DIM(tiny(), input_dim=10)
+    assert model.encode(_batch(), layer="encoder").shape == (4, 16, 16)
+    assert model.encode(_batch(), layer="context").shape == (4, 16, 8)
+    assert model.frame_shift == 0.01
+
+
+def test_bad_config_and_batch():
+    with pytest.raises(ConfigError, match="prior_weight"):
+        DIMConfig(prior_weight=-1)
+    with pytest.raises(ConfigError, match="data.batch_size"):
+        DIM(tiny(), input_dim=10)({"feats": torch.randn(1, 16, 10)})
+    with pytest.raises(ConfigError, match="data.input"):
+        DIM(tiny(), input_dim=10)({"wave": torch.randn(2, 1600)})
+
+
+def test_registry_names():
+    model, cfg = build_model("autoencoder", {"dim": 16, "code_dim": 4}, input_dim=10)
+    assert cfg.objective == "autoencoder" and isinstance(model.local_critic, ReconstructionCritic)
+    model, cfg = build_model("dim", {"dim": 16, "code_dim": 4, "estimator": "dv"}, input_dim=10)
+    assert cfg.objective == "dim" and cfg.estimator == "dv"
+    with pytest.raises(ConfigError, match="estimator"):
+        build_model("dim", {"estimator": "mine"})
