@@ -29,7 +29,7 @@ import time
 import numpy as np
 
 
-def make_corpus(n_items: int, *, n_speakers: int = 20, n_phones: int = 30, dim: int = 39, seed: int = 0):
+def make_corpus(n_items: int, *, n_speakers: int = 6, n_phones: int = 30, dim: int = 39, seed: int = 0):
     """Random features and an alignment with at least ``n_items`` triphone items."""
     from speechrep.eval.items import make_items
 

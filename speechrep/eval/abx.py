@@ -242,7 +242,6 @@ def abx_errors(
     seed: int = 0,
     threads: int | None = None,
     max_batch_pairs: int = 200_000,
-    max_frame_entries: int = 4_000_000,
     progress: bool = False,
 ) -> dict[str, float | None]:
     """ABX error rates (fractions in [0, 1]) per speaker mode.
@@ -255,8 +254,7 @@ def abx_errors(
     max_x_across : X speakers per (A-phone, context, A-speaker) across speakers; None = all.
     seed : seeds both subsamplings; results are deterministic.
     threads : numba threads (None keeps numba's setting).
-    max_batch_pairs : item distances scored per batch (bounds memory).
-    max_frame_entries : frame distances held at once (bounds memory; 8 bytes each).
+    max_batch_pairs : item distances computed per batch (bounds memory).
     progress : show a progress bar.
 
     Returns
@@ -277,10 +275,7 @@ def abx_errors(
         for mode in speaker_modes:
             rng = np.random.default_rng([seed, 1])
             cells = _cells(data, kept, mode=mode, max_x_across=max_x_across, rng=rng)
-            out[mode] = _score(
-                data, cells, mode=mode, max_batch_pairs=max_batch_pairs, max_frame_entries=max_frame_entries,
-                progress=progress,
-            )
+            out[mode] = _score(data, cells, mode=mode, max_batch_pairs=max_batch_pairs, progress=progress)
         return out
     finally:
         numba.set_num_threads(previous_threads)
@@ -330,9 +325,7 @@ def _cells(data: AbxItems, kept: np.ndarray, *, mode: str, max_x_across: int | N
                 yield _Cell(s, rows, row_groups, np.array(cols, np.int64), col_groups)
 
 
-def _score(
-    data: AbxItems, cells: Iterator[_Cell], *, mode: str, max_batch_pairs: int, max_frame_entries: int, progress: bool
-) -> float | None:
+def _score(data: AbxItems, cells: Iterator[_Cell], *, mode: str, max_batch_pairs: int, progress: bool) -> float | None:
     n_spk, n_ph = len(data.speakers), len(data.phones)
     acc_sum = np.zeros(n_spk * n_ph * n_ph)
     acc_cnt = np.zeros(n_spk * n_ph * n_ph)
@@ -347,12 +340,12 @@ def _score(
         batch.append(cell)
         pairs += len(cell.rows) * (len(cell.rows) if cell.cols is None else len(cell.cols))
         if pairs >= max_batch_pairs:
-            _score_batch(data, batch, acc_sum, acc_cnt, n_ph, max_frame_entries=max_frame_entries)
+            _score_batch(data, batch, acc_sum, acc_cnt, n_ph)
             if bar is not None:
                 bar.update(len(batch))
             batch, pairs = [], 0
     if batch:
-        _score_batch(data, batch, acc_sum, acc_cnt, n_ph, max_frame_entries=max_frame_entries)
+        _score_batch(data, batch, acc_sum, acc_cnt, n_ph)
         if bar is not None:
             bar.update(len(batch))
     if bar is not None:
@@ -368,151 +361,98 @@ def _score(
     return float((per_speaker.sum(axis=0)[pair_has] / n_speakers[pair_has]).mean())
 
 
-def _score_batch(
-    data: AbxItems, batch: list[_Cell], acc_sum: np.ndarray, acc_cnt: np.ndarray, n_ph: int, *, max_frame_entries: int
-) -> None:
+def _score_batch(data: AbxItems, batch: list[_Cell], acc_sum: np.ndarray, acc_cnt: np.ndarray, n_ph: int) -> None:
     """Compute every item distance the batch's cells need, then score all their triplets."""
-    # item-distance matrix of each cell, end to end: (rows x rows) within, (rows x X cols) across
-    widths = [len(c.rows) if c.cols is None else len(c.cols) for c in batch]
-    offsets = np.concatenate([[0], np.cumsum([len(c.rows) * w for c, w in zip(batch, widths)])]).astype(np.int64)
-    matrices = np.empty(offsets[-1])
-    queue = _DtwQueue(data, matrices, max_frame_entries=max_frame_entries)
-    # task columns: matrix offset, width, A rows, B rows, X columns, symmetric, accumulator
+    pi, pj, dst1, dst2 = [], [], [], []
+    # task columns: matrix offset, matrix width, A rows, B rows, X columns, symmetric, accumulator
     tasks: list[tuple[int, ...]] = []
-    for cell, width, offset in zip(batch, widths, offsets):
-        within = cell.cols is None
-        queue.add_cell(cell.rows, cell.rows if within else cell.cols, offset=int(offset), symmetric=within)
-        if within:
-            # X ranges over the A rows themselves (X != A)
+    offset = 0
+    for cell in batch:
+        rows = cell.rows
+        if cell.cols is None:
+            # within: one symmetric (rows x rows) matrix, X ranges over the A rows themselves
+            n = len(rows)
+            p, q = np.triu_indices(n, k=1)
+            pi.append(rows[p])
+            pj.append(rows[q])
+            dst1.append(offset + p * n + q)
+            dst2.append(offset + q * n + p)
             for a, a0, na in cell.row_groups:
                 if na < 2:
                     continue
                 for b, b0, nb in cell.row_groups:
                     if b != a:
-                        tasks.append((offset, width, a0, na, b0, nb, a0, na, 1, (cell.speaker * n_ph + a) * n_ph + b))
+                        tasks.append((offset, n, a0, na, b0, nb, a0, na, 1, (cell.speaker * n_ph + a) * n_ph + b))
+            offset += n * n
         else:
-            row_of = {p: (p0, n) for p, p0, n in cell.row_groups}
+            # across: (rows x X columns) matrix, X columns grouped by (A phone, X speaker)
+            n = len(cell.cols)
+            r, q = np.divmod(np.arange(len(rows) * n), n)
+            pi.append(rows[r])
+            pj.append(cell.cols[q])
+            dst1.append(offset + r * n + q)
+            dst2.append(np.full(r.size, -1, np.int64))
+            row_of = {p: (p0, np_) for p, p0, np_ in cell.row_groups}
             for a, x0, nx in cell.col_groups:
                 a0, na = row_of[a]
                 for b, b0, nb in cell.row_groups:
                     if b != a:
-                        tasks.append((offset, width, a0, na, b0, nb, x0, nx, 0, (cell.speaker * n_ph + a) * n_ph + b))
-    queue.flush()
+                        tasks.append((offset, n, a0, na, b0, nb, x0, nx, 0, (cell.speaker * n_ph + a) * n_ph + b))
+            offset += len(rows) * n
     if not tasks:
         return
+    i = np.concatenate(pi)
+    j = np.concatenate(pj)
+    # symmetric distance: the earlier item of the item set is always aligned first
+    first, second = np.minimum(i, j), np.maximum(i, j)
+    d = _pair_distances(
+        _KIND[data.kind], data.feats, data.aux, data.codes, data.starts, data.lengths, first, second
+    )
+    matrices = np.empty(offset)
+    matrices[np.concatenate(dst1)] = d
+    d2 = np.concatenate(dst2)
+    sel = d2 >= 0
+    matrices[d2[sel]] = d[sel]
     t = np.array(tasks, np.int64)
     err = _task_errors(matrices, t[:, :9])
     np.add.at(acc_sum, t[:, 9], err)
     np.add.at(acc_cnt, t[:, 9], 1.0)
 
 
-class _DtwQueue:
-    """Item distances of cells, computed in bounded chunks and written into ``matrices``.
-
-    A cell's frame distances (all frames of a block of its rows against all frames of its
-    columns) come from one BLAS product; pending blocks of several cells go to one
-    parallel DTW kernel call once they hold ``max_frame_entries`` frame distances.
-    """
-
-    def __init__(self, data: AbxItems, matrices: np.ndarray, *, max_frame_entries: int):
-        self.data, self.matrices, self.budget = data, matrices, max_frame_entries
-        self.mats: list[np.ndarray] = []
-        self.cols: list[list[np.ndarray]] = [[] for _ in range(9)]
-        self.size = 0
-
-    def add_cell(self, rows: np.ndarray, cols: np.ndarray, *, offset: int, symmetric: bool) -> None:
-        """Queue d(rows[p], cols[q]) for all p, q (``symmetric``: rows == cols, p < q, mirrored)."""
-        data = self.data
-        if data.kind == "edit":  # no frame distances: Levenshtein on the unit strings
-            n = len(cols)
-            p, q = np.triu_indices(n, k=1) if symmetric else np.divmod(np.arange(len(rows) * n), n)
-            first, second = np.minimum(rows[p], cols[q]), np.maximum(rows[p], cols[q])
-            d = _edit_pairs(data.codes, data.starts, data.lengths, first, second)
-            self.matrices[offset + p * n + q] = d
-            if symmetric:
-                self.matrices[offset + q * n + p] = d
-            return
-        fc, c_off = _frames_of(data, cols)
-        row_frames = np.cumsum(data.lengths[rows])
-        per_block = max(1, self.budget // max(1, len(fc)))
-        p0 = 0
-        while p0 < len(rows):
-            # rows p0..p1-1: their frames against all column frames fit the budget (>= 1 row)
-            p1 = max(p0 + 1, int(np.searchsorted(row_frames, (row_frames[p0 - 1] if p0 else 0) + per_block, "right")))
-            fr, r_off = _frames_of(data, rows[p0:p1])
-            if symmetric:
-                p, q = np.nonzero(np.arange(p0, p1)[:, None] < np.arange(len(cols))[None, :])
-            else:
-                p, q = np.divmod(np.arange((p1 - p0) * len(cols)), len(cols))
-            if len(p):
-                mat = _frame_distances(data, fr, fc)
-                gp = p + p0
-                # symmetric distance: the earlier item of the item set is always aligned first
-                swap = rows[gp] > cols[q]
-                for col, v in zip(
-                    self.cols,
-                    (
-                        np.full(len(p), self.size, np.int64),
-                        np.full(len(p), len(fc), np.int64),
-                        r_off[p],
-                        data.lengths[rows[gp]],
-                        c_off[q],
-                        data.lengths[cols[q]],
-                        swap.astype(np.int64),
-                        offset + gp * len(cols) + q,
-                        offset + q * len(cols) + gp if symmetric else np.full(len(p), -1, np.int64),
-                    ),
-                ):
-                    col.append(v)
-                self.mats.append(mat.ravel())
-                self.size += mat.size
-                if self.size >= self.budget:
-                    self.flush()
-            p0 = p1
-
-    def flush(self) -> None:
-        if not self.mats:
-            return
-        m_off, width, r0, n1, c0, n2, swap, dst1, dst2 = (np.concatenate(c) for c in self.cols)
-        mats = np.concatenate(self.mats) if len(self.mats) > 1 else self.mats[0]
-        d = _dtw_pairs(mats, m_off, width, r0, n1, c0, n2, swap)
-        self.matrices[dst1] = d
-        sel = dst2 >= 0
-        self.matrices[dst2[sel]] = d[sel]
-        self.mats, self.cols, self.size = [], [[] for _ in range(9)], 0
+# reassociation lets LLVM vectorise the reductions (summation order differs by ~1e-16)
+@numba.njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
+def _dot(feats, u, v):
+    s = 0.0
+    for k in range(feats.shape[1]):
+        s += np.float64(feats[u, k]) * np.float64(feats[v, k])
+    return s
 
 
-def _frames_of(data: AbxItems, items: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Frame indices of ``items`` laid end to end, and where each item starts among them."""
-    lengths = data.lengths[items]
-    offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
-    frames = np.repeat(data.starts[items] - offsets, lengths) + np.arange(lengths.sum())
-    return frames, offsets
-
-
-def _frame_distances(data: AbxItems, fr: np.ndarray, fc: np.ndarray) -> np.ndarray:
-    """``(len(fr), len(fc))`` frame distances between frame index sets, with BLAS products."""
-    if data.kind == "onehot":
-        return (data.codes[fr][:, None] != data.codes[fc][None, :]).astype(np.float64)
-    xr, xc = data.feats[fr].astype(np.float64), data.feats[fc].astype(np.float64)
-    if data.kind == "kl":
-        lr, lc = data.aux[fr], data.aux[fc]
-        # (p - q).(log p - log q) = p.log p + q.log q - p.log q - q.log p
-        return 0.5 * ((xr * lr).sum(1)[:, None] + (xc * lc).sum(1)[None, :] - xr @ lc.T - lr @ xc.T)
-    nr, nc = data.aux[fr, 0], data.aux[fc, 0]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        cos = (xr @ xc.T) / np.outer(nr, nc)
-    d = np.arccos(np.clip(cos, -1.0, 1.0)) / np.pi
-    zero_r, zero_c = nr == 0, nc == 0
-    if zero_r.any() or zero_c.any():
-        # a zero frame: 0 from another zero frame, 0.5 (orthogonal) from any other frame
-        either = zero_r[:, None] | zero_c[None, :]
-        d[either] = np.where(zero_r[:, None] & zero_c[None, :], 0.0, 0.5)[either]
-    return d
+@numba.njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
+def _kl_dot(feats, aux, u, v):
+    s = 0.0
+    for k in range(feats.shape[1]):
+        s += (np.float64(feats[u, k]) - np.float64(feats[v, k])) * (aux[u, k] - aux[v, k])
+    return s
 
 
 @numba.njit(cache=True, nogil=True)
-def _dtw(mat, m_off, width, r0, n1, c0, n2, swap):
+def _frame_distance(kind, feats, aux, codes, u, v):
+    if kind == 0:  # cosine: angle / pi
+        nu = aux[u, 0]
+        nv = aux[v, 0]
+        if nu == 0.0 or nv == 0.0:
+            return 0.0 if nu == nv else 0.5
+        c = _dot(feats, u, v) / (nu * nv)
+        c = min(1.0, max(-1.0, c))
+        return np.arccos(c) / np.pi
+    if kind == 1:  # symmetrised KL of renormalised posteriors
+        return 0.5 * _kl_dot(feats, aux, u, v)
+    return 0.0 if codes[u] == codes[v] else 1.0
+
+
+@numba.njit(cache=True, nogil=True)
+def _dtw(kind, feats, aux, codes, s1, n1, s2, n2):
     # cost and length of the chosen path, two rows at a time; the predecessor is chosen
     # exactly as a backtrack from the end would choose it, so the path length is exact
     prev_c = np.empty(n2)
@@ -521,11 +461,7 @@ def _dtw(mat, m_off, width, r0, n1, c0, n2, swap):
     cur_l = np.empty(n2, np.int64)
     for i in range(n1):
         for j in range(n2):
-            # item A = (r0, n1) is the row block, B = (c0, n2) the columns; swapped: B first
-            if swap:
-                d = mat[m_off + (r0 + j) * width + c0 + i]
-            else:
-                d = mat[m_off + (r0 + i) * width + c0 + j]
+            d = _frame_distance(kind, feats, aux, codes, s1 + i, s2 + j)
             if i == 0 and j == 0:
                 c, ln = d, 1
             elif i == 0:
@@ -545,17 +481,6 @@ def _dtw(mat, m_off, width, r0, n1, c0, n2, swap):
         prev_c, cur_c = cur_c, prev_c
         prev_l, cur_l = cur_l, prev_l
     return prev_c[n2 - 1] / prev_l[n2 - 1]
-
-
-@numba.njit(cache=True, parallel=True)
-def _dtw_pairs(mats, m_off, width, r0, n1, c0, n2, swap):
-    out = np.empty(len(r0))
-    for k in numba.prange(len(r0)):
-        if swap[k]:
-            out[k] = _dtw(mats, m_off[k], width[k], r0[k], n2[k], c0[k], n1[k], True)
-        else:
-            out[k] = _dtw(mats, m_off[k], width[k], r0[k], n1[k], c0[k], n2[k], False)
-    return out
 
 
 @numba.njit(cache=True, nogil=True)
@@ -585,11 +510,14 @@ def _edit(codes, s1, n1, s2, n2):
 
 
 @numba.njit(cache=True, parallel=True)
-def _edit_pairs(codes, starts, lengths, first, second):
+def _pair_distances(kind, feats, aux, codes, starts, lengths, first, second):
     out = np.empty(len(first))
     for k in numba.prange(len(first)):
         u, v = first[k], second[k]
-        out[k] = _edit(codes, starts[u], lengths[u], starts[v], lengths[v])
+        if kind == 3:
+            out[k] = _edit(codes, starts[u], lengths[u], starts[v], lengths[v])
+        else:
+            out[k] = _dtw(kind, feats, aux, codes, starts[u], lengths[u], starts[v], lengths[v])
     return out
 
 

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from speechrep.config import dataclass
+from speechrep.config import dataclass, save_config
 from speechrep.errors import ConfigError, DataError
 from speechrep.models.bottlenecks import BottleneckConfig, build_bottleneck
 from speechrep.models.critics import ReconstructionCritic, SeparableCritic
@@ -352,6 +352,7 @@ def run_digits(cfg: DigitsConfig, *, progress: bool = True) -> dict[str, Any]:
     "chance": float, "table": str}``.
     """
     data = load_images(cfg.images)
+    save_config(cfg, Path(cfg.exp_dir) / "config.yaml")
     exp = Path(cfg.exp_dir)
     results: dict[str, dict[str, list[float]]] = {}
 

@@ -22,7 +22,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from speechrep.config import dataclass
+from speechrep.config import dataclass, save_config
 from speechrep.errors import ConfigError, DataError
 from speechrep.estimators import TemperatureSchedule, gumbel_softmax
 from speechrep.sidetasks.common import fit, format_table, seed_everything, write_results
@@ -325,6 +325,8 @@ def run_listops(cfg: ListOpsConfig, *, progress: bool = True) -> dict[str, Any]:
     ``{"systems": {name: {"accuracy": [...], "bracket_f1": [...]}}, "majority": float,
     "table": str, "examples": [str, ...]}``.
     """
+    given = read_listops(cfg.data) if cfg.data is not None else None
+    save_config(cfg, Path(cfg.exp_dir) / "config.yaml")
     results: dict[str, dict[str, list[float]]] = {}
 
     def add(name: str, **scores: float) -> None:
@@ -333,8 +335,8 @@ def run_listops(cfg: ListOpsConfig, *, progress: bool = True) -> dict[str, Any]:
 
     examples_text: list[str] = []
     for seed in cfg.seeds:
-        if cfg.data is not None:
-            train = read_listops(cfg.data)
+        if given is not None:
+            train = given
         else:
             train = generate_listops(cfg.num_train, seed=seed, max_depth=cfg.max_depth, max_args=cfg.max_args, max_len=cfg.max_len)
         # test expressions from a disjoint stream of the generator

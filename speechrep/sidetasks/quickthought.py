@@ -23,7 +23,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from speechrep.config import dataclass
+from speechrep.config import dataclass, save_config
 from speechrep.errors import ConfigError, DataError
 from speechrep.objectives.collapse import effective_rank
 from speechrep.objectives.mi import mi_loss, positive_loss
@@ -325,6 +325,7 @@ def run_quickthought(cfg: QuickThoughtConfig, *, progress: bool = True) -> dict[
 
     data = Path(cfg.data_dir)
     train_docs, test_docs = read_documents(data / "train.jsonl"), read_documents(data / "test.jsonl")
+    save_config(cfg, Path(cfg.exp_dir) / "config.yaml")
     vocab = Vocabulary.build(
         (tokenize(s) for d in train_docs for p in d.paragraphs() for s in split_sentences(p)),
         max_size=cfg.vocab_size, min_count=cfg.min_count,

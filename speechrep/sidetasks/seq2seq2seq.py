@@ -24,7 +24,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from speechrep.config import dataclass
+from speechrep.config import dataclass, save_config
 from speechrep.errors import ConfigError, DataError
 from speechrep.estimators import Reinforce, TemperatureSchedule, gumbel_softmax
 from speechrep.objectives.mi import grad_reverse
@@ -87,6 +87,9 @@ class Seq2Seq2Seq(nn.Module):
     estimator : ``"gumbel_st"`` or ``"reinforce"``.
     adversarial_weight : weight of the discriminator term (0: no discriminator).
     tau : Gumbel temperature schedule.
+    word_dropout : fraction of the decoder's input words replaced by ``<unk>`` while
+        training, so that it cannot reconstruct from its own history alone and must read
+        the code.
     """
 
     def __init__(
@@ -99,8 +102,12 @@ class Seq2Seq2Seq(nn.Module):
         estimator: Literal["gumbel_st", "reinforce"] = "gumbel_st",
         adversarial_weight: float = 1.0,
         tau: TemperatureSchedule | None = None,
+        word_dropout: float = 0.3,
     ):
         super().__init__()
+        if not 0.0 <= word_dropout < 1.0:
+            raise ConfigError(f"must be in [0, 1), got {word_dropout}", field="word_dropout")
+        self.word_dropout = word_dropout
         if estimator not in ("gumbel_st", "reinforce"):
             raise ConfigError(f"unknown estimator {estimator!r} (known: gumbel_st, reinforce)", field="estimator")
         if int(code_words[-1]) != Vocabulary.EOS:
@@ -165,7 +172,11 @@ class Seq2Seq2Seq(nn.Module):
         """(B,) mean token negative log-likelihood of paragraphs ``ids`` given the codes."""
         _, h = self.reader(self._code_embeddings(onehot))
         bos = torch.full_like(ids[:, :1], Vocabulary.BOS)
-        out, _ = self.decoder(self.embed(torch.cat([bos, ids[:, :-1]], 1)), h)
+        inp = torch.cat([bos, ids[:, :-1]], 1)
+        if self.training and self.word_dropout > 0:
+            drop = (torch.rand(inp.shape, device=inp.device) < self.word_dropout) & (inp != Vocabulary.PAD)
+            inp = inp.masked_fill(drop, Vocabulary.UNK)
+        out, _ = self.decoder(self.embed(inp), h)
         logits = self.word_out(out)  # (B, L, V)
         nll = F.cross_entropy(logits.transpose(1, 2), ids, ignore_index=Vocabulary.PAD, reduction="none")  # (B, L)
         mask = (ids != Vocabulary.PAD).float()
@@ -222,6 +233,7 @@ class Seq2Seq2SeqConfig:
     steps: int = 3000
     batch_size: int = 64
     lr: float = 2e-3
+    word_dropout: float = 0.3
     examples: int = 5
     no_discriminator: bool = True  #: also train the same model without the discriminator
 
@@ -270,6 +282,7 @@ def run_seq2seq2seq(cfg: Seq2Seq2SeqConfig, *, progress: bool = True) -> dict[st
     """
     data = Path(cfg.data_dir)
     train_docs, test_docs = read_documents(data / "train.jsonl"), read_documents(data / "test.jsonl")
+    save_config(cfg, Path(cfg.exp_dir) / "config.yaml")
     texts = [tokenize(s.heading) for d in train_docs for s in d.sections] + [tokenize(p) for d in train_docs for p in d.paragraphs()]
     vocab = Vocabulary.build(texts, max_size=cfg.vocab_size, min_count=cfg.min_count)
     train = paragraph_set(train_docs, vocab, max_len=cfg.max_len)
@@ -299,7 +312,8 @@ def run_seq2seq2seq(cfg: Seq2Seq2SeqConfig, *, progress: bool = True) -> dict[st
         for name, weight in runs:
             gen = seed_everything(seed)
             model = Seq2Seq2Seq(len(vocab), torch.tensor(code_ids), code_len=cfg.code_len, hidden=cfg.hidden,
-                                estimator=cfg.estimator, adversarial_weight=weight, tau=cfg.tau)
+                                estimator=cfg.estimator, adversarial_weight=weight, tau=cfg.tau,
+                                word_dropout=cfg.word_dropout)
             ids, human = torch.from_numpy(train.ids), torch.from_numpy(human_train)
 
             def next_batch(step: int, ids: torch.Tensor = ids, human: torch.Tensor = human, gen: torch.Generator = gen) -> dict[str, torch.Tensor]:
