@@ -6,14 +6,16 @@ distances with torch, then run DTW in numpy (vectorised over the item pairs of t
 group), recomputing d(X, A) and d(X, B) for every cell. speechrep computes every item
 distance once per (context, speaker) cell and scores triplets in numba.
 
-Both run on the same synthetic corpus (random 39-dim features, triphone items from a
-random alignment with Zipf-like phone frequencies), on the same item set, subsampled
-once as ZeroSpeech 2021 does (<= 10 items per group), in exact mode on that set (every X
-speaker), so their results must agree. Each (implementation, threads) run is a separate
-process; its peak RSS is reported.
+Synthetic corpus: random 39-dim features at 100 frames/s, triphone items from a random
+alignment (20 speakers, 40 phones with Zipf frequencies, 30-100 ms phones). speechrep
+scores all items with ZeroSpeech 2021 subsampling (<= 10 items per group, 5 X speakers).
+The reference is far too slow for that, so both engines then score the same seeded
+fraction of the ABX cells (identical items and X speakers, taken from speechrep's cell
+builder); their results must agree and their times give the speed ratio. Each
+(implementation, threads) run is a separate process; its peak RSS is reported.
 
-    .venv/bin/python bench/abx.py                     # >= 20k triphone items, 1 and 2 threads
-    .venv/bin/python bench/abx.py --items 3000        # quick look
+    .venv/bin/python bench/abx.py                           # >= 20k triphone items, 1 and 2 threads
+    .venv/bin/python bench/abx.py --items 3000 --fraction 1   # quick look, every cell
 """
 
 from __future__ import annotations
@@ -53,8 +55,8 @@ def make_corpus(n_items: int, *, n_speakers: int = 6, n_phones: int = 30, dim: i
     return frames, make_items(ali, utt2spk)
 
 
-def torch_abx(data, kept: np.ndarray, mode: str) -> float:
-    """Libri-Light-style ABX on ``data`` (speechrep's AbxItems) restricted to ``kept`` items."""
+def torch_abx(data, cells: list, mode: str) -> float:
+    """Libri-Light-style ABX over speechrep's cells (same items, same X speakers)."""
     import torch
 
     feats = torch.from_numpy(data.feats)
@@ -71,9 +73,8 @@ def torch_abx(data, kept: np.ndarray, mode: str) -> float:
         # all frame distances of all pairs with torch, then DTW over the padded batch in numpy
         d = torch.einsum("asd,btd->abst", x, y).clamp(-1, 1).acos().div(math.pi).numpy().astype(np.float64)
         n1, n2, s1, s2 = d.shape
-        big = np.inf
-        # cost/length padded with a border row and column at infinity; anti-diagonal sweeps
-        cost = np.full((n1, n2, s1 + 1, s2 + 1), big)
+        # cost/length with a border row and column at infinity; anti-diagonal sweeps
+        cost = np.full((n1, n2, s1 + 1, s2 + 1), np.inf)
         length = np.zeros((n1, n2, s1 + 1, s2 + 1), np.int64)
         cost[:, :, 0, 0] = 0.0
         for k in range(s1 + s2 - 1):
@@ -86,81 +87,82 @@ def torch_abx(data, kept: np.ndarray, mode: str) -> float:
             length[:, :, i + 1, j + 1] = 1 + np.where(
                 use_diag, length[:, :, i, j], np.where(use_left, length[:, :, i + 1, j], length[:, :, i, j + 1])
             )
-        cost, length = cost[:, :, 1:, 1:], length[:, :, 1:, 1:]
-        a, b = np.meshgrid(sx - 1, sy - 1, indexing="ij")
+        a, b = np.meshgrid(sx, sy, indexing="ij")
         r, c = np.meshgrid(np.arange(n1), np.arange(n2), indexing="ij")
         return cost[r, c, a, b] / length[r, c, a, b]
 
-    groups: dict = {}
-    for i in kept.tolist():
-        key = (int(data.context[i]), int(data.speaker[i]))
-        groups.setdefault(key, {}).setdefault(int(data.phone[i]), []).append(i)
-    by_cp: dict = {}
-    for (c, s), phones in groups.items():
-        for p, idx in phones.items():
-            by_cp.setdefault((c, p), {})[s] = idx
     n_ph = len(data.phones)
     acc_sum = np.zeros((len(data.speakers), n_ph, n_ph))
     acc_cnt = np.zeros_like(acc_sum)
     with torch.no_grad():
-        for (c, s), phones in sorted(groups.items()):
-            if len(phones) < 2:
-                continue
-            for a, ia in phones.items():
-                if mode == "within":
-                    if len(ia) < 2:
+        for cell in cells:
+            rows = {p: cell.rows[p0 : p0 + n] for p, p0, n in cell.row_groups}
+            if mode == "within":
+                triplets = [(a, rows[a]) for a in rows if len(rows[a]) >= 2]
+            else:
+                triplets = [(a, cell.cols[x0 : x0 + n]) for a, x0, n in cell.col_groups]
+            for a, ix in triplets:
+                ga, sa = group(rows[a])
+                gx, sx = group(ix)
+                for b, ib in rows.items():
+                    if b == a:
                         continue
-                    xs = [ia]
-                else:
-                    xs = [idx for o, idx in sorted(by_cp[(c, a)].items()) if o != s]
-                ga, sa = group(ia)
-                for ix in xs:
-                    gx, sx = group(ix)
-                    for b, ib in phones.items():
-                        if b == a:
-                            continue
-                        gb, sb = group(ib)
-                        dxa = dtw_group(gx, sx, ga, sa)
-                        dxb = dtw_group(gx, sx, gb, sb)
-                        cmp = dxa[:, :, None] - dxb[:, None, :]
-                        score = (cmp < 0).astype(float) + 0.5 * (cmp == 0)
-                        if mode == "within":
-                            n = len(ia)
-                            score[np.arange(n), np.arange(n), :] = 0
-                            total = n * (n - 1) * len(ib)
-                        else:
-                            total = score.size
-                        acc_sum[s, a, b] += 1 - score.sum() / total
-                        acc_cnt[s, a, b] += 1
+                    # as Libri-Light: d(X, A) and d(X, B) recomputed for every (A, B, X) cell
+                    gb, sb = group(ib)
+                    dxa = dtw_group(gx, sx, ga, sa)
+                    dxb = dtw_group(gx, sx, gb, sb)
+                    cmp = dxa[:, :, None] - dxb[:, None, :]
+                    score = (cmp < 0).astype(float) + 0.5 * (cmp == 0)
+                    if mode == "within":
+                        n = len(ix)
+                        score[np.arange(n), np.arange(n), :] = 0
+                        total = n * (n - 1) * len(ib)
+                    else:
+                        total = score.size
+                    acc_sum[cell.speaker, a, b] += 1 - score.sum() / total
+                    acc_cnt[cell.speaker, a, b] += 1
     has = acc_cnt > 0
     per_speaker = np.where(has, acc_sum / np.maximum(acc_cnt, 1), 0).sum(0)
     n_spk = has.sum(0)
     return float((per_speaker[n_spk > 0] / n_spk[n_spk > 0]).mean())
 
 
-def worker(impl: str, threads: int, n_items: int) -> dict:
+def worker(impl: str, threads: int, args: argparse.Namespace) -> dict:
     import numba
 
-    from speechrep.eval.abx import abx_errors, prepare_abx_items, subsample_groups
+    from speechrep.eval.abx import _cells, _score, abx_errors, prepare_abx_items, subsample_groups
     from speechrep.eval.inputs import FrameTimes
 
-    frames, items = make_corpus(n_items)
+    frames, items = make_corpus(args.items, n_speakers=args.speakers, n_phones=args.phones)
     data = prepare_abx_items(frames, items, FrameTimes(0.01, 0.0125))
     kept = subsample_groups(data, max_size_group=10, seed=0)
     rss_data = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     result: dict = {"impl": impl, "threads": threads, "items": len(items), "items_kept": int(len(kept))}
+    numba.set_num_threads(threads)
+    # the same cells (ZeroSpeech 2021 subsampling: 10 items per group, 5 X speakers) for
+    # both engines; a seeded fraction of them for the comparison
+    pick = np.random.default_rng(1)
+    cells = {}
+    for mode in ("within", "across"):
+        every = list(_cells(data, kept, mode=mode, max_x_across=5, rng=np.random.default_rng([0, 1])))
+        cells[mode] = [c for c in every if pick.random() < args.fraction]
+    result["cells"] = {m: len(c) for m, c in cells.items()}
     if impl == "speechrep":
-        numba.set_num_threads(threads)
         abx_errors(_restrict(data, kept[:300]))  # load the cached kernels outside the timing
-        sub = _restrict(data, kept)
         t0 = time.perf_counter()
-        errors = abx_errors(sub, max_size_group=None, max_x_across=None, threads=threads)
+        full = abx_errors(data, max_size_group=10, max_x_across=5, seed=0, threads=threads)
+        result["full_seconds"] = time.perf_counter() - t0
+        result["full_abx"] = full
+        result["full_peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        t0 = time.perf_counter()
+        kw = dict(max_batch_pairs=200_000, progress=False)
+        errors = {mode: _score(data, iter(c), mode=mode, **kw) for mode, c in cells.items()}
     else:
         import torch
 
         torch.set_num_threads(threads)
         t0 = time.perf_counter()
-        errors = {mode: torch_abx(data, kept, mode) for mode in ("within", "across")}
+        errors = {mode: torch_abx(data, c, mode) for mode, c in cells.items()}
     result["seconds"] = time.perf_counter() - t0
     result["abx"] = errors
     result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -184,24 +186,36 @@ def _restrict(data, kept):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--items", type=int, default=20000, help="minimum number of triphone items")
+    parser.add_argument("--speakers", type=int, default=20)
+    parser.add_argument("--phones", type=int, default=40)
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    parser.add_argument(
+        "--fraction", type=float, default=0.05, help="fraction of the ABX cells both engines score for the comparison"
+    )
     parser.add_argument("--skip-torch", action="store_true", help="time speechrep only")
     parser.add_argument("--worker", nargs=2, metavar=("IMPL", "THREADS"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        print(json.dumps(worker(args.worker[0], int(args.worker[1]), args.items)))
+        print(json.dumps(worker(args.worker[0], int(args.worker[1]), args)))
         return
     results = []
     for impl in ("speechrep",) + (() if args.skip_torch else ("torch",)):
         for threads in args.threads:
-            cmd = [sys.executable, __file__, "--items", str(args.items), "--worker", impl, str(threads)]
+            cmd = [sys.executable, __file__, *sys.argv[1:], "--worker", impl, str(threads)]
             r = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.splitlines()[-1])
             results.append(r)
+            if "full_seconds" in r:
+                print(
+                    f"speechrep threads={threads} all {r['items']} items (kept {r['items_kept']}): "
+                    f"time={r['full_seconds']:.2f}s peak_rss={r['full_peak_rss_mb']:.0f}MB "
+                    f"(after data {r['rss_after_data_mb']:.0f}MB) ABX within={100 * r['full_abx']['within']:.3f}% "
+                    f"across={100 * r['full_abx']['across']:.3f}%",
+                    flush=True,
+                )
             print(
-                f"{impl:9s} threads={threads} items={r['items']} (kept {r['items_kept']}) "
-                f"time={r['seconds']:.2f}s peak_rss={r['peak_rss_mb']:.0f}MB "
-                f"(after data {r['rss_after_data_mb']:.0f}MB) "
-                f"ABX within={100 * r['abx']['within']:.3f}% across={100 * r['abx']['across']:.3f}%",
+                f"{impl:9s} threads={threads} sampled cells {r['cells']}: time={r['seconds']:.2f}s "
+                f"peak_rss={r['peak_rss_mb']:.0f}MB ABX within={100 * r['abx']['within']:.4f}% "
+                f"across={100 * r['abx']['across']:.4f}%",
                 flush=True,
             )
     fast = {r["threads"]: r for r in results if r["impl"] == "speechrep"}

@@ -10,7 +10,11 @@ samples. Two implementations of the same step are compared in one run:
   predictors and :func:`speechrep.objectives.infonce.infonce_loss_reference`
   (candidates materialised per step, broadcast multiply).
 
-Each configuration runs in its own process so that its peak RSS is its own.
+Each configuration runs in its own process so that its peak RSS is its own. By default
+the processes run with ``MALLOC_MMAP_THRESHOLD_=1048576``: glibc then returns freed
+tensors of 1 MB and more to the system at once instead of keeping them in its heap, so
+the peak RSS measures the memory the step needs rather than what the allocator held on
+to (``--malloc-default`` measures with glibc's default instead).
 
 Usage::
 
@@ -23,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -96,6 +101,7 @@ def main() -> None:
     p.add_argument("--negatives", type=int, default=128)
     p.add_argument("--steps", type=int, default=4, help="timed steps per configuration")
     p.add_argument("--warmup", type=int, default=1)
+    p.add_argument("--malloc-default", action="store_true", help="keep glibc's default mmap threshold")
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.worker:
@@ -103,7 +109,11 @@ def main() -> None:
         print(json.dumps(_worker(args)))
         return
 
+    env = dict(os.environ)
+    if not args.malloc_default:
+        env["MALLOC_MMAP_THRESHOLD_"] = "1048576"
     results = []
+    print(f"malloc: {'glibc default' if args.malloc_default else 'MALLOC_MMAP_THRESHOLD_=1048576'}")
     print(f"batch {args.batch} x {args.samples} samples, {args.negatives} negatives, {args.warmup} warm-up + {args.steps} timed steps")
     print(f"{'mode':<10} {'threads':>7} {'amp':>5} {'s/step':>7} {'min':>6} {'frames/s':>9} {'CPU s/step':>10} {'peak RSS MB':>12}")
     for threads in args.threads:
@@ -112,7 +122,7 @@ def main() -> None:
                 cmd = [sys.executable, __file__, "--worker", "--threads", str(threads), "--amp", amp, "--mode", mode]
                 cmd += ["--batch", str(args.batch), "--samples", str(args.samples), "--negatives", str(args.negatives)]
                 cmd += ["--steps", str(args.steps), "--warmup", str(args.warmup)]
-                r = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1])
+                r = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True, env=env).stdout.strip().splitlines()[-1])
                 results.append(r)
                 print(f"{mode:<10} {threads:>7} {amp:>5} {r['s_per_step']:>7.2f} {r['s_min']:>6.2f} {r['frames_per_s']:>9.0f} {r['cpu_s_per_step']:>10.2f} {r['peak_rss_mb']:>12.0f}", flush=True)
     for threads in args.threads:

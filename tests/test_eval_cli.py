@@ -109,10 +109,12 @@ def test_make_items_and_item_file_input(tmp_path, capsys):
     code, _, err = _run(
         capsys, "eval", "features", "--feats", str(tmp_path / "feats" / "feats.scp"), "--ali",
         str(tmp_path / "ali" / "phones.ctm"), "--items", str(items), "--out", str(out), "--set", "probes.enabled=false",
+        "--context", "any",
     )
     assert code == 0, err
     r = json.loads(out.read_text())
     assert "probes" not in r and r["inputs"]["items"]["path"] == str(items)
+    assert r["abx"]["context"] == "any" and r["config"]["abx"]["context"] == "any" and r["abx"]["within"] < 15
 
 
 def _expect_error(capsys, tmp_path, *args, match):

@@ -137,3 +137,23 @@ def test_model_without_units_and_unknown_utterances(tmp_path, capsys):
         load_unit_file(f, known_utts=["spkA-u0", "spkA-u1"])
     with pytest.raises(DataError, match="outside the codebook"):
         load_unit_file(f, num_codes=3)
+
+
+def test_ablation_variants_summary_and_table():
+    from speechrep.ablation import format_table, summarise_report, variant_overrides
+    from speechrep.errors import ConfigError
+
+    # equal bit budget: 2^b one-hot classes, b bits, 2^b codes
+    assert variant_overrides("onehot", 3) == ["model.args.bottleneck.kind=onehot", "model.args.bottleneck.num_codes=8"]
+    assert variant_overrides("binary", 3) == ["model.args.bottleneck.kind=binary", "model.args.bottleneck.num_bits=3"]
+    assert variant_overrides("vq", 3)[1] == "model.args.bottleneck.num_codes=8"
+    with pytest.raises(ConfigError, match="unknown bottleneck kind"):
+        variant_overrides("tree", 3)
+    with pytest.raises(ConfigError, match="bit budget"):
+        variant_overrides("vq", 0)
+    report = {"units": {"pnmi": 0.4, "phone_purity": 0.5}, "abx": {"within": None, "across": 20.0}, "bitrate": {"bitrate": 80.0}}
+    row = summarise_report(report)
+    assert row["pnmi"] == 0.4 and row["abx_across"] == 20.0 and row["abx_within"] is None and row["used_codes"] is None
+    table = format_table([{"variant": "vq_3bit", "bits": 3, **row}])
+    assert table.splitlines()[0].startswith("| variant | bits | pnmi |")
+    assert "| vq_3bit | 3 | 0.400 | 0.500 | - | 20.000 | 80.000 | - | - | - |" in table

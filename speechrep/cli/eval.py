@@ -27,6 +27,9 @@ _OFFSET = typer.Option(
 )
 _EXACT = typer.Option(False, "--exact", help="ABX without subsampling (slower; default: ZeroSpeech 2021 subsampling).")
 _THREADS = typer.Option(None, "--threads", help="Threads for ABX (default: all cores).")
+_CONTEXT = typer.Option(
+    None, "--context", help="ABX context: 'within' (A, B, X share the triphone context; default) or 'any' (phone-only)."
+)
 
 
 def _config(config: Optional[Path], overrides: list[str], *, exact: bool = False, **options):
@@ -59,13 +62,9 @@ def make_items_cmd(
     level: str = typer.Option("triphone", "--level", help="'triphone' (whole triphone) or 'phone' (centre phone)."),
 ) -> None:
     """Build a ZeroSpeech ABX .item file from a phone CTM."""
-    from speechrep.data.ctm import read_ctm
-    from speechrep.data.kaldi_dir import read_kaldi_map
-    from speechrep.eval.items import make_items, write_items
-    from speechrep.eval.phone_discovery import find_utt2spk
+    from speechrep.eval.items import make_item_file
 
-    items = make_items(read_ctm(ctm), read_kaldi_map(find_utt2spk(ctm, utt2spk)), level=level)
-    write_items(out, items)
+    items = make_item_file(ctm, out, utt2spk=utt2spk, level=level)
     typer.echo(f"wrote {len(items)} {level} items to {out}")
 
 
@@ -78,7 +77,10 @@ def features_cmd(
     items: Optional[Path] = _ITEMS,
     frame_shift: Optional[float] = _SHIFT,
     frame_offset: Optional[float] = _OFFSET,
-    distance: Optional[str] = typer.Option(None, "--distance", help="ABX frame distance: cosine (default) or kl."),
+    distance: Optional[str] = typer.Option(
+        None, "--distance", help="ABX frame distance: cosine (default) or kl (posteriorgrams)."
+    ),
+    context: Optional[str] = _CONTEXT,
     exact: bool = _EXACT,
     threads: Optional[int] = _THREADS,
     config: Optional[Path] = _CONFIG,
@@ -88,8 +90,13 @@ def features_cmd(
     from speechrep.eval.phone_discovery import run_phone_discovery
 
     cfg = _config(
-        config, overrides, frame_shift=frame_shift, frame_offset=frame_offset, **{"abx.distance": distance},
-        threads=threads, exact=exact,
+        config,
+        overrides,
+        exact=exact,
+        frame_shift=frame_shift,
+        frame_offset=frame_offset,
+        threads=threads,
+        **{"abx.distance": distance, "abx.context": context},
     )
     report = run_phone_discovery(feats, ali, kind="features", out=out, utt2spk=utt2spk, items=items, config=cfg)
     _print({f"features {feats}": report}, out)
@@ -108,6 +115,7 @@ def units_cmd(
     frame_offset: Optional[float] = _OFFSET,
     codebook_size: Optional[int] = typer.Option(None, "--codebook-size", help="Number of codes (default: max unit + 1)."),
     distance: Optional[str] = typer.Option(None, "--distance", help="ABX distance: onehot (default) or edit."),
+    context: Optional[str] = _CONTEXT,
     exact: bool = _EXACT,
     threads: Optional[int] = _THREADS,
     config: Optional[Path] = _CONFIG,
@@ -117,8 +125,14 @@ def units_cmd(
     from speechrep.eval.phone_discovery import run_phone_discovery
 
     cfg = _config(
-        config, overrides, frame_shift=frame_shift, frame_offset=frame_offset, codebook_size=codebook_size,
-        **{"abx.distance": distance}, threads=threads, exact=exact,
+        config,
+        overrides,
+        exact=exact,
+        frame_shift=frame_shift,
+        frame_offset=frame_offset,
+        codebook_size=codebook_size,
+        threads=threads,
+        **{"abx.distance": distance, "abx.context": context},
     )
     report = run_phone_discovery(units, ali, kind="units", out=out, utt2spk=utt2spk, items=items, config=cfg)
     _print({f"units {units}": report}, out)
@@ -138,6 +152,6 @@ def baseline_cmd(
     """Evaluate MFCC (+deltas, CMVN) and fbank features computed from DATA_DIR: the reference line."""
     from speechrep.eval.phone_discovery import run_baseline
 
-    cfg = _config(config, overrides, threads=threads, exact=exact)
+    cfg = _config(config, overrides, exact=exact, threads=threads)
     report = run_baseline(data_dir, ali, out=out, items=items, config=cfg)
     _print({f"baseline {name}": metrics for name, metrics in report["baselines"].items()}, out)

@@ -43,6 +43,7 @@ __all__ = [
     "load_units",
     "check_utterances",
     "check_frame_counts",
+    "find_utt2spk",
     "DEFAULT_FRAME_TOLERANCE",
 ]
 
@@ -364,3 +365,19 @@ def check_frame_counts(
                 path=frames_path,
                 field=utt,
             )
+
+
+def find_utt2spk(ali: str | Path, utt2spk: str | Path | None) -> Path:
+    """The given ``utt2spk``, else the one beside the alignment.
+
+    Raises
+    ------
+    DataError
+        When neither exists.
+    """
+    if utt2spk is not None:
+        return Path(utt2spk)
+    beside = Path(ali).parent / "utt2spk"
+    if beside.is_file():
+        return beside
+    raise DataError("no utt2spk beside the alignment; give --utt2spk", path=ali, field="utt2spk")

@@ -23,7 +23,7 @@ import numpy as np
 from speechrep.errors import DataError
 from speechrep.utils.io import atomic_open
 
-__all__ = ["ItemSet", "make_items", "read_items", "write_items", "DEFAULT_SILENCES", "ITEM_HEADER"]
+__all__ = ["ItemSet", "make_items", "make_item_file", "read_items", "write_items", "DEFAULT_SILENCES", "ITEM_HEADER"]
 
 ITEM_HEADER = "#file onset offset #phone prev-phone next-phone speaker"
 DEFAULT_SILENCES = frozenset({"SIL", "sil", "SPN", "spn", "sp", "<eps>", "NSN", "<sil>", "pau", "h#"})
@@ -114,6 +114,24 @@ def make_items(
         cols["next"],
         cols["spk"],
     )
+
+
+def make_item_file(
+    ctm: str | Path,
+    out: str | Path,
+    *,
+    utt2spk: str | Path | None = None,
+    level: Literal["triphone", "phone"] = "triphone",
+    silences: Iterable[str] = DEFAULT_SILENCES,
+) -> ItemSet:
+    """Build items from a CTM (speakers from ``utt2spk``, default: beside the CTM); write ``out``."""
+    from speechrep.data.ctm import read_ctm
+    from speechrep.data.kaldi_dir import read_kaldi_map
+    from speechrep.eval.inputs import find_utt2spk
+
+    items = make_items(read_ctm(ctm), read_kaldi_map(find_utt2spk(ctm, utt2spk)), level=level, silences=silences)
+    write_items(out, items)
+    return items
 
 
 def write_items(path: str | Path, items: ItemSet) -> None:

@@ -6,6 +6,12 @@ writes one JSON document (metrics, input hashes, configuration, versions);
 :func:`run_baseline` does the same for MFCC and filter-bank features computed from a
 data directory, the reference line of every result.
 
+ABX modes: by default the items are built on the fly from the alignment (no item file):
+each spans a whole triphone, previous phone's start to next phone's end (not the centre
+phone only; ``abx.level: phone`` gives centre-only items), and A, B and X share their
+context. ``abx.context: any`` is the phone-only mode (context ignored). A ZeroSpeech
+``.item`` file (``items``) replaces the on-the-fly items.
+
 The JSON keeps ZeroSpeech's names where they exist: ``"abx": {"within": .., "across": ..}``
 holds ABX error rates in percent (as ZeroSpeech reports them); every other metric is a
 fraction in [0, 1] unless its name says otherwise (``bitrate`` in bits per second).
@@ -27,6 +33,7 @@ from speechrep.eval.inputs import (
     check_frame_counts,
     check_utterances,
     find_frame_times,
+    find_utt2spk,
     load_features,
     load_units,
 )
@@ -39,7 +46,6 @@ __all__ = [
     "evaluate_representation",
     "run_phone_discovery",
     "run_baseline",
-    "find_utt2spk",
 ]
 
 
@@ -221,22 +227,6 @@ def _probes(frames, labels, utt2spk, discrete, config) -> dict[str, Any]:
             frames, labels, test_fraction=cfg.test_fraction, seed=cfg.seed, max_frames=cfg.max_frames
         ),
     }
-
-
-def find_utt2spk(ali: str | Path, utt2spk: str | Path | None) -> Path:
-    """The given ``utt2spk``, else the one beside the alignment.
-
-    Raises
-    ------
-    DataError
-        When neither exists.
-    """
-    if utt2spk is not None:
-        return Path(utt2spk)
-    beside = Path(ali).parent / "utt2spk"
-    if beside.is_file():
-        return beside
-    raise DataError("no utt2spk beside the alignment; give --utt2spk", path=ali, field="utt2spk")
 
 
 def run_phone_discovery(

@@ -387,6 +387,7 @@ def train_phone_recognizer(
     lr: float = 1e-3,
     seed: int = 0,
     max_seconds: float = 8.0,
+    num_threads: int | None = 1,
     progress: bool = True,
 ) -> Path:
     """Train the CTC phone recogniser on whole utterances of a data directory.
@@ -404,7 +405,9 @@ def train_phone_recognizer(
     args : ``phone_ctc`` model options (:class:`speechrep.models.phone_ctc.PhoneCTCConfig`);
         ``phones`` defaults to the inventory of the CTM.
     steps, batch_size, lr, seed : optimisation (Adam, gradient norm clipped at 5).
-    max_seconds : utterances longer than this are skipped (memory of the BiGRU).
+    max_seconds : utterances longer than this are skipped (padding memory).
+    num_threads : torch CPU threads (None: leave as is). One thread avoids the
+        synchronisation cost that makes small matrix products slow on a busy machine.
 
     Returns
     -------
@@ -420,6 +423,8 @@ def train_phone_recognizer(
     from speechrep.train.checkpoint import save_checkpoint
     from speechrep.train.registry import build_model
 
+    if num_threads is not None:
+        torch.set_num_threads(num_threads)
     alignments = read_ctm(ctm)
     seqs = {u: [ph for _, _, ph in segs if ph not in SILENCE_PHONES] for u, segs in alignments.items()}
     args = dict(args or {})

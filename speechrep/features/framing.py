@@ -149,6 +149,9 @@ def extract_frames(
     dither: float = 0.0,
     rng: np.random.Generator | None = None,
     energy: int = ENERGY_NONE,
+    start_frame: int = 0,
+    count: int | None = None,
+    out: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Windowed frames of ``wave``, zero-padded to the FFT size.
 
@@ -163,14 +166,18 @@ def extract_frames(
     dither : standard deviation of Gaussian noise added to each frame (needs ``rng``).
     rng : source of the dither noise.
     energy : ``ENERGY_NONE``, ``ENERGY_RAW`` or ``ENERGY_WINDOWED``.
+    start_frame, count : extract frames ``start_frame .. start_frame + count - 1`` only
+        (default: all), so that long signals can be processed in cache-sized blocks.
+    out : ``(>= count, padded_length)`` float32 buffer to fill, reused between blocks.
 
     Returns
     -------
-    frames : ``(num_frames, padded_length)`` float32
-    log_energy : ``(num_frames,)`` float64 log frame energy (zeros if ``ENERGY_NONE``)
+    frames : ``(count, padded_length)`` float32 (a view of ``out`` when given)
+    log_energy : ``(count,)`` float64 log frame energy (zeros if ``ENERGY_NONE``)
     """
-    n = num_frames(wave.shape[0], frame_length=frame_length, frame_shift=frame_shift, snip_edges=snip_edges)
-    first = first_sample_of_frame(0, frame_length=frame_length, frame_shift=frame_shift, snip_edges=snip_edges)
+    total = num_frames(wave.shape[0], frame_length=frame_length, frame_shift=frame_shift, snip_edges=snip_edges)
+    n = total - start_frame if count is None else count
+    first = first_sample_of_frame(start_frame, frame_length=frame_length, frame_shift=frame_shift, snip_edges=snip_edges)
     if dither != 0.0:
         if rng is None:
             raise ConfigError("dither needs a random generator (pass seed=...)", field="dither")
@@ -179,7 +186,7 @@ def extract_frames(
         noise *= np.float32(dither)
     else:
         noise = np.empty((0, 0), np.float32)
-    frames = np.empty((n, padded_length), np.float32)
+    frames = np.empty((n, padded_length), np.float32) if out is None else out[:n]
     log_energy = np.zeros(n, np.float64)
     if n > 0:
         _frames_kernel(

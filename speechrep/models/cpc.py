@@ -56,6 +56,7 @@ class CPCConfig:
     objective: Literal["infonce", "positive_only"] = "infonce"  #: positive_only: no negatives (collapses)
     feat_layers: int = 3  #: conv layers of the feature-input encoder
     feat_frame_shift: float = 0.01  #: frame shift (s) of input features
+    feat_frame_offset: float = 0.0125  #: centre (s) of the first input feature frame
     sample_rate: int = 16000  #: waveform rate
 
     def __post_init__(self) -> None:
@@ -108,9 +109,12 @@ class TransformerPredictor(nn.Module):
     num_heads, ff_dim : attention heads and feed-forward width of each transformer.
     max_distance : relative distances >= this share the last bias.
     recompute : keep only the layer inputs for backward and recompute the attention
-        weights and the feed-forward hidden layer (about 5% more compute, the largest
-        activations of the step not kept).
+        weights and the feed-forward hidden layer, a few heads at a time (about 5% more
+        compute; the largest activations of the step are never all alive at once).
     """
+
+    #: heads per recomputed group
+    RECOMPUTE_HEADS = 2
 
     def __init__(
         self, dim: int, num_steps: int, *, num_heads: int = 8, ff_dim: int = 2048, max_distance: int = 128, recompute: bool = True
@@ -156,18 +160,23 @@ class TransformerPredictor(nn.Module):
         """(k, M, D) -> (k, M, D), one feed-forward network per head."""
         return torch.baddbmm(b2[:, None], torch.relu(torch.baddbmm(b1[:, None], y, w1)), w2)
 
-    def _maybe_recompute(self, fn, *args: torch.Tensor) -> torch.Tensor:
-        if self.recompute and torch.is_grad_enabled():
-            return checkpoint(fn, *args, use_reentrant=False)
-        return fn(*args)
+    def _per_heads(self, fn, shared: tuple[torch.Tensor, ...], stacked: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        """``fn(*shared, *stacked)``; with ``recompute``, run on a few heads at a time
+        (``stacked`` split on its head axis) and recompute each group in backward, so
+        only one group's attention weights / hidden layer exist at any moment."""
+        if not (self.recompute and torch.is_grad_enabled()):
+            return fn(*shared, *stacked)
+        n, k = self.RECOMPUTE_HEADS, stacked[0].shape[0]
+        parts = [checkpoint(fn, *shared, *(a[i : i + n] for a in stacked), use_reentrant=False) for i in range(0, k, n)]
+        return torch.cat(parts)
 
     def heads(self, c: torch.Tensor, steps: slice = slice(None)) -> torch.Tensor:
         """(B, W, D) contexts -> (B, W, k, D) predictions of the steps in ``steps``."""
         B, W, D = c.shape
-        y = self._maybe_recompute(self._attention, c, self.w_qkv[steps], self.rel_bias[steps])  # (k, B*W, D)
+        y = self._per_heads(self._attention, (c,), (self.w_qkv[steps], self.rel_bias[steps]))  # (k, B*W, D)
         k = y.shape[0]
         y = self._norm(c.reshape(B * W, D) + torch.bmm(y, self.w_out[steps]), self.ln1_w[steps], self.ln1_b[steps])
-        f = self._maybe_recompute(self._feed_forward, y, self.w_ff1[steps], self.b_ff1[steps], self.w_ff2[steps], self.b_ff2[steps])
+        f = self._per_heads(self._feed_forward, (), (y, self.w_ff1[steps], self.b_ff1[steps], self.w_ff2[steps], self.b_ff2[steps]))
         y = self._norm(y + f, self.ln2_w[steps], self.ln2_b[steps])
         return y.view(k, B, W, D).permute(1, 2, 0, 3)
 
@@ -194,8 +203,11 @@ class CPC(nn.Module):
             self.encoder: nn.Module = WaveEncoder(cfg.dim, sample_rate=cfg.sample_rate)
         else:
             self.input_key = "feats"
-            self.encoder = FeatureEncoder(input_dim, cfg.dim, num_layers=cfg.feat_layers, frame_shift=cfg.feat_frame_shift)
+            self.encoder = FeatureEncoder(
+                input_dim, cfg.dim, num_layers=cfg.feat_layers, frame_shift=cfg.feat_frame_shift, frame_offset=cfg.feat_frame_offset
+            )
         self.frame_shift: float = self.encoder.frame_shift
+        self.frame_offset: float = self.encoder.frame_offset
         self.bottleneck = bottleneck
         self.context = build_context(cfg.context, cfg.dim, cfg.context_dim, num_layers=cfg.context_layers)
         if cfg.predictor == "linear":

@@ -46,6 +46,7 @@ class DIMConfig:
     max_frames: int = 512  #: frames per batch scored against each other
     feat_layers: int = 3  #: conv layers of the feature-input encoder
     feat_frame_shift: float = 0.01  #: frame shift (s) of input features
+    feat_frame_offset: float = 0.0125  #: centre (s) of the first input feature frame
     sample_rate: int = 16000  #: waveform rate
 
     def __post_init__(self) -> None:
@@ -82,9 +83,12 @@ class DIM(nn.Module):
             frame_dim = self.encoder.hop  # the autoencoder reconstructs 10 ms of samples
         else:
             self.input_key = "feats"
-            self.encoder = FeatureEncoder(input_dim, cfg.dim, num_layers=cfg.feat_layers, frame_shift=cfg.feat_frame_shift)
+            self.encoder = FeatureEncoder(
+                input_dim, cfg.dim, num_layers=cfg.feat_layers, frame_shift=cfg.feat_frame_shift, frame_offset=cfg.feat_frame_offset
+            )
             frame_dim = input_dim
         self.frame_shift: float = self.encoder.frame_shift
+        self.frame_offset: float = self.encoder.frame_offset
         self.code_head = mlp(cfg.dim, cfg.dim, cfg.code_dim)
         if cfg.objective == "dim":
             self.local_critic: nn.Module = SeparableCritic(cfg.code_dim, cfg.dim, proj_dim=cfg.critic_dim)

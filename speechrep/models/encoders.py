@@ -72,6 +72,11 @@ class WaveEncoder(nn.Module):
         for s in self.STRIDES:
             self.hop *= s
         self.frame_shift = self.hop / sample_rate
+        # centre of frame 0 in samples, through the stack: o -> o * stride - pad + (kernel - 1) / 2
+        centre = 0.0
+        for k, s, p in reversed(list(zip(self.KERNELS, self.STRIDES, self.PADDINGS))):
+            centre = centre * s - p + (k - 1) / 2
+        self.frame_offset = (centre + 0.5) / sample_rate  # + half a sample: time of the sample's middle
         self.convs = _ConvStack(1, dim, self.KERNELS, self.STRIDES, self.PADDINGS)
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
@@ -90,12 +95,15 @@ class FeatureEncoder(nn.Module):
     dim : output channels.
     num_layers : conv blocks.
     frame_shift : frame shift of the input features, in seconds.
+    frame_offset : centre time of the first input frame, in seconds (0.0125 for Kaldi
+        features with 25 ms windows and ``snip_edges``).
     """
 
-    def __init__(self, input_dim: int, dim: int = 256, *, num_layers: int = 3, frame_shift: float = 0.01):
+    def __init__(self, input_dim: int, dim: int = 256, *, num_layers: int = 3, frame_shift: float = 0.01, frame_offset: float = 0.0125):
         super().__init__()
         self.dim = dim
         self.frame_shift = frame_shift
+        self.frame_offset = frame_offset  # kernel-3 'same' convolutions keep frame centres
         # log energies carry corpus-dependent offsets: per-utterance mean and variance
         # normalisation of each bin over time (CMVN), which keeps the frame energy contour
         self.input_norm = nn.InstanceNorm1d(input_dim, eps=1e-5)

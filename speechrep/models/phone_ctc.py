@@ -1,7 +1,10 @@
 """A small CTC phone recogniser on the VC log-mel, used to score converted speech.
 
-Two convolutions (per-utterance mean-normalised log-mel in) and a bidirectional GRU,
-then a linear layer over the phone inventory plus the CTC blank (index 0). Greedy
+A convolution over the per-utterance mean-normalised log-mel, then residual blocks of
+dilated convolutions (dilations 1, 2, 4, repeated; about 0.3 s of context per block
+triple), then a linear layer over the phone inventory plus the CTC blank (index 0). A
+purely convolutional network trains several times faster on CPU than a recurrent one of
+the same size, since the frames of an utterance are computed in parallel. Greedy
 decoding (best path, repeats merged, blanks removed) is enough for scoring: the phone
 error rate of converted speech is compared with that of resynthesised speech, both
 decoded the same way. Registered as model ``phone_ctc``; trained on whole utterances
@@ -31,14 +34,14 @@ class PhoneCTCConfig:
     Attributes
     ----------
     phones : the phone inventory (output ``i + 1`` is ``phones[i]``; 0 is the blank).
-    channels : convolution width; the GRU has ``channels // 2`` units per direction.
-    layers : GRU layers.
-    dropout : dropout between GRU layers and before the output.
+    channels : convolution width.
+    layers : residual dilated-convolution blocks (dilation ``2 ** (i % 3)``, kernel 5).
+    dropout : dropout inside the blocks and before the output.
     """
 
     phones: list[str] = field(default_factory=list)
     channels: int = 256
-    layers: int = 2
+    layers: int = 6
     dropout: float = 0.1
 
 
@@ -67,6 +70,19 @@ def greedy_ctc_decode(log_probs: torch.Tensor, lengths: torch.Tensor | None = No
     return out
 
 
+class _DilatedBlock(nn.Module):
+    """Residual ``conv -> ReLU -> BatchNorm -> dropout`` on ``(B, C, T)``."""
+
+    def __init__(self, channels: int, dilation: int, dropout: float):
+        super().__init__()
+        self.conv = nn.Conv1d(channels, channels, 5, dilation=dilation, padding=2 * dilation)
+        self.norm = nn.BatchNorm1d(channels)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.dropout(self.norm(F.relu(self.conv(x))))
+
+
 class PhoneRecognizer(nn.Module):
     """CTC phone recogniser.
 
@@ -86,13 +102,9 @@ class PhoneRecognizer(nn.Module):
         self.frame_shift = VC_MEL.frame_shift
         self.mel = LogMel(VC_MEL)
         c = cfg.channels
-        self.front = nn.Sequential(
-            nn.Conv1d(VC_MEL.n_mels, c, 5, padding=2), nn.ReLU(), nn.BatchNorm1d(c),
-            nn.Conv1d(c, c, 5, padding=2), nn.ReLU(), nn.BatchNorm1d(c),
-        )
-        self.rnn = nn.GRU(c, c // 2, num_layers=cfg.layers, batch_first=True, bidirectional=True,
-                          dropout=cfg.dropout if cfg.layers > 1 else 0.0)
-        self.out = nn.Linear(2 * (c // 2), len(cfg.phones) + 1)
+        self.front = nn.Sequential(nn.Conv1d(VC_MEL.n_mels, c, 5, padding=2), nn.ReLU(), nn.BatchNorm1d(c))
+        self.blocks = nn.Sequential(*(_DilatedBlock(c, 2 ** (i % 3), cfg.dropout) for i in range(cfg.layers)))
+        self.out = nn.Linear(c, len(cfg.phones) + 1)
 
     def log_probs(self, mel: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         """Frame log-posteriors ``(B, T, len(phones) + 1)`` of log-mels ``(B, T, n_mels)``."""
@@ -101,12 +113,7 @@ class PhoneRecognizer(nn.Module):
             mel = mel - mel.mean(1, keepdim=True)
         else:
             mel = (mel - (mel * mask).sum(1, keepdim=True) / mask.sum(1, keepdim=True).clamp(min=1.0)) * mask
-        h = self.front(mel.transpose(1, 2)).transpose(1, 2)  # (B, T, C)
-        if lengths is not None:
-            h = nn.utils.rnn.pack_padded_sequence(h, lengths.cpu().clamp(min=1), batch_first=True, enforce_sorted=False)
-            h = nn.utils.rnn.pad_packed_sequence(self.rnn(h)[0], batch_first=True, total_length=mel.shape[1])[0]
-        else:
-            h = self.rnn(h)[0]
+        h = self.blocks(self.front(mel.transpose(1, 2))).transpose(1, 2)  # (B, T, C)
         return F.log_softmax(self.out(F.dropout(h, self.cfg.dropout, self.training)), dim=-1)
 
     @torch.no_grad()

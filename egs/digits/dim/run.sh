@@ -19,4 +19,3 @@ config=conf/default.yaml
 
 run_stage 1 "Train and probe: sklearn digits -> $exp/digits_dim/results.txt" \
   side digits-dim "$config" --set "exp_dir=$exp/digits_dim"
-cat "$exp/digits_dim/results.txt"

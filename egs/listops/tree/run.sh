@@ -19,4 +19,3 @@ config=conf/default.yaml
 
 run_stage 1 "Generate, train and evaluate: ListOps -> $exp/listops_tree/results.txt" \
   side listops-tree "$config" --set "exp_dir=$exp/listops_tree"
-cat "$exp/listops_tree/results.txt"

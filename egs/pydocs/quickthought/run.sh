@@ -23,4 +23,3 @@ run_stage 1 "Data: $root -> $exp/data/{train,test}.jsonl" \
   side prepare-pydocs "$exp/data" --root "$root" "${prep_opts[@]}"
 run_stage 2 "Quick Thought: $exp/data -> $exp/quickthought/results.txt" \
   side quickthought "$config" --set "exp_dir=$exp/quickthought" --set "data_dir=$exp/data"
-cat "$exp/quickthought/results.txt"

@@ -24,4 +24,3 @@ run_stage 1 "Data: $root -> $exp/data/{train,test}.jsonl" \
   side prepare-pydocs "$exp/data" --root "$root" "${prep_opts[@]}"
 run_stage 2 "seq2seq2seq: $exp/data -> $exp/seq2seq2seq/results.txt" \
   side seq2seq2seq "$config" --set "exp_dir=$exp/seq2seq2seq" --set "data_dir=$exp/data"
-cat "$exp/seq2seq2seq/results.txt"

@@ -20,13 +20,13 @@ set -euo pipefail
 cd "$(dirname "$0")"
 . ../../../recipes/lib.sh
 
-db=db
+db=data/synth  # corpus location (data/ is git-ignored in recipes)
 neural_vocoder=../vocoder/exp/vocoder  # trained by egs/synth/vocoder/run.sh; used when present
 parse_recipe_opts "$@"
 
 families="vc_adain vc_adversarial vc_vq"
 if $quick; then
-  size=tiny; db=db_tiny
+  size=tiny; db=data/synth_tiny
   speakers=awb,kal16,slt; unseen=rms
   common=(--set optim.max_steps=30 --set optim.warmup_steps=5 --set data.crop=8000 --set data.batch_size=4
           --set train.valid_every=30 --set train.ckpt_every=30 --set train.device=cpu --set train.num_threads=1
@@ -34,13 +34,13 @@ if $quick; then
   vc_tiny=(--set model.args.channels=16 --set model.args.blocks=1 --set model.args.speaker_dim=8
            --set model.args.min_speaker_frames=20)
   spk_tiny=(--set model.args.channels=16 --set model.args.embedding_dim=8 --set model.args.min_frames=20)
-  ctc_args='{"channels": 16, "layers": 1}'; ctc_steps=20
+  ctc_args='{"channels": 16, "layers": 2}'; ctc_steps=20
   vq_tiny=(--set model.args.content_dim=8 --set model.args.bottleneck.num_codes=16 --set model.args.bottleneck.code_dim=8)
 else
   size=default
   speakers=awb,kal,slt,slt_hts; unseen=ked,rms
   common=(); vc_tiny=(); spk_tiny=(); vq_tiny=()
-  ctc_args='{"channels": 128, "layers": 2}'; ctc_steps=1500
+  ctc_args='{"channels": 128, "layers": 6}'; ctc_steps=800
 fi
 vocoders=griffinlim
 if [ -e "$neural_vocoder/checkpoints" ]; then

@@ -1,0 +1,146 @@
+"""Deep InfoMax on the 8x8 digits: input checks, model variants, the tiny recipe end to end."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from speechrep.config import load_config
+from speechrep.errors import ConfigError, DataError
+from speechrep.models.bottlenecks import BottleneckConfig
+from speechrep.sidetasks.common import format_table, mean_std
+from speechrep.sidetasks.digits import DigitsConfig, DigitsSystem, ImageDIM, check_images, load_images, probe_scores, run_digits
+
+ROOT = Path(__file__).resolve().parents[1]
+RECIPE = ROOT / "egs/digits/dim"
+
+
+def test_bundled_digits_load_scaled():
+    d = load_images()
+    assert d.images.shape == (1797, 8, 8) and d.images.dtype == np.float32
+    assert d.images.min() == 0.0 and d.images.max() == 1.0
+    assert set(np.unique(d.labels)) == set(range(10))
+
+
+@pytest.mark.parametrize(
+    "images, labels, field",
+    [
+        (np.zeros((5, 7, 7)), np.zeros(5, int), "images"),  # wrong shape
+        (np.zeros((5, 63)), np.zeros(5, int), "images"),
+        (np.full((5, 8, 8), np.nan), np.zeros(5, int), "images"),
+        (np.full((5, 8, 8), 17.0), np.zeros(5, int), "images"),  # beyond the 0..16 range
+        (np.zeros((5, 64)), np.zeros(4, int), "labels"),
+        (np.zeros((5, 64)), np.zeros(5, float), "labels"),
+    ],
+)
+def test_bad_images_are_clear_errors(images, labels, field):
+    with pytest.raises(DataError, match=f"x.npz: {field}: "):
+        check_images(images, labels, source="x.npz")
+
+
+def test_npz_images(tmp_path):
+    good = tmp_path / "good.npz"
+    np.savez(good, images=np.random.default_rng(0).integers(0, 17, (6, 64)), labels=np.arange(6))
+    d = load_images(good)
+    assert d.images.shape == (6, 8, 8) and d.labels.tolist() == list(range(6))
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, pixels=np.zeros((6, 64)))
+    with pytest.raises(DataError, match="bad.npz.*'images' and 'labels'"):
+        load_images(bad)
+    wrong = tmp_path / "wrong.npz"
+    np.savez(wrong, images=np.zeros((6, 4, 16)), labels=np.arange(6))
+    with pytest.raises(DataError, match=r"wrong.npz: images: .*\(6, 4, 16\)"):
+        load_images(wrong)
+    with pytest.raises(DataError, match="not found"):
+        load_images(tmp_path / "missing.npz")
+
+
+def test_invalid_system_combinations():
+    with pytest.raises(ConfigError, match="needs negatives"):
+        DigitsSystem(name="x", critic="dot", estimator="positive")
+    with pytest.raises(ConfigError, match="mode global"):
+        DigitsSystem(name="x", critic="reconstruction", estimator="positive", mode="local")
+
+
+@pytest.mark.parametrize(
+    "system",
+    [
+        DigitsSystem(name="g", estimator="dv", mode="global"),
+        DigitsSystem(name="l", estimator="infonce", mode="local"),
+        DigitsSystem(name="ae", critic="reconstruction", estimator="positive"),
+        DigitsSystem(name="aejsd", critic="reconstruction", estimator="jsd"),
+        DigitsSystem(name="oh", mode="local", bottleneck=BottleneckConfig(kind="onehot", num_codes=8)),
+        DigitsSystem(name="bin", mode="global", bottleneck=BottleneckConfig(kind="binary", num_bits=5)),
+    ],
+    ids=lambda s: s.name,
+)
+def test_variants_forward_backward(system):
+    torch.manual_seed(0)
+    model = ImageDIM(system, channels=4, code_dim=6, critic_dim=8)
+    x = torch.rand(5, 8, 8)
+    out = model({"images": x})
+    assert out["loss"].dim() == 0 and torch.isfinite(out["loss"])
+    out["loss"].backward()
+    assert model.encoder.local[0].weight.grad.abs().sum() > 0  # the encoder is trained by every objective
+    model.eval()
+    codes = model.encode({"images": x})
+    width = {"oh": 8, "bin": 5}.get(system.name, 6)
+    assert codes.shape == (5, width)
+    if system.bottleneck is not None:
+        assert set(codes.unique().tolist()) <= {0.0, 1.0}
+
+
+def test_probe_separates_separable_features():
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(3), 30)
+    x = rng.normal(size=(90, 4)) + 5 * np.eye(3, 4)[y]
+    s = probe_scores(x[::2], y[::2], x[1::2], y[1::2])
+    assert s["linear"] > 0.95 and s["knn"] > 0.95
+    noise = probe_scores(rng.normal(size=(45, 4)), y[::2], rng.normal(size=(45, 4)), y[1::2])
+    assert noise["linear"] < 0.7
+
+
+def test_table_mean_std():
+    assert mean_std([1.0, 2.0, 3.0]) == (2.0, 1.0)
+    t = format_table("T", {"a": {"x": [0.5, 0.7]}, "b": {"x": 0.25}}, ["x", "y"])
+    assert "0.600 ± 0.141" in t and "0.250" in t and t.splitlines()[0] == "T"
+    assert t.splitlines()[-1].split() == ["b", "0.250", "-"]
+
+
+def test_tiny_recipe_end_to_end(tmp_path):
+    cfg = load_config(DigitsConfig, RECIPE / "conf/tiny.yaml", overrides=[f"exp_dir={tmp_path}"])
+    r = run_digits(cfg, progress=False)
+    s = r["systems"]
+    assert {"raw_pixels", "pca_16", "untrained_encoder", "dim_jsd_global", "autoencoder", "dim_infonce_local_vq"} <= set(s)
+    assert r["chance"] < 0.11
+    # DIM codes beat chance (0.10) by a wide margin
+    assert s["dim_jsd_global"]["linear"][0] > 0.5 and s["dim_jsd_global"]["knn"][0] > 0.5
+    assert s["autoencoder"]["final_loss"][0] < s["autoencoder"]["first_loss"][0]
+    assert s["dim_jsd_global"]["final_loss"][0] < s["dim_jsd_global"]["first_loss"][0]
+    assert s["raw_pixels"]["linear"][0] > 0.9
+    saved = json.loads((tmp_path / "results.json").read_text())
+    assert saved["systems"]["autoencoder"]["linear"] == s["autoencoder"]["linear"]
+    assert "dim_jsd_global" in (tmp_path / "results.txt").read_text()
+    png = (tmp_path / "plots/dim_jsd_global.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (tmp_path / "config.yaml").is_file()
+
+
+def test_cli_bad_config_is_one_line(tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("steps: 5\nbogus: 1\n")
+    r = subprocess.run([sys.executable, "-m", "speechrep.cli.sidetasks", "digits-dim", str(cfg)], capture_output=True, text=True)
+    assert r.returncode == 1
+    assert r.stderr.strip().splitlines() == [f"error: {cfg}: unknown config key 'bogus' (known keys here: " + r.stderr.split("known keys here: ")[1].strip()]
+    bad = tmp_path / "imgs.npz"
+    np.savez(bad, images=np.zeros((4, 9, 9)), labels=np.arange(4))
+    r = subprocess.run([sys.executable, "-m", "speechrep.cli.sidetasks", "digits-dim", str(RECIPE / "conf/tiny.yaml"),
+                        "--set", f"images={bad}", "--set", f"exp_dir={tmp_path / 'exp'}"], capture_output=True, text=True)
+    assert r.returncode == 1 and "images: expected images of shape (N, 8, 8)" in r.stderr
+    assert not (tmp_path / "exp").exists()  # no partial output
