@@ -158,9 +158,8 @@ class Converter:
         targets = list(targets)
         if not targets:
             raise ConfigError("at least one target utterance is needed", field="target")
-        if not self.model.has_speaker_encoder:
-            # checked before reading audio, so that the error names the real problem
-            self.model.speaker_code(torch.zeros(1, 1, self.model.spec.n_mels))
+        # checked before reading audio, so that the error names the real problem
+        self.model.require_speaker_encoder()
         codes = []
         with torch.no_grad():
             for t in targets:

@@ -135,6 +135,7 @@ def extract_units(
     *,
     which: str = "best",
     device: str = "cpu",
+    threads: int | None = None,
     progress: bool = True,
 ) -> UnitSet:
     """Units of every utterance of ``data_dir`` from the trained model in ``model_dir``.
@@ -146,6 +147,8 @@ def extract_units(
         ``feats.scp`` for models trained on features.
     which : checkpoint, ``"best"`` or ``"last"``.
     device : torch device for the model.
+    threads : torch CPU threads (None: torch's default); one utterance at a time is a
+        small workload, and extra threads only help when cores are idle.
 
     Raises
     ------
@@ -153,11 +156,14 @@ def extract_units(
         The model has no discrete units; CheckpointError / DataError for a bad
         checkpoint or data directory.
     """
+    import torch
     from tqdm import tqdm
 
     from speechrep.data.kaldi_dir import DataDir
     from speechrep.train.checkpoint import load_model
 
+    if threads is not None:
+        torch.set_num_threads(threads)
     model, name, _ = load_model(model_dir, which=which, map_location=device)
     if not hasattr(model, "units"):
         raise SpeechrepError(f"model '{name}' has no discrete units (use a vqvae or vqcpc experiment)", path=model_dir)

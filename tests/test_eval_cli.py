@@ -114,7 +114,10 @@ def test_make_items_and_item_file_input(tmp_path, capsys):
     assert code == 0, err
     r = json.loads(out.read_text())
     assert "probes" not in r and r["inputs"]["items"]["path"] == str(items)
-    assert r["abx"]["context"] == "any" and r["config"]["abx"]["context"] == "any" and r["abx"]["within"] < 15
+    assert r["abx"]["context"] == "any" and r["config"]["abx"]["context"] == "any"
+    # phone-only ABX on whole-triphone items: the unmatched context phones now weigh in
+    # (within-context ABX of the same features is < 15 %, see above)
+    assert r["abx"]["within"] > 20
 
 
 def _expect_error(capsys, tmp_path, *args, match):

@@ -302,3 +302,13 @@ def test_warmup_compiles_every_kernel():
     warmup()
     for kernel in (_frames_kernel, _mel_kernel, _power_kernel, _dct_kernel, _deltas_kernel):
         assert kernel.signatures, kernel
+
+
+@pytest.mark.parametrize("func", [fbank, mfcc, spectrogram])
+def test_block_processing_matches_one_block(func, monkeypatch):
+    import speechrep.features.kaldi as kaldi
+
+    wave = _speech_like(0.3)
+    whole = func(wave, snip_edges=False, energy_floor=10.0)  # dither on: the noise stream continues across blocks
+    monkeypatch.setattr(kaldi, "BLOCK_FRAMES", 7)
+    np.testing.assert_array_equal(func(wave, snip_edges=False, energy_floor=10.0), whole)

@@ -21,6 +21,15 @@ ROOT = Path(__file__).resolve().parents[1]
 RECIPE = ROOT / "egs/digits/dim"
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    # these models are tiny: a second intra-op thread only adds contention on a shared CPU
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def test_bundled_digits_load_scaled():
     d = load_images()
     assert d.images.shape == (1797, 8, 8) and d.images.dtype == np.float32

@@ -89,7 +89,7 @@ def extract_representations(
     with atomic_dir(out_dir) as tmp, torch.inference_mode():
         with kaldiio.WriteHelper(f"ark,scp:{tmp / 'feats.ark'},{tmp / 'feats.scp'}") as writer:
             for utt, x in tqdm(inputs, total=total, desc=f"extract {layer}", unit="utt", disable=not progress):
-                batch = {input_key: torch.from_numpy(x).float().unsqueeze(0)}
+                batch = {input_key: torch.tensor(x, dtype=torch.float32).unsqueeze(0)}
                 rep = module.encode(batch, layer=layer)[0].float().numpy()
                 writer(utt, rep)
                 num_frames[utt] = rep.shape[0]

@@ -14,11 +14,12 @@ def units_cmd(
     model: Path = typer.Option(..., "--model", help="Experiment directory (or checkpoint) of a vqvae/vqcpc model."),
     which: str = typer.Option("best", "--which", help="Checkpoint to use: best or last."),
     device: str = typer.Option("cpu", "--device", help="Torch device, e.g. cpu or cuda."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="Torch CPU threads (default: torch's choice)."),
 ) -> None:
     """Write frame-level units, deduplicated unit sequences and unit boundaries of DATA_DIR."""
     from speechrep.units import extract_units, write_units
 
-    unit_set = extract_units(model, data_dir, which=which, device=device)
+    unit_set = extract_units(model, data_dir, which=which, device=device, threads=threads)
     write_units(unit_set, out)
     frames = sum(len(u) for u in unit_set.units.values())
     used = len(set().union(*(set(u.tolist()) for u in unit_set.units.values()))) if unit_set.units else 0

@@ -283,10 +283,11 @@ def abx_errors(
 
 @dataclass
 class _Cell:
-    # rows: items of one (context, speaker), grouped by phone (row_groups: phone -> (start, len))
+    """Items of one (context, speaker) pair and, across speakers, their X items."""
+
     speaker: int
-    rows: np.ndarray
-    row_groups: list[tuple[int, int, int]]  # (phone, start, length)
+    rows: np.ndarray  # item indices, grouped by phone
+    row_groups: list[tuple[int, int, int]]  # (phone, start, length) of each group in rows
     cols: np.ndarray | None = None  # across: X items, grouped by (phone, X speaker)
     col_groups: list[tuple[int, int, int]] | None = None  # (phone, start, length)
 

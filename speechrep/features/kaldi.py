@@ -62,9 +62,10 @@ def check_wave(wave: np.ndarray, *, name: str = "wave") -> np.ndarray:
     return wave
 
 
-# Frames are transformed in blocks of this many: the frame and spectrum buffers of a block
-# stay in the CPU cache between the kernels and the FFT (and memory stays small for long
-# signals), which is ~1.3x faster than one pass over all frames of a long recording.
+# Frames are transformed in blocks of this many: a block's frame and spectrum buffers stay
+# in the CPU cache from the framing kernel through the FFT to the mel kernel, and are reused
+# instead of faulting in hundreds of MB for a long recording (246 -> 161 ms CPU for 600 s
+# of 80-bin fbank when measured); memory also stays small for long signals.
 BLOCK_FRAMES = 1024
 
 

@@ -294,6 +294,14 @@ class VoiceConversionModel(nn.Module):
         """Whether target utterances can be encoded (False for ``speaker_encoder: table``)."""
         return self.speaker_encoder is not None
 
+    def require_speaker_encoder(self) -> None:
+        """Raise SpeechrepError unless target utterances can be encoded."""
+        if self.speaker_encoder is None:
+            raise SpeechrepError(
+                f"this {self.family} model has no speaker encoder (speaker_encoder: table): "
+                "it cannot take a target utterance", field="model.args.speaker_encoder"
+            )
+
     def speaker_code(self, mel: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         """Speaker codes ``(B, speaker_dim)`` of log-mels ``(B, T, n_mels)`` (valid ``lengths`` frames).
 
@@ -302,11 +310,7 @@ class VoiceConversionModel(nn.Module):
         SpeechrepError
             The model has no speaker encoder, or an utterance is shorter than ``min_speaker_frames``.
         """
-        if self.speaker_encoder is None:
-            raise SpeechrepError(
-                f"this {self.family} model has no speaker encoder (speaker_encoder: table): "
-                "it cannot take a target utterance", field="model.args.speaker_encoder"
-            )
+        self.require_speaker_encoder()
         shortest = int(lengths.min()) if lengths is not None else mel.shape[1]
         minimum = self.cfg.min_speaker_frames
         if shortest < minimum:

@@ -42,7 +42,7 @@ def fit(
     warmup_steps: int = 0,
     weight_decay: float = 0.0,
     grad_clip: float = 1.0,
-    log_every: int = 50,
+    log_every: int | None = None,
     desc: str = "train",
     progress: bool = True,
 ) -> list[dict[str, float]]:
@@ -60,7 +60,7 @@ def fit(
         (:func:`speechrep.train.schedule.lr_at`).
     weight_decay : AdamW weight decay.
     grad_clip : maximum gradient norm (0 disables clipping).
-    log_every : steps averaged per history entry.
+    log_every : steps averaged per history entry (default: ``steps // 20``, at least 1).
     desc : progress-bar label.
     progress : show a progress bar.
 
@@ -73,6 +73,7 @@ def fit(
 
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
+    log_every = log_every or max(1, steps // 20)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
     model.train()

@@ -44,6 +44,7 @@ __all__ = [
     "parse_expression",
     "generate_listops",
     "read_listops",
+    "encode_examples",
     "TreeLSTMCell",
     "GumbelTreeEncoder",
     "ListOpsConfig",
@@ -264,7 +265,8 @@ class GumbelTreeEncoder(nn.Module):
         return {"loss": loss, "acc": acc.detach(), "tau": torch.tensor(self.tau)}
 
 
-def _encode(examples: Sequence[ListOpsExample]) -> dict[str, torch.Tensor]:
+def encode_examples(examples: Sequence[ListOpsExample]) -> dict[str, torch.Tensor]:
+    """Batch of ``ids`` (B, N) right-padded token ids, ``lengths`` (B,) and ``label`` (B,)."""
     N = max(len(e.tokens) for e in examples)
     ids = torch.zeros(len(examples), N, dtype=torch.long)
     for i, e in enumerate(examples):
@@ -307,7 +309,7 @@ def _predict(model: GumbelTreeEncoder, examples: Sequence[ListOpsExample], chunk
     preds, trees = [], []
     for k in range(0, len(examples), chunk):
         part = examples[k : k + chunk]
-        b = _encode(part)
+        b = encode_examples(part)
         root, merges = model.encode(b["ids"], b["lengths"])
         preds.append(model.head(root).argmax(-1).numpy())
         for e, m in zip(part, merges.tolist()):
@@ -355,7 +357,7 @@ def run_listops(cfg: ListOpsConfig, *, progress: bool = True) -> dict[str, Any]:
 
         def next_batch(step: int, train: list[ListOpsExample] = train, gen: torch.Generator = gen) -> dict[str, torch.Tensor]:
             idx = torch.randint(0, len(train), (cfg.batch_size,), generator=gen).tolist()
-            return _encode([train[i] for i in idx])
+            return encode_examples([train[i] for i in idx])
 
         hist = fit(model, next_batch, steps=cfg.steps, lr=cfg.lr, warmup_steps=min(100, cfg.steps // 10),
                    desc=f"gumbel tree-lstm seed {seed}", progress=progress)

@@ -367,7 +367,8 @@ def run_quickthought(cfg: QuickThoughtConfig, *, progress: bool = True) -> dict[
             eff_rank=float(effective_rank(torch.from_numpy(m))))
     chance = 1.0 / cfg.candidates
     title = (f"pydocs next-sentence retrieval: 1 true + {cfg.candidates - 1} random test sentences (chance {chance:.3f}); "
-             f"{len(train.texts)} train / {len(test.texts)} test sentences, {len(cfg.seeds)} seed(s)")
+             f"{len(train.texts)} train / {len(test.texts)} test sentences "
+             f"({train.num_truncated + test.num_truncated} cut to {cfg.max_len} tokens), {len(cfg.seeds)} seed(s)")
     table = format_table(title, results, ["retrieval", "eff_rank", "final_loss"])
     stats = {"train_sentences": len(train.texts), "test_sentences": len(test.texts), "vocab": len(vocab),
              "truncated": train.num_truncated + test.num_truncated}

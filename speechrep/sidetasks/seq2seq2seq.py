@@ -331,7 +331,8 @@ def run_seq2seq2seq(cfg: Seq2Seq2SeqConfig, *, progress: bool = True) -> dict[st
                 for i in range(min(cfg.examples, len(codes))):
                     examples += [f"  heading: {' '.join(test.headings[i])}", f"  code:    {' '.join(codes[i]) or '(empty)'}",
                                  f"  lead:    {' '.join(lead[i])}"]
-    title = (f"seq2seq2seq on pydocs: {len(train.ids)} train / {len(test.ids)} test paragraphs, code <= {cfg.code_len} words "
+    title = (f"seq2seq2seq on pydocs: {len(train.ids)} train / {len(test.ids)} test paragraphs "
+             f"({train.num_truncated + test.num_truncated} cut to {cfg.max_len - 1} tokens), code <= {cfg.code_len} words "
              f"from {len(code_ids) - 1}, {len(cfg.seeds)} seed(s); ROUGE F vs heading / first sentence")
     cols = ["recon_nll", "disc_acc", "rouge1_heading", "rouge2_heading", "rougeL_heading", "rouge1_first", "rougeL_first"]
     table = format_table(title, results, cols)

@@ -10,12 +10,55 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
 from speechrep.vocoder.base import Vocoder, check_mel
 from speechrep.vocoder.mel import VC_MEL, MelSpec, mel_filterbank
 
 __all__ = ["GriffinLim", "mel_to_linear", "griffin_lim"]
+
+
+@lru_cache(maxsize=4)
+def _pinv(spec: MelSpec) -> np.ndarray:
+    return np.linalg.pinv(mel_filterbank(spec).astype(np.float64)).astype(np.float32)
+
+
+class _STFT:
+    """Centred STFT / inverse STFT pair for a fixed signal length, with its window and
+    overlap normalisation computed once (Griffin-Lim calls both many times)."""
+
+    def __init__(self, spec: MelSpec, num_frames: int):
+        import librosa
+
+        self.n_fft, self.hop = spec.n_fft, spec.hop_length
+        self.length = (num_frames - 1) * spec.hop_length
+        self.num_frames = num_frames
+        self.window = librosa.filters.get_window("hann", spec.win_length, fftbins=True).astype(np.float32)
+        self.window = librosa.util.pad_center(self.window, size=spec.n_fft)
+        padded = self.length + spec.n_fft
+        wss = np.zeros(padded + spec.n_fft, dtype=np.float32)
+        for t in range(num_frames):
+            wss[t * self.hop : t * self.hop + self.n_fft] += self.window**2
+        self.norm = np.where(wss > 1e-8, 1.0 / np.maximum(wss, 1e-8), 0.0).astype(np.float32)
+
+    def forward(self, wave: np.ndarray) -> np.ndarray:
+        """``(length,)`` -> ``(F, T)`` complex (reflect padding, as librosa)."""
+        half = self.n_fft // 2
+        x = np.pad(wave, (half, half + self.n_fft), mode="reflect")
+        frames = np.lib.stride_tricks.sliding_window_view(x, self.n_fft)[:: self.hop][: self.num_frames]
+        return np.fft.rfft(frames * self.window, axis=1).T
+
+    def inverse(self, stft: np.ndarray) -> np.ndarray:
+        """``(F, T)`` complex -> ``(length,)`` by weighted overlap-add."""
+        frames = np.fft.irfft(stft.T, n=self.n_fft, axis=1).astype(np.float32) * self.window  # (T, n_fft)
+        out = np.zeros_like(self.norm)
+        for t in range(self.num_frames):
+            out[t * self.hop : t * self.hop + self.n_fft] += frames[t]
+        out *= self.norm
+        half = self.n_fft // 2
+        return out[half : half + self.length]
 
 
 def mel_to_linear(mel_magnitude: np.ndarray, spec: MelSpec = VC_MEL, *, n_iter: int = 100) -> np.ndarray:
@@ -31,14 +74,14 @@ def mel_to_linear(mel_magnitude: np.ndarray, spec: MelSpec = VC_MEL, *, n_iter: 
     np.ndarray
         ``(num_frames, n_fft // 2 + 1)`` float32 non-negative linear magnitudes.
     """
-    fb = mel_filterbank(spec).astype(np.float64)  # (M, F)
-    target = np.asarray(mel_magnitude, dtype=np.float64).T  # (M, T)
-    s = np.maximum(np.linalg.pinv(fb) @ target, 0.0)  # (F, T)
-    step = 1.0 / np.linalg.norm(fb, 2) ** 2
-    gram, rhs = fb.T @ fb, fb.T @ target  # gradient = gram @ s - rhs
+    fb = mel_filterbank(spec)  # (M, F)
+    target = np.asarray(mel_magnitude, dtype=np.float32).T  # (M, T)
+    s = np.maximum(_pinv(spec) @ target, 0.0)  # (F, T)
+    step = np.float32(1.0 / np.linalg.norm(fb, 2) ** 2)
     for _ in range(n_iter):
-        s = np.maximum(s - step * (gram @ s - rhs), 0.0)
-    return s.T.astype(np.float32)
+        # gradient F^T (F s - M) through the thin (M, F) filterbank: cheaper than the (F, F) Gram matrix
+        s = np.maximum(s - step * (fb.T @ (fb @ s - target)), 0.0)
+    return s.T
 
 
 def griffin_lim(
@@ -63,22 +106,18 @@ def griffin_lim(
     np.ndarray
         ``((num_frames - 1) * hop_length,)`` float32.
     """
-    import librosa
-
     mag = np.asarray(magnitude, dtype=np.float32).T  # (F, T)
-    length = (mag.shape[1] - 1) * spec.hop_length
-    stft_kw = dict(n_fft=spec.n_fft, hop_length=spec.hop_length, win_length=spec.win_length, window="hann", center=True)
+    stft = _STFT(spec, mag.shape[1])
     rng = np.random.default_rng(seed)
     angles = np.exp(2j * np.pi * rng.random(mag.shape)).astype(np.complex64)
     previous = np.zeros_like(angles)
     for _ in range(n_iter):
-        wave = librosa.istft(mag * angles, length=length, **stft_kw)
-        rebuilt = librosa.stft(wave, pad_mode="reflect", **stft_kw)
+        rebuilt = stft.forward(stft.inverse(mag * angles))
         # momentum extrapolates along the last update before projecting onto the magnitude again
         angles = rebuilt - (momentum / (1.0 + momentum)) * previous
         angles /= np.maximum(np.abs(angles), 1e-16)
         previous = rebuilt
-    return librosa.istft(mag * angles, length=length, **stft_kw).astype(np.float32)
+    return stft.inverse(mag * angles).astype(np.float32)
 
 
 class GriffinLim(Vocoder):
@@ -97,7 +136,11 @@ class GriffinLim(Vocoder):
         self.nnls_iter = nnls_iter
 
     def mel_to_wave(self, mel: np.ndarray) -> np.ndarray:  # noqa: D102  (see Vocoder)
+        from threadpoolctl import threadpool_limits
+
         mel = check_mel(mel, self.spec)
-        linear = mel_to_linear(np.exp(mel), self.spec, n_iter=self.nnls_iter)
-        wave = griffin_lim(linear, self.spec, n_iter=self.n_iter)
+        # the products are small: BLAS threads cost more in synchronisation than they save
+        with threadpool_limits(limits=1, user_api="blas"):
+            linear = mel_to_linear(np.exp(mel), self.spec, n_iter=self.nnls_iter)
+            wave = griffin_lim(linear, self.spec, n_iter=self.n_iter)
         return np.clip(wave, -1.0, 1.0)

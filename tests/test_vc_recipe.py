@@ -1,0 +1,53 @@
+"""The helper scripts of egs/synth/vc on a hand-made corpus layout (the full recipe is
+run with ``egs/synth/vc/run.sh --quick``)."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from speechrep.convert import read_pairs
+
+VC = Path(__file__).resolve().parents[1] / "egs" / "synth" / "vc"
+
+
+def _data_dir(d: Path, utts: dict[str, str]) -> Path:
+    d.mkdir(parents=True)
+    (d / "wav.scp").write_text("".join(f"{u} /w/{u}.wav\n" for u in sorted(utts)))
+    (d / "utt2spk").write_text("".join(f"{u} {s}\n" for u, s in sorted(utts.items())))
+    return d
+
+
+def test_make_pairs_parallel_references(tmp_path):
+    utts = {f"{s}-{n}": s for s in ("a", "b") for n in ("001", "002", "003")}
+    data = _data_dir(tmp_path / "test", utts)
+    unseen = _data_dir(tmp_path / "unseen", {"z-001": "z", "z-009": "z"})
+    ctm = tmp_path / "phones.ctm"
+    ctm.write_text("".join(f"{u} 1 0.0 0.1 pau\n{u} 1 0.1 0.2 x\n" for u in utts))
+    out = tmp_path / "pairs.tsv"
+    r = subprocess.run([sys.executable, str(VC / "local" / "make_pairs.py"), "--speakers", "a,b", "--unseen", "z",
+                        "--ctm", str(ctm), "--targets", "2", str(out), str(data), str(unseen)],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    pairs = read_pairs(out)
+    # a->b, b->a, a->z, b->z (z reads only sentence 001 among the shared ones)
+    assert sorted((p.source_speaker, p.target_speaker) for p in pairs) == [("a", "b"), ("a", "z"), ("b", "a"), ("b", "z")]
+    for p in pairs:
+        sent = Path(p.source).stem.split("-")[1]
+        assert Path(p.reference).stem == f"{p.target_speaker}-{sent}"
+        assert all(Path(t).stem.startswith(p.target_speaker + "-") and not t.endswith(f"-{sent}.wav") for t in p.targets)
+        assert p.phones == ["pau", "x"]
+
+
+def test_collect_scores_table(tmp_path):
+    scores = tmp_path / "scores"
+    scores.mkdir()
+    for name, acc in [("vc_adain_griffinlim", 0.9), ("vc_vq_neural", 0.5)]:
+        (scores / f"{name}.json").write_text(json.dumps({"summary": {"target_accuracy": acc, "per": 0.3}}))
+    r = subprocess.run([sys.executable, str(VC / "local" / "collect_scores.py"), str(scores), str(tmp_path / "vc.json"),
+                        str(tmp_path / "t.txt")], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    fam = json.loads((tmp_path / "vc.json").read_text())["families"]
+    assert fam["vc_adain+griffinlim"]["target_accuracy"] == 0.9 and "vc_vq+neural" in fam
+    table = (tmp_path / "t.txt").read_text()
+    assert "90.0%" in table and "vc_vq+neural" in table
