@@ -65,7 +65,7 @@ def test_extract_matches_model_encode(cpc_feats, tmp_path):
     model, _, _ = load_model(exp, which="last")
     utt, x = next(iter(kaldiio.load_scp_sequential(str(data / "feats.scp"))))
     with torch.no_grad():
-        expect = model.encode({"feats": torch.from_numpy(x)[None]})[0].numpy()
+        expect = model.encode({"feats": torch.tensor(x)[None]})[0].numpy()
     np.testing.assert_allclose(dict(kaldiio.load_scp(str(scp)))[utt], expect, atol=1e-6)
 
 

@@ -120,3 +120,19 @@ def test_neural_vocoder_config_errors():
         build_vocoder(NeuralVocoderConfig(upsample_rates=[4, 4]))
     with pytest.raises(ConfigError, match="data.input"):
         _tiny_vocoder()({"feats": torch.zeros(1, 10, 80)})
+
+
+def test_neural_vocoder_checkpoint_roundtrip(tmp_path):
+    from speechrep.train.checkpoint import save_checkpoint
+    from speechrep.train.registry import build_model
+
+    args = {"channels": 16, "resblock_kernel_sizes": [3], "resblock_dilations": [1]}
+    model, _ = build_model("vocoder", args)
+    save_checkpoint(tmp_path / "checkpoints", 1, module=model, optimizer=torch.optim.SGD(model.parameters(), lr=0.1),
+                    state={"model": {"name": "vocoder", "args": args, "input_dim": None}})
+    voc = load_vocoder(tmp_path)
+    assert isinstance(voc, NeuralVocoder) and voc.sample_rate == 16000
+    mel = log_mel(_harmonic(0.05))
+    with torch.no_grad():
+        expected = model.generator(torch.from_numpy(mel)[None])[0, : (len(mel) - 1) * VC_MEL.hop_length].numpy()
+    np.testing.assert_allclose(voc.mel_to_wave(mel), expected, atol=1e-6)

@@ -108,9 +108,8 @@ class TransformerPredictor(nn.Module):
     num_steps : K.
     num_heads, ff_dim : attention heads and feed-forward width of each transformer.
     max_distance : relative distances >= this share the last bias.
-    recompute : keep only the layer inputs for backward and recompute the attention
-        weights and the feed-forward hidden layer, a few heads at a time (about 5% more
-        compute; the largest activations of the step are never all alive at once).
+    recompute : keep only the input for backward and recompute the layers, a few heads
+        at a time (one more forward pass of the predictors for a fraction of the memory).
     """
 
     #: heads per recomputed group
@@ -155,29 +154,34 @@ class TransformerPredictor(nn.Module):
         att = torch.softmax(q @ key.transpose(-1, -2) / math.sqrt(dk) + bias.to(q.dtype), dim=-1)
         return (att @ v).permute(0, 1, 3, 2, 4).reshape(k, B * W, D)
 
-    @staticmethod
-    def _feed_forward(y: torch.Tensor, w1: torch.Tensor, b1: torch.Tensor, w2: torch.Tensor, b2: torch.Tensor) -> torch.Tensor:
-        """(k, M, D) -> (k, M, D), one feed-forward network per head."""
-        return torch.baddbmm(b2[:, None], torch.relu(torch.baddbmm(b1[:, None], y, w1)), w2)
+    def _layer(self, c: torch.Tensor, *weights: torch.Tensor) -> torch.Tensor:
+        """(B, W, D) contexts -> (k, B*W, D) outputs of the transformer layers of k heads.
 
-    def _per_heads(self, fn, shared: tuple[torch.Tensor, ...], stacked: tuple[torch.Tensor, ...]) -> torch.Tensor:
-        """``fn(*shared, *stacked)``; with ``recompute``, run on a few heads at a time
-        (``stacked`` split on its head axis) and recompute each group in backward, so
-        only one group's attention weights / hidden layer exist at any moment."""
-        if not (self.recompute and torch.is_grad_enabled()):
-            return fn(*shared, *stacked)
-        n, k = self.RECOMPUTE_HEADS, stacked[0].shape[0]
-        parts = [checkpoint(fn, *shared, *(a[i : i + n] for a in stacked), use_reentrant=False) for i in range(0, k, n)]
-        return torch.cat(parts)
+        ``weights``: the per-head parameters in :attr:`_PARAMS` order, each (k, ...).
+        """
+        w_qkv, rel_bias, w_out, ln1_w, ln1_b, w1, b1, w2, b2, ln2_w, ln2_b = weights
+        B, W, D = c.shape
+        y = self._norm(c.reshape(B * W, D) + torch.bmm(self._attention(c, w_qkv, rel_bias), w_out), ln1_w, ln1_b)
+        f = torch.baddbmm(b2[:, None], torch.relu(torch.baddbmm(b1[:, None], y, w1)), w2)  # feed-forward
+        return self._norm(y + f, ln2_w, ln2_b)
+
+    _PARAMS = ("w_qkv", "rel_bias", "w_out", "ln1_w", "ln1_b", "w_ff1", "b_ff1", "w_ff2", "b_ff2", "ln2_w", "ln2_b")
 
     def heads(self, c: torch.Tensor, steps: slice = slice(None)) -> torch.Tensor:
-        """(B, W, D) contexts -> (B, W, k, D) predictions of the steps in ``steps``."""
+        """(B, W, D) contexts -> (B, W, k, D) predictions of the steps in ``steps``.
+
+        With :attr:`recompute`, the heads run a few at a time, each group under
+        activation checkpointing: backward keeps only ``c`` and recomputes the group's
+        layer, so one group's attention weights and hidden layer exist at any moment.
+        """
         B, W, D = c.shape
-        y = self._per_heads(self._attention, (c,), (self.w_qkv[steps], self.rel_bias[steps]))  # (k, B*W, D)
-        k = y.shape[0]
-        y = self._norm(c.reshape(B * W, D) + torch.bmm(y, self.w_out[steps]), self.ln1_w[steps], self.ln1_b[steps])
-        f = self._per_heads(self._feed_forward, (), (y, self.w_ff1[steps], self.b_ff1[steps], self.w_ff2[steps], self.b_ff2[steps]))
-        y = self._norm(y + f, self.ln2_w[steps], self.ln2_b[steps])
+        weights = [getattr(self, name)[steps] for name in self._PARAMS]
+        k = weights[0].shape[0]
+        if self.recompute and torch.is_grad_enabled():
+            n = self.RECOMPUTE_HEADS
+            y = torch.cat([checkpoint(self._layer, c, *(w[i : i + n] for w in weights), use_reentrant=False) for i in range(0, k, n)])
+        else:
+            y = self._layer(c, *weights)
         return y.view(k, B, W, D).permute(1, 2, 0, 3)
 
     def forward(self, c: torch.Tensor) -> torch.Tensor:

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from speechrep.errors import CheckpointError, ConfigError, DataError
+from speechrep.train.registry import register_model
 from speechrep.vocoder.base import Vocoder, check_mel
 from speechrep.vocoder.mel import VC_MEL, LogMel, MelSpec
 
@@ -169,6 +170,7 @@ class NeuralVocoderModel(nn.Module):
         return {"loss": loss, "loss/sc": sc.detach(), "loss/logmag": logmag.detach(), "loss/mel": mel_l1.detach()}
 
 
+@register_model("vocoder", config=NeuralVocoderConfig)
 def build_vocoder(cfg: NeuralVocoderConfig, *, input_dim: int | None = None) -> NeuralVocoderModel:
     """Registry builder of the ``vocoder`` model (``input_dim`` unused: it reads waves)."""
     return NeuralVocoderModel(cfg)

@@ -12,7 +12,7 @@
 #                evaluates only when it is given, LibriSpeech itself has no phone times
 #
 # Stages (each skipped when done; see recipes/lib.sh):
-#   0  prepare LibriSpeech -> $exp/data/<set> (+ $exp/data/abx/*.item)
+#   0  prepare LibriSpeech -> $exp/librispeech/data/<set> (+ $exp/librispeech/abx/*.item)
 #   1  train CPC on 16 kHz waveform -> $exp/cpc (resumes a killed run)
 #   2  extract context-network features of EVAL -> $exp/cpc/extract_$EVAL
 #   3  evaluate them (ABX, probes) -> $exp/eval/cpc_$EVAL.json
@@ -32,7 +32,7 @@ valid_set=${VALID:-dev_clean}
 eval_set=${EVAL:-dev_clean}
 conf=conf/train_cpc.yaml
 [ "$quick" = true ] && conf=conf/tiny.yaml
-db=$exp/data
+db=$exp/librispeech
 model=$exp/cpc
 feats=$model/extract_$eval_set
 abx=()
