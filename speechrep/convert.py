@@ -40,6 +40,7 @@ if TYPE_CHECKING:  # torch-dependent types, imported lazily at run time
 __all__ = [
     "MIN_INPUT_RATE",
     "SILENCE_PEAK",
+    "MIN_DURATION",
     "ConversionPair",
     "Converter",
     "load_converter",
@@ -55,6 +56,8 @@ __all__ = [
 MIN_INPUT_RATE = 8000
 #: Peak absolute amplitude below which audio counts as silent (-80 dBFS).
 SILENCE_PEAK = 1e-4
+#: Shortest input accepted, in seconds (a few frames of the 64 ms analysis window).
+MIN_DURATION = 0.1
 
 _PAIR_COLUMNS = ("id", "source", "target", "source_speaker", "target_speaker", "reference", "phones")
 
@@ -83,7 +86,8 @@ def read_input_audio(path: str | Path, *, sample_rate: int, field_name: str = "a
     Raises
     ------
     DataError
-        Missing, unreadable or empty file, sample rate below :data:`MIN_INPUT_RATE`, silence.
+        Missing, unreadable or empty file, sample rate below :data:`MIN_INPUT_RATE`, shorter
+        than :data:`MIN_DURATION`, silence.
     """
     import soundfile as sf
 
@@ -106,6 +110,9 @@ def read_input_audio(path: str | Path, *, sample_rate: int, field_name: str = "a
     wave = load_audio(path, sample_rate=sample_rate, name=None)
     if wave.size == 0:
         raise DataError("empty audio (0 samples)", path=path, field=field_name)
+    if wave.size < MIN_DURATION * sample_rate:
+        raise DataError(f"audio of {wave.size / sample_rate:.3f} s is shorter than the {MIN_DURATION} s minimum",
+                        path=path, field=field_name)
     if float(np.max(np.abs(wave))) < SILENCE_PEAK:
         raise DataError(f"audio is silent (peak below {SILENCE_PEAK:g})", path=path, field=field_name)
     return wave

@@ -46,7 +46,8 @@ def env(tmp_path_factory):
         "src": _tone(d / "src_22k.wav", 0.4, 22050),  # resampled to 16 kHz
         "tgt": _tone(d / "tgt.flac", 0.4, 16000, f0=220.0),
         "tgt2": _tone(d / "tgt2.wav", 0.3, 48000, f0=260.0, subtype="FLOAT"),
-        "short": _tone(d / "short.wav", 0.1, 16000),  # 11 frames < 20
+        "short": _tone(d / "short.wav", 0.15, 16000),  # 16 frames < 20
+        "blip": _tone(d / "blip.wav", 0.02, 16000),
         "silent": _tone(d / "silent.wav", 0.4, 16000, amp=0.0),
         "lowrate": _tone(d / "low.wav", 0.4, 4000, f0=100.0),
         "corrupt": _write_bytes(d / "corrupt.wav", b"RIFF\x00\x00not a wave at all"),
@@ -82,7 +83,7 @@ def test_target_codes_are_averaged(env):
     "role,key,match",
     [("target", "short", "shorter than the speaker encoder's minimum"), ("source", "silent", "silent"),
      ("target", "silent", "silent"), ("source", "lowrate", "below the 8000 Hz"), ("source", "corrupt", "unreadable"),
-     ("source", "empty", "empty"), ("source", "missing", "not found")],
+     ("source", "empty", "empty"), ("source", "missing", "not found"), ("source", "blip", "shorter than the 0.1 s")],
 )
 def test_bad_input_clear_error_no_output(env, tmp_path, role, key, match):
     bad = env.get(key, env["dir"] / "missing.wav")

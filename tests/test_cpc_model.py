@@ -159,7 +159,9 @@ def test_config_errors_name_the_field():
     with pytest.raises(ConfigError, match="num_steps"):
         CPCConfig(num_steps=0)
     with pytest.raises(ConfigError, match="predictor_heads"):
-        CPCConfig(dim=30, predictor="transformer", predictor_heads=8)
+        CPCConfig(dim=30, context_dim=30, predictor="transformer", predictor_heads=8)
+    with pytest.raises(ConfigError, match="context_dim"):
+        CPCConfig(dim=32, context_dim=16, predictor="transformer")
     with pytest.raises(ConfigError, match="data.crop"):
         CPC(tiny())({"wave": torch.randn(2, 480), "speaker": torch.tensor([0, 1])})
     with pytest.raises(ConfigError, match="data.input"):

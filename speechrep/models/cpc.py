@@ -60,13 +60,23 @@ class CPCConfig:
     sample_rate: int = 16000  #: waveform rate
 
     def __post_init__(self) -> None:
-        for name in ("dim", "context_dim", "context_layers", "num_steps", "num_negatives", "feat_layers", "predictor_heads", "predictor_ff_dim", "predictor_max_distance"):
+        positive = ("dim", "context_dim", "context_layers", "num_steps", "num_negatives", "feat_layers")
+        for name in positive + ("predictor_heads", "predictor_ff_dim", "predictor_max_distance"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"must be a positive integer, got {getattr(self, name)}", field=f"model.args.{name}")
+        if self.predictor == "transformer" and self.context_dim != self.dim:
+            raise ConfigError(
+                f"a transformer predictor needs context_dim == dim, got {self.context_dim} and {self.dim}",
+                field="model.args.context_dim",
+            )
         if self.predictor == "transformer" and self.dim % self.predictor_heads:
-            raise ConfigError(f"dim {self.dim} is not divisible by predictor_heads {self.predictor_heads}", field="model.args.predictor_heads")
+            raise ConfigError(
+                f"dim {self.dim} is not divisible by predictor_heads {self.predictor_heads}", field="model.args.predictor_heads"
+            )
         if self.context == "transformer" and self.context_dim % 4:
-            raise ConfigError(f"a transformer context needs context_dim divisible by 4, got {self.context_dim}", field="model.args.context_dim")
+            raise ConfigError(
+                f"a transformer context needs context_dim divisible by 4, got {self.context_dim}", field="model.args.context_dim"
+            )
 
 
 class LinearPredictor(nn.Module):
@@ -179,7 +189,8 @@ class TransformerPredictor(nn.Module):
         k = weights[0].shape[0]
         if self.recompute and torch.is_grad_enabled():
             n = self.RECOMPUTE_HEADS
-            y = torch.cat([checkpoint(self._layer, c, *(w[i : i + n] for w in weights), use_reentrant=False) for i in range(0, k, n)])
+            groups = [[w[i : i + n] for w in weights] for i in range(0, k, n)]
+            y = torch.cat([checkpoint(self._layer, c, *group, use_reentrant=False) for group in groups])
         else:
             y = self._layer(c, *weights)
         return y.view(k, B, W, D).permute(1, 2, 0, 3)
@@ -208,7 +219,11 @@ class CPC(nn.Module):
         else:
             self.input_key = "feats"
             self.encoder = FeatureEncoder(
-                input_dim, cfg.dim, num_layers=cfg.feat_layers, frame_shift=cfg.feat_frame_shift, frame_offset=cfg.feat_frame_offset
+                input_dim,
+                cfg.dim,
+                num_layers=cfg.feat_layers,
+                frame_shift=cfg.feat_frame_shift,
+                frame_offset=cfg.feat_frame_offset,
             )
         self.frame_shift: float = self.encoder.frame_shift
         self.frame_offset: float = self.encoder.frame_offset
@@ -217,8 +232,6 @@ class CPC(nn.Module):
         if cfg.predictor == "linear":
             self.predictor: nn.Module = LinearPredictor(cfg.context_dim, cfg.dim, cfg.num_steps)
         else:
-            if cfg.context_dim != cfg.dim:
-                raise ConfigError(f"a transformer predictor needs context_dim == dim, got {cfg.context_dim} and {cfg.dim}", field="model.args.context_dim")
             self.predictor = TransformerPredictor(
                 cfg.dim,
                 cfg.num_steps,
@@ -259,7 +272,9 @@ class CPC(nn.Module):
         W = T - K
         pred = self.predictor(self.context(z)[:, :W])  # (B, W, K, D)
         if neg_idx is None:
-            neg_idx = sample_negatives(B, T, W, cfg.num_negatives, mode=cfg.negatives, speaker=batch.get("speaker"), device=z.device)
+            neg_idx = sample_negatives(
+                B, T, W, cfg.num_negatives, mode=cfg.negatives, speaker=batch.get("speaker"), device=z.device
+            )
         within = cfg.negatives == "sequence"
         if cfg.objective == "infonce":
             loss, loss_k, acc_k = infonce_from_logits(infonce_logits(pred, z, neg_idx, within_sequence=within))

@@ -84,7 +84,11 @@ class DIM(nn.Module):
         else:
             self.input_key = "feats"
             self.encoder = FeatureEncoder(
-                input_dim, cfg.dim, num_layers=cfg.feat_layers, frame_shift=cfg.feat_frame_shift, frame_offset=cfg.feat_frame_offset
+                input_dim,
+                cfg.dim,
+                num_layers=cfg.feat_layers,
+                frame_shift=cfg.feat_frame_shift,
+                frame_offset=cfg.feat_frame_offset,
             )
             frame_dim = input_dim
         self.frame_shift: float = self.encoder.frame_shift
@@ -154,8 +158,8 @@ class DIM(nn.Module):
             loss = loss + cfg.prior_weight * loss_prior
             out["loss/prior"] = loss_prior.detach()
         with torch.no_grad():
-            diag = scores.diagonal()
-            acc = (diag > scores.masked_fill(torch.eye(len(y), dtype=torch.bool, device=x.device), float("-inf")).amax(1)).float().mean()
+            others = scores.masked_fill(torch.eye(len(y), dtype=torch.bool, device=x.device), float("-inf"))
+            acc = (scores.diagonal() > others.amax(1)).float().mean()  # strict: ties count as wrong
         out["acc/local"] = acc
         if len(y) > 1:
             out.update(collapse_monitors(codes, accuracy=acc, num_candidates=len(y)))

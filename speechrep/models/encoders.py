@@ -99,7 +99,9 @@ class FeatureEncoder(nn.Module):
         features with 25 ms windows and ``snip_edges``).
     """
 
-    def __init__(self, input_dim: int, dim: int = 256, *, num_layers: int = 3, frame_shift: float = 0.01, frame_offset: float = 0.0125):
+    def __init__(
+        self, input_dim: int, dim: int = 256, *, num_layers: int = 3, frame_shift: float = 0.01, frame_offset: float = 0.0125
+    ):
         super().__init__()
         self.dim = dim
         self.frame_shift = frame_shift

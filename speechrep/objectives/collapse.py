@@ -53,7 +53,9 @@ def effective_rank(codes: torch.Tensor, *, eps: float = 1e-12) -> torch.Tensor:
 
 
 @torch.no_grad()
-def collapse_monitors(codes: torch.Tensor, *, accuracy: torch.Tensor | None = None, num_candidates: int | None = None) -> dict[str, torch.Tensor]:
+def collapse_monitors(
+    codes: torch.Tensor, *, accuracy: torch.Tensor | None = None, num_candidates: int | None = None
+) -> dict[str, torch.Tensor]:
     """The ``collapse/...`` scalars of a batch of codes.
 
     Parameters
