@@ -44,6 +44,7 @@ def test_make_fbank_writes_kaldi_outputs_reruns_skip_and_cmvn(data_dir, tmp_path
     num_frames = dict(line.split() for line in (data_dir / "utt2num_frames").read_text().splitlines())
     assert num_frames == {u: str(feats[u].shape[0]) for u in utts}
     assert (data_dir / "frame_shift").read_text().strip() == "0.01"
+    assert (data_dir / "frame_offset").read_text().strip() == "0.0125"
     saved = yaml.safe_load((data_dir / "conf" / "fbank.yaml").read_text())
     assert saved["num_mel_bins"] == 80 and saved["dither"] == 0.0
     assert yaml.safe_load((out / "fbank.yaml").read_text()) == saved

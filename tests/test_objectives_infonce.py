@@ -123,3 +123,15 @@ def test_positive_only_loss_is_zero_for_exact_predictions():
     pred = torch.stack([z[:, k + 1 : k + 8] for k in range(3)], dim=2)
     assert float(positive_only_loss(pred, z)) == 0.0
     assert float(positive_only_loss(pred + 1, z)) == pytest.approx(1.0)
+
+
+def test_blockwise_backward_equals_reference_gradients(monkeypatch):
+    from speechrep.objectives import infonce
+
+    monkeypatch.setattr(infonce._ScoreGather, "BACKWARD_ROWS", 7)  # many uneven blocks
+    pred, z, neg = _inputs(mode="batch")
+    K = pred.shape[2]
+    g_fast = torch.autograd.grad(infonce_loss(pred, z, neg)[0], (pred, z))
+    g_ref = torch.autograd.grad(infonce_loss_reference([pred[:, :, k] for k in range(K)], z, neg)[0], (pred, z))
+    for a, b in zip(g_fast, g_ref):
+        assert torch.allclose(a, b, atol=TOL, rtol=0)

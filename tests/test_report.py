@@ -84,7 +84,7 @@ def test_pipeline_collect(tmp_path):
 
     exp = tmp_path / "exp"
     (exp / "eval").mkdir(parents=True)
-    (exp / "eval" / "mfcc.json").write_text(json.dumps({"abx": {"across": 20.0}}))
+    (exp / "eval" / "baseline.json").write_text(json.dumps({"baselines": {"mfcc": {"abx": {"across": 20.0}}, "fbank": {}}}))
     (exp / "eval" / "cpc.json").write_text(json.dumps({"abx": {"across": 11.0}}))
     (exp / "eval" / "vc.json").write_text(json.dumps({"families": {"adain": {"speaker": {"target_acc": 0.9}}}}))
     (exp / "cpc").mkdir()
@@ -94,7 +94,7 @@ def test_pipeline_collect(tmp_path):
     sf.write(wav, np.zeros(1600), 16000)
     (tmp_path / "pairs.tsv").write_text(f"label\tsource\tconverted\np1\t{wav}\ta.wav\n")
     inputs = collect(exp, audio_tsv=tmp_path / "pairs.tsv")
-    assert set(inputs.results) == {"mfcc", "cpc"} and inputs.baseline == "mfcc"
+    assert set(inputs.results) == {"mfcc", "fbank", "cpc"} and inputs.baseline == "mfcc"
     assert inputs.vc_results == {"adain": {"speaker.target_acc": 0.9}}
     assert list(inputs.histories) == ["cpc"] and inputs.stage_times == [("0", "corpus", 3.5)]
     assert inputs.audio[0]["files"]["converted"] == wav

@@ -7,7 +7,8 @@ parts, runs one job per part (locally, on Slurm or on Dask, see
 * ``out_dir/raw_{kind}_{data}.{j}.ark`` / ``.scp``: the features of job ``j`` (kaldiio);
 * ``out_dir/log/make_{kind}.{j}.log``: the log of job ``j``;
 * ``out_dir/{kind}.yaml``: the resolved feature configuration;
-* ``data_dir/feats.scp``, ``data_dir/utt2num_frames``, ``data_dir/frame_shift`` (seconds)
+* ``data_dir/feats.scp``, ``data_dir/utt2num_frames``, ``data_dir/frame_shift`` and
+  ``data_dir/frame_offset`` (seconds; the centre of frame 0)
   and ``data_dir/conf/{kind}.yaml`` (the configuration, beside the features it describes).
 
 Jobs stream one utterance at a time, so memory does not grow with the corpus. Every file
@@ -330,6 +331,9 @@ def make_features(
         num_frames.update(read_kaldi_map(frames_file))
     write_kaldi_map(data_dir / "utt2num_frames", num_frames)
     atomic_write_text(data_dir / "frame_shift", f"{cfg.frame_shift / 1000:g}\n")
+    # Centre of frame 0: half a window with snip_edges, else half a shift (Kaldi's framing).
+    offset = (cfg.frame_length if cfg.snip_edges else cfg.frame_shift) / 2000
+    atomic_write_text(data_dir / "frame_offset", f"{offset:g}\n")
     for other in FEATURE_KINDS:
         (data_dir / "conf" / f"{other}.yaml").unlink(missing_ok=True)
     save_config(cfg, data_dir / "conf" / f"{kind}.yaml")

@@ -131,14 +131,25 @@ class _ScoreGather(torch.autograd.Function):
         ctx.save_for_backward(a, b, idx)
         return (a @ b.T).gather(1, idx)
 
+    #: rows of the score-matrix gradient materialised at a time in backward
+    BACKWARD_ROWS = 2048
+
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, None]:  # type: ignore[override]
         a, b, idx = ctx.saved_tensors
+        a32, b32, grad = a.float(), b.float(), grad.float()
+        grad_a = torch.empty_like(a32)
+        grad_b = torch.zeros_like(b32)
         # scatter the candidates' gradients back into the score matrix (repeated
-        # candidates add up), then the two products of the matmul's backward
-        g = torch.zeros(a.shape[0], b.shape[0], dtype=torch.float32, device=a.device)
-        g.scatter_add_(1, idx, grad.float())
-        return (g @ b.float()).to(a.dtype), (g.T @ a.float()).to(b.dtype), None
+        # candidates add up), then the two products of the matmul's backward; by
+        # blocks of rows so that the dense gradient never exists whole
+        for i in range(0, a.shape[0], _ScoreGather.BACKWARD_ROWS):
+            rows = slice(i, i + _ScoreGather.BACKWARD_ROWS)
+            g = torch.zeros(idx[rows].shape[0], b.shape[0], dtype=torch.float32, device=a.device)
+            g.scatter_add_(1, idx[rows], grad[rows])
+            torch.mm(g, b32, out=grad_a[rows])
+            grad_b.addmm_(g.T, a32[rows])
+        return grad_a.to(a.dtype), grad_b.to(b.dtype), None
 
 
 def infonce_from_logits(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

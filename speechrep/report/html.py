@@ -22,10 +22,14 @@ DEFAULT_COLUMNS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("ABX across (%)", ("abx.across",)),
     ("PNMI", ("units.pnmi",)),
     ("Phone purity", ("units.phone_purity",)),
-    ("Bitrate (bit/s)", ("bitrate.bitrate", "bitrate")),
+    ("Codes used", ("codebook.used_codes",)),
+    ("Bitrate (bit/s)", ("bitrate.bitrate",)),
     ("Boundary F1", ("segmentation.f1",)),
-    ("Speaker probe acc", ("probe.speaker.accuracy",)),
-    ("Phone probe acc", ("probe.phone.accuracy",)),
+    ("R-value", ("segmentation.r_value",)),
+    ("Speaker probe acc", ("probes.speaker_probe.accuracy",)),
+    ("Speaker chance", ("probes.speaker_probe.chance",)),
+    ("Phone probe acc", ("probes.phone_probe.accuracy",)),
+    ("Phone chance", ("probes.phone_probe.chance",)),
 )
 
 

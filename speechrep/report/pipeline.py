@@ -2,7 +2,8 @@
 
 Layout read (every part optional; what is missing is left off the page, never faked):
 
-- ``EXP/eval/*.json``: phone-discovery results, one system per file (file stem = name);
+- ``EXP/eval/*.json``: phone-discovery results, one system per file (file stem = name), or
+  ``{"baselines": {name: results}}`` from ``speechrep eval baseline``;
   ``EXP/eval/vc*.json``: voice-conversion scores (``{"families": {name: scores}}`` or one dict).
 - ``EXP/*/train_history.jsonl`` (one level down, and ``EXP/*/*/``): loss curves.
 - ``EXP/stage_times.tsv``: ``stage<TAB>description<TAB>seconds`` rows from recipes/lib.sh.
@@ -40,6 +41,8 @@ def collect(
             families = doc.get("families", {path.stem: doc})
             for name, scores in families.items():
                 inputs.vc_results[name] = _flat_numbers(scores)
+        elif "baselines" in doc:  # `speechrep eval baseline`: several systems in one file
+            inputs.results.update(doc["baselines"])
         else:
             inputs.results[path.stem] = doc
     if baseline in inputs.results:

@@ -75,8 +75,8 @@ report() {
 stage_if 0 "Corpus: synthesizers -> $db/data/{${splits// /,}}" "data make-synth" \
   bash ../local/data.sh --size "$size" --nj "$nj" "$db"
 stage_if 1 "Features: $db/data/* -> data/{fbank,mfcc}/*" "features make-fbank" features
-stage_if 2 "Baseline: MFCC and fbank on $db/data/test -> $exp/eval/{mfcc,fbank}.json" "eval baseline" \
-  speechrep eval baseline "$db/data/test" --ali "$db/ali/test/phones.ctm" --out-dir "$exp/eval"
+stage_if 2 "Baseline: MFCC and fbank on $db/data/test -> $exp/eval/baseline.json" "eval baseline" \
+  speechrep eval baseline "$db/data/test" --ali "$db/ali/test/phones.ctm" --out "$exp/eval/baseline.json"
 stage_if 3 "CPC: data/fbank/train -> $exp/cpc" "train" train cpc "$conf/cpc.yaml"
 stage_if 4 "CPC evaluation: $exp/cpc -> $exp/eval/cpc.json" "extract" eval_cpc
 stage_if 5 "VQ-VAE: data/fbank/train -> $exp/vqvae" "train" train vqvae "$conf/vqvae.yaml"
