@@ -88,14 +88,7 @@ def test_vqvae_recipe_quick(tmp_path, corpus):
     assert again.returncode == 0 and again.stdout.count("done before; skipped") == 5
 
 
-def _vqcpc_registered() -> bool:
-    code = "from speechrep.train.registry import get_model_entry; get_model_entry('vqcpc')"
-    return subprocess.run([sys.executable, "-c", code], capture_output=True).returncode == 0
-
-
 def test_vqcpc_recipe_quick(tmp_path, request):
-    if not _vqcpc_registered():
-        pytest.skip("the registry does not yet map 'vqcpc' to speechrep.models.vqcpc")
     corpus = request.getfixturevalue("corpus")
     exp = tmp_path / "exp"
     r = _run_recipe("vqcpc", exp, corpus)

@@ -35,7 +35,7 @@ __all__ = ["MODEL_MODULES", "register_model", "get_model_entry", "build_model", 
 MODEL_MODULES: dict[str, str] = {
     "toy": "speechrep.train.toy",
     "cpc": "speechrep.models.cpc",
-    "vqcpc": "speechrep.models.cpc",
+    "vqcpc": "speechrep.models.vqcpc",
     "dim": "speechrep.models.dim",
     "autoencoder": "speechrep.models.dim",
     "vqvae": "speechrep.models.vqvae",
