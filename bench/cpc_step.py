@@ -42,7 +42,13 @@ def _worker(args: argparse.Namespace) -> dict:
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    cfg = CPCConfig(predictor="transformer", context="lstm", num_negatives=args.negatives, negatives="speaker")
+    cfg = CPCConfig(
+        predictor="transformer",
+        context="lstm",
+        num_negatives=args.negatives,
+        negatives="speaker",
+        predictor_recompute=not args.no_recompute,
+    )
     model = CPC(cfg)
     opt = torch.optim.AdamW(model.parameters(), lr=2e-4, fused=True)
     batch = {"wave": torch.randn(args.batch, args.samples), "speaker": torch.zeros(args.batch, dtype=torch.long)}
@@ -102,6 +108,7 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=4, help="timed steps per configuration")
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--malloc-default", action="store_true", help="keep glibc's default mmap threshold")
+    p.add_argument("--no-recompute", action="store_true", help="keep the predictors' activations (faster, more memory)")
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.worker:
@@ -114,17 +121,21 @@ def main() -> None:
         env["MALLOC_MMAP_THRESHOLD_"] = "1048576"
     results = []
     print(f"malloc: {'glibc default' if args.malloc_default else 'MALLOC_MMAP_THRESHOLD_=1048576'}")
-    print(f"batch {args.batch} x {args.samples} samples, {args.negatives} negatives, {args.warmup} warm-up + {args.steps} timed steps")
-    print(f"{'mode':<10} {'threads':>7} {'amp':>5} {'s/step':>7} {'min':>6} {'frames/s':>9} {'CPU s/step':>10} {'peak RSS MB':>12}")
+    print(f"batch {args.batch} x {args.samples} samples, {args.negatives} negatives, predictor recompute {not args.no_recompute}")
+    print(f"{args.warmup} warm-up + {args.steps} timed steps per configuration")
+    columns = ("s/step", "min", "frames/s", "CPU s/step", "peak RSS MB")
+    print(f"{'mode':<10} {'threads':>7} {'amp':>5} " + " ".join(f"{c:>11}" for c in columns))
     for threads in args.threads:
         for amp in args.amp:
             for mode in args.mode:
                 cmd = [sys.executable, __file__, "--worker", "--threads", str(threads), "--amp", amp, "--mode", mode]
                 cmd += ["--batch", str(args.batch), "--samples", str(args.samples), "--negatives", str(args.negatives)]
-                cmd += ["--steps", str(args.steps), "--warmup", str(args.warmup)]
-                r = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True, env=env).stdout.strip().splitlines()[-1])
+                cmd += ["--steps", str(args.steps), "--warmup", str(args.warmup)] + ["--no-recompute"] * args.no_recompute
+                out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env).stdout
+                r = json.loads(out.strip().splitlines()[-1])
                 results.append(r)
-                print(f"{mode:<10} {threads:>7} {amp:>5} {r['s_per_step']:>7.2f} {r['s_min']:>6.2f} {r['frames_per_s']:>9.0f} {r['cpu_s_per_step']:>10.2f} {r['peak_rss_mb']:>12.0f}", flush=True)
+                values = (r["s_per_step"], r["s_min"], r["frames_per_s"], r["cpu_s_per_step"], r["peak_rss_mb"])
+                print(f"{mode:<10} {threads:>7} {amp:>5} " + " ".join(f"{v:>11.2f}" for v in values), flush=True)
     for threads in args.threads:
         for amp in args.amp:
             pair = {r["mode"]: r for r in results if r["threads"] == threads and r["amp"] == amp}
@@ -132,7 +143,8 @@ def main() -> None:
                 speed = pair["fast"]["frames_per_s"] / pair["reference"]["frames_per_s"]
                 mem = pair["fast"]["peak_rss_mb"] / pair["reference"]["peak_rss_mb"]
                 cpu = pair["reference"]["cpu_s_per_step"] / pair["fast"]["cpu_s_per_step"]
-                print(f"threads {threads} amp {amp}: fast/reference throughput {speed:.2f}x (CPU time {cpu:.2f}x), peak RSS ratio {mem:.2f}")
+                print(f"threads {threads} amp {amp}: fast/reference throughput {speed:.2f}x (CPU time {cpu:.2f}x), ", end="")
+                print(f"peak RSS ratio {mem:.2f}")
 
 
 if __name__ == "__main__":
