@@ -115,7 +115,7 @@ def test_loss_falls_on_a_fixed_batch():
         opt.zero_grad()
         out["loss"].backward()
         opt.step()
-        losses.append(float(out["loss"]))
+        losses.append(float(out["loss"].detach()))
     assert losses[-1] < 0.8 * losses[0]
 
 
@@ -149,7 +149,7 @@ def test_bottleneck_hook_feeds_context_adds_loss_and_logs():
     batch = {"feats": torch.randn(2, 12, 10), "speaker": torch.tensor([0, 1])}
     out = model(batch)
     assert float(out["vq/perplexity"]) == 3.0 and float(out["loss/bottleneck"]) == 0.25
-    assert float(out["loss"]) == pytest.approx(float(out["loss/infonce"]) + 0.25, abs=1e-5)
+    assert float(out["loss"].detach()) == pytest.approx(float(out["loss/infonce"]) + 0.25, abs=1e-5)
     assert torch.allclose(model.encode(batch, layer="encoder"), model.encoder(batch["feats"]) * 0.5)
     model.on_step_end(7)
     assert bottleneck.steps == [7]

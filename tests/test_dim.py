@@ -62,7 +62,7 @@ def test_autoencoder_loss_is_reconstruction_mse():
     codes = model.encode(batch)  # (B, T, G)
     decoded = model.local_critic.decoder(codes)
     mse = torch.nn.functional.mse_loss(decoded, batch["feats"])
-    assert float(out["loss"]) == pytest.approx(float(mse), rel=1e-5)
+    assert float(out["loss"].detach()) == pytest.approx(float(mse.detach()), rel=1e-5)
 
 
 def test_autoencoder_on_waveform_reconstructs_10ms_chunks():
@@ -84,7 +84,7 @@ def test_loss_falls(objective):
         opt.zero_grad()
         out["loss"].backward()
         opt.step()
-        losses.append(float(out["loss"]))
+        losses.append(float(out["loss"].detach()))
     assert losses[-1] < 0.8 * losses[0]
 
 

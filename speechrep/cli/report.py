@@ -19,6 +19,7 @@ def register(app: typer.Typer) -> None:
         ali: Optional[Path] = typer.Option(None, help="Phone CTM for the alignment plot."),
         units: Optional[Path] = typer.Option(None, help="Frame-level units file (utt u1 u2 ...) for the plot."),
         unit_frame_shift: float = typer.Option(0.02, help="Seconds per unit frame."),
+        unit_frame_offset: Optional[float] = typer.Option(None, help="Centre of unit frame 0 in seconds (default: half a shift)."),
         audio: Optional[Path] = typer.Option(None, help="TSV of audio examples: header of column names, rows of wav paths."),
         baseline: str = typer.Option("mfcc", help="System name of the reference line."),
     ) -> None:
@@ -27,6 +28,6 @@ def register(app: typer.Typer) -> None:
 
         page = build_pipeline_report(
             exp_dir, out, data_dir=data, ctm=ali, units=units, unit_frame_shift=unit_frame_shift,
-            audio_tsv=audio, baseline=baseline,
+            unit_frame_offset=unit_frame_offset, audio_tsv=audio, baseline=baseline,
         )
         typer.echo(f"report: {page}")

@@ -126,7 +126,7 @@ def _loss_plot(histories: dict[str, Path], out: Path) -> bool:
             if not line.strip():
                 continue
             rec = json.loads(line)
-            if "loss" in rec and "step" in rec:
+            if rec.get("split", "train") == "train" and "loss" in rec and "step" in rec:
                 steps.append(rec["step"])
                 losses.append(rec["loss"])
         if steps:

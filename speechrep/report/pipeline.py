@@ -28,6 +28,7 @@ def collect(
     ctm: str | Path | None = None,
     units: str | Path | None = None,
     unit_frame_shift: float = 0.02,
+    unit_frame_offset: float | None = None,
     audio_tsv: str | Path | None = None,
     baseline: str = "mfcc",
     title: str = "speechrep: embedded-corpus pipeline",
@@ -56,7 +57,10 @@ def collect(
             if len(parts) == 3:
                 inputs.stage_times.append((parts[0], parts[1], float(parts[2])))
     if data_dir is not None and ctm is not None:
-        inputs.alignment_png = _alignment(exp_dir, Path(data_dir), Path(ctm), units, unit_frame_shift)
+        inputs.alignment_png = _alignment(
+            exp_dir, Path(data_dir), Path(ctm), units, unit_frame_shift,
+            unit_frame_shift / 2 if unit_frame_offset is None else unit_frame_offset,
+        )
     if audio_tsv is not None:
         inputs.audio = _audio_rows(Path(audio_tsv))
     return inputs
@@ -73,7 +77,9 @@ def _flat_numbers(d: dict, prefix: str = "") -> dict:
     return out
 
 
-def _alignment(exp_dir: Path, data_dir: Path, ctm: Path, units: str | Path | None, shift: float) -> Path:
+def _alignment(
+    exp_dir: Path, data_dir: Path, ctm: Path, units: str | Path | None, shift: float, offset: float
+) -> Path:
     from speechrep.data.audio import load_audio
     from speechrep.data.ctm import read_ctm
     from speechrep.data.kaldi_dir import DataDir
@@ -95,7 +101,7 @@ def _alignment(exp_dir: Path, data_dir: Path, ctm: Path, units: str | Path | Non
     out = exp_dir / "report_assets" / "alignment.png"
     return plot_alignment(
         wave, 16000, ali[utt], unit_seqs.get(utt) if unit_seqs else None, out,
-        unit_frame_shift=shift, unit_frame_offset=shift / 2, title=utt,
+        unit_frame_shift=shift, unit_frame_offset=offset, title=utt,
     )
 
 
