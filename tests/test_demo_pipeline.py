@@ -51,14 +51,16 @@ def test_pipeline_outputs_mean_something(demo):
         losses = [json.loads(line) for line in (demo / model / "train_history.jsonl").read_text().splitlines()]
         train = [rec["loss"] for rec in losses if rec.get("split", "train") == "train"]
         assert train[-1] < train[0], model
+    vc = json.loads((demo / "vc" / "eval" / "vc.json").read_text())["families"]
+    assert list(vc) == ["vc_adain+griffinlim"]
     times = (demo / "stage_times.tsv").read_text().splitlines()
-    assert [t.split("\t")[0] for t in times][:7] == ["0", "1", "2", "3", "4", "5", "6"]
+    assert [t.split("\t")[0] for t in times] == [str(n) for n in range(9)]
 
 
 def test_rerun_skips_finished_stages(demo):
     r = _run("--exp", str(demo))
     assert r.returncode == 0, r.stderr[-2000:]
-    assert r.stdout.count("(done before; skipped)") >= 7
+    assert r.stdout.count("(done before; skipped)") == 9
 
 
 @pytest.mark.skipif(chromium() is None, reason="chromium not installed (tools/setup.sh --dev installs it)")
@@ -68,6 +70,7 @@ def test_report_renders(demo):
     for system in ("mfcc", "cpc", "vqvae_units"):
         assert f"<th scope=row>{system}</th>" in text
     assert "img/loss.png" in text and "img/alignment.png" in text
+    assert "<h2>Voice conversion</h2>" in text and text.count("<audio") >= 2
     status, message = selfcheck(page)
     assert status == "ok", message
     screenshot(page, ARTIFACTS / "demo_report.png")

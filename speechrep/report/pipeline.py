@@ -36,7 +36,8 @@ def collect(
     """Gather the report inputs found under ``exp_dir`` (see the module docstring)."""
     exp_dir = Path(exp_dir)
     inputs = ReportInputs(title=title)
-    for path in sorted((exp_dir / "eval").glob("*.json")):
+    nested_vc = sorted(exp_dir.glob("*/eval/vc*.json"))  # a task recipe run inside this one
+    for path in sorted((exp_dir / "eval").glob("*.json")) + nested_vc:
         doc = json.loads(path.read_text(encoding="utf-8"))
         if path.stem.startswith("vc"):
             families = doc.get("families", {path.stem: doc})

@@ -36,6 +36,8 @@ MODEL_MODULES: dict[str, str] = {
     "toy": "speechrep.train.toy",
     "cpc": "speechrep.models.cpc",
     "vqcpc": "speechrep.models.vqcpc",
+    "speaker_tdnn": "speechrep.models.speaker",
+    "phone_ctc": "speechrep.models.phone_ctc",
     "dim": "speechrep.models.dim",
     "autoencoder": "speechrep.models.dim",
     "vqvae": "speechrep.models.vqvae",

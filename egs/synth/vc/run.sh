@@ -20,13 +20,15 @@ set -euo pipefail
 cd "$(dirname "$0")"
 . ../../../recipes/lib.sh
 
-db=data/synth  # corpus location (data/ is git-ignored in recipes)
+db=${DB:-data/synth}  # corpus location (data/ is git-ignored in recipes); DB=... reuses a corpus
 neural_vocoder=../vocoder/exp/vocoder  # trained by egs/synth/vocoder/run.sh; used when present
 parse_recipe_opts "$@"
 
-families="vc_adain vc_adversarial vc_vq"
+families=${FAMILIES:-vc_adain vc_adversarial vc_vq}  # FAMILIES=vc_adain trains one family only
+score_opts=()
+[ "${VC_F0:-true}" = false ] && score_opts+=(--no-f0)  # VC_F0=false skips the (slow) pYIN F0 scores
 if $quick; then
-  size=tiny; db=data/synth_tiny
+  size=tiny; db=${DB:-data/synth_tiny}
   speakers=awb,kal16,slt; unseen=rms
   common=(--set optim.max_steps=30 --set optim.warmup_steps=5 --set data.crop=8000 --set data.batch_size=4
           --set train.valid_every=30 --set train.ckpt_every=30 --set train.device=cpu --set train.num_threads=1
@@ -49,15 +51,11 @@ fi
 vocoder_path() { if [ "$1" = neural ]; then echo "$neural_vocoder"; else echo "$1"; fi; }
 
 # speaker_tdnn is registered by speechrep.models.speaker: import it before `speechrep train`.
-train_speaker() {
-  python -c 'import sys, speechrep.models.speaker; from speechrep.cli import main; main(sys.argv[1:])' train "$@"
-}
-
 run_stage 0 "Corpus: speechrep data make-synth --size $size -> $db" \
   ../local/data.sh --size "$size" --nj "$nj" "$db"
 
 run_stage 1 "Speaker scorer: $db/data/train -> $exp/speaker" \
-  train_speaker conf/speaker.yaml --set exp_dir="$exp/speaker" --set data.train="$db/data/train" \
+  speechrep train conf/speaker.yaml --set exp_dir="$exp/speaker" --set data.train="$db/data/train" \
     --set data.valid="$db/data/dev" "${common[@]}" "${spk_tiny[@]}"
 
 run_stage 2 "Phone recogniser scorer: $db/data/train -> $exp/phone_ctc" \
@@ -103,7 +101,7 @@ score_all() {
     for v in $vocoders; do
       speechrep eval vc --pairs "$exp/pairs.tsv" --converted "$exp/convert/${f}_$v" \
         --speaker-model "$exp/speaker" --phone-model "$exp/phone_ctc" --resynth "$exp/convert/resynth_$v" \
-        --out "$exp/scores/${f}_$v.json" --name "${f}+$v"
+        --out "$exp/scores/${f}_$v.json" --name "${f}+$v" "${score_opts[@]}"
     done
   done
   python local/collect_scores.py "$exp/scores" "$exp/eval/vc.json" "$exp/scores.txt"
