@@ -75,3 +75,14 @@ def make_data_dir(tmp_path: Path):
         return write_data_dir(tmp_path / name, **options)
 
     return make
+
+
+@pytest.fixture
+def torch_one_thread():
+    """Run a test with one torch intra-op thread (tiny models: more threads only add contention)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

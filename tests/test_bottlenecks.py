@@ -19,6 +19,8 @@ from speechrep.models.bottlenecks import (
     usage_stats,
 )
 
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
+
 KINDS = [
     dict(kind="vq", num_codes=8, code_dim=6),
     dict(kind="vq", num_codes=4, code_dim=6, groups=2, cosine=True),
@@ -30,15 +32,6 @@ KINDS = [
     dict(kind="binary", num_bits=3, estimator="gumbel_st"),
     dict(kind="gumbel", num_codes=8, code_dim=6, groups=2),
 ]
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # tiny tensors: extra intra-op threads only spin against other processes on a loaded machine
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def _ids(kw):

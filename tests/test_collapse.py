@@ -6,6 +6,8 @@ import torch
 from speechrep.models.cpc import CPC, CPCConfig
 from speechrep.objectives.collapse import collapse_monitors, effective_rank, normalised_variance
 
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
+
 
 def test_effective_rank_of_known_spectra():
     assert float(effective_rank(torch.randn(1, 8).repeat(50, 1))) == pytest.approx(1.0, abs=1e-4)
@@ -28,15 +30,6 @@ def test_monitor_keys_and_chance_ratio():
     assert float(out["collapse/acc_vs_chance"]) == pytest.approx(2.0)
     with pytest.raises(ValueError, match="candidates"):
         collapse_monitors(torch.randn(10, 4), accuracy=torch.tensor(0.5), num_candidates=1)
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # tiny models: a second thread only adds contention on a shared 2-core machine
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def _train(objective: str, steps: int = 40) -> dict[str, float]:

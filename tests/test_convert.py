@@ -9,14 +9,7 @@ from speechrep.errors import CheckpointError, ConfigError, DataError, SpeechrepE
 from speechrep.train.checkpoint import save_checkpoint
 from speechrep.train.registry import build_model
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # small tensors: one thread avoids thread-synchronisation overhead on a busy CPU
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 TINY = dict(channels=8, blocks=1, content_dim=4, speaker_dim=8, num_speakers=2, min_speaker_frames=20)

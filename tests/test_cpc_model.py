@@ -9,14 +9,7 @@ from speechrep.models.cpc import CPC, CPCConfig
 from speechrep.models.encoders import FeatureEncoder, WaveEncoder
 from speechrep.train.registry import build_model
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # tiny models: a second thread only adds contention on a shared 2-core machine
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 def tiny(**kw):

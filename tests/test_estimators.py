@@ -21,17 +21,10 @@ from speechrep.estimators import (
     straight_through,
 )
 
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
+
 N_MC = 100_000  # Monte Carlo samples for the expectation checks
 Z_TOL = 5.0  # allowed deviation in standard errors
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # tiny tensors: extra intra-op threads only spin against other processes on a loaded machine
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def _per_sample_grads(logits_row: torch.Tensor, n: int, objective) -> torch.Tensor:

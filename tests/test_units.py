@@ -13,6 +13,8 @@ from speechrep.train.trainer import train
 from speechrep.units import UnitSet, deduplicate, extract_units, load_unit_file, unit_boundaries, write_units
 from tests.test_train_data import write_config, write_feats_dir, write_wave_dir
 
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
+
 VQVAE_ARGS = {
     "hidden": 16,
     "encoder_layers": 1,
@@ -20,15 +22,6 @@ VQVAE_ARGS = {
     "speaker_dim": 4,
     "bottleneck": {"kind": "vq", "num_codes": 8, "code_dim": 8},
 }
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # tiny tensors: extra intra-op threads only spin against other processes on a loaded machine
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def _cli(capsys, *args: str) -> tuple[int, str, str]:

@@ -25,14 +25,7 @@ from speechrep.eval.vc import (
 from speechrep.train.checkpoint import save_checkpoint
 from speechrep.train.registry import build_model
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # small tensors: one thread avoids thread-synchronisation overhead on a busy CPU
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 SR = 16000

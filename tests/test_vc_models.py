@@ -14,14 +14,7 @@ from speechrep.models.vc import (
     normalise_mel,
 )
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # small tensors: one thread avoids thread-synchronisation overhead on a busy CPU
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 TINY = dict(channels=16, blocks=1, content_dim=4, speaker_dim=8, num_speakers=2, min_speaker_frames=5)

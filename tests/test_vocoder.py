@@ -8,14 +8,7 @@ from speechrep.vocoder.griffinlim import GriffinLim, griffin_lim, mel_to_linear
 from speechrep.vocoder.mel import VC_MEL, LogMel, log_mel, mel_filterbank, num_frames, stft_magnitude
 from speechrep.vocoder.neural import NeuralVocoder, NeuralVocoderConfig, build_vocoder, multi_resolution_stft_loss
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # small tensors: one thread avoids thread-synchronisation overhead on a busy CPU
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 SR = VC_MEL.sample_rate

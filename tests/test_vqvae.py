@@ -9,16 +9,9 @@ from speechrep.errors import ConfigError
 from speechrep.models.vqvae import VQVAE, VQVAEConfig
 from speechrep.train.registry import build_model
 
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
+
 TINY = {"hidden": 16, "encoder_layers": 1, "decoder_layers": 1, "speaker_dim": 4}
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # tiny tensors: extra intra-op threads only spin against other processes on a loaded machine
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def _model(bottleneck: dict, **args) -> VQVAE:

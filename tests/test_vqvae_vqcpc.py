@@ -8,6 +8,8 @@ from speechrep.errors import ConfigError
 from speechrep.models.vqcpc import conv_frame_offset
 from speechrep.train.registry import build_model
 
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
+
 ARGS = {
     "dim": 16,
     "context": "gru",
@@ -17,15 +19,6 @@ ARGS = {
     "negatives": "sequence",
     "bottleneck": {"kind": "vq", "num_codes": 8, "code_dim": 16},
 }
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # tiny tensors: extra intra-op threads only spin against other processes on a loaded machine
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def test_vqcpc_trains_through_the_quantizer_and_gives_units():
