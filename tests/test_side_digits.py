@@ -21,13 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 RECIPE = ROOT / "egs/digits/dim"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # these models are tiny: a second intra-op thread only adds contention on a shared CPU
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 def test_bundled_digits_load_scaled():
@@ -144,12 +138,12 @@ def test_tiny_recipe_end_to_end(tmp_path):
 def test_cli_bad_config_is_one_line(tmp_path):
     cfg = tmp_path / "c.yaml"
     cfg.write_text("steps: 5\nbogus: 1\n")
-    r = subprocess.run([sys.executable, "-m", "speechrep.cli.sidetasks", "digits-dim", str(cfg)], capture_output=True, text=True)
+    r = subprocess.run([sys.executable, "-m", "speechrep", "side", "digits-dim", str(cfg)], capture_output=True, text=True)
     assert r.returncode == 1
     assert r.stderr.strip().splitlines() == [f"error: {cfg}: unknown config key 'bogus' (known keys here: " + r.stderr.split("known keys here: ")[1].strip()]
     bad = tmp_path / "imgs.npz"
     np.savez(bad, images=np.zeros((4, 9, 9)), labels=np.arange(4))
-    r = subprocess.run([sys.executable, "-m", "speechrep.cli.sidetasks", "digits-dim", str(RECIPE / "conf/tiny.yaml"),
+    r = subprocess.run([sys.executable, "-m", "speechrep", "side", "digits-dim", str(RECIPE / "conf/tiny.yaml"),
                         "--set", f"images={bad}", "--set", f"exp_dir={tmp_path / 'exp'}"], capture_output=True, text=True)
     assert r.returncode == 1 and "images: expected images of shape (N, 8, 8)" in r.stderr
     assert not (tmp_path / "exp").exists()  # no partial output

@@ -44,13 +44,7 @@ PAGE = """<html><body><div class="sphinxsidebar"><p>Navigation text</p></div>
 </div></div><div class="footer"><p>Copyright</p></div></body></html>"""
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # these models are tiny: a second intra-op thread only adds contention on a shared CPU
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 def test_parse_sphinx_page_keeps_only_main_prose():
@@ -215,18 +209,18 @@ def test_seq2seq2seq_tiny_recipe(pydocs_data, tmp_path):
 
 
 def test_cli_prepare_pydocs(tmp_path, capsys):
-    from speechrep.cli.sidetasks import main
+    from speechrep.cli import main
 
     src = tmp_path / "docs"
     src.mkdir()
     for i in range(3):
         (src / f"p{i}.txt").write_text(f"# Page {i}\n\nText {i}.\n")
     with pytest.raises(SystemExit) as e:
-        main(["prepare-pydocs", str(tmp_path / "out"), "--root", str(src), "--subdirs", "", "--test-fraction", "0.34"])
+        main(["side", "prepare-pydocs", str(tmp_path / "out"), "--root", str(src), "--subdirs", "", "--test-fraction", "0.34"])
     assert e.value.code == 0
     assert "2 train / 1 test pages, 3 paragraphs" in capsys.readouterr().out
     (src / "p3.txt").write_text("")
     with pytest.raises(SystemExit) as e:
-        main(["prepare-pydocs", str(tmp_path / "out2"), "--root", str(src), "--subdirs", ""])
+        main(["side", "prepare-pydocs", str(tmp_path / "out2"), "--root", str(src), "--subdirs", ""])
     assert e.value.code == 1
     assert capsys.readouterr().err.strip() == f"error: {src / 'p3.txt'}: file is empty"

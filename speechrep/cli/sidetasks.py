@@ -76,21 +76,3 @@ def register(app: typer.Typer) -> None:
     """Add the ``side`` command group to the root app."""
     app.add_typer(side_app, name="side")
 
-
-def main(argv: list[str] | None = None) -> None:
-    """``python -m speechrep.cli.sidetasks``: the ``side`` group on its own (used by the
-    recipes when the installed ``speechrep`` has no ``side`` group), with the CLI's
-    one-line error handling."""
-    import sys
-
-    from speechrep.errors import SpeechrepError
-
-    try:
-        side_app(args=argv, prog_name="speechrep side")
-    except SpeechrepError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(1)
-
-
-if __name__ == "__main__":
-    main()

@@ -12,7 +12,7 @@ cd "$(dirname "$0")"
 . ../../../recipes/lib.sh
 parse_recipe_opts "$@"
 # `speechrep side` when the installed CLI has the group, else the module on its own
-side() { if has_command side; then speechrep side "$@"; else python -m speechrep.cli.sidetasks "$@"; fi; }
+side() { speechrep side "$@"; }
 
 root=${PYDOCS_ROOT:-/usr/share/doc/python3.11/html}
 config=conf/default.yaml
