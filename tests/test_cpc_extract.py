@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import yaml
 
-from speechrep.cli.extract import extract_representations
+from speechrep.extract import extract_representations
 from speechrep.errors import CheckpointError, ConfigError, DataError
 from speechrep.train.trainer import train
 from tests.test_train_data import write_config, write_feats_dir, write_wave_dir
