@@ -54,7 +54,12 @@ parse_recipe_opts() {
       *) echo "$0: unknown option $1" >&2; recipe_usage >&2; exit 2 ;;
     esac
   done
-  mkdir -p "$exp/log" "$exp/.done"
+  # Fail before any stage runs when the experiment directory cannot be made or written.
+  if ! mkdir -p "$exp/log" "$exp/.done" 2>/dev/null || ! (: > "$exp/.done/.write_test") 2>/dev/null; then
+    echo "error: $exp: cannot create or write the experiment directory (not a directory, read-only or no permission)" >&2
+    exit 1
+  fi
+  rm -f "$exp/.done/.write_test"
 }
 
 # run_stage N "description" command args...

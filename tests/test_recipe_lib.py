@@ -35,3 +35,13 @@ def test_stages_resume_and_select(tmp_path):
     assert r.returncode == 0 and "Stage 0" not in r.stdout and "Stage 2: third" in r.stdout
     assert (tmp_path / "calls.txt").read_text().split()[-1] == "three"
     assert _run(tmp_path, "--bogus").returncode == 2
+
+
+def test_unusable_exp_dir_fails_before_any_stage(tmp_path):
+    (tmp_path / "run.sh").write_text(RUN_SH.format(root=ROOT))
+    (tmp_path / "blocker").write_text("a file where the exp dir's parent should be")
+    r = _run(tmp_path, "--exp", "blocker/exp")
+    assert r.returncode == 1
+    assert r.stderr.strip() == ("error: blocker/exp: cannot create or write the experiment directory "
+                                "(not a directory, read-only or no permission)")
+    assert "Stage" not in r.stdout and not (tmp_path / "calls.txt").exists()

@@ -5,11 +5,15 @@ in its own module here and heavy imports (torch, numba kernels) happen inside th
 command functions so that ``speechrep --help`` stays fast.
 
 User errors (:class:`speechrep.errors.SpeechrepError`) are printed as one line
-``error: <file>: <field>: <message>`` with exit status 1, never as a traceback.
+``error: <file>: <field>: <message>`` with exit status 1, never as a traceback. So are
+outputs that cannot be written (full disk, file-size limit, no permission, read-only file
+system, a path through a regular file): ``error: <file>: <reason>``; the atomic writers
+have already removed their temporary files, so nothing half-written is left.
 """
 
 from __future__ import annotations
 
+import errno
 import sys
 
 import typer
@@ -62,12 +66,21 @@ for _module in (_corpus, _eval_vc, _train, _extract, _units, _convert, _report, 
     _module.register(app)
 
 
+#: OSErrors that are the user's environment, not a bug: reported in one line.
+_WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOTDIR}
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``speechrep`` console script."""
     try:
         app(args=argv, prog_name="speechrep")
     except SpeechrepError as e:
         print(f"error: {e}", file=sys.stderr)
+        sys.exit(1)
+    except OSError as e:
+        if e.errno not in _WRITE_ERRNOS or e.filename is None:
+            raise
+        print(f"error: {e.filename}: {e.strerror}", file=sys.stderr)
         sys.exit(1)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -34,10 +34,10 @@ def atomic_open(path: str | Path, mode: str = "w", **kwargs: Any) -> Iterator[IO
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
-        raise
+        _raise_naming(e, path)
 
 
 def _umask() -> int:
@@ -89,6 +89,14 @@ def atomic_dir(path: str | Path, *, overwrite: bool = True) -> Iterator[Path]:
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        _raise_naming(e, path)
+
+
+def _raise_naming(exc: BaseException, path: Path) -> None:
+    """Re-raise ``exc``; an OSError without a file name (a failed ``write()`` on a full disk
+    reports none) gets ``path``, so the user learns which output could not be written."""
+    if isinstance(exc, OSError) and exc.filename is None and exc.errno is not None:
+        raise OSError(exc.errno, exc.strerror, str(path)) from exc
+    raise exc
