@@ -175,3 +175,9 @@ def test_train_phone_recognizer_tiny(vc_env, tmp_path):
 
     model, name, cfg = load_model(exp)
     assert name == "phone_ctc" and cfg.phones == ["x", "y"]
+    # logged like every training stage: history (loss plot of the report), log, TensorBoard
+    from speechrep.train.logging import read_history
+
+    assert [r["step"] for r in read_history(exp / "train_history.jsonl")] == [3]
+    assert "step 3 train: loss" in (exp / "log" / "train.log").read_text()
+    assert list((exp / "tensorboard").glob("events.out.tfevents.*"))

@@ -389,6 +389,8 @@ def train_phone_recognizer(
     max_seconds: float = 8.0,
     num_threads: int | None = 1,
     progress: bool = True,
+    tensorboard: bool = True,
+    log_every: int = 50,
 ) -> Path:
     """Train the CTC phone recogniser on whole utterances of a data directory.
 
@@ -408,6 +410,9 @@ def train_phone_recognizer(
     max_seconds : utterances longer than this are skipped (padding memory).
     num_threads : torch CPU threads (None: leave as is). One thread avoids the
         synchronisation cost that makes small matrix products slow on a busy machine.
+    progress, tensorboard : progress bar and TensorBoard scalars (``exp_dir/tensorboard``);
+        the loss every ``log_every`` steps also goes to ``exp_dir/log/train.log`` and
+        ``exp_dir/train_history.jsonl`` (read by ``speechrep report`` for the loss plot).
 
     Returns
     -------
@@ -415,12 +420,12 @@ def train_phone_recognizer(
         ``exp_dir``.
     """
     import torch
-    from tqdm import tqdm
 
     from speechrep.config import to_dict
     from speechrep.data.audio import iter_audio
     from speechrep.data.ctm import read_ctm
     from speechrep.train.checkpoint import save_checkpoint
+    from speechrep.train.logging import RunLogger
     from speechrep.train.registry import build_model
 
     if num_threads is not None:
@@ -447,8 +452,11 @@ def train_phone_recognizer(
     torch.manual_seed(seed)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     model.train()
-    bar = tqdm(range(steps), desc="phone_ctc", unit="step", disable=not progress)
-    for _ in bar:
+    exp_dir = Path(exp_dir)
+    # the Trainer's logger: exp_dir/log/train.log, train_history.jsonl, TensorBoard, progress bar
+    logger = RunLogger(exp_dir, enabled=True, start_step=0, max_steps=steps, tensorboard=tensorboard,
+                       progress=progress)
+    for step in range(1, steps + 1):
         pick = torch.randint(len(data), (min(batch_size, len(data)),), generator=gen).tolist()
         waves = [data[i][0] for i in pick]
         labels = [data[i][1] for i in pick]
@@ -463,9 +471,12 @@ def train_phone_recognizer(
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
         opt.step()
-        bar.set_postfix(loss=f"{loss.item():.3f}")
-    exp_dir = Path(exp_dir)
+        value = loss.item()
+        if step % log_every == 0 or step == steps:
+            logger.scalars(step, "train", {"loss": value})
+        logger.advance(1, loss=value)
+    logger.close()
     save_checkpoint(exp_dir / "checkpoints", steps, module=model, optimizer=opt,
                     state={"model": {"name": "phone_ctc", "args": to_dict(cfg), "input_dim": None},
-                           "final_loss": float(loss.item()), "train_utterances": len(data)})
+                           "final_loss": value, "train_utterances": len(data)})
     return exp_dir
