@@ -98,8 +98,15 @@ def test_pipeline_collect(tmp_path):
     assert inputs.vc_results == {"adain": {"speaker.target_acc": 0.9}}
     assert list(inputs.histories) == ["cpc"] and inputs.stage_times == [("0", "corpus", 3.5)]
     assert inputs.audio[0]["files"]["converted"] == wav
-    page = build_pipeline_report(exp)
+    page, summary = build_pipeline_report(exp)
     assert page == exp / "report" / "index.html" and "speaker.target_acc" in page.read_text()
+    assert "<td>0.9</td>" in page.read_text()  # the VC score itself, not only its column
+    # the terminal summary: the same tables, columns without any value left out
+    lines = summary.splitlines()
+    assert lines[0] == "Phone discovery (* = mfcc, the reference line)"
+    assert lines[1].split() == ["system", "ABX", "across", "(%)"]
+    assert [ln.split() for ln in lines[2:5]] == [["mfcc", "*", "20"], ["fbank", "—"], ["cpc", "11"]]
+    assert lines[6:] == ["Voice conversion", "system  speaker.target_acc", "adain                  0.9"]
     (tmp_path / "bad.tsv").write_text("label\tsource\np1\tmissing.wav\n")
     from speechrep.errors import DataError
 

@@ -23,11 +23,16 @@ def register(app: typer.Typer) -> None:
         audio: Optional[Path] = typer.Option(None, help="TSV of audio examples: header of column names, rows of wav paths."),
         baseline: str = typer.Option("mfcc", help="System name of the reference line."),
     ) -> None:
-        """Write EXP_DIR/report/index.html: results table, loss plots, alignment plot, audio players."""
+        """Write EXP_DIR/report/index.html: results table, loss plots, alignment plot, audio players.
+
+        The result tables are also printed (the run's final summary in the terminal).
+        """
         from speechrep.report.pipeline import build_pipeline_report
 
-        page = build_pipeline_report(
+        page, summary = build_pipeline_report(
             exp_dir, out, data_dir=data, ctm=ali, units=units, unit_frame_shift=unit_frame_shift,
             unit_frame_offset=unit_frame_offset, audio_tsv=audio, baseline=baseline,
         )
+        if summary:
+            typer.echo(summary)
         typer.echo(f"report: {page}")

@@ -69,6 +69,8 @@ def _load(obj: Any) -> dict:
 
 
 def _lookup(d: dict, path: str) -> Any:
+    if path in d:  # flattened keys ("speaker.target_acc") of the VC scores
+        return d[path]
     node: Any = d
     for part in path.split("."):
         if not isinstance(node, dict) or part not in node:
@@ -77,7 +79,7 @@ def _lookup(d: dict, path: str) -> Any:
     return node
 
 
-def _fmt(v: Any) -> str:
+def _fmt_plain(v: Any) -> str:
     if v is None:
         return "—"
     if isinstance(v, bool):
@@ -87,18 +89,24 @@ def _fmt(v: Any) -> str:
     if isinstance(v, float):
         return f"{v:.3g}" if abs(v) < 1000 else f"{v:.0f}"
     if isinstance(v, dict) and "mean" in v:
-        return _fmt(v["mean"])
-    return html.escape(str(v))
+        return _fmt_plain(v["mean"])
+    return str(v)
+
+
+def _fmt(v: Any) -> str:
+    return html.escape(_fmt_plain(v))
+
+
+def _cells(res: dict, columns: Sequence[tuple[str, Sequence[str]]]) -> list[Any]:
+    """The value of each column in one results dict (first path found, else None)."""
+    return [next((v for v in (_lookup(res, p) for p in paths) if v is not None), None) for _, paths in columns]
 
 
 def _table(rows: dict[str, dict], columns: Sequence[tuple[str, Sequence[str]]], *, baseline: str | None, css: str) -> str:
     head = "".join(f"<th>{html.escape(label)}</th>" for label, _ in columns)
     body = []
     for name, res in rows.items():
-        cells = []
-        for _, paths in columns:
-            value = next((v for v in (_lookup(res, p) for p in paths) if v is not None), None)
-            cells.append(f"<td>{_fmt(value)}</td>")
+        cells = [f"<td>{_fmt(value)}</td>" for value in _cells(res, columns)]
         cls = ' class="baseline"' if name == baseline else ""
         body.append(f"<tr{cls}><th scope=row>{html.escape(name)}</th>{''.join(cells)}</tr>")
     return f'<table class="{css}"><thead><tr><th>system</th>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
@@ -186,6 +194,27 @@ img { max-width: 100%; border: 1px solid #eee; }
 audio { width: 220px; }
 #selfcheck { color: #666; font-size: 0.85em; }
 """
+
+
+def text_summary(inputs: ReportInputs) -> str:
+    """The page's result tables as plain text for the terminal (empty columns left out)."""
+    blocks = []
+    results = {name: _load(r) for name, r in inputs.results.items()}
+    vc = {name: _load(r) for name, r in inputs.vc_results.items()}
+    for title, rows, columns in (("Phone discovery", results, DEFAULT_COLUMNS), ("Voice conversion", vc, _vc_columns(vc))):
+        if not rows:
+            continue
+        values = {name: _cells(res, columns) for name, res in rows.items()}
+        keep = [i for i in range(len(columns)) if any(v[i] is not None for v in values.values())]
+        table = [["system"] + [columns[i][0] for i in keep]]
+        for name, vals in values.items():
+            mark = " *" if name == inputs.baseline else ""
+            table.append([name + mark] + [_fmt_plain(vals[i]) for i in keep])
+        widths = [max(len(r[j]) for r in table) for j in range(len(table[0]))]
+        lines = ["  ".join(c.rjust(w) if j else c.ljust(w) for j, (c, w) in enumerate(zip(r, widths))) for r in table]
+        note = f" (* = {inputs.baseline}, the reference line)" if title == "Phone discovery" and inputs.baseline else ""
+        blocks.append(f"{title}{note}\n" + "\n".join(lines))
+    return "\n\n".join(blocks)
 
 
 def build_report(inputs: ReportInputs, out_dir: str | Path) -> Path:

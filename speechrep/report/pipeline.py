@@ -18,7 +18,7 @@ import json
 from pathlib import Path
 
 from speechrep.errors import DataError
-from speechrep.report.html import ReportInputs, build_report
+from speechrep.report.html import ReportInputs, build_report, text_summary
 
 
 def collect(
@@ -123,7 +123,10 @@ def _audio_rows(tsv: Path) -> list[dict]:
     return rows
 
 
-def build_pipeline_report(exp_dir: str | Path, out_dir: str | Path | None = None, **kwargs) -> Path:
-    """Collect ``exp_dir`` and write ``out_dir`` (default ``exp_dir/report``)/index.html."""
+def build_pipeline_report(exp_dir: str | Path, out_dir: str | Path | None = None, **kwargs) -> tuple[Path, str]:
+    """Collect ``exp_dir`` and write ``out_dir`` (default ``exp_dir/report``)/index.html.
+
+    Returns the page and the result tables as plain text (for the terminal).
+    """
     inputs = collect(exp_dir, **kwargs)
-    return build_report(inputs, out_dir if out_dir is not None else Path(exp_dir) / "report")
+    return build_report(inputs, out_dir if out_dir is not None else Path(exp_dir) / "report"), text_summary(inputs)
