@@ -75,6 +75,7 @@ run_stage() {
     return 0
   fi
   echo "Stage $n: $desc"
+  rm -f "$marker"  # a forced rerun that fails must not keep the old success marker
   local t0 t1 rc
   t0=$(date +%s.%N)
   set +e
@@ -88,6 +89,35 @@ run_stage() {
   fi
   awk -v n="$n" -v d="$desc" -v a="$t0" -v b="$t1" 'BEGIN { printf "%s\t%s\t%.1f\n", n, d, b - a }' >> "$exp/stage_times.tsv"
   touch "$marker"
+}
+
+# run_parallel "cmd args" ...: run the commands (shell functions or programs; words split on
+# spaces), at most $nj at a time, each logging to $exp/log/<words joined by _>.log; fails,
+# naming every failed command and its log, when any of them fails.
+run_parallel() {
+  local job name failed=()
+  local -a pids=() names=()
+  for job in "$@"; do
+    while [ "$(jobs -rp | wc -l)" -ge "$nj" ]; do wait -n || true; done
+    name=${job// /_}
+    echo "  started: $job (log: $exp/log/$name.log)"
+    # shellcheck disable=SC2086  # word splitting of the job is the point
+    $job > "$exp/log/$name.log" 2>&1 &
+    pids+=($!)
+    names+=("$name")
+  done
+  local i
+  for i in "${!pids[@]}"; do
+    if wait "${pids[$i]}"; then
+      echo "  finished: ${names[$i]}"
+    else
+      failed+=("${names[$i]} (see $exp/log/${names[$i]}.log)")
+    fi
+  done
+  if [ ${#failed[@]} -gt 0 ]; then
+    echo "failed: ${failed[*]}" >&2
+    return 1
+  fi
 }
 
 # has_command "train" -> true when this installation provides `speechrep train`

@@ -45,3 +45,31 @@ def test_unusable_exp_dir_fails_before_any_stage(tmp_path):
     assert r.stderr.strip() == ("error: blocker/exp: cannot create or write the experiment directory "
                                 "(not a directory, read-only or no permission)")
     assert "Stage" not in r.stdout and not (tmp_path / "calls.txt").exists()
+
+
+PARALLEL_SH = """#!/usr/bin/env bash
+. "{root}/recipes/lib.sh"
+parse_recipe_opts "$@"
+slow() {{ sleep 0.3; echo "slow $1" >> order.txt; }}
+fast() {{ echo fast >> order.txt; }}
+bad() {{ echo "went wrong"; return 3; }}
+jobs_list=("slow a" fast)
+[ -e fail.flag ] && jobs_list+=(bad)
+run_stage 0 "parallel" run_parallel "${{jobs_list[@]}}"
+"""
+
+
+def test_run_parallel_limits_jobs_logs_each_and_reports_failures(tmp_path):
+    (tmp_path / "run.sh").write_text(PARALLEL_SH.format(root=ROOT))
+    r = _run(tmp_path, "--nj", "1")  # one at a time: the slow job finishes before the fast one starts
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "order.txt").read_text().split("\n")[:2] == ["slow a", "fast"]
+    assert (tmp_path / "exp/log/slow_a.log").exists() and (tmp_path / "exp/log/fast.log").exists()
+    (tmp_path / "order.txt").unlink()
+    r = _run(tmp_path, "--nj", "2", "--force")  # side by side: the fast one is first
+    assert r.returncode == 0 and (tmp_path / "order.txt").read_text().split("\n")[:2] == ["fast", "slow a"]
+    (tmp_path / "fail.flag").touch()
+    r = _run(tmp_path, "--nj", "2", "--force")
+    assert r.returncode != 0 and "failed: bad (see exp/log/bad.log)" in r.stdout + r.stderr
+    assert (tmp_path / "exp/log/bad.log").read_text() == "went wrong\n"
+    assert not (tmp_path / "exp/.done/stage_0").exists()

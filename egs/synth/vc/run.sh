@@ -5,17 +5,22 @@
 #
 # Usage: egs/synth/vc/run.sh [--stage N] [--stop-stage M] [--quick] [--exp DIR] [--nj N] [--force]
 #   --quick: tiny corpus and models (what the tests run, a few minutes on CPU)
+#   --nj:    trainings run at the same time in stage 1 (one CPU thread each)
+# Environment: DB=DIR reuses a corpus; FAMILIES="vc_adain ..." picks the families;
+#   VC_F0=false skips the pYIN F0 scores; SPEAKER_STEPS, CTC_STEPS, VC_STEPS override the
+#   training steps of the speaker scorer, the phone recogniser and the VC models.
 #
 # Stages
 #   0  corpus: local/data.sh -> $db
-#   1  speaker-verification scorer (x-vector, AAM): $db/data/train -> $exp/speaker
-#   2  CTC phone recogniser scorer: $db/data/train + phones.ctm -> $exp/phone_ctc
-#   3  VC models vc_adain, vc_adversarial, vc_vq: $db/data/train -> $exp/vc_*
-#   4  conversion pairs of held-out sentences: $db/data/{test,test_unseen_spk} -> $exp/pairs.tsv
-#   5  copy synthesis (vocoder only): $exp/pairs.tsv -> $exp/convert/resynth_<vocoder>
-#   6  conversion: every family x vocoder -> $exp/convert/<family>_<vocoder>
-#   7  scores: -> $exp/scores/<family>_<vocoder>.json, $exp/eval/vc.json (all systems), $exp/scores.txt
-#   8  demo page: -> $exp/demo/index.html (and $exp/demo.html pointing at it)
+#   1  training, up to --nj runs at once (logs in $exp/log/train_<name>.log):
+#        speaker-verification scorer (x-vector, AAM): $db/data/train -> $exp/speaker
+#        CTC phone recogniser scorer: $db/data/train + phones.ctm -> $exp/phone_ctc
+#        VC models vc_adain, vc_adversarial, vc_vq: $db/data/train -> $exp/vc_*
+#   2  conversion pairs of held-out sentences: $db/data/{test,test_unseen_spk} -> $exp/pairs.tsv
+#   3  copy synthesis (vocoder only): $exp/pairs.tsv -> $exp/convert/resynth_<vocoder>
+#   4  conversion: every family x vocoder -> $exp/convert/<family>_<vocoder>
+#   5  scores: -> $exp/scores/<family>_<vocoder>.json, $exp/eval/vc.json (all systems), $exp/scores.txt
+#   6  demo page: -> $exp/demo/index.html (and $exp/demo.html pointing at it)
 set -euo pipefail
 cd "$(dirname "$0")"
 . ../../../recipes/lib.sh
@@ -54,26 +59,33 @@ vocoder_path() { if [ "$1" = neural ]; then echo "$neural_vocoder"; else echo "$
 run_stage 0 "Corpus: speechrep data make-synth --size $size -> $db" \
   ../local/data.sh --size "$size" --nj "$nj" "$db"
 
-run_stage 1 "Speaker scorer: $db/data/train -> $exp/speaker" \
+steps_opt() { if [ -n "${1:-}" ]; then echo "--set optim.max_steps=$1"; fi; }
+ctc_steps=${CTC_STEPS:-$ctc_steps}
+# One thread per training: the runs share the cores by running side by side.
+one_thread=(--set train.num_threads=1 --resume)
+
+train_speaker() {
   speechrep train conf/speaker.yaml --set exp_dir="$exp/speaker" --set data.train="$db/data/train" \
-    --set data.valid="$db/data/dev" "${common[@]}" "${spk_tiny[@]}"
-
-run_stage 2 "Phone recogniser scorer: $db/data/train -> $exp/phone_ctc" \
-  python -c 'import json, sys; from speechrep.eval.vc import train_phone_recognizer as t
-t(sys.argv[1], sys.argv[2], sys.argv[3], args=json.loads(sys.argv[4]), steps=int(sys.argv[5]))' \
-    "$db/data/train" "$db/ali/train/phones.ctm" "$exp/phone_ctc" "$ctc_args" "$ctc_steps"
-
-train_families() {
-  for f in $families; do
-    extra=()
-    if [ "$f" = vc_vq ]; then extra=("${vq_tiny[@]}"); fi
-    speechrep train "conf/$f.yaml" --set exp_dir="$exp/$f" --set data.train="$db/data/train" \
-      --set data.valid="$db/data/dev" "${common[@]}" "${vc_tiny[@]}" "${extra[@]}"
-  done
+    --set data.valid="$db/data/dev" "${common[@]}" "${spk_tiny[@]}" "${one_thread[@]}" $(steps_opt "${SPEAKER_STEPS:-}")
 }
-run_stage 3 "VC models ($families): $db/data/train -> $exp/vc_*" train_families
+train_ctc() {
+  python -c 'import json, sys; from speechrep.eval.vc import train_phone_recognizer as t
+t(sys.argv[1], sys.argv[2], sys.argv[3], args=json.loads(sys.argv[4]), steps=int(sys.argv[5]), num_threads=1)' \
+    "$db/data/train" "$db/ali/train/phones.ctm" "$exp/phone_ctc" "$ctc_args" "$ctc_steps"
+}
+train_family() {  # train_family NAME
+  local extra=()
+  if [ "$1" = vc_vq ]; then extra=("${vq_tiny[@]}"); fi
+  speechrep train "conf/$1.yaml" --set exp_dir="$exp/$1" --set data.train="$db/data/train" \
+    --set data.valid="$db/data/dev" "${common[@]}" "${vc_tiny[@]}" "${extra[@]}" "${one_thread[@]}" \
+    $(steps_opt "${VC_STEPS:-}")
+}
+trainings=(train_ctc train_speaker)  # the longest first
+for f in $families; do trainings+=("train_family $f"); done
+run_stage 1 "Training (up to $nj at once): speaker scorer, phone recogniser, $families -> $exp/{speaker,phone_ctc,vc_*}" \
+  run_parallel "${trainings[@]}"
 
-run_stage 4 "Pairs: $db/data/{test,test_unseen_spk} -> $exp/pairs.tsv" \
+run_stage 2 "Pairs: $db/data/{test,test_unseen_spk} -> $exp/pairs.tsv" \
   python local/make_pairs.py --speakers "$speakers" --unseen "$unseen" \
     --ctm "$db/ali/test/phones.ctm" --ctm "$db/ali/test_unseen_spk/phones.ctm" \
     "$exp/pairs.tsv" "$db/data/test" "$db/data/test_unseen_spk"
@@ -84,7 +96,7 @@ resynthesize() {
       --vocoder "$(vocoder_path "$v")"
   done
 }
-run_stage 5 "Copy synthesis ($vocoders): $exp/pairs.tsv -> $exp/convert/resynth_*" resynthesize
+run_stage 3 "Copy synthesis ($vocoders): $exp/pairs.tsv -> $exp/convert/resynth_*" resynthesize
 
 convert_all() {
   for f in $families; do
@@ -94,7 +106,7 @@ convert_all() {
     done
   done
 }
-run_stage 6 "Conversion ($families x $vocoders): -> $exp/convert/*" convert_all
+run_stage 4 "Conversion ($families x $vocoders): -> $exp/convert/*" convert_all
 
 score_all() {
   for f in $families; do
@@ -107,7 +119,7 @@ score_all() {
   python local/collect_scores.py "$exp/scores" "$exp/eval/vc.json" "$exp/scores.txt"
   cat "$exp/scores.txt"
 }
-run_stage 7 "Scores: $exp/convert/* -> $exp/scores/*.json, $exp/eval/vc.json, $exp/scores.txt" score_all
+run_stage 5 "Scores: $exp/convert/* -> $exp/scores/*.json, $exp/eval/vc.json, $exp/scores.txt" score_all
 
 demo_page() {
   python local/demo_audio.py "$exp/pairs.tsv" "$exp/convert" "$exp/demo_audio.tsv" --per-kind 2
@@ -115,4 +127,4 @@ demo_page() {
   printf '<!doctype html><meta charset=utf-8><meta http-equiv="refresh" content="0; url=demo/index.html">'\
 '<a href="demo/index.html">voice-conversion demo</a>\n' > "$exp/demo.html"
 }
-run_stage 8 "Demo page: -> $exp/demo/index.html" demo_page
+run_stage 6 "Demo page: -> $exp/demo/index.html" demo_page
