@@ -6,7 +6,7 @@ import torch
 from speechrep.errors import ConfigError
 from speechrep.models.context import build_context
 from speechrep.models.cpc import CPC, CPCConfig
-from speechrep.models.encoders import FeatureEncoder, WaveEncoder
+from speechrep.models.encoders import FeatureEncoder, FrequencyWarp, WaveEncoder
 from speechrep.train.registry import build_model
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
@@ -28,6 +28,34 @@ def test_wave_encoder_gives_10ms_frames():
 
 def test_feature_encoder_keeps_frame_rate():
     assert FeatureEncoder(20, 8, num_layers=2)(torch.randn(3, 17, 20)).shape == (3, 17, 8)
+
+
+def test_frequency_warp_stretches_each_sequence_by_one_factor_in_training_only():
+    torch.manual_seed(0)
+    ramp = torch.arange(20.0).expand(4, 7, 20)  # bin f holds f
+    warp = FrequencyWarp(0.2)
+    assert warp.eval()(ramp).equal(ramp) and FrequencyWarp(0.0).train()(ramp).equal(ramp)
+    out = warp.train()(ramp)
+    factor = out[:, 0, 1]  # bin 1 reads the input at bin a
+    assert ((factor >= 0.8) & (factor <= 1.2)).all() and factor.unique().numel() == 4
+    expected = (factor[:, None] * torch.arange(20.0)).clamp(max=19)  # (B, F)
+    torch.testing.assert_close(out, expected[:, None].expand(-1, 7, -1))
+    with pytest.raises(ValueError, match="max_warp"):
+        FrequencyWarp(1.0)
+
+
+def test_feature_warp_changes_training_loss_not_representations():
+    torch.manual_seed(0)
+    plain, warped = CPC(tiny(), input_dim=12), CPC(tiny(feat_warp=0.3), input_dim=12)
+    warped.load_state_dict(plain.state_dict())  # the warp has no weights
+    batch = {"feats": torch.randn(2, 20, 12), "speaker": torch.tensor([0, 1])}
+    neg = torch.randint(0, 20, (2, 17, 4))
+    assert not torch.allclose(plain(batch, neg_idx=neg)["loss"], warped(batch, neg_idx=neg)["loss"])
+    plain.eval(), warped.eval()
+    assert plain.encode(batch).equal(warped.encode(batch))
+    assert plain(batch, neg_idx=neg)["loss"].equal(warped(batch, neg_idx=neg)["loss"])
+    with pytest.raises(ConfigError, match="feat_warp"):
+        CPCConfig(feat_warp=1.5)
 
 
 @pytest.mark.parametrize("kind", ["gru", "lstm", "transformer"])

@@ -10,6 +10,7 @@ import pytest
 from speechrep.errors import DataError
 from speechrep.eval.bitrate import bitrate
 from speechrep.eval.inputs import FrameTimes
+from speechrep.eval.phone_discovery import baseline_features
 from speechrep.eval.probe import phone_probe, speaker_probe, split_utterances
 from speechrep.eval.segmentation import boundary_scores, phone_boundaries, unit_boundaries
 from speechrep.eval.units import codebook_usage, contingency_table, unit_quality
@@ -119,6 +120,32 @@ def test_speaker_probe_above_chance_on_separable_and_at_chance_on_noise():
     assert m["accuracy"] == 1.0 and m["chance"] == pytest.approx(0.25) and m["num_test"] == 20
     noise = speaker_probe(*_speaker_data(separable=False))
     assert abs(noise["accuracy"] - noise["chance"]) < 0.25
+
+
+def test_speaker_probe_reads_spread_of_mean_normalised_features():
+    # every utterance has mean zero (as after per-utterance CMN); speaker s varies most
+    # along axis s: pooled means are only rounding noise, the spread tells the speaker
+    rng = np.random.default_rng(0)
+    feats, utt2spk = {}, {}
+    for s in range(3):
+        for u in range(8):
+            x = rng.normal(size=(40, 3)) * np.where(np.arange(3) == s, 3.0, 1.0)
+            feats[f"s{s}_{u}"], utt2spk[f"s{s}_{u}"] = x - x.mean(0), f"s{s}"
+    m = speaker_probe(feats, utt2spk)
+    assert m["accuracy"] == 1.0 and m["chance"] == pytest.approx(1 / 3)
+    assert m["num_test"] == 6 and m["num_train"] == 18 and m["num_classes"] == 3
+
+
+def test_baseline_features_normalise_each_utterance_alone(make_data_dir):
+    # per-speaker CMN (the old baseline) made each speaker's utterance means sum to zero,
+    # which pushed a speaker probe below chance; per-utterance CMN uses no speaker label
+    data = make_data_dir(speakers=("a", "b"), utts_per_speaker=2, duration=0.3)
+    feats = baseline_features(data)
+    assert {n: x["a-utt1"].shape[1] for n, x in feats.items()} == {"mfcc": 39, "fbank": 40}
+    for per_utt in feats.values():
+        assert sorted(per_utt) == ["a-utt1", "a-utt2", "b-utt1", "b-utt2"]
+        for x in per_utt.values():
+            np.testing.assert_allclose(x.mean(0), 0.0, atol=1e-4)
 
 
 def test_phone_probe_above_chance_on_separable_and_at_chance_on_noise():

@@ -149,7 +149,7 @@ def baseline_cmd(
     config: Optional[Path] = _CONFIG,
     overrides: list[str] = _SET,
 ) -> None:
-    """Evaluate MFCC (+deltas, CMVN) and fbank features computed from DATA_DIR: the reference line."""
+    """Evaluate MFCC (+deltas) and fbank features of DATA_DIR, each utterance mean-normalised: the reference line."""
     from speechrep.eval.phone_discovery import run_baseline
 
     cfg = _config(config, overrides, exact=exact, threads=threads)

@@ -46,6 +46,7 @@ __all__ = [
     "evaluate_representation",
     "run_phone_discovery",
     "run_baseline",
+    "baseline_features",
 ]
 
 
@@ -312,39 +313,28 @@ def run_baseline(
 ) -> dict[str, Any]:
     """Evaluate MFCC and filter-bank features of a data directory; write one JSON report.
 
-    Features are Kaldi's, computed on the fly (25 ms windows, 10 ms shift, snip_edges,
-    no dither): ``mfcc`` = 13 MFCCs + deltas + delta-deltas (39 dims), ``fbank`` = 40 log
-    mel filter banks, both with per-speaker mean normalisation (Kaldi's CMVN default).
-    Frame ``i`` is centred at ``0.0125 + 0.01 i`` s.
+    The features are those of :func:`baseline_features`. Frame ``i`` is centred at
+    ``0.0125 + 0.01 i`` s.
 
     Returns
     -------
     ``{"baselines": {"mfcc": metrics, "fbank": metrics}, "inputs", "config", "versions",
     "frame_times"}``, also written to ``out``.
     """
-    from tqdm import tqdm
-
-    from speechrep.data.audio import iter_audio
     from speechrep.data.ctm import read_ctm
     from speechrep.data.kaldi_dir import DataDir
     from speechrep.eval.report import input_record, versions, write_report
-    from speechrep.features import accumulate_cmvn_stats, add_deltas, apply_cmvn, fbank, mfcc
 
     config = config or PhoneDiscoveryConfig()
     times = FrameTimes(0.01, 0.0125)
     dd = DataDir.load(data_dir)
     alignments = read_ctm(ali)
     item_set = read_items(items) if items is not None else None
-    feats: dict[str, dict[str, np.ndarray]] = {"mfcc": {}, "fbank": {}}
-    for utt, wave in tqdm(iter_audio(dd), total=len(dd.utts), desc="features", disable=not progress, leave=False):
-        feats["mfcc"][utt] = add_deltas(mfcc(wave, dither=0.0))
-        feats["fbank"][utt] = fbank(wave, dither=0.0, num_mel_bins=40)
+    feats = baseline_features(data_dir, progress=progress)
     baselines = {}
     for name, per_utt in feats.items():
-        stats = accumulate_cmvn_stats(per_utt.items(), utt2spk=dd.utt2spk)
-        normed = {u: apply_cmvn(x, stats[dd.utt2spk[u]]) for u, x in per_utt.items()}
         baselines[name] = evaluate_representation(
-            normed,
+            per_utt,
             alignments,
             dd.utt2spk,
             times=times,
@@ -370,3 +360,39 @@ def run_baseline(
     }
     write_report(out, report)
     return report
+
+
+def baseline_features(data_dir: str | Path, *, progress: bool = False) -> dict[str, dict[str, np.ndarray]]:
+    """MFCC and filter-bank features of every utterance of a data directory.
+
+    Kaldi's features, computed on the fly (25 ms windows, 10 ms shift, snip_edges, no
+    dither): ``mfcc`` = 13 MFCCs + deltas + delta-deltas (39 dims), ``fbank`` = 40 log
+    mel filter banks, both with per-utterance mean normalisation (Kaldi's ``apply-cmvn``
+    without ``utt2spk``). Normalising per speaker instead would use the test set's
+    speaker labels: each speaker's utterance means would then sum to zero, so a speaker
+    probe trained on some of a speaker's utterances would be pushed away from the others.
+
+    Parameters
+    ----------
+    data_dir : Kaldi data directory (``wav.scp``, ``utt2spk``, ...).
+    progress : show a progress bar.
+
+    Returns
+    -------
+    ``{"mfcc": {utt: (num_frames, 39)}, "fbank": {utt: (num_frames, 40)}}``, float32.
+    """
+    from tqdm import tqdm
+
+    from speechrep.data.audio import iter_audio
+    from speechrep.data.kaldi_dir import DataDir
+    from speechrep.features import accumulate_cmvn_stats, add_deltas, apply_cmvn, fbank, mfcc
+
+    dd = DataDir.load(data_dir)
+    feats: dict[str, dict[str, np.ndarray]] = {"mfcc": {}, "fbank": {}}
+    for utt, wave in tqdm(iter_audio(dd), total=len(dd.utts), desc="features", disable=not progress, leave=False):
+        feats["mfcc"][utt] = add_deltas(mfcc(wave, dither=0.0))
+        feats["fbank"][utt] = fbank(wave, dither=0.0, num_mel_bins=40)
+    for per_utt in feats.values():
+        stats = accumulate_cmvn_stats(per_utt.items())
+        per_utt.update({u: apply_cmvn(x, stats[u]) for u, x in per_utt.items()})
+    return feats

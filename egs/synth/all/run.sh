@@ -27,7 +27,7 @@ else
   size=default
   # Training budgets for <= 15 minutes on 2 CPU cores (the task recipes train longer):
   # measured per-stage times are in exp/stage_times.tsv after a run.
-  cpc=(../cpc/conf/train_cpc.yaml --set optim.max_steps=600 --set train.valid_every=300 --set train.ckpt_every=150)
+  cpc=(../cpc/conf/train_cpc.yaml --set train.ckpt_every=175)  # its own 700 steps
   vqvae=(../vqvae/conf/train_vqvae.yaml --set optim.max_steps=1500 --set train.valid_every=500 --set train.ckpt_every=250)
   vc_opts=()
   vc_env=(SPEAKER_STEPS=400 CTC_STEPS=400 VC_STEPS=600)
