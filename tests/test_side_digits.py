@@ -15,7 +15,16 @@ from speechrep.config import load_config
 from speechrep.errors import ConfigError, DataError
 from speechrep.models.bottlenecks import BottleneckConfig
 from speechrep.sidetasks.common import format_table, mean_std
-from speechrep.sidetasks.digits import DigitsConfig, DigitsSystem, ImageDIM, check_images, load_images, probe_scores, run_digits
+from speechrep.sidetasks.digits import (
+    DigitsConfig,
+    DigitsSystem,
+    ImageDIM,
+    check_images,
+    load_images,
+    probe_scores,
+    random_shift,
+    run_digits,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPE = ROOT / "egs/digits/dim"
@@ -97,6 +106,32 @@ def test_variants_forward_backward(system):
     assert codes.shape == (5, width)
     if system.bottleneck is not None:
         assert set(codes.unique().tolist()) <= {0.0, 1.0}
+    feats = model.features({"images": x})
+    assert feats["prequant"].shape == (5, 6) and feats["map"].shape == (5, 4 * 16)
+    assert torch.equal(feats["code"], codes)
+
+
+def test_random_shift_translates_by_at_most_shift():
+    gen = torch.Generator().manual_seed(0)
+    x = torch.zeros(200, 8, 8)
+    x[:, 3, 4] = 1.0  # one lit pixel away from the border
+    assert random_shift(x, 0, generator=gen) is x
+    y = random_shift(x, 1, generator=gen)
+    assert y.shape == x.shape and (y.sum((1, 2)) == 1).all()
+    rows, cols = y.flatten(1).argmax(1) // 8, y.flatten(1).argmax(1) % 8
+    assert set(rows.tolist()) == {2, 3, 4} and set(cols.tolist()) == {3, 4, 5}  # all 9 offsets drawn
+
+
+def test_second_view_feeds_the_critic():
+    torch.manual_seed(0)
+    model = ImageDIM(DigitsSystem(name="g", estimator="infonce"), channels=4, code_dim=6, critic_dim=8)
+    x = torch.rand(6, 8, 8)
+    same = model({"images": x})["loss"]
+    assert torch.equal(model({"images": x, "views": x})["loss"], same)
+    # at initialisation the scores are near 0 and the loss near ln 6, so compare exactly
+    assert not torch.equal(model({"images": x, "views": x.roll(1, 0)})["loss"], same)
+    with pytest.raises(ConfigError, match="shift"):
+        DigitsConfig(shift=5)
 
 
 def test_probe_separates_separable_features():
@@ -121,6 +156,11 @@ def test_tiny_recipe_end_to_end(tmp_path):
     r = run_digits(cfg, progress=False)
     s = r["systems"]
     assert {"raw_pixels", "pca_16", "untrained_encoder", "dim_jsd_global", "autoencoder", "dim_infonce_local_vq"} <= set(s)
+    # every trained system also has its conv map probed; the bottleneck its pre-quantisation code
+    assert all("linear_map" in s[k] for k in ("untrained_encoder", "dim_jsd_global", "autoencoder"))
+    vq = s["dim_infonce_local_vq"]
+    assert 0.0 <= vq["linear_prequant"][0] <= 1.0 and 1 <= vq["distinct_codes"][0] <= 16
+    assert "linear_prequant" not in s["dim_jsd_global"]
     assert r["chance"] < 0.11
     # DIM codes beat chance (0.10) by a wide margin
     assert s["dim_jsd_global"]["linear"][0] > 0.5 and s["dim_jsd_global"]["knn"][0] > 0.5

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +11,7 @@ import pytest
 import torch
 
 from speechrep.config import load_config
-from speechrep.errors import DataError
+from speechrep.errors import ConfigError, DataError
 from speechrep.sidetasks.pydocs import (
     DEFAULT_ROOT,
     Vocabulary,
@@ -29,7 +30,7 @@ from speechrep.sidetasks.quickthought import (
     run_quickthought,
 )
 from speechrep.sidetasks.rouge import rouge_l, rouge_n, rouge_scores
-from speechrep.sidetasks.seq2seq2seq import Seq2Seq2Seq, Seq2Seq2SeqConfig, run_seq2seq2seq
+from speechrep.sidetasks.seq2seq2seq import Seq2Seq2Seq, Seq2Seq2SeqConfig, code_diversity, run_seq2seq2seq
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -164,8 +165,34 @@ def test_seq2seq2seq_estimators_train_every_part():
             grad = sum(p.grad.abs().sum() for p in getattr(model, part).parameters() if p.grad is not None)
             assert grad > 0, (estimator, part)
     model.eval()
-    code, logp = model.generate(ids)
+    code, logp, entropy = model.generate(ids)
     assert code.shape == (3, 3, 4) and logp is None and (code.sum(-1) == 1).all()
+    assert 0.0 <= float(entropy.detach()) <= math.log(4) + 1e-6
+    assert (code[:, 0, -1] == 0).all()  # min_code_len=1: the first word is never <eos>
+
+
+def test_diversity_bonus_rewards_varied_codes():
+    torch.manual_seed(0)
+    code_words = torch.tensor([4, 5, 6, Vocabulary.EOS])
+    ids = torch.randint(4, 20, (16, 7))
+    model = Seq2Seq2Seq(20, code_words, code_len=2, hidden=8, adversarial_weight=0.0, diversity_weight=1.0)
+    with torch.no_grad():  # every paragraph gets the same confident first word
+        model.code_out.weight.zero_()
+        model.code_out.bias.copy_(torch.tensor([9.0, 0.0, 0.0, 0.0]))
+    _, _, entropy = model.generate(ids)
+    assert float(entropy.detach()) < 0.1
+    entropy.neg().backward()
+    assert model.code_out.weight.grad.abs().sum() > 0  # the bonus reaches the code generator
+    with pytest.raises(ConfigError, match="min_code_len"):
+        Seq2Seq2Seq(20, code_words, code_len=2, min_code_len=3)
+
+
+def test_code_diversity_detects_collapse():
+    same = code_diversity([["a", "b"]] * 10)
+    assert same == {"distinct_codes": 1.0, "distinct_fraction": 0.1, "code_entropy": 1.0}
+    assert code_diversity([[]] * 4)["code_entropy"] == 0.0
+    varied = code_diversity([["a", "b"], ["c", "d"], ["a", "c"], ["e"]])
+    assert varied["distinct_codes"] == 4.0 and varied["code_entropy"] > 2.0
 
 
 @pytest.fixture(scope="module")
@@ -203,6 +230,8 @@ def test_seq2seq2seq_tiny_recipe(pydocs_data, tmp_path):
         assert s[name]["final_train_nll"] < s[name]["first_train_nll"]  # reconstruction is learnt
         assert 0.0 <= s[name]["disc_acc"] <= 1.0
         assert all(0.0 <= s[name][k] <= 1.0 for k in ("rouge1_heading", "rouge2_heading", "rougeL_heading"))
+        # no collapse: the test paragraphs get different codes, made of several words
+        assert s[name]["distinct_codes"] > 1 and s[name]["code_entropy"] > 1.0 and s[name]["collapsed"] == 0.0
     assert s["lead_4"]["rouge1_first"] > 0.3  # lead-4 is a prefix of the first sentence
     assert any(line.startswith("  code:") for line in r["examples"])
     assert "example codes" in (tmp_path / "results.txt").read_text()

@@ -7,6 +7,12 @@
     reconstruction: code y_i vs pixels x_j        (decoder critic; with the positive-only
                                                    estimator this is an autoencoder)
 
+With ``shift > 0`` the positive pair is two views of one image, each translated by up
+to ``shift`` pixels: the code of one view is scored against the map of the other. Without
+it, global DIM has a trivial optimum, because y is a linear function of l and the critic
+only has to recompute y from l; on 1,257 training images the codes then memorise images
+and probe worse than an untrained encoder.
+
 The objective is the critic plus an estimator from :mod:`speechrep.objectives.mi`
 (JSD, DV, InfoNCE, or ``positive`` for the autoencoder); critics are those of
 :mod:`speechrep.models.critics` and bottlenecks those of
@@ -44,6 +50,7 @@ __all__ = [
     "DigitsConfig",
     "ImageDIM",
     "probe_scores",
+    "random_shift",
     "run_digits",
 ]
 
@@ -179,9 +186,9 @@ def _default_systems() -> list[DigitsSystem]:
     dim = [DigitsSystem(name=f"dim_{e}_{m}", estimator=e, mode=m) for e in ("jsd", "dv", "infonce") for m in ("global", "local")]
     ae = DigitsSystem(name="autoencoder", critic="reconstruction", estimator="positive")
     vq = [
-        DigitsSystem(name="dim_jsd_local_vq", mode="local", bottleneck=BottleneckConfig(kind="vq", num_codes=64, code_dim=32)),
+        DigitsSystem(name="dim_infonce_global_vq", estimator="infonce", bottleneck=BottleneckConfig(kind="vq", num_codes=64, code_dim=32)),
         DigitsSystem(name="dim_jsd_local_onehot", mode="local", bottleneck=BottleneckConfig(kind="onehot", num_codes=64)),
-        DigitsSystem(name="dim_jsd_local_binary", mode="local", bottleneck=BottleneckConfig(kind="binary", num_bits=16)),
+        DigitsSystem(name="dim_infonce_global_binary", estimator="infonce", bottleneck=BottleneckConfig(kind="binary", num_bits=16)),
     ]
     return [*dim, ae, *vq]
 
@@ -200,12 +207,15 @@ class DigitsConfig:
     steps: int = 1500
     batch_size: int = 128
     lr: float = 1e-3
+    shift: int = 1  #: positive views are translated by up to this many pixels (0: same image)
     knn_k: int = 5
     systems: list[DigitsSystem] = field(default_factory=_default_systems)
     untrained_baseline: bool = True  #: also probe the encoder at initialisation
     plot: bool = True  #: PCA 2-D scatter of each system's test codes (seed 0)
 
     def __post_init__(self) -> None:
+        if not 0 <= self.shift <= 3:
+            raise ConfigError(f"must be in 0..3 pixels, got {self.shift}", field="shift")
         for name in ("code_dim", "channels", "critic_dim", "steps", "batch_size", "knn_k"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"must be a positive integer, got {getattr(self, name)}", field=name)
@@ -214,6 +224,28 @@ class DigitsConfig:
         names = [s.name for s in self.systems]
         if len(set(names)) != len(names):
             raise ConfigError(f"system names must be unique, got {names}", field="systems")
+
+
+def random_shift(images: torch.Tensor, shift: int, *, generator: torch.Generator) -> torch.Tensor:
+    """Translate each image by a random (dy, dx) in ``-shift..shift`` pixels, zero filled.
+
+    Parameters
+    ----------
+    images : (B, H, W).
+    shift : largest translation in pixels (0 returns ``images``).
+
+    Returns
+    -------
+    (B, H, W) translated images.
+    """
+    if shift == 0:
+        return images
+    B, H, W = images.shape
+    padded = nn.functional.pad(images, (shift, shift, shift, shift))  # (B, H + 2s, W + 2s)
+    dy, dx = torch.randint(0, 2 * shift + 1, (2, B, 1), generator=generator)
+    rows = dy + torch.arange(H)  # (B, H)
+    cols = dx + torch.arange(W)  # (B, W)
+    return padded[torch.arange(B)[:, None, None], rows[:, :, None], cols[:, None, :]]
 
 
 class ImageDIM(nn.Module):
@@ -240,23 +272,41 @@ class ImageDIM(nn.Module):
         else:
             self.critic = SeparableCritic(out_dim, channels, proj_dim=critic_dim)
 
-    def _code(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
-        local, code = self.encoder(images)
-        logs: dict[str, torch.Tensor] = {}
+    def _code(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+        """Local map, code before and after the bottleneck, bottleneck logs."""
+        local, prequant = self.encoder(images)
+        code, logs = prequant, {}
         if self.bottleneck is not None:
-            out = self.bottleneck(code.unsqueeze(1))  # one "frame" per image
+            out = self.bottleneck(prequant.unsqueeze(1))  # one "frame" per image
             code = out.quantized.squeeze(1)
             logs = {"bottleneck/loss": out.loss, **{f"bottleneck/{k}": v for k, v in out.stats.items()}}
-        return local, code, logs
+        return local, prequant, code, logs
 
     def encode(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """(B, 8, 8) ``batch["images"]`` -> (B, G') codes (quantized when there is a bottleneck)."""
-        return self._code(batch["images"])[1]
+        return self._code(batch["images"])[2]
+
+    def features(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Every representation a probe can read, for (B, 8, 8) ``batch["images"]``.
+
+        Returns
+        -------
+        ``{"code": (B, G') the code (quantized when there is a bottleneck), "prequant":
+        (B, G) the code before the bottleneck, "map": (B, C * 16) the local feature map}``.
+        """
+        local, prequant, code, _ = self._code(batch["images"])
+        return {"code": code, "prequant": prequant, "map": local.flatten(1)}
 
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Loss of a batch of images ``batch["images"]`` (B, 8, 8)."""
+        """Loss of a batch of images ``batch["images"]`` (B, 8, 8).
+
+        An optional ``batch["views"]`` (B, 8, 8) holds a second view of each image: the
+        separable critics then score the code of ``images`` against the map of ``views``.
+        """
         images = batch["images"]
-        local, code, logs = self._code(images)
+        local, _, code, logs = self._code(images)
+        if "views" in batch and self.system.critic == "dot":
+            local = self.encoder(batch["views"])[0]
         B = images.shape[0]
         eye = torch.eye(B, dtype=torch.bool, device=images.device)
         if self.system.critic == "reconstruction":
@@ -311,9 +361,24 @@ def probe_scores(
 
 
 @torch.no_grad()
-def _codes(model: ImageDIM, images: np.ndarray) -> np.ndarray:
+def _features(model: ImageDIM, images: np.ndarray) -> dict[str, np.ndarray]:
     model.eval()
-    return model.encode({"images": torch.from_numpy(images)}).float().numpy()
+    return {k: v.float().numpy() for k, v in model.features({"images": torch.from_numpy(images)}).items()}
+
+
+def _probe_all(model: ImageDIM, x_tr: np.ndarray, y_tr: np.ndarray, x_te: np.ndarray, y_te: np.ndarray, *, knn_k: int) -> dict[str, float]:
+    """Probe the code (linear, k-NN), the pre-bottleneck code and the feature map (linear).
+
+    With a bottleneck, ``distinct_codes`` counts the different code vectors of the test
+    images (a collapsed bottleneck gives 1).
+    """
+    f_tr, f_te = _features(model, x_tr), _features(model, x_te)
+    scores = probe_scores(f_tr["code"], y_tr, f_te["code"], y_te, knn_k=knn_k)
+    if model.bottleneck is not None:
+        scores["linear_prequant"] = probe_scores(f_tr["prequant"], y_tr, f_te["prequant"], y_te, knn_k=knn_k)["linear"]
+        scores["distinct_codes"] = float(len(np.unique(f_te["code"], axis=0)))
+    scores["linear_map"] = probe_scores(f_tr["map"], y_tr, f_te["map"], y_te, knn_k=knn_k)["linear"]
+    return scores
 
 
 def _save_scatter(path: Path, codes: np.ndarray, labels: np.ndarray, title: str) -> None:
@@ -375,24 +440,27 @@ def run_digits(cfg: DigitsConfig, *, progress: bool = True) -> dict[str, Any]:
             gen = seed_everything(seed)
             model = ImageDIM(system, channels=cfg.channels, code_dim=cfg.code_dim, critic_dim=cfg.critic_dim)
             if cfg.untrained_baseline and system is cfg.systems[0]:
-                add("untrained_encoder", probe_scores(_codes(model, x_tr), y_tr, _codes(model, x_te), y_te, knn_k=cfg.knn_k))
+                add("untrained_encoder", _probe_all(model, x_tr, y_tr, x_te, y_te, knn_k=cfg.knn_k))
             images = torch.from_numpy(x_tr)
 
             def next_batch(step: int, images: torch.Tensor = images, gen: torch.Generator = gen) -> dict[str, torch.Tensor]:
                 idx = torch.randint(0, images.shape[0], (min(cfg.batch_size, images.shape[0]),), generator=gen)
-                return {"images": images[idx]}
+                if cfg.shift == 0:
+                    return {"images": images[idx]}
+                return {"images": random_shift(images[idx], cfg.shift, generator=gen), "views": random_shift(images[idx], cfg.shift, generator=gen)}
 
             history = fit(model, next_batch, steps=cfg.steps, lr=cfg.lr, warmup_steps=min(100, cfg.steps // 10),
                           desc=f"{system.name} seed {seed}", progress=progress)
-            c_tr, c_te = _codes(model, x_tr), _codes(model, x_te)
-            scores = probe_scores(c_tr, y_tr, c_te, y_te, knn_k=cfg.knn_k)
+            scores = _probe_all(model, x_tr, y_tr, x_te, y_te, knn_k=cfg.knn_k)
             scores["first_loss"], scores["final_loss"] = history[0]["loss"], history[-1]["loss"]
             add(system.name, scores)
             if cfg.plot and seed == cfg.seeds[0]:
-                _save_scatter(exp / "plots" / f"{system.name}.png", c_te, y_te, f"{system.name}: test codes (PCA)")
+                _save_scatter(exp / "plots" / f"{system.name}.png", _features(model, x_te)["code"], y_te, f"{system.name}: test codes (PCA)")
     chance = float(np.bincount(data.labels).max() / len(data.labels))
     title = (f"digits: test accuracy of fixed features, {len(cfg.seeds)} seed(s), code dim {cfg.code_dim}, "
-             f"majority class {chance:.3f}")
-    table = format_table(title, results, ["linear", "knn", "final_loss"])
+             f"views shifted by <= {cfg.shift} px, majority class {chance:.3f}\n"
+             "linear/knn: the code (after the bottleneck: one-hot/bits/VQ vector); linear_prequant: the "
+             f"code before the bottleneck; distinct: different test codes; linear_map: the {cfg.channels}x4x4 conv map")
+    table = format_table(title, results, ["linear", "knn", "linear_prequant", "distinct_codes", "linear_map", "final_loss"])
     write_results(exp, "results", {"systems": results, "chance": chance, "config_seeds": cfg.seeds}, table)
     return {"systems": results, "chance": chance, "table": table}

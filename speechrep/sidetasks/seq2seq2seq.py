@@ -11,6 +11,13 @@ or REINFORCE (:class:`speechrep.estimators.Reinforce`, the per-paragraph cost be
 reconstruction loss plus the adversarial term). The discriminator learns to tell headings
 from codes; the codes reach it through :func:`speechrep.objectives.mi.grad_reverse`, so
 one loss trains both players and pushes the codes toward heading-like text.
+
+Two things keep the code from collapsing to one constant (often empty) sequence, which
+is what the decoder's own language model and the discriminator's taste for short
+headings otherwise favour: the first ``min_code_len`` words may not be ``<eos>``, and a
+diversity bonus maximises the entropy of each code position's word distribution averaged
+over the batch (a constant code has entropy 0). Word dropout in the decoder makes the
+paragraph impossible to reconstruct from its own history alone.
 """
 
 from __future__ import annotations
@@ -32,7 +39,7 @@ from speechrep.sidetasks.common import fit, format_table, seed_everything, write
 from speechrep.sidetasks.pydocs import Document, Vocabulary, read_documents, split_sentences, tokenize
 from speechrep.sidetasks.rouge import rouge_scores
 
-__all__ = ["ParagraphSet", "paragraph_set", "Seq2Seq2Seq", "Seq2Seq2SeqConfig", "run_seq2seq2seq"]
+__all__ = ["ParagraphSet", "paragraph_set", "Seq2Seq2Seq", "Seq2Seq2SeqConfig", "code_diversity", "run_seq2seq2seq"]
 
 
 @dataclass
@@ -90,6 +97,8 @@ class Seq2Seq2Seq(nn.Module):
     word_dropout : fraction of the decoder's input words replaced by ``<unk>`` while
         training, so that it cannot reconstruct from its own history alone and must read
         the code.
+    min_code_len : code words before ``<eos>`` may end the code (0 allows empty codes).
+    diversity_weight : weight of the batch-entropy bonus of the code words.
     """
 
     def __init__(
@@ -103,8 +112,13 @@ class Seq2Seq2Seq(nn.Module):
         adversarial_weight: float = 1.0,
         tau: TemperatureSchedule | None = None,
         word_dropout: float = 0.3,
+        min_code_len: int = 1,
+        diversity_weight: float = 0.0,
     ):
         super().__init__()
+        if not 0 <= min_code_len <= code_len:
+            raise ConfigError(f"must be in 0..code_len={code_len}, got {min_code_len}", field="min_code_len")
+        self.min_code_len, self.diversity_weight = min_code_len, diversity_weight
         if not 0.0 <= word_dropout < 1.0:
             raise ConfigError(f"must be in [0, 1), got {word_dropout}", field="word_dropout")
         self.word_dropout = word_dropout
@@ -137,7 +151,7 @@ class Seq2Seq2Seq(nn.Module):
         emb = onehot @ self.embed(self.code_words)  # (B, K, H), differentiable in the one-hot
         return emb * (alive * (1 - eos)).unsqueeze(-1)
 
-    def generate(self, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def generate(self, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
         """Code words of paragraphs ``ids`` (B, L).
 
         Returns
@@ -145,17 +159,23 @@ class Seq2Seq2Seq(nn.Module):
         onehot : (B, K, C) one-hot code words (straight-through gradient with Gumbel; no
             gradient with REINFORCE; the argmax outside training).
         log_prob : (B,) log-probability of the sampled code (REINFORCE training only).
+        batch_entropy : () mean over positions of the entropy (nats) of the batch-averaged
+            word distribution, differentiable (the diversity bonus).
         """
         lengths = (ids != Vocabulary.PAD).sum(1).clamp_min(1)
         packed = nn.utils.rnn.pack_padded_sequence(self.embed(ids), lengths.cpu(), batch_first=True, enforce_sorted=False)
         _, h = self.encoder(packed)
         h = h[0]
         inp = torch.zeros_like(h)
-        words, logps = [], []
+        words, logps, entropies = [], [], []
         code_emb = self.embed(self.code_words)  # (C, H)
-        for _ in range(self.code_len):
+        for k in range(self.code_len):
             h = self.generator(inp, h)
             logits = self.code_out(h)  # (B, C)
+            if k < self.min_code_len:
+                logits = logits.masked_fill(torch.arange(logits.shape[-1], device=logits.device) == logits.shape[-1] - 1, float("-inf"))
+            p = logits.softmax(-1).mean(0)  # (C,) the batch's word distribution at position k
+            entropies.append(-(p * p.clamp_min(1e-12).log()).sum())
             if not self.training:
                 y = F.one_hot(logits.argmax(-1), logits.shape[-1]).float()
             elif self.reinforce is not None:
@@ -166,7 +186,7 @@ class Seq2Seq2Seq(nn.Module):
             words.append(y)
             inp = y @ code_emb
         log_prob = torch.stack(logps, 1).sum(1) if logps else None
-        return torch.stack(words, 1), log_prob
+        return torch.stack(words, 1), log_prob, torch.stack(entropies).mean()
 
     def reconstruction_nll(self, onehot: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
         """(B,) mean token negative log-likelihood of paragraphs ``ids`` given the codes."""
@@ -190,10 +210,10 @@ class Seq2Seq2Seq(nn.Module):
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Loss of paragraphs ``batch["ids"]`` (B, L) and human texts ``batch["human"]`` (B, K) (code-vocabulary indices)."""
         ids = batch["ids"]
-        code, log_prob = self.generate(ids)
+        code, log_prob, batch_entropy = self.generate(ids)
         nll = self.reconstruction_nll(code, ids)  # (B,)
-        loss = nll.mean()
-        logs: dict[str, torch.Tensor] = {"recon/nll": nll.mean().detach()}
+        loss = nll.mean() - self.diversity_weight * batch_entropy
+        logs: dict[str, torch.Tensor] = {"recon/nll": nll.mean().detach(), "code/batch_entropy": batch_entropy.detach()}
         if self.adversarial_weight > 0:
             real = F.one_hot(batch["human"], len(self.code_words)).float()
             # grad_reverse: the discriminator minimises this loss, the code generator maximises it
@@ -234,6 +254,8 @@ class Seq2Seq2SeqConfig:
     batch_size: int = 64
     lr: float = 2e-3
     word_dropout: float = 0.3
+    min_code_len: int = 1  #: code words before <eos> is allowed (0: empty codes allowed)
+    diversity_weight: float = 0.1  #: batch-entropy bonus of the code words (0: none)
     examples: int = 5
     no_discriminator: bool = True  #: also train the same model without the discriminator
 
@@ -255,17 +277,44 @@ def _human_codes(texts: Sequence[Sequence[str]], vocab: Vocabulary, code_index: 
     return out
 
 
+def code_diversity(codes: Sequence[Sequence[str]]) -> dict[str, float]:
+    """How varied a set of code word sequences is.
+
+    Returns
+    -------
+    ``{"distinct_codes": number of different sequences, "distinct_fraction": that over the
+    number of codes, "code_entropy": entropy in bits of the code words' unigram
+    distribution (0 when every code uses one word or all are empty)}``.
+    """
+    from collections import Counter
+
+    counts = np.array(list(Counter(w for c in codes for w in c).values()), dtype=np.float64)
+    p = counts / counts.sum() if counts.size else counts
+    distinct = len({tuple(c) for c in codes})
+    return {"distinct_codes": float(distinct), "distinct_fraction": distinct / max(1, len(codes)),
+            "code_entropy": float(-(p * np.log2(p)).sum())}
+
+
+#: A system whose test codes are less varied than this is reported as collapsed.
+COLLAPSE_FRACTION = 0.05
+
+
 @torch.no_grad()
 def _evaluate(model: Seq2Seq2Seq, ps: ParagraphSet, human: np.ndarray, vocab: Vocabulary) -> tuple[dict[str, float], list[list[str]]]:
     model.eval()
     ids = torch.from_numpy(ps.ids)
-    code, _ = model.generate(ids)
+    code, _, _ = model.generate(ids)
     nll = model.reconstruction_nll(code, ids)
+    # the same decoder given the empty code: how much the code adds to the reconstruction
+    empty = F.one_hot(torch.full(code.shape[:2], len(model.code_words) - 1), len(model.code_words)).float()
+    nll_empty = model.reconstruction_nll(empty, ids)
     real = F.one_hot(torch.from_numpy(human), len(model.code_words)).float()
     disc_acc = 0.5 * ((model.discriminate(real) > 0).float().mean() + (model.discriminate(code) < 0).float().mean())
     words = model.code_words[code.argmax(-1)].tolist()  # (P, K) word ids
     texts = [vocab.decode(w) for w in words]
-    scores = {"recon_nll": float(nll.mean()), "disc_acc": float(disc_acc)}
+    scores = {"recon_nll": float(nll.mean()), "recon_nll_empty_code": float(nll_empty.mean()), "disc_acc": float(disc_acc)}
+    scores.update(code_diversity(texts))
+    scores["collapsed"] = float(scores["distinct_fraction"] < COLLAPSE_FRACTION)
     scores.update({f"{k}_heading": v for k, v in rouge_scores(texts, ps.headings).items()})
     scores.update({f"{k}_first": v for k, v in rouge_scores(texts, ps.first_sentences).items()})
     return scores, texts
@@ -313,7 +362,8 @@ def run_seq2seq2seq(cfg: Seq2Seq2SeqConfig, *, progress: bool = True) -> dict[st
             gen = seed_everything(seed)
             model = Seq2Seq2Seq(len(vocab), torch.tensor(code_ids), code_len=cfg.code_len, hidden=cfg.hidden,
                                 estimator=cfg.estimator, adversarial_weight=weight, tau=cfg.tau,
-                                word_dropout=cfg.word_dropout)
+                                word_dropout=cfg.word_dropout, min_code_len=cfg.min_code_len,
+                                diversity_weight=cfg.diversity_weight)
             ids, human = torch.from_numpy(train.ids), torch.from_numpy(human_train)
 
             def next_batch(step: int, ids: torch.Tensor = ids, human: torch.Tensor = human, gen: torch.Generator = gen) -> dict[str, torch.Tensor]:
@@ -334,7 +384,11 @@ def run_seq2seq2seq(cfg: Seq2Seq2SeqConfig, *, progress: bool = True) -> dict[st
     title = (f"seq2seq2seq on pydocs: {len(train.ids)} train / {len(test.ids)} test paragraphs "
              f"({train.num_truncated + test.num_truncated} cut to {cfg.max_len - 1} tokens), code <= {cfg.code_len} words "
              f"from {len(code_ids) - 1}, {len(cfg.seeds)} seed(s); ROUGE F vs heading / first sentence")
-    cols = ["recon_nll", "disc_acc", "rouge1_heading", "rouge2_heading", "rougeL_heading", "rouge1_first", "rougeL_first"]
+    title += ("\nrecon_nll: test token NLL given the code (empty: given the empty code); first/final_train: "
+              f"training NLL, first and last {max(1, cfg.steps // 20)} steps; distinct: different test codes; "
+              f"entropy: bits per code word; collapsed: 1 when distinct codes < {COLLAPSE_FRACTION:.0%} of paragraphs")
+    cols = ["recon_nll", "recon_nll_empty_code", "first_train_nll", "final_train_nll", "disc_acc", "distinct_codes",
+            "code_entropy", "collapsed", "rouge1_heading", "rouge2_heading", "rougeL_heading", "rouge1_first", "rougeL_first"]
     table = format_table(title, results, cols)
     text = table + "\n\nexample codes (test):\n" + "\n".join(examples)
     write_results(cfg.exp_dir, "results", {"systems": results, "examples": examples,
