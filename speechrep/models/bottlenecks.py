@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 import torch
+import torch.distributed as dist
 import torch.nn as nn
 import torch.nn.functional as F
 
@@ -94,6 +95,49 @@ def usage_stats(indices: torch.Tensor, num_codes: int) -> dict[str, torch.Tensor
 def _check_codes(num_codes: int, *, name: str = "num_codes") -> None:
     if num_codes < 2:
         raise ConfigError(f"codebook size must be >= 2 (one code carries no information), got {num_codes}", field=name)
+
+
+def _world_size() -> int:
+    """Processes of the default group; 1 when torch.distributed is not initialised."""
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+
+def _rank() -> int:
+    """Rank of this process; 0 when torch.distributed is not initialised."""
+    return dist.get_rank() if _world_size() > 1 else 0
+
+
+def _all_reduce_sum(x: torch.Tensor) -> torch.Tensor:
+    """Sum of ``x`` over all processes (``x`` itself in a single process); in place."""
+    if _world_size() > 1:
+        dist.all_reduce(x, op=dist.ReduceOp.SUM)
+    return x
+
+
+def _gather_rows(x: torch.Tensor) -> torch.Tensor:
+    """(N_r, ...) rows of every process, concatenated in rank order.
+
+    Processes may hold different numbers of rows; in a single process ``x`` is returned.
+    """
+    world = _world_size()
+    if world == 1:
+        return x
+    n = torch.tensor([x.shape[0]], device=x.device)
+    sizes = [torch.zeros_like(n) for _ in range(world)]
+    dist.all_gather(sizes, n)
+    longest = int(max(sizes).item())
+    padded = x.new_zeros((longest, *x.shape[1:]))  # all_gather needs equal shapes
+    padded[: x.shape[0]] = x
+    parts = [torch.empty_like(padded) for _ in range(world)]
+    dist.all_gather(parts, padded)
+    return torch.cat([part[: int(size.item())] for part, size in zip(parts, sizes)])
+
+
+def _broadcast_from_first(*tensors: torch.Tensor) -> None:
+    """Overwrite ``tensors`` in every process with those of rank 0 (no-op in a single process)."""
+    if _world_size() > 1:
+        for t in tensors:
+            dist.broadcast(t, src=0)
 
 
 def _valid_rows(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
@@ -334,6 +378,16 @@ class VectorQuantizer(Bottleneck):
         outputs (the last ``buffer_size`` valid frames); 0 disables restarts.
     cosine : compare L2-normalised vectors (cosine similarity); codes and quantized
         vectors are unit norm.
+
+    Notes
+    -----
+    Under DistributedDataParallel (torch.distributed initialised) every process keeps
+    the same codebook: the EMA statistics and usage counts of a step are summed over the
+    processes before the update, so the codebook follows what one process would learn
+    from all the processes' frames; k-means initialisation and dead-code restarts draw
+    from the frames of all processes, run on rank 0 and are broadcast. Every process
+    must therefore run the same number of training forwards and ``on_step_end`` calls,
+    as DistributedDataParallel requires anyway.
     """
 
     def __init__(
@@ -381,8 +435,11 @@ class VectorQuantizer(Bottleneck):
             self.codebook = nn.Parameter(init)
         self.register_buffer("initialised", torch.tensor(not kmeans_init))
         self.register_buffer("usage", torch.zeros(groups, num_codes))
-        # recent valid encoder outputs (projected), a ring buffer for dead-code restarts
-        self.register_buffer("recent", torch.zeros(buffer_size, code_dim), persistent=False)
+        # Recent valid encoder outputs (projected), a ring buffer for dead-code restarts.
+        # A plain attribute, not a buffer: DistributedDataParallel broadcasts the buffers
+        # of rank 0 before every forward, which would replace each process's own frames.
+        self.buffer_size = buffer_size
+        self.recent: torch.Tensor | None = None
         self._recent_pos = 0
         self._recent_filled = 0
         self._kmeans_pool: list[torch.Tensor] = []
@@ -455,26 +512,42 @@ class VectorQuantizer(Bottleneck):
         self._kmeans_pool.append(z_valid)
         if len(self._kmeans_pool) < self.kmeans_batches:
             return
-        pool = torch.cat(self._kmeans_pool)
+        pool = _gather_rows(torch.cat(self._kmeans_pool))  # (N, G, D/G), frames of all processes
         self._kmeans_pool = []
-        for g in range(self.groups):
-            centres = kmeans(pool[:, g], self.codes_per_group, iters=self.kmeans_iters, cosine=self.cosine)
-            self.codebook.data[g] = centres.to(self.codebook.dtype)
-            if self.ema:
-                self.ema_sum[g] = centres
-                self.ema_count[g] = 1.0
+        if _rank() == 0:  # the broadcast below hands rank 0's centres to every process
+            for g in range(self.groups):
+                centres = kmeans(pool[:, g], self.codes_per_group, iters=self.kmeans_iters, cosine=self.cosine)
+                self.codebook.data[g] = centres.to(self.codebook.dtype)
+        if self.ema:
+            self.ema_sum.copy_(self.codebook.data)
+            self.ema_count.fill_(1.0)
+        self._sync_codebook()
         self.initialised.fill_(True)
+
+    def _sync_codebook(self) -> None:
+        """Give every process the codebook (and EMA statistics) of rank 0."""
+        _broadcast_from_first(self.codebook.data, *((self.ema_sum, self.ema_count) if self.ema else ()))
 
     @torch.no_grad()
     def _track(self, z_valid: torch.Tensor, idx_valid: torch.Tensor) -> None:
         """EMA update, usage counts and the buffer of recent vectors (training only)."""
         onehot = F.one_hot(idx_valid, self.codes_per_group).float()  # (N, G, K)
         counts = onehot.sum(0)  # (G, K)
-        self.usage += counts
         if self.ema:
-            self.ema_update(counts, torch.einsum("ngk,ngd->gkd", onehot, z_valid))
-        flat = z_valid.reshape(z_valid.shape[0], -1)[-self.recent.shape[0] :]
-        n, cap = flat.shape[0], self.recent.shape[0]
+            # one all-reduce of counts and sums: the statistics of all processes' frames
+            g, k, d = self.codebook.shape
+            stats = torch.cat([counts.reshape(-1), torch.einsum("ngk,ngd->gkd", onehot, z_valid).reshape(-1)])
+            stats = _all_reduce_sum(stats)
+            counts, sums = stats[: g * k].reshape(g, k), stats[g * k :].reshape(g, k, d)
+            self.ema_update(counts, sums)
+        else:
+            counts = _all_reduce_sum(counts)
+        self.usage += counts
+        flat = z_valid.reshape(z_valid.shape[0], -1)[-self.buffer_size :]
+        if self.recent is None or self.recent.device != flat.device:
+            self.recent = flat.new_zeros(self.buffer_size, flat.shape[1])
+            self._recent_pos = self._recent_filled = 0
+        n, cap = flat.shape[0], self.buffer_size
         pos = (self._recent_pos + torch.arange(n, device=flat.device)) % cap
         self.recent[pos] = flat
         self._recent_pos = (self._recent_pos + n) % cap
@@ -511,8 +584,11 @@ class VectorQuantizer(Bottleneck):
         Number of codes restarted (0 while no encoder output has been seen).
         """
         restarted = 0
-        if self._recent_filled > 0:
-            pool = self.recent[: self._recent_filled].reshape(-1, self.groups, self.sub_dim)
+        own = self.recent[: self._recent_filled] if self.recent is not None else self.codebook.new_zeros(0, self.output_dim)
+        pool = _gather_rows(own.float()).reshape(-1, self.groups, self.sub_dim)  # recent frames of all processes
+        if pool.shape[0] > 0:
+            # usage counts are summed over the processes, so every process finds the same
+            # dead codes; the random picks of rank 0 are broadcast below
             for g in range(self.groups):
                 dead = (self.usage[g] < self.dead_threshold).nonzero().squeeze(-1)
                 if dead.numel() == 0:
@@ -524,6 +600,8 @@ class VectorQuantizer(Bottleneck):
                     self.ema_sum[g, dead] = new
                     self.ema_count[g, dead] = 1.0
                 restarted += int(dead.numel())
+            if restarted:
+                self._sync_codebook()
         self.usage.zero_()
         self.last_restarted = restarted
         return restarted
