@@ -126,7 +126,7 @@ class TransformerPredictor(nn.Module):
     """
 
     #: heads per recomputed group
-    RECOMPUTE_HEADS = 2
+    RECOMPUTE_HEADS = 1
 
     def __init__(
         self, dim: int, num_steps: int, *, num_heads: int = 8, ff_dim: int = 2048, max_distance: int = 128, recompute: bool = True
