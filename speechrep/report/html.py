@@ -185,7 +185,7 @@ window.addEventListener('load', function () {
 
 _CSS = """
 body { font-family: system-ui, sans-serif; margin: 2em; max-width: 1200px; color: #222; }
-table { border-collapse: collapse; margin: 1em 0; }
+table { border-collapse: collapse; margin: 1em 0; display: block; max-width: 100%; overflow-x: auto; }  /* wide tables scroll */
 th, td { border: 1px solid #ccc; padding: 4px 8px; text-align: right; }
 thead th { background: #f0f0f0; }
 tr.baseline { background: #fff7d6; }
