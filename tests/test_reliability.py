@@ -47,7 +47,8 @@ def _one_line_error(proc: subprocess.CompletedProcess) -> str:
 
 
 def _leftovers(root: Path) -> list[Path]:
-    return [p for p in root.rglob("*") if p.name.endswith(".tmp") or ".tmp" in p.name.split(".")[-2:]]
+    """Temporary files/dirs of the atomic writers (``.<name>.<random>.tmp``, ``.<name>.old``)."""
+    return [p for p in root.rglob("*") if p.name.endswith((".tmp", ".old"))]
 
 
 def test_atomic_writers_on_a_full_disk_name_the_file_and_leave_nothing(tmp_path):

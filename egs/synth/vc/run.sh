@@ -61,12 +61,12 @@ run_stage 0 "Corpus: speechrep data make-synth --size $size -> $db" \
 
 steps_opt() { if [ -n "${1:-}" ]; then echo "--set optim.max_steps=$1"; fi; }
 ctc_steps=${CTC_STEPS:-$ctc_steps}
-# One thread per training: the runs share the cores by running side by side.
-one_thread=(--set train.num_threads=1 --resume)
+# One thread per training (the runs share the cores by running side by side); resumable.
+train_opts=(--set train.num_threads=1 --resume)
 
 train_speaker() {
   speechrep train conf/speaker.yaml --set exp_dir="$exp/speaker" --set data.train="$db/data/train" \
-    --set data.valid="$db/data/dev" "${common[@]}" "${spk_tiny[@]}" "${one_thread[@]}" $(steps_opt "${SPEAKER_STEPS:-}")
+    --set data.valid="$db/data/dev" "${common[@]}" "${spk_tiny[@]}" "${train_opts[@]}" $(steps_opt "${SPEAKER_STEPS:-}")
 }
 train_ctc() {
   python -c 'import json, sys; from speechrep.eval.vc import train_phone_recognizer as t
@@ -77,7 +77,7 @@ train_family() {  # train_family NAME
   local extra=()
   if [ "$1" = vc_vq ]; then extra=("${vq_tiny[@]}"); fi
   speechrep train "conf/$1.yaml" --set exp_dir="$exp/$1" --set data.train="$db/data/train" \
-    --set data.valid="$db/data/dev" "${common[@]}" "${vc_tiny[@]}" "${extra[@]}" "${one_thread[@]}" \
+    --set data.valid="$db/data/dev" "${common[@]}" "${vc_tiny[@]}" "${extra[@]}" "${train_opts[@]}" \
     $(steps_opt "${VC_STEPS:-}")
 }
 trainings=(train_ctc train_speaker)  # the longest first
