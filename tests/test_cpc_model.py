@@ -6,7 +6,7 @@ import torch
 from speechrep.errors import ConfigError
 from speechrep.models.context import build_context
 from speechrep.models.cpc import CPC, CPCConfig
-from speechrep.models.encoders import FeatureEncoder, FrequencyWarp, WaveEncoder
+from speechrep.models.encoders import FeatureEncoder, FrequencyWarp, WaveEncoder, strided_conv_btc
 from speechrep.train.registry import build_model
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
@@ -24,6 +24,40 @@ def test_wave_encoder_gives_10ms_frames():
     assert enc(torch.randn(2, 20480)).shape == (2, 128, 8)
     with pytest.raises(ValueError, match="batch, samples"):
         enc(torch.randn(20480))
+
+
+@pytest.mark.parametrize(
+    "c_in,c_out,kernel,stride,pad,frames",
+    [(1, 16, 10, 5, 3, 2048), (1, 4, 10, 5, 3, 7), (16, 16, 8, 4, 2, 512), (16, 16, 4, 2, 1, 257), (3, 5, 8, 4, 2, 13), (2, 3, 6, 2, 1, 11)],
+)
+def test_strided_conv_as_matrix_product_equals_conv1d(c_in, c_out, kernel, stride, pad, frames):
+    # float64, so the only differences are summation order: values and all gradients to 1e-10
+    torch.manual_seed(0)
+    conv = torch.nn.Conv1d(c_in, c_out, kernel, stride=stride, padding=pad).double()
+    x = torch.randn(2, frames, c_in, dtype=torch.float64, requires_grad=True)
+    ref = conv(x.transpose(1, 2)).transpose(1, 2)
+    out = strided_conv_btc(x, conv)
+    torch.testing.assert_close(out, ref, rtol=0, atol=1e-10)
+    g = torch.randn_like(ref)
+    want = torch.autograd.grad((ref * g).sum(), [x, conv.weight, conv.bias])
+    got = torch.autograd.grad((out * g).sum(), [x, conv.weight, conv.bias])
+    for a, b in zip(got, want, strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-10)
+
+
+def test_strided_conv_rejects_what_it_cannot_compute():
+    with pytest.raises(ValueError, match="kernel = m \\* stride"):
+        strided_conv_btc(torch.randn(1, 20, 2), torch.nn.Conv1d(2, 2, 5, stride=2))
+    with pytest.raises(ValueError, match="shorter than the kernel"):
+        strided_conv_btc(torch.randn(1, 3, 2), torch.nn.Conv1d(2, 2, 8, stride=4))
+
+
+def test_wave_encoder_equals_its_convolution_stack():
+    # the encoder's (B, T, C) matrix-product path computes the (B, C, T) conv/norm/ReLU stack
+    torch.manual_seed(0)
+    enc = WaveEncoder(8)
+    wave = torch.randn(2, 3200)
+    torch.testing.assert_close(enc(wave), enc.convs(wave.unsqueeze(1)).transpose(1, 2), rtol=1e-5, atol=1e-5)
 
 
 def test_feature_encoder_keeps_frame_rate():

@@ -192,7 +192,9 @@ class TransformerPredictor(nn.Module):
         k = weights[0].shape[0]
         if self.recompute and torch.is_grad_enabled():
             n = self.RECOMPUTE_HEADS
-            groups = [[w[i : i + n] for w in weights] for i in range(0, k, n)]
+            # split (not slicing): backward assembles each parameter's gradient once, in one
+            # concatenation, instead of one zero-filled full-size tensor per group
+            groups = list(zip(*(w.split(n) for w in weights)))
             y = torch.cat([checkpoint(self._layer, c, *group, use_reentrant=False) for group in groups])
         else:
             y = self._layer(c, *weights)

@@ -15,7 +15,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-__all__ = ["ChannelNorm", "WaveEncoder", "FeatureEncoder", "FrequencyWarp"]
+__all__ = ["ChannelNorm", "strided_conv_btc", "WaveEncoder", "FeatureEncoder", "FrequencyWarp"]
 
 
 class ChannelNorm(nn.Module):
@@ -52,6 +52,68 @@ class _ConvStack(nn.Module):
         return self.net(x)
 
 
+def strided_conv_btc(x: torch.Tensor, conv: nn.Conv1d) -> torch.Tensor:
+    """``conv`` applied to a (B, T, C) sequence, as one matrix product; (B, T', C') out.
+
+    Equal to ``conv(x.transpose(1, 2)).transpose(1, 2)`` for a convolution whose kernel is
+    a multiple m of its stride s (the wave encoder's 10/5, 8/4, 4/2). Viewed as blocks of
+    s frames, the (B, T, C) input is a (B, T/s, s*C) matrix without copying; one product
+    with the kernel's m taps side by side gives every block's contribution to the m
+    outputs it touches, and output t sums block t's first part with block t+1's second
+    part, ... CPUs run this product at full matrix-multiply speed, where a strided 1-D
+    convolution on (B, C, T) runs at a third of it and needs layout copies both ways.
+    """
+    (k,), (s,), (p,) = conv.kernel_size, conv.stride, conv.padding
+    if k % s or conv.dilation != (1,) or conv.groups != 1 or conv.padding_mode != "zeros":
+        raise ValueError(f"strided_conv_btc needs kernel = m * stride, no dilation or groups; got {conv}")
+    m = k // s
+    B, T, C = x.shape
+    out_len = (T + 2 * p - k) // s + 1
+    if out_len < 1:
+        raise ValueError(f"input of {T} frames is shorter than the kernel ({k}, padding {p})")
+    need = s * (out_len + m - 1)  # input frames covered by whole blocks, padding included
+    x = F.pad(x, (0, 0, p, max(0, need - T - p)))[:, :need]
+    if C * k <= 64:
+        # few input channels (the waveform): a product with k*C columns would be too thin
+        # to run at speed; copy the (small) input into its k-frame windows instead
+        windows = x.unfold(1, k, s).reshape(B, out_len, C * k)  # column c*k + tap
+        return F.linear(windows, conv.weight.view(conv.out_channels, C * k), conv.bias)
+    blocks = x.reshape(B, out_len + m - 1, s * C)
+    out_ch = conv.out_channels
+    # weight (O, C, m*s) -> (s*C, m*O): row j*C + c, column i*O + o = weight[o, c, i*s + j]
+    w = conv.weight.view(out_ch, C, m, s).permute(3, 1, 2, 0).reshape(s * C, m * out_ch)
+    out = _ShiftSum.apply((blocks @ w).view(B, out_len + m - 1, m, out_ch))
+    return out + conv.bias if conv.bias is not None else out
+
+
+class _ShiftSum(torch.autograd.Function):
+    """(B, L + m - 1, m, O) -> (B, L, O): out[:, t] = sum_i y[:, t + i, i].
+
+    The backward writes each part of the gradient once into one new tensor (slicing
+    would zero-fill a full-size gradient per tap and add them up).
+    """
+
+    @staticmethod
+    def forward(ctx, y: torch.Tensor) -> torch.Tensor:
+        m = ctx.m = y.shape[2]
+        L = y.shape[1] - m + 1
+        out = y[:, :L, 0].clone()
+        for i in range(1, m):
+            out += y[:, i : i + L, i]
+        return out
+
+    @staticmethod
+    def backward(ctx, g: torch.Tensor) -> torch.Tensor:
+        B, L, O = g.shape
+        m = ctx.m
+        grad = g.new_empty(B, L + m - 1, m, O)
+        for i in range(m):
+            grad[:, i : i + L, i] = g
+            grad[:, :i, i] = 0
+            grad[:, i + L :, i] = 0
+        return grad
+
+
 class WaveEncoder(nn.Module):
     """CPC_audio strided convolution encoder on raw waveform.
 
@@ -83,7 +145,14 @@ class WaveEncoder(nn.Module):
         """(B, S) samples -> (B, S // 160, dim) codes."""
         if wave.dim() != 2:
             raise ValueError(f"wave must be (batch, samples), got shape {tuple(wave.shape)}")
-        return self.convs(wave.unsqueeze(1)).transpose(1, 2)
+        # the (B, T, C) layout throughout: each conv is one matrix product
+        # (strided_conv_btc), each ChannelNorm a layer norm over the last axis
+        x = wave.unsqueeze(-1)
+        layers = list(self.convs.net)
+        for conv, norm in zip(layers[0::3], layers[1::3]):
+            x = F.layer_norm(strided_conv_btc(x, conv), (norm.channels,), norm.weight, norm.bias, norm.eps)
+            x = F.relu(x, inplace=True)  # layer_norm's backward needs its input, not its output
+        return x
 
 
 class FeatureEncoder(nn.Module):
