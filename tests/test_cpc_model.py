@@ -55,9 +55,14 @@ def test_strided_conv_rejects_what_it_cannot_compute():
 def test_wave_encoder_equals_its_convolution_stack():
     # the encoder's (B, T, C) matrix-product path computes the (B, C, T) conv/norm/ReLU stack
     torch.manual_seed(0)
-    enc = WaveEncoder(8)
-    wave = torch.randn(2, 3200)
-    torch.testing.assert_close(enc(wave), enc.convs(wave.unsqueeze(1)).transpose(1, 2), rtol=1e-5, atol=1e-5)
+    enc = WaveEncoder(8).double()
+    wave = torch.randn(2, 3200, dtype=torch.float64)
+    out, ref = enc(wave), enc.convs(wave.unsqueeze(1)).transpose(1, 2)
+    torch.testing.assert_close(out, ref, rtol=0, atol=1e-10)
+    g = torch.randn_like(ref)
+    params = list(enc.parameters())
+    for a, b in zip(torch.autograd.grad((out * g).sum(), params), torch.autograd.grad((ref * g).sum(), params), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-9)
 
 
 def test_feature_encoder_keeps_frame_rate():

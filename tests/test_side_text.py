@@ -165,9 +165,10 @@ def test_seq2seq2seq_estimators_train_every_part():
             grad = sum(p.grad.abs().sum() for p in getattr(model, part).parameters() if p.grad is not None)
             assert grad > 0, (estimator, part)
     model.eval()
-    code, logp, entropy = model.generate(ids)
+    code, logp, entropy, own = model.generate(ids)
     assert code.shape == (3, 3, 4) and logp is None and (code.sum(-1) == 1).all()
     assert 0.0 <= float(entropy.detach()) <= math.log(4) + 1e-6
+    assert 0.0 <= float(own) <= float(entropy) + 1e-6  # a mixture is at least as uncertain as its parts
     assert (code[:, 0, -1] == 0).all()  # min_code_len=1: the first word is never <eos>
 
 
@@ -179,7 +180,7 @@ def test_diversity_bonus_rewards_varied_codes():
     with torch.no_grad():  # every paragraph gets the same confident first word
         model.code_out.weight.zero_()
         model.code_out.bias.copy_(torch.tensor([9.0, 0.0, 0.0, 0.0]))
-    _, _, entropy = model.generate(ids)
+    _, _, entropy, _ = model.generate(ids)
     assert float(entropy.detach()) < 0.1
     entropy.neg().backward()
     assert model.code_out.weight.grad.abs().sum() > 0  # the bonus reaches the code generator

@@ -12,12 +12,18 @@ reconstruction loss plus the adversarial term). The discriminator learns to tell
 from codes; the codes reach it through :func:`speechrep.objectives.mi.grad_reverse`, so
 one loss trains both players and pushes the codes toward heading-like text.
 
-Two things keep the code from collapsing to one constant (often empty) sequence, which
-is what the decoder's own language model and the discriminator's taste for short
-headings otherwise favour: the first ``min_code_len`` words may not be ``<eos>``, and a
-diversity bonus maximises the entropy of each code position's word distribution averaged
-over the batch (a constant code has entropy 0). Word dropout in the decoder makes the
-paragraph impossible to reconstruct from its own history alone.
+Several things keep the code from collapsing to one constant (often empty) sequence,
+which is what the decoder's own language model and the discriminator's taste for
+frequent heading words otherwise favour: the first ``min_code_len`` words may not be
+``<eos>``; a diversity bonus maximises the entropy of each code position's word
+distribution averaged over the batch (a constant code has entropy 0), and a sharpness
+penalty on each paragraph's own word entropy makes that diversity show in the chosen
+words rather than in flat distributions (bonus minus penalty estimates the mutual
+information between paragraph and code word); the generator receives the adversarial
+gradient only after ``adversarial_warmup`` steps of reconstruction (ramped in over as many
+steps again), so the decoder has learnt to read the code before the discriminator pulls
+the code toward heading words. Word dropout in the decoder makes the paragraph impossible
+to reconstruct from its own history alone.
 """
 
 from __future__ import annotations
@@ -99,6 +105,10 @@ class Seq2Seq2Seq(nn.Module):
         the code.
     min_code_len : code words before ``<eos>`` may end the code (0 allows empty codes).
     diversity_weight : weight of the batch-entropy bonus of the code words.
+    sharpness_weight : weight of the penalty on each paragraph's code-word entropy.
+    adversarial_warmup : steps before the code generator receives the adversarial
+        gradient (the discriminator trains from the start); the gradient then ramps in
+        linearly over as many steps.
     """
 
     def __init__(
@@ -114,8 +124,14 @@ class Seq2Seq2Seq(nn.Module):
         word_dropout: float = 0.3,
         min_code_len: int = 1,
         diversity_weight: float = 0.0,
+        sharpness_weight: float = 0.0,
+        adversarial_warmup: int = 0,
     ):
         super().__init__()
+        if adversarial_warmup < 0:
+            raise ConfigError(f"must be >= 0, got {adversarial_warmup}", field="adversarial_warmup")
+        self.sharpness_weight, self.adversarial_warmup = sharpness_weight, adversarial_warmup
+        self.step = 0
         if not 0 <= min_code_len <= code_len:
             raise ConfigError(f"must be in 0..code_len={code_len}, got {min_code_len}", field="min_code_len")
         self.min_code_len, self.diversity_weight = min_code_len, diversity_weight
@@ -143,6 +159,13 @@ class Seq2Seq2Seq(nn.Module):
 
     def on_step_end(self, step: int) -> None:
         self.tau = self.schedule(step)
+        self.step = step + 1
+
+    def generator_adversarial_scale(self) -> float:
+        """Share (0..1) of the adversarial gradient the code generator receives at this step."""
+        if self.adversarial_warmup == 0:
+            return 1.0
+        return min(1.0, max(0.0, (self.step - self.adversarial_warmup) / self.adversarial_warmup))
 
     def _code_embeddings(self, onehot: torch.Tensor) -> torch.Tensor:
         """(B, K, C) one-hot code words -> (B, K, H) embeddings, zero after the first ``<eos>``."""
@@ -151,7 +174,7 @@ class Seq2Seq2Seq(nn.Module):
         emb = onehot @ self.embed(self.code_words)  # (B, K, H), differentiable in the one-hot
         return emb * (alive * (1 - eos)).unsqueeze(-1)
 
-    def generate(self, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+    def generate(self, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor, torch.Tensor]:
         """Code words of paragraphs ``ids`` (B, L).
 
         Returns
@@ -161,20 +184,24 @@ class Seq2Seq2Seq(nn.Module):
         log_prob : (B,) log-probability of the sampled code (REINFORCE training only).
         batch_entropy : () mean over positions of the entropy (nats) of the batch-averaged
             word distribution, differentiable (the diversity bonus).
+        own_entropy : () mean over paragraphs and positions of the entropy (nats) of each
+            paragraph's word distribution, differentiable (the sharpness penalty).
         """
         lengths = (ids != Vocabulary.PAD).sum(1).clamp_min(1)
         packed = nn.utils.rnn.pack_padded_sequence(self.embed(ids), lengths.cpu(), batch_first=True, enforce_sorted=False)
         _, h = self.encoder(packed)
         h = h[0]
         inp = torch.zeros_like(h)
-        words, logps, entropies = [], [], []
+        words, logps, entropies, own = [], [], [], []
         code_emb = self.embed(self.code_words)  # (C, H)
         for k in range(self.code_len):
             h = self.generator(inp, h)
             logits = self.code_out(h)  # (B, C)
             if k < self.min_code_len:
                 logits = logits.masked_fill(torch.arange(logits.shape[-1], device=logits.device) == logits.shape[-1] - 1, float("-inf"))
-            p = logits.softmax(-1).mean(0)  # (C,) the batch's word distribution at position k
+            probs = logits.softmax(-1)  # (B, C)
+            own.append(-(probs * logits.log_softmax(-1).nan_to_num(neginf=0.0)).sum(-1).mean())
+            p = probs.mean(0)  # (C,) the batch's word distribution at position k
             entropies.append(-(p * p.clamp_min(1e-12).log()).sum())
             if not self.training:
                 y = F.one_hot(logits.argmax(-1), logits.shape[-1]).float()
@@ -186,7 +213,7 @@ class Seq2Seq2Seq(nn.Module):
             words.append(y)
             inp = y @ code_emb
         log_prob = torch.stack(logps, 1).sum(1) if logps else None
-        return torch.stack(words, 1), log_prob, torch.stack(entropies).mean()
+        return torch.stack(words, 1), log_prob, torch.stack(entropies).mean(), torch.stack(own).mean()
 
     def reconstruction_nll(self, onehot: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
         """(B,) mean token negative log-likelihood of paragraphs ``ids`` given the codes."""
@@ -210,14 +237,18 @@ class Seq2Seq2Seq(nn.Module):
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Loss of paragraphs ``batch["ids"]`` (B, L) and human texts ``batch["human"]`` (B, K) (code-vocabulary indices)."""
         ids = batch["ids"]
-        code, log_prob, batch_entropy = self.generate(ids)
+        code, log_prob, batch_entropy, own_entropy = self.generate(ids)
         nll = self.reconstruction_nll(code, ids)  # (B,)
-        loss = nll.mean() - self.diversity_weight * batch_entropy
-        logs: dict[str, torch.Tensor] = {"recon/nll": nll.mean().detach(), "code/batch_entropy": batch_entropy.detach()}
+        loss = nll.mean() - self.diversity_weight * batch_entropy + self.sharpness_weight * own_entropy
+        logs: dict[str, torch.Tensor] = {"recon/nll": nll.mean().detach(), "code/batch_entropy": batch_entropy.detach(),
+                                         "code/own_entropy": own_entropy.detach()}
+        scale = self.generator_adversarial_scale()
         if self.adversarial_weight > 0:
             real = F.one_hot(batch["human"], len(self.code_words)).float()
-            # grad_reverse: the discriminator minimises this loss, the code generator maximises it
-            fake_logit = self.discriminate(grad_reverse(code) if self.reinforce is None else code.detach())
+            # grad_reverse: the discriminator minimises this loss, the code generator maximises it;
+            # the generator's share is scaled (identity forward, gradient times ``scale``)
+            scaled = code.detach() + scale * (code - code.detach())
+            fake_logit = self.discriminate(grad_reverse(scaled) if self.reinforce is None else code.detach())
             real_logit = self.discriminate(real)
             disc = F.binary_cross_entropy_with_logits(real_logit, torch.ones_like(real_logit)) + F.binary_cross_entropy_with_logits(
                 fake_logit, torch.zeros_like(fake_logit)
@@ -230,7 +261,7 @@ class Seq2Seq2Seq(nn.Module):
             adv_cost = torch.zeros_like(nll)
         if self.reinforce is not None:
             assert log_prob is not None
-            loss = loss + self.reinforce.loss(log_prob, nll + self.adversarial_weight * adv_cost)
+            loss = loss + self.reinforce.loss(log_prob, nll + scale * self.adversarial_weight * adv_cost)
         return {"loss": loss, **logs}
 
 
@@ -256,6 +287,8 @@ class Seq2Seq2SeqConfig:
     word_dropout: float = 0.3
     min_code_len: int = 1  #: code words before <eos> is allowed (0: empty codes allowed)
     diversity_weight: float = 0.1  #: batch-entropy bonus of the code words (0: none)
+    sharpness_weight: float = 0.0  #: penalty on each paragraph's code-word entropy (0: none)
+    adversarial_warmup: int = 0  #: steps before the code generator gets the adversarial gradient
     examples: int = 5
     no_discriminator: bool = True  #: also train the same model without the discriminator
 
@@ -303,7 +336,7 @@ COLLAPSE_FRACTION = 0.05
 def _evaluate(model: Seq2Seq2Seq, ps: ParagraphSet, human: np.ndarray, vocab: Vocabulary) -> tuple[dict[str, float], list[list[str]]]:
     model.eval()
     ids = torch.from_numpy(ps.ids)
-    code, _, _ = model.generate(ids)
+    code, _, _, _ = model.generate(ids)
     nll = model.reconstruction_nll(code, ids)
     # the same decoder given the empty code: how much the code adds to the reconstruction
     empty = F.one_hot(torch.full(code.shape[:2], len(model.code_words) - 1), len(model.code_words)).float()
@@ -363,7 +396,8 @@ def run_seq2seq2seq(cfg: Seq2Seq2SeqConfig, *, progress: bool = True) -> dict[st
             model = Seq2Seq2Seq(len(vocab), torch.tensor(code_ids), code_len=cfg.code_len, hidden=cfg.hidden,
                                 estimator=cfg.estimator, adversarial_weight=weight, tau=cfg.tau,
                                 word_dropout=cfg.word_dropout, min_code_len=cfg.min_code_len,
-                                diversity_weight=cfg.diversity_weight)
+                                diversity_weight=cfg.diversity_weight, sharpness_weight=cfg.sharpness_weight,
+                                adversarial_warmup=cfg.adversarial_warmup)
             ids, human = torch.from_numpy(train.ids), torch.from_numpy(human_train)
 
             def next_batch(step: int, ids: torch.Tensor = ids, human: torch.Tensor = human, gen: torch.Generator = gen) -> dict[str, torch.Tensor]:
