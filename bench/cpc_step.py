@@ -4,8 +4,9 @@ Full-size CPC_audio architecture (wave encoder 256, LSTM context 256, K=12 one-l
 transformer predictors, 128 negatives within speaker), batch of 8 windows of 20480
 samples. Implementations of the same step, each timed in its own process:
 
-- ``fast``: :class:`speechrep.models.cpc.CPC` as trained (batched prediction heads,
-  candidates scored by one matrix product + gather, collapse monitors included);
+- ``fast``: :class:`speechrep.models.cpc.CPC` as trained (encoder convolutions as matrix
+  products in (B, T, C) layout, batched prediction heads, candidates scored by one matrix
+  product + gather, collapse monitors included);
 - ``reference``: the same weights run the CPC_audio way: a Python loop over the 12
   predictors and :func:`speechrep.objectives.infonce.infonce_loss_reference`
   (candidates materialised per step, broadcast multiply);

@@ -188,6 +188,52 @@ def test_diversity_bonus_rewards_varied_codes():
         Seq2Seq2Seq(20, code_words, code_len=2, min_code_len=3)
 
 
+def test_adversarial_warmup_trains_the_discriminator_first():
+    torch.manual_seed(0)
+    code_words = torch.tensor([4, 5, 6, Vocabulary.EOS])
+    batch = {"ids": torch.randint(4, 20, (8, 7)), "human": torch.randint(0, 4, (8, 2))}
+    model = Seq2Seq2Seq(20, code_words, code_len=2, hidden=8, adversarial_weight=1.0, word_dropout=0.0, adversarial_warmup=10)
+    model.decoder.requires_grad_(False)  # leave the adversarial term as the generator's only teacher...
+    model.reconstruction_nll = lambda code, ids: code.sum((1, 2)) * 0.0  # ...by cutting the reconstruction path
+
+    def grads() -> tuple[float, float]:
+        model.zero_grad()
+        model(batch)["loss"].backward()
+        return (float(sum(p.grad.abs().sum() for p in model.code_out.parameters())),
+                float(sum(p.grad.abs().sum() for p in model.disc_out.parameters())))
+
+    gen, disc = grads()  # step 0, inside the warm-up
+    assert model.generator_adversarial_scale() == 0.0 and gen == 0.0 and disc > 0.0
+    model.on_step_end(14)  # halfway through the ramp
+    assert model.generator_adversarial_scale() == 0.5
+    half, _ = grads()
+    model.on_step_end(30)
+    full, _ = grads()
+    assert model.generator_adversarial_scale() == 1.0 and 0.0 < half and half == pytest.approx(full / 2, rel=1e-5)
+    with pytest.raises(ConfigError, match="adversarial_warmup"):
+        Seq2Seq2Seq(20, code_words, code_len=2, adversarial_warmup=-1)
+
+
+def test_sharpness_penalty_prefers_confident_words():
+    torch.manual_seed(0)
+    code_words = torch.tensor([4, 5, 6, Vocabulary.EOS])
+    ids = torch.randint(4, 20, (6, 7))
+    model = Seq2Seq2Seq(20, code_words, code_len=2, hidden=8, adversarial_weight=0.0)
+    with torch.no_grad():
+        model.code_out.weight.zero_()
+        model.code_out.bias.zero_()  # every paragraph: uniform over the words
+    _, _, batch_h, own_h = model.generate(ids)
+    # a flat word distribution is diverse over the batch without telling paragraphs apart
+    assert float(own_h) == pytest.approx(float(batch_h), rel=1e-5)
+    own_h.backward()
+    assert model.code_out.bias.grad.abs().sum() == 0.0  # at the uniform maximum...
+    model.zero_grad()
+    with torch.no_grad():
+        model.code_out.bias.copy_(torch.tensor([1.0, 0.0, 0.0, 0.0]))
+    model.generate(ids)[3].backward()
+    assert model.code_out.bias.grad[0] < 0  # ...elsewhere descending it sharpens the favourite word
+
+
 def test_code_diversity_detects_collapse():
     same = code_diversity([["a", "b"]] * 10)
     assert same == {"distinct_codes": 1.0, "distinct_fraction": 0.1, "code_entropy": 1.0}
