@@ -197,6 +197,8 @@ def test_adversarial_warmup_trains_the_discriminator_first():
     model.reconstruction_nll = lambda code, ids: code.sum((1, 2)) * 0.0  # ...by cutting the reconstruction path
 
     def grads() -> tuple[float, float]:
+        torch.manual_seed(1)  # the same Gumbel noise and temperature in every call
+        model.tau = 1.0
         model.zero_grad()
         model(batch)["loss"].backward()
         return (float(sum(p.grad.abs().sum() for p in model.code_out.parameters())),
@@ -226,7 +228,7 @@ def test_sharpness_penalty_prefers_confident_words():
     # a flat word distribution is diverse over the batch without telling paragraphs apart
     assert float(own_h) == pytest.approx(float(batch_h), rel=1e-5)
     own_h.backward()
-    assert model.code_out.bias.grad.abs().sum() == 0.0  # at the uniform maximum...
+    assert model.code_out.bias.grad.abs().sum() < 1e-6  # at the uniform maximum...
     model.zero_grad()
     with torch.no_grad():
         model.code_out.bias.copy_(torch.tensor([1.0, 0.0, 0.0, 0.0]))

@@ -12,6 +12,8 @@ from speechrep.models.vc import (
     denormalise_mel,
     grad_reverse,
     normalise_mel,
+    pool_time,
+    repeat_time,
 )
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
@@ -84,6 +86,40 @@ def test_vc_family_shapes_backward_loss_falls(family, cfg):
         spk = model.speaker_code(mel)
         assert spk.shape == (4, cfg.speaker_dim)
         assert model.convert(mel[:1], spk[1:2]).shape == (1, mel.shape[1], 80)
+
+
+def test_pool_time_means_windows_and_repeat_time_restores_the_rate():
+    x = torch.arange(7.0).view(1, 7, 1).expand(2, 7, 3)
+    pooled = pool_time(x, 3)  # windows [0 1 2] [3 4 5] [6]
+    torch.testing.assert_close(pooled[0, :, 0], torch.tensor([1.0, 4.0, 6.0]))
+    assert pool_time(x, 1) is x
+    up = repeat_time(pooled, 3, 7)
+    torch.testing.assert_close(up[0, :, 0], torch.tensor([1.0, 1, 1, 4, 4, 4, 6]))
+    assert up.shape == x.shape
+
+
+@pytest.mark.parametrize("family", ["vc_adain", "vc_adversarial", "vc_vq"])
+def test_content_downsample_pools_the_code_in_time(family):
+    torch.manual_seed(0)
+    cfg = {"vc_adain": VCAdaINConfig, "vc_adversarial": VCAdversarialConfig, "vc_vq": VCVQConfig}[family]
+    extra = {"bottleneck": BottleneckConfig(num_codes=8, code_dim=4, restart_every=0)} if family == "vc_vq" else {}
+    model = VoiceConversionModel(family, cfg(**TINY, content_downsample=4, **extra))
+    batch = _batch()
+    batch["lengths"] = torch.tensor([3200, 2500, 3200, 1900])
+    losses, _ = _train(model, batch)
+    assert losses[-1] < 0.8 * losses[0]
+    mel = model.mel(batch["wave"])  # (4, 21, 80): 21 frames -> 6 code frames
+    assert model.content_code(mel).shape == (4, 6, model.cfg.content_dim)
+    assert model.frame_shift == pytest.approx(4 * model.spec.frame_shift)
+    spk = model.speaker_code(mel)
+    assert model.convert(mel[:1], spk[1:2]).shape == (1, 21, 80)
+    if family == "vc_vq":
+        assert model.units(mel).shape == (4, 6)
+
+
+def test_content_downsample_below_one_is_a_config_error():
+    with pytest.raises(ConfigError, match="content_downsample"):
+        VoiceConversionModel("vc_adain", VCAdaINConfig(**TINY, content_downsample=0))
 
 
 def test_adversarial_gradient_reaches_encoder_reversed():

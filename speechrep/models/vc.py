@@ -109,6 +109,9 @@ class VCConfig:
     num_speakers : training speakers; needed by ``table`` and by the adversarial
         classifier (filled in by the Trainer when left at 0).
     min_speaker_frames : shortest target utterance (frames of 10 ms) the speaker encoder accepts.
+    content_downsample : the content code keeps one frame per this many (the mean of each
+        window; the decoder repeats it back): a bottleneck in time as well as in width, so
+        that the code has room for phones but not for the frame-by-frame detail of a voice.
     """
 
     channels: int = 256
@@ -119,6 +122,27 @@ class VCConfig:
     speaker_encoder: Literal["tdnn", "table"] = "tdnn"
     num_speakers: int = 0
     min_speaker_frames: int = 30
+    content_downsample: int = 1
+
+
+def pool_time(x: torch.Tensor, factor: int) -> torch.Tensor:
+    """Means of windows of ``factor`` frames: ``(B, T, D)`` -> ``(B, ceil(T / factor), D)``.
+
+    A last, shorter window averages the frames it has.
+    """
+    if factor == 1:
+        return x
+    B, T, D = x.shape
+    n = -(-T // factor)
+    padded = F.pad(x, (0, 0, 0, n * factor - T)).view(B, n, factor, D).sum(2)
+    counts = torch.full((n, 1), float(factor), dtype=x.dtype, device=x.device)
+    counts[-1] = T - (n - 1) * factor
+    return padded / counts
+
+
+def repeat_time(code: torch.Tensor, factor: int, frames: int) -> torch.Tensor:
+    """Each code frame repeated ``factor`` times, cut to ``frames``: the inverse of :func:`pool_time`'s rate."""
+    return code if factor == 1 else code.repeat_interleave(factor, dim=1)[:, :frames]
 
 
 @dataclass
@@ -252,13 +276,16 @@ class VoiceConversionModel(nn.Module):
     ----------
     family : ``"vc_adain"``, ``"vc_adversarial"`` or ``"vc_vq"``.
     spec : the log-mel definition (output rate ``spec.sample_rate``).
-    frame_shift : seconds per content frame (for ``speechrep extract``).
+    frame_shift : seconds per content-code frame (for ``speechrep extract`` and units).
     """
 
     def __init__(self, family: str, cfg: VCConfig, spec: MelSpec = VC_MEL):
         super().__init__()
         if cfg.kernel_size % 2 == 0:
             raise ConfigError(f"kernel_size must be odd, got {cfg.kernel_size}", field="model.args.kernel_size")
+        if cfg.content_downsample < 1:
+            raise ConfigError(f"content_downsample must be >= 1, got {cfg.content_downsample}",
+                              field="model.args.content_downsample")
         needs_speakers = cfg.speaker_encoder == "table" or family == "vc_adversarial"
         if needs_speakers and cfg.num_speakers < 1:
             raise ConfigError(f"{family} with speaker_encoder={cfg.speaker_encoder} needs num_speakers >= 1",
@@ -266,7 +293,7 @@ class VoiceConversionModel(nn.Module):
         self.family = family
         self.cfg = cfg
         self.spec = spec
-        self.frame_shift = spec.frame_shift
+        self.frame_shift = spec.frame_shift * cfg.content_downsample
         self.mel = LogMel(spec)
         self.content_encoder = ContentEncoder(spec.n_mels, cfg, instance_norm=family == "vc_adain")
         self.speaker_encoder: TDNNSpeakerEncoder | None = None
@@ -315,14 +342,21 @@ class VoiceConversionModel(nn.Module):
         minimum = self.cfg.min_speaker_frames
         if shortest < minimum:
             raise SpeechrepError(
-                f"target of {shortest} frames ({shortest * self.frame_shift:.2f} s) is shorter than the speaker "
-                f"encoder's minimum of {minimum} frames ({minimum * self.frame_shift:.2f} s)", field="target"
+                f"target of {shortest} frames ({shortest * self.spec.frame_shift:.2f} s) is shorter than the speaker "
+                f"encoder's minimum of {minimum} frames ({minimum * self.spec.frame_shift:.2f} s)", field="target"
             )
         return self.speaker_encoder(normalise_mel(mel), lengths)
 
+    def _content(self, x: torch.Tensor) -> torch.Tensor:
+        """Content encoder + temporal pooling: ``(B, T, n_mels)`` -> ``(B, T', content_dim)``."""
+        return pool_time(self.content_encoder(x), self.cfg.content_downsample)
+
     def content_code(self, mel: torch.Tensor) -> torch.Tensor:
-        """Content code ``(B, T, D)`` of log-mels ``(B, T, n_mels)`` (the quantised code for ``vc_vq``)."""
-        content = self.content_encoder(normalise_mel(mel))
+        """Content code ``(B, T', D)`` of log-mels ``(B, T, n_mels)`` (the quantised code for ``vc_vq``).
+
+        ``T' = ceil(T / content_downsample)``.
+        """
+        content = self._content(normalise_mel(mel))
         if self.quantizer is not None:
             content = self.quantizer(content).quantized
         return content
@@ -331,15 +365,16 @@ class VoiceConversionModel(nn.Module):
         """Discrete content units ``(B, T)`` int64 of log-mels (``vc_vq`` only)."""
         if self.quantizer is None:
             raise SpeechrepError(f"a {self.family} model has no discrete units", field="model.name")
-        return self.quantizer(self.content_encoder(normalise_mel(mel))).indices
+        return self.quantizer(self._content(normalise_mel(mel))).indices
 
     def convert(self, source_mel: torch.Tensor, speaker: torch.Tensor) -> torch.Tensor:
         """Log-mel ``(B, T, n_mels)`` of the source content spoken with speaker codes ``(B, speaker_dim)``."""
-        return denormalise_mel(self.decoder(self.content_code(source_mel), speaker))
+        code = repeat_time(self.content_code(source_mel), self.cfg.content_downsample, source_mel.shape[1])
+        return denormalise_mel(self.decoder(code, speaker))
 
     # -- training ------------------------------------------------------------------------
     def encode(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Content code ``(B, frames, content_dim)`` of ``batch["wave"]`` (for ``speechrep extract``)."""
+        """Content code ``(B, frames', content_dim)`` of ``batch["wave"]`` (for ``speechrep extract``)."""
         return self.content_code(self.mel(batch["wave"]))
 
     def on_step_end(self, step: int) -> None:
@@ -356,10 +391,12 @@ class VoiceConversionModel(nn.Module):
         x = normalise_mel(mel)
         out: dict[str, torch.Tensor] = {}
         mask = frame_mask(lengths, x.shape[1], device=x.device)  # (B, T, 1) or None
-        content = self.content_encoder(x)  # (B, T, content_dim)
+        factor = self.cfg.content_downsample
+        content = self._content(x)  # (B, T', content_dim)
         extra = x.new_zeros(())
         if self.quantizer is not None:
-            vq = self.quantizer(content, mask=None if mask is None else mask[..., 0].bool())
+            # a pooled frame is valid when its window starts inside the utterance
+            vq = self.quantizer(content, mask=None if mask is None else mask[:, ::factor, 0].bool())
             content = vq.quantized  # (B, T, code_dim)
             extra = extra + vq.loss
             out.update({f"vq/{k}": v.detach() for k, v in vq.stats.items() if v.dim() == 0})
@@ -370,13 +407,14 @@ class VoiceConversionModel(nn.Module):
             speaker = self.speaker_encoder(x, lengths)
         if self.classifier is not None:
             check_speaker_labels(batch["speaker"], self.cfg.num_speakers)
-            logits = self.classifier(grad_reverse(content, self.cfg.adv_weight), lengths)
+            pooled_lengths = None if lengths is None else -(-lengths // factor)
+            logits = self.classifier(grad_reverse(content, self.cfg.adv_weight), pooled_lengths)
             # the classifier minimises this; the reversed gradient makes the encoder maximise it
             adv = F.cross_entropy(logits, batch["speaker"])
             extra = extra + self.cfg.adv_weight * adv
             out["adv/ce"] = adv.detach()
             out["adv/acc"] = (logits.argmax(-1) == batch["speaker"]).float().mean()
-        recon = self.decoder(content, speaker)
+        recon = self.decoder(repeat_time(content, factor, x.shape[1]), speaker)
         err = (recon - x).abs()
         rec = err.mean() if mask is None else (err * mask).sum() / (mask.sum() * x.shape[2]).clamp(min=1.0)
         out["loss/recon"] = rec.detach()
