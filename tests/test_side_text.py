@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from speechrep.config import load_config
 from speechrep.errors import ConfigError, DataError
@@ -216,6 +217,18 @@ def test_adversarial_warmup_trains_the_discriminator_first():
         Seq2Seq2Seq(20, code_words, code_len=2, adversarial_warmup=-1)
 
 
+def test_generator_loss_leaves_the_discriminator_alone():
+    torch.manual_seed(0)
+    code_words = torch.tensor([4, 5, 6, Vocabulary.EOS])
+    model = Seq2Seq2Seq(20, code_words, code_len=2, hidden=8)
+    code = F.one_hot(torch.tensor([[0, 3], [1, 2]]), 4).float().requires_grad_(True)
+    frozen = model.discriminate(code, frozen=True)
+    assert torch.allclose(frozen, model.discriminate(code))
+    F.softplus(-frozen).sum().backward()  # -log D(code): the generator's non-saturating loss
+    assert code.grad.abs().sum() > 0
+    assert all(p.grad is None for p in [*model.disc_rnn.parameters(), *model.disc_out.parameters()])
+
+
 def test_sharpness_penalty_prefers_confident_words():
     torch.manual_seed(0)
     code_words = torch.tensor([4, 5, 6, Vocabulary.EOS])
@@ -281,6 +294,8 @@ def test_seq2seq2seq_tiny_recipe(pydocs_data, tmp_path):
         assert all(0.0 <= s[name][k] <= 1.0 for k in ("rouge1_heading", "rouge2_heading", "rougeL_heading"))
         # no collapse: the test paragraphs get different codes, made of several words
         assert s[name]["distinct_codes"] > 1 and s[name]["code_entropy"] > 1.0 and s[name]["collapsed"] == 0.0
+        # the decoder reads the code: it reconstructs better than from the empty code
+        assert s[name]["recon_nll"] < s[name]["recon_nll_empty_code"]
     assert s["lead_4"]["rouge1_first"] > 0.3  # lead-4 is a prefix of the first sentence
     assert any(line.startswith("  code:") for line in r["examples"])
     assert "example codes" in (tmp_path / "results.txt").read_text()

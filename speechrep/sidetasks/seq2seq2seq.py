@@ -9,8 +9,11 @@ Each code word is a one-hot choice over a code vocabulary (the most frequent wor
 straight-through Gumbel-softmax (:func:`speechrep.estimators.gumbel_softmax`, ``hard``)
 or REINFORCE (:class:`speechrep.estimators.Reinforce`, the per-paragraph cost being the
 reconstruction loss plus the adversarial term). The discriminator learns to tell headings
-from codes; the codes reach it through :func:`speechrep.objectives.mi.grad_reverse`, so
-one loss trains both players and pushes the codes toward heading-like text.
+from (detached) codes; the code generator minimises ``-log D(code)`` through a copy of
+the discriminator whose parameters are detached, so one loss and one optimiser train both
+players. This non-saturating generator loss keeps pushing the codes toward heading-like
+text when the discriminator wins; the reversed gradient of the discriminator's own loss
+(:func:`speechrep.objectives.mi.grad_reverse`) vanishes exactly then.
 
 Several things keep the code from collapsing to one constant (often empty) sequence,
 which is what the decoder's own language model and the discriminator's taste for
@@ -40,7 +43,6 @@ import torch.nn.functional as F
 from speechrep.config import dataclass, save_config
 from speechrep.errors import ConfigError, DataError
 from speechrep.estimators import Reinforce, TemperatureSchedule, gumbel_softmax
-from speechrep.objectives.mi import grad_reverse
 from speechrep.sidetasks.common import fit, format_table, seed_everything, write_results
 from speechrep.sidetasks.pydocs import Document, Vocabulary, read_documents, split_sentences, tokenize
 from speechrep.sidetasks.rouge import rouge_scores
@@ -229,10 +231,23 @@ class Seq2Seq2Seq(nn.Module):
         mask = (ids != Vocabulary.PAD).float()
         return (nll * mask).sum(1) / mask.sum(1).clamp_min(1)
 
-    def discriminate(self, onehot: torch.Tensor) -> torch.Tensor:
-        """(B, K, C) code-vocabulary one-hot sequences -> (B,) logits of "written by a person"."""
-        _, h = self.disc_rnn(self._code_embeddings(onehot))
-        return self.disc_out(h[0]).squeeze(-1)
+    def discriminate(self, onehot: torch.Tensor, *, frozen: bool = False) -> torch.Tensor:
+        """(B, K, C) code-vocabulary one-hot sequences -> (B,) logits of "written by a person".
+
+        ``frozen``: the discriminator's GRU and output layer get no gradient (the
+        generator's loss); the word embeddings, shared with the autoencoder, still do.
+        """
+        x = self._code_embeddings(onehot)
+        if not frozen:
+            _, h = self.disc_rnn(x)
+            return self.disc_out(h[0]).squeeze(-1)
+        from torch.func import functional_call
+
+        def detached(m: nn.Module) -> dict[str, torch.Tensor]:
+            return {k: v.detach() for k, v in m.named_parameters()}
+
+        _, h = functional_call(self.disc_rnn, detached(self.disc_rnn), (x,))
+        return functional_call(self.disc_out, detached(self.disc_out), (h[0],)).squeeze(-1)
 
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Loss of paragraphs ``batch["ids"]`` (B, L) and human texts ``batch["human"]`` (B, K) (code-vocabulary indices)."""
@@ -245,10 +260,7 @@ class Seq2Seq2Seq(nn.Module):
         scale = self.generator_adversarial_scale()
         if self.adversarial_weight > 0:
             real = F.one_hot(batch["human"], len(self.code_words)).float()
-            # grad_reverse: the discriminator minimises this loss, the code generator maximises it;
-            # the generator's share is scaled (identity forward, gradient times ``scale``)
-            scaled = code.detach() + scale * (code - code.detach())
-            fake_logit = self.discriminate(grad_reverse(scaled) if self.reinforce is None else code.detach())
+            fake_logit = self.discriminate(code.detach())
             real_logit = self.discriminate(real)
             disc = F.binary_cross_entropy_with_logits(real_logit, torch.ones_like(real_logit)) + F.binary_cross_entropy_with_logits(
                 fake_logit, torch.zeros_like(fake_logit)
@@ -256,7 +268,11 @@ class Seq2Seq2Seq(nn.Module):
             loss = loss + self.adversarial_weight * disc
             logs["disc/loss"] = disc.detach()
             logs["disc/acc"] = 0.5 * ((real_logit > 0).float().mean() + (fake_logit < 0).float().mean()).detach()
-            adv_cost = F.softplus(-fake_logit)  # -log D(code): high when the code looks machine-made
+            if self.reinforce is None:
+                adv_cost = F.softplus(-self.discriminate(code, frozen=True))  # -log D(code), straight through
+                loss = loss + scale * self.adversarial_weight * adv_cost.mean()
+            else:
+                adv_cost = F.softplus(-fake_logit.detach())  # -log D(code): high when the code looks machine-made
         else:
             adv_cost = torch.zeros_like(nll)
         if self.reinforce is not None:
