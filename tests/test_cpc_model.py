@@ -111,6 +111,29 @@ def test_context_networks_are_causal(kind):
     assert not torch.allclose(y[:, 6:], y2[:, 6:])
 
 
+@pytest.mark.parametrize("kind", ["gru", "lstm"])
+def test_recurrent_context_runs_in_float32_under_cpu_autocast(kind):
+    # CPU autocast sends LSTMs to bf16, which oneDNN cannot run without native bf16
+    # support ("could not create a primitive descriptor"); the context runs in float32
+    torch.manual_seed(0)
+    net = build_context(kind, 8, 12, num_layers=1)
+    x = torch.randn(2, 10, 8)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = net(x)
+    assert y.dtype == torch.float32 and y.equal(net(x))
+
+
+def test_waveform_cpc_with_lstm_trains_under_bf16_autocast():
+    torch.manual_seed(0)
+    model = CPC(tiny(context="lstm", predictor="transformer", dim=32, context_dim=32))
+    batch = {"wave": torch.randn(2, 3200), "speaker": torch.tensor([0, 1])}
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss = model(batch)["loss"]
+    loss.backward()
+    assert torch.isfinite(loss)
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+
+
 @pytest.mark.parametrize("predictor", ["linear", "transformer"])
 def test_batched_heads_equal_one_head_at_a_time(predictor):
     torch.manual_seed(0)

@@ -34,7 +34,15 @@ class RecurrentContext(nn.Module):
         self.dim = dim
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, T, input_dim) -> (B, T, dim)."""
+        """(B, T, input_dim) -> (B, T, dim).
+
+        Under CPU autocast the recurrence runs in float32: CPU autocast casts LSTMs to
+        bfloat16, which oneDNN cannot run on CPUs without native bfloat16 (it fails to
+        create the primitive), and the recurrence is a small share of a step anyway.
+        """
+        if x.device.type == "cpu" and torch.is_autocast_enabled("cpu"):
+            with torch.autocast("cpu", enabled=False):
+                return self.rnn(x.float())[0]
         return self.rnn(x)[0]
 
 
