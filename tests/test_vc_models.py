@@ -117,6 +117,26 @@ def test_content_downsample_pools_the_code_in_time(family):
         assert model.units(mel).shape == (4, 6)
 
 
+def test_conversion_losses_train_the_decoder_towards_the_target_code():
+    torch.manual_seed(0)
+    model = VoiceConversionModel("vc_adain", VCAdaINConfig(**TINY, conversion_weight=1.0))
+    batch = _batch()
+    with torch.no_grad():
+        first = model(batch)
+    losses, out = _train(model, batch, steps=15)
+    assert {"conv/speaker", "conv/content"} <= set(out)
+    assert losses[-1] < 0.8 * losses[0]
+    assert out["conv/speaker"] < 0.8 * first["conv/speaker"]
+    # the same seed without the term trains different weights: the term is in the loss
+    torch.manual_seed(0)
+    plain = VoiceConversionModel("vc_adain", VCAdaINConfig(**TINY))
+    _, plain_out = _train(plain, batch, steps=15)
+    assert "conv/speaker" not in plain_out
+    assert not torch.equal(model.decoder.conv_out.weight, plain.decoder.conv_out.weight)
+    with pytest.raises(ConfigError, match="conversion_weight"):
+        VoiceConversionModel("vc_adain", VCAdaINConfig(**{**TINY, "speaker_encoder": "table"}, conversion_weight=1.0))
+
+
 def test_content_downsample_below_one_is_a_config_error():
     with pytest.raises(ConfigError, match="content_downsample"):
         VoiceConversionModel("vc_adain", VCAdaINConfig(**TINY, content_downsample=0))

@@ -112,6 +112,12 @@ class VCConfig:
     content_downsample : the content code keeps one frame per this many (the mean of each
         window; the decoder repeats it back): a bottleneck in time as well as in width, so
         that the code has room for phones but not for the frame-by-frame detail of a voice.
+    conversion_weight : weight of two losses on conversions made during training (0: off):
+        each utterance's content is decoded with the speaker code of another utterance of
+        the batch, and (1 - cosine) between that target code and the speaker encoder's code
+        of the result, plus the distance between the content codes of the result and of the
+        source, are added. They train the decoder to impose the target voice even where the
+        content code still carries some of the source's. Needs ``speaker_encoder: tdnn``.
     """
 
     channels: int = 256
@@ -123,6 +129,7 @@ class VCConfig:
     num_speakers: int = 0
     min_speaker_frames: int = 30
     content_downsample: int = 1
+    conversion_weight: float = 0.0
 
 
 def pool_time(x: torch.Tensor, factor: int) -> torch.Tensor:
@@ -283,6 +290,9 @@ class VoiceConversionModel(nn.Module):
         super().__init__()
         if cfg.kernel_size % 2 == 0:
             raise ConfigError(f"kernel_size must be odd, got {cfg.kernel_size}", field="model.args.kernel_size")
+        if cfg.conversion_weight < 0 or (cfg.conversion_weight > 0 and cfg.speaker_encoder != "tdnn"):
+            raise ConfigError(f"conversion_weight must be >= 0 and needs speaker_encoder: tdnn, got "
+                              f"{cfg.conversion_weight} with {cfg.speaker_encoder}", field="model.args.conversion_weight")
         if cfg.content_downsample < 1:
             raise ConfigError(f"content_downsample must be >= 1, got {cfg.content_downsample}",
                               field="model.args.content_downsample")
@@ -414,12 +424,33 @@ class VoiceConversionModel(nn.Module):
             extra = extra + self.cfg.adv_weight * adv
             out["adv/ce"] = adv.detach()
             out["adv/acc"] = (logits.argmax(-1) == batch["speaker"]).float().mean()
-        recon = self.decoder(repeat_time(content, factor, x.shape[1]), speaker)
+        decoder_input = repeat_time(content, factor, x.shape[1])
+        recon = self.decoder(decoder_input, speaker)
         err = (recon - x).abs()
         rec = err.mean() if mask is None else (err * mask).sum() / (mask.sum() * x.shape[2]).clamp(min=1.0)
         out["loss/recon"] = rec.detach()
+        if self.cfg.conversion_weight > 0 and x.shape[0] > 1:
+            extra = extra + self.cfg.conversion_weight * self._conversion_losses(decoder_input, content, speaker, lengths, out)
         out["loss"] = rec + extra
         return out
+
+    def _conversion_losses(
+        self, decoder_input: torch.Tensor, content: torch.Tensor, speaker: torch.Tensor, lengths: torch.Tensor | None,
+        out: dict[str, torch.Tensor],
+    ) -> torch.Tensor:
+        """Speaker and content losses of each utterance converted to the next one's speaker code.
+
+        ``decoder_input`` (B, T, D) repeated content codes, ``content`` (B, T', D) the codes,
+        ``speaker`` (B, speaker_dim) codes; the targets are detached (the losses train the
+        decoder and encoders to agree with them, not the targets to move).
+        """
+        target = speaker.roll(1, dims=0).detach()
+        converted = self.decoder(decoder_input, target)  # normalised log-mel (B, T, n_mels)
+        spk = self.speaker_encoder(converted, lengths)
+        speaker_loss = (1 - F.cosine_similarity(spk, target, dim=-1)).mean()
+        content_loss = (self._content(converted) - content.detach()).abs().mean()
+        out["conv/speaker"], out["conv/content"] = speaker_loss.detach(), content_loss.detach()
+        return speaker_loss + content_loss
 
 
 @register_model("vc_adain", config=VCAdaINConfig)
