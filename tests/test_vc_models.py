@@ -133,6 +133,15 @@ def test_conversion_losses_train_the_decoder_towards_the_target_code():
     _, plain_out = _train(plain, batch, steps=15)
     assert "conv/speaker" not in plain_out
     assert not torch.equal(model.decoder.conv_out.weight, plain.decoder.conv_out.weight)
+    # the encoders judge conversions with frozen weights: the term alone moves only the decoder
+    model.zero_grad()
+    conv = model._conversion_losses(
+        torch.randn(2, 21, 4, requires_grad=True), torch.randn(2, 21, 4), torch.randn(2, 8), None, {}
+    )
+    conv.backward()
+    assert model.decoder.conv_out.weight.grad.abs().sum() > 0
+    assert all(p.grad is None for p in model.speaker_encoder.parameters())
+    assert all(p.grad is None for p in model.content_encoder.parameters())
     with pytest.raises(ConfigError, match="conversion_weight"):
         VoiceConversionModel("vc_adain", VCAdaINConfig(**{**TINY, "speaker_encoder": "table"}, conversion_weight=1.0))
 

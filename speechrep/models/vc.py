@@ -132,6 +132,12 @@ class VCConfig:
     conversion_weight: float = 0.0
 
 
+def _frozen_call(module: nn.Module, *args: torch.Tensor) -> torch.Tensor:
+    """``module(*args)`` with its parameters detached: gradients reach the inputs only."""
+    params = {name: p.detach() for name, p in module.named_parameters()}
+    return torch.func.functional_call(module, params, args)
+
+
 def pool_time(x: torch.Tensor, factor: int) -> torch.Tensor:
     """Means of windows of ``factor`` frames: ``(B, T, D)`` -> ``(B, ceil(T / factor), D)``.
 
@@ -441,14 +447,16 @@ class VoiceConversionModel(nn.Module):
         """Speaker and content losses of each utterance converted to the next one's speaker code.
 
         ``decoder_input`` (B, T, D) repeated content codes, ``content`` (B, T', D) the codes,
-        ``speaker`` (B, speaker_dim) codes; the targets are detached (the losses train the
-        decoder and encoders to agree with them, not the targets to move).
+        ``speaker`` (B, speaker_dim) codes. The targets are detached and the two encoders
+        judge the conversion with frozen weights: the losses train the decoder only, so the
+        encoders cannot satisfy them by learning to ignore what the decoder got wrong.
         """
         target = speaker.roll(1, dims=0).detach()
         converted = self.decoder(decoder_input, target)  # normalised log-mel (B, T, n_mels)
-        spk = self.speaker_encoder(converted, lengths)
+        spk = _frozen_call(self.speaker_encoder, converted, lengths)
         speaker_loss = (1 - F.cosine_similarity(spk, target, dim=-1)).mean()
-        content_loss = (self._content(converted) - content.detach()).abs().mean()
+        code = pool_time(_frozen_call(self.content_encoder, converted), self.cfg.content_downsample)
+        content_loss = (code - content.detach()).abs().mean()
         out["conv/speaker"], out["conv/content"] = speaker_loss.detach(), content_loss.detach()
         return speaker_loss + content_loss
 
