@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from speechrep.objectives.mi import grad_reverse, mi_loss, positive_loss, prior_matching_loss
+from speechrep.objectives.mi import frozen_call, grad_reverse, mi_loss, positive_loss, prior_matching_loss
 from speechrep.objectives.reconstruction import pairwise_reconstruction_scores, reconstruction_score
 
 TOL = 1e-5
@@ -87,3 +87,16 @@ def test_reconstruction_scores_match_brute_force():
     brute = -((dec[:, None] - tgt[None]) ** 2).mean(-1)
     assert torch.allclose(pairwise_reconstruction_scores(dec, tgt), brute, atol=TOL)
     assert torch.allclose(reconstruction_score(dec[:3], tgt), brute.diagonal(), atol=TOL)
+
+
+def test_frozen_call_passes_gradients_to_inputs_only():
+    torch.manual_seed(0)
+    layer = torch.nn.Linear(3, 2)
+    x = torch.randn(4, 3, requires_grad=True)
+    frozen_call(layer, x).sum().backward()
+    assert layer.weight.grad is None and layer.bias.grad is None
+    frozen_grad = x.grad.clone()
+    x.grad = None
+    layer(x).sum().backward()
+    torch.testing.assert_close(frozen_grad, x.grad)  # same function of the input
+    assert layer.weight.grad is not None

@@ -169,7 +169,7 @@ def test_seq2seq2seq_estimators_train_every_part():
     code, logp, entropy, own = model.generate(ids)
     assert code.shape == (3, 3, 4) and logp is None and (code.sum(-1) == 1).all()
     assert 0.0 <= float(entropy.detach()) <= math.log(4) + 1e-6
-    assert 0.0 <= float(own) <= float(entropy) + 1e-6  # a mixture is at least as uncertain as its parts
+    assert 0.0 <= float(own.detach()) <= float(entropy.detach()) + 1e-6  # a mixture is at least as uncertain as its parts
     assert (code[:, 0, -1] == 0).all()  # min_code_len=1: the first word is never <eos>
 
 
@@ -239,7 +239,7 @@ def test_sharpness_penalty_prefers_confident_words():
         model.code_out.bias.zero_()  # every paragraph: uniform over the words
     _, _, batch_h, own_h = model.generate(ids)
     # a flat word distribution is diverse over the batch without telling paragraphs apart
-    assert float(own_h) == pytest.approx(float(batch_h), rel=1e-5)
+    assert float(own_h.detach()) == pytest.approx(float(batch_h.detach()), rel=1e-5)
     own_h.backward()
     assert model.code_out.bias.grad.abs().sum() < 1e-6  # at the uniform maximum...
     model.zero_grad()

@@ -39,6 +39,7 @@ from torch import nn
 from speechrep.errors import ConfigError, SpeechrepError
 from speechrep.models.bottlenecks import BottleneckConfig, build_bottleneck
 from speechrep.models.speaker import TDNNSpeakerEncoder, check_speaker_labels, frame_mask
+from speechrep.objectives.mi import frozen_call
 from speechrep.train.registry import register_model
 from speechrep.vocoder.mel import VC_MEL, LogMel, MelSpec
 
@@ -130,12 +131,6 @@ class VCConfig:
     min_speaker_frames: int = 30
     content_downsample: int = 1
     conversion_weight: float = 0.0
-
-
-def _frozen_call(module: nn.Module, *args: torch.Tensor) -> torch.Tensor:
-    """``module(*args)`` with its parameters detached: gradients reach the inputs only."""
-    params = {name: p.detach() for name, p in module.named_parameters()}
-    return torch.func.functional_call(module, params, args)
 
 
 def pool_time(x: torch.Tensor, factor: int) -> torch.Tensor:
@@ -409,10 +404,12 @@ class VoiceConversionModel(nn.Module):
         mask = frame_mask(lengths, x.shape[1], device=x.device)  # (B, T, 1) or None
         factor = self.cfg.content_downsample
         content = self._content(x)  # (B, T', content_dim)
+        # a code frame is valid when its window starts inside the utterance
+        code_lengths = None if lengths is None else -(-lengths // factor)
+        code_mask = frame_mask(code_lengths, content.shape[1], device=x.device)  # (B, T', 1) or None
         extra = x.new_zeros(())
         if self.quantizer is not None:
-            # a pooled frame is valid when its window starts inside the utterance
-            vq = self.quantizer(content, mask=None if mask is None else mask[:, ::factor, 0].bool())
+            vq = self.quantizer(content, mask=None if code_mask is None else code_mask[..., 0].bool())
             content = vq.quantized  # (B, T, code_dim)
             extra = extra + vq.loss
             out.update({f"vq/{k}": v.detach() for k, v in vq.stats.items() if v.dim() == 0})
@@ -423,8 +420,7 @@ class VoiceConversionModel(nn.Module):
             speaker = self.speaker_encoder(x, lengths)
         if self.classifier is not None:
             check_speaker_labels(batch["speaker"], self.cfg.num_speakers)
-            pooled_lengths = None if lengths is None else -(-lengths // factor)
-            logits = self.classifier(grad_reverse(content, self.cfg.adv_weight), pooled_lengths)
+            logits = self.classifier(grad_reverse(content, self.cfg.adv_weight), code_lengths)
             # the classifier minimises this; the reversed gradient makes the encoder maximise it
             adv = F.cross_entropy(logits, batch["speaker"])
             extra = extra + self.cfg.adv_weight * adv
@@ -453,9 +449,9 @@ class VoiceConversionModel(nn.Module):
         """
         target = speaker.roll(1, dims=0).detach()
         converted = self.decoder(decoder_input, target)  # normalised log-mel (B, T, n_mels)
-        spk = _frozen_call(self.speaker_encoder, converted, lengths)
+        spk = frozen_call(self.speaker_encoder, converted, lengths)
         speaker_loss = (1 - F.cosine_similarity(spk, target, dim=-1)).mean()
-        code = pool_time(_frozen_call(self.content_encoder, converted), self.cfg.content_downsample)
+        code = pool_time(frozen_call(self.content_encoder, converted), self.cfg.content_downsample)
         content_loss = (code - content.detach()).abs().mean()
         out["conv/speaker"], out["conv/content"] = speaker_loss.detach(), content_loss.detach()
         return speaker_loss + content_loss

@@ -20,7 +20,7 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
-__all__ = ["Estimator", "mi_loss", "positive_loss", "prior_matching_loss", "grad_reverse"]
+__all__ = ["Estimator", "mi_loss", "positive_loss", "prior_matching_loss", "grad_reverse", "frozen_call"]
 
 Estimator = Literal["jsd", "dv", "infonce"]
 
@@ -70,6 +70,16 @@ class _GradReverse(torch.autograd.Function):
 def grad_reverse(x: torch.Tensor) -> torch.Tensor:
     """Identity forward, negated gradient backward (one optimiser for an adversarial game)."""
     return _GradReverse.apply(x)
+
+
+def frozen_call(module: torch.nn.Module, *args: torch.Tensor) -> torch.Tensor:
+    """``module(*args)`` with its parameters detached: gradients reach the inputs only.
+
+    One player of an adversarial game judging the other (a generator's loss through the
+    discriminator) without the judge learning from that loss.
+    """
+    params = {name: p.detach() for name, p in module.named_parameters()}
+    return torch.func.functional_call(module, params, args)
 
 
 def prior_matching_loss(codes: torch.Tensor, discriminator: torch.nn.Module) -> torch.Tensor:

@@ -43,6 +43,7 @@ import torch.nn.functional as F
 from speechrep.config import dataclass, save_config
 from speechrep.errors import ConfigError, DataError
 from speechrep.estimators import Reinforce, TemperatureSchedule, gumbel_softmax
+from speechrep.objectives.mi import frozen_call
 from speechrep.sidetasks.common import fit, format_table, seed_everything, write_results
 from speechrep.sidetasks.pydocs import Document, Vocabulary, read_documents, split_sentences, tokenize
 from speechrep.sidetasks.rouge import rouge_scores
@@ -241,13 +242,8 @@ class Seq2Seq2Seq(nn.Module):
         if not frozen:
             _, h = self.disc_rnn(x)
             return self.disc_out(h[0]).squeeze(-1)
-        from torch.func import functional_call
-
-        def detached(m: nn.Module) -> dict[str, torch.Tensor]:
-            return {k: v.detach() for k, v in m.named_parameters()}
-
-        _, h = functional_call(self.disc_rnn, detached(self.disc_rnn), (x,))
-        return functional_call(self.disc_out, detached(self.disc_out), (h[0],)).squeeze(-1)
+        _, h = frozen_call(self.disc_rnn, x)
+        return frozen_call(self.disc_out, h[0]).squeeze(-1)
 
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Loss of paragraphs ``batch["ids"]`` (B, L) and human texts ``batch["human"]`` (B, K) (code-vocabulary indices)."""
