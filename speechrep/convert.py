@@ -188,7 +188,9 @@ class Converter:
         import torch
 
         with torch.no_grad():
-            mel = self.model.convert(self._mel(source), speaker)[0].cpu().numpy()  # (T, n_mels)
+            wave = torch.from_numpy(np.asarray(source, dtype=np.float32)).to(self.device)[None]
+            pitch = self.model.pitch_features(wave)  # None unless the decoder reads the source pitch
+            mel = self.model.convert(self._mel(source), speaker, pitch=pitch)[0].cpu().numpy()  # (T, n_mels)
         return self.vocoder.mel_to_wave(mel)
 
     def convert(self, source: str | Path, targets: Iterable[str | Path]) -> np.ndarray:

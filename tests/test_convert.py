@@ -36,6 +36,7 @@ def env(tmp_path_factory):
     return {
         "model": _save_exp(d / "vc", "vc_adain", TINY),
         "table": _save_exp(d / "vc_table", "vc_adversarial", {**TINY, "speaker_encoder": "table"}),
+        "pitch": _save_exp(d / "vc_pitch", "vc_adain", {**TINY, "pitch": True}),
         "src": _tone(d / "src_22k.wav", 0.4, 22050),  # resampled to 16 kHz
         "tgt": _tone(d / "tgt.flac", 0.4, 16000, f0=220.0),
         "tgt2": _tone(d / "tgt2.wav", 0.3, 48000, f0=260.0, subtype="FLOAT"),
@@ -61,6 +62,18 @@ def test_convert_file_writes_wav_at_model_rate(env, tmp_path):
     # 0.4 s at 22.05 kHz -> 6400 samples at 16 kHz -> 41 frames -> 40 hops of 160
     assert len(wave) == 6400
     assert sf.info(str(out)).subtype == "PCM_16"
+
+
+def test_pitch_model_converts_with_the_source_contour(env, tmp_path):
+    out = convert_file(env["pitch"], env["src"], [env["tgt"]], tmp_path / "out.wav")
+    wave, rate = sf.read(out)
+    assert rate == 16000 and len(wave) == 6400 and np.isfinite(wave).all()
+    conv = load_converter(env["pitch"])
+    assert conv.model.pitch is not None
+    src = np.sin(2 * np.pi * 150 * np.arange(6400) / 16000).astype(np.float32) * 0.3
+    spk = conv.speaker_code([env["tgt"]])
+    glide = np.sin(2 * np.pi * np.cumsum(np.linspace(100, 250, 6400)) / 16000).astype(np.float32) * 0.3
+    assert not np.allclose(conv.convert_wave(src, spk), conv.convert_wave(glide, spk))
 
 
 def test_target_codes_are_averaged(env):

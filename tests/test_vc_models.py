@@ -198,3 +198,42 @@ def test_speaker_verifier_learns_and_embeds():
     assert model.embed(torch.zeros(3, 20, 80)).shape == (3, 8)
     with pytest.raises(SpeechrepError, match="minimum"):
         model.embed(torch.zeros(1, 4, 80))
+
+
+def _voiced_batch(n=4, samples=3200):
+    """Harmonic waves whose F0 rises in half of them and falls in the other half."""
+    t = torch.arange(samples) / 16000
+    waves = []
+    for k in range(n):
+        f0 = 120 + 60 * (t / t[-1]) * (1 if k % 2 else -1) + 20 * k
+        phase = 2 * torch.pi * torch.cumsum(f0, 0) / 16000
+        waves.append(sum(torch.sin(h * phase) / h for h in range(1, 6)) * 0.2)
+    return {"wave": torch.stack(waves), "speaker": torch.arange(n) % 2, "lengths": torch.full((n,), samples)}
+
+
+def test_pitch_conditioning_feeds_the_source_contour_to_the_decoder():
+    torch.manual_seed(0)
+    model = VoiceConversionModel("vc_adain", VCAdaINConfig(**TINY, pitch=True))
+    assert model.decoder.conv_in.in_channels == TINY["content_dim"] + 2
+    batch = _voiced_batch()
+    losses, _ = _train(model, batch, steps=30)
+    assert losses[-1] < 0.8 * losses[0]
+    mel = model.mel(batch["wave"])
+    pitch = model.pitch_features(batch["wave"])
+    assert pitch.shape == (4, mel.shape[1], 2)
+    assert float(pitch[:, 4:-4, 1].min()) == 1.0  # harmonic waves are voiced
+    # rising and falling contours: opposite signs at the ends
+    assert float(pitch[1, -5, 0]) > 0 > float(pitch[0, -5, 0])
+    spk = model.speaker_code(mel)
+    out = model.convert(mel[:1], spk[1:2], pitch=pitch[:1])
+    assert out.shape == (1, mel.shape[1], 80)
+    # the decoder reads the contour: another contour gives another output
+    assert not torch.allclose(out, model.convert(mel[:1], spk[1:2], pitch=pitch[1:2]))
+    with pytest.raises(SpeechrepError, match="source pitch"):
+        model.convert(mel[:1], spk[1:2])
+    with pytest.raises(SpeechrepError, match="source pitch"):
+        model.convert(mel[:1], spk[1:2], pitch=pitch[:1, :-1])
+    # without the option: no pitch input, none needed
+    plain = VoiceConversionModel("vc_adain", VCAdaINConfig(**TINY))
+    assert plain.pitch_features(batch["wave"]) is None
+    assert plain.decoder.conv_in.in_channels == TINY["content_dim"]

@@ -38,6 +38,7 @@ from torch import nn
 
 from speechrep.errors import ConfigError, SpeechrepError
 from speechrep.models.bottlenecks import BottleneckConfig, build_bottleneck
+from speechrep.models.pitch import PitchFeatures
 from speechrep.models.speaker import TDNNSpeakerEncoder, check_speaker_labels, frame_mask
 from speechrep.objectives.mi import frozen_call
 from speechrep.train.registry import register_model
@@ -119,6 +120,10 @@ class VCConfig:
         of the result, plus the distance between the content codes of the result and of the
         source, are added. They train the decoder to impose the target voice even where the
         content code still carries some of the source's. Needs ``speaker_encoder: tdnn``.
+    pitch : the decoder also reads the source's log F0, standardised over the voiced frames
+        of the utterance, and its voicing (:mod:`speechrep.models.pitch`; Qian et al., 2020):
+        the contour comes from the source, the pitch level and range from the speaker code,
+        and the content code need not carry intonation. Conversion then needs the source wave.
     """
 
     channels: int = 256
@@ -131,6 +136,7 @@ class VCConfig:
     min_speaker_frames: int = 30
     content_downsample: int = 1
     conversion_weight: float = 0.0
+    pitch: bool = False
 
 
 def pool_time(x: torch.Tensor, factor: int) -> torch.Tensor:
@@ -324,7 +330,8 @@ class VoiceConversionModel(nn.Module):
                                   field="model.args.bottleneck.estimator")
             self.quantizer = build_bottleneck(cfg.bottleneck, cfg.content_dim)
             code_dim = self.quantizer.output_dim
-        self.decoder = AdaINDecoder(spec.n_mels, cfg, in_dim=code_dim)
+        self.pitch = PitchFeatures(sample_rate=spec.sample_rate, hop_length=spec.hop_length) if cfg.pitch else None
+        self.decoder = AdaINDecoder(spec.n_mels, cfg, in_dim=code_dim + (2 if cfg.pitch else 0))
 
     # -- the conversion interface --------------------------------------------------------
     @property
@@ -378,9 +385,28 @@ class VoiceConversionModel(nn.Module):
             raise SpeechrepError(f"a {self.family} model has no discrete units", field="model.name")
         return self.quantizer(self._content(normalise_mel(mel))).indices
 
-    def convert(self, source_mel: torch.Tensor, speaker: torch.Tensor) -> torch.Tensor:
-        """Log-mel ``(B, T, n_mels)`` of the source content spoken with speaker codes ``(B, speaker_dim)``."""
-        code = repeat_time(self.content_code(source_mel), self.cfg.content_downsample, source_mel.shape[1])
+    def pitch_features(self, wave: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor | None:
+        """Decoder pitch input ``(B, frames, 2)`` of waves ``(B, samples)``; None when ``pitch`` is off."""
+        return None if self.pitch is None else self.pitch(wave, lengths)
+
+    def _decoder_input(self, content: torch.Tensor, frames: int, pitch: torch.Tensor | None) -> torch.Tensor:
+        """Content codes ``(B, T', D)`` repeated to ``frames``, with the pitch channels when used."""
+        code = repeat_time(content, self.cfg.content_downsample, frames)
+        if self.pitch is None:
+            return code
+        if pitch is None or pitch.shape[:2] != code.shape[:2]:
+            got = None if pitch is None else tuple(pitch.shape)
+            raise SpeechrepError(f"this model's decoder reads the source pitch (model.args.pitch): expected "
+                                 f"({code.shape[0]}, {frames}, 2) from pitch_features(source wave), got {got}",
+                                 field="pitch")
+        return torch.cat([code, pitch.to(code.dtype)], dim=-1)
+
+    def convert(self, source_mel: torch.Tensor, speaker: torch.Tensor, *, pitch: torch.Tensor | None = None) -> torch.Tensor:
+        """Log-mel ``(B, T, n_mels)`` of the source content spoken with speaker codes ``(B, speaker_dim)``.
+
+        ``pitch``: :meth:`pitch_features` of the source wave, required when ``model.args.pitch`` is on.
+        """
+        code = self._decoder_input(self.content_code(source_mel), source_mel.shape[1], pitch)
         return denormalise_mel(self.decoder(code, speaker))
 
     # -- training ------------------------------------------------------------------------
@@ -426,7 +452,8 @@ class VoiceConversionModel(nn.Module):
             extra = extra + self.cfg.adv_weight * adv
             out["adv/ce"] = adv.detach()
             out["adv/acc"] = (logits.argmax(-1) == batch["speaker"]).float().mean()
-        decoder_input = repeat_time(content, factor, x.shape[1])
+        pitch = self.pitch_features(batch["wave"], batch.get("lengths"))
+        decoder_input = self._decoder_input(content, x.shape[1], pitch)
         recon = self.decoder(decoder_input, speaker)
         err = (recon - x).abs()
         rec = err.mean() if mask is None else (err * mask).sum() / (mask.sum() * x.shape[2]).clamp(min=1.0)
