@@ -158,6 +158,12 @@ class Converter:
             No target, unusable target audio (see :func:`read_input_audio`), target shorter
             than the speaker encoder's minimum, or a model without a speaker encoder.
         """
+        return self.target_voice(targets)[0]
+
+    def target_voice(self, targets: Iterable[str | Path]) -> tuple["torch.Tensor", "torch.Tensor | None"]:
+        """Mean speaker code ``(1, speaker_dim)`` of target audio files and, for a model whose
+        decoder reads the pitch, the mean log-F0 statistics ``(1, 2)`` of their voiced frames
+        (None otherwise). Errors as :meth:`speaker_code`."""
         import torch
 
         from speechrep.errors import SpeechrepError
@@ -167,18 +173,31 @@ class Converter:
             raise ConfigError("at least one target utterance is needed", field="target")
         # checked before reading audio, so that the error names the real problem
         self.model.require_speaker_encoder()
-        codes = []
+        codes, stats = [], []
         with torch.no_grad():
             for t in targets:
-                mel = self._mel(read_input_audio(t, sample_rate=self.sample_rate, field_name="target"))
+                wave = read_input_audio(t, sample_rate=self.sample_rate, field_name="target")
+                mel = self._mel(wave)
                 try:
                     codes.append(self.model.speaker_code(mel))
                 except SpeechrepError as e:
                     raise DataError(str(e), path=t, field="target") from None
-        return torch.stack(codes).mean(0)
+                pitch = self.model.pitch_stats(self._wave(wave))
+                if pitch is not None:
+                    stats.append(pitch)
+        return torch.stack(codes).mean(0), (torch.stack(stats).mean(0) if stats else None)
 
-    def convert_wave(self, source: np.ndarray, speaker: "torch.Tensor") -> np.ndarray:
+    def _wave(self, wave: np.ndarray) -> "torch.Tensor":
+        import torch
+
+        return torch.from_numpy(np.asarray(wave, dtype=np.float32)).to(self.device)[None]
+
+    def convert_wave(self, source: np.ndarray, speaker: "torch.Tensor", pitch_stats: "torch.Tensor | None" = None) -> np.ndarray:
         """Convert a source wave ``(samples,)`` at :attr:`sample_rate` to speaker code ``(1, speaker_dim)``.
+
+        ``pitch_stats``: the target's log-F0 statistics ``(1, 2)`` (:meth:`target_voice`), to
+        which a model with excitation pitch input maps the source's F0; without them it keeps
+        the source's F0.
 
         Returns
         -------
@@ -188,16 +207,16 @@ class Converter:
         import torch
 
         with torch.no_grad():
-            wave = torch.from_numpy(np.asarray(source, dtype=np.float32)).to(self.device)[None]
-            pitch = self.model.pitch_features(wave)  # None unless the decoder reads the source pitch
+            # None unless the decoder reads the source pitch
+            pitch = self.model.pitch_features(self._wave(source), target=pitch_stats)
             mel = self.model.convert(self._mel(source), speaker, pitch=pitch)[0].cpu().numpy()  # (T, n_mels)
         return self.vocoder.mel_to_wave(mel)
 
     def convert(self, source: str | Path, targets: Iterable[str | Path]) -> np.ndarray:
         """Converted wave of audio file ``source`` in the voice of audio files ``targets``."""
-        speaker = self.speaker_code(targets)
+        speaker, pitch_stats = self.target_voice(targets)
         wave = read_input_audio(source, sample_rate=self.sample_rate, field_name="source")
-        return self.convert_wave(wave, speaker)
+        return self.convert_wave(wave, speaker, pitch_stats)
 
 
 def load_converter(model: str | Path, *, vocoder: str | Path = "griffinlim", device: str = "cpu") -> Converter:

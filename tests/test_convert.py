@@ -36,7 +36,7 @@ def env(tmp_path_factory):
     return {
         "model": _save_exp(d / "vc", "vc_adain", TINY),
         "table": _save_exp(d / "vc_table", "vc_adversarial", {**TINY, "speaker_encoder": "table"}),
-        "pitch": _save_exp(d / "vc_pitch", "vc_adain", {**TINY, "pitch": True}),
+        "pitch": _save_exp(d / "vc_pitch", "vc_adain", {**TINY, "pitch": "excitation"}),
         "src": _tone(d / "src_22k.wav", 0.4, 22050),  # resampled to 16 kHz
         "tgt": _tone(d / "tgt.flac", 0.4, 16000, f0=220.0),
         "tgt2": _tone(d / "tgt2.wav", 0.3, 48000, f0=260.0, subtype="FLOAT"),
@@ -71,9 +71,15 @@ def test_pitch_model_converts_with_the_source_contour(env, tmp_path):
     conv = load_converter(env["pitch"])
     assert conv.model.pitch is not None
     src = np.sin(2 * np.pi * 150 * np.arange(6400) / 16000).astype(np.float32) * 0.3
-    spk = conv.speaker_code([env["tgt"]])
+    spk, stats = conv.target_voice([env["tgt"]])
+    assert torch.equal(spk, conv.speaker_code([env["tgt"]]))
+    # the target is a 220 Hz tone: its log-F0 mean
+    assert float(stats[0, 0]) == pytest.approx(np.log(220.0), abs=0.01)
     glide = np.sin(2 * np.pi * np.cumsum(np.linspace(100, 250, 6400)) / 16000).astype(np.float32) * 0.3
-    assert not np.allclose(conv.convert_wave(src, spk), conv.convert_wave(glide, spk))
+    assert not np.allclose(conv.convert_wave(src, spk, stats), conv.convert_wave(glide, spk, stats))
+    # the source F0 is mapped to the target's statistics: other statistics, another output
+    assert not np.allclose(conv.convert_wave(src, spk, stats), conv.convert_wave(src, spk, stats - 0.5))
+    assert load_converter(env["model"]).target_voice([env["tgt"]])[1] is None
 
 
 def test_target_codes_are_averaged(env):

@@ -4,7 +4,15 @@ import numpy as np
 import pytest
 import torch
 
-from speechrep.models.pitch import PitchFeatures, PitchTracker, normalised_log_f0
+from speechrep.models.pitch import (
+    PitchFeatures,
+    PitchTracker,
+    convert_f0,
+    harmonic_excitation,
+    log_f0_stats,
+    normalised_log_f0,
+)
+from speechrep.vocoder.mel import VC_MEL, mel_filterbank
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
@@ -97,8 +105,47 @@ def test_monotone_voice_keeps_a_flat_contour():
 def test_pitch_features_shape_follows_sample_lengths():
     wave, _ = _harmonic(150.0, seconds=0.5)
     batch = torch.stack([wave, wave])
-    feats = PitchFeatures()(batch, torch.tensor([8000, 4000]))
+    pf = PitchFeatures("contour", spec=VC_MEL)
+    feats = pf(*pf.track(batch, torch.tensor([8000, 4000])))
     assert feats.shape == (2, 51, 2)
     assert feats[1, 26:].abs().sum() == 0  # frames after 4000 samples (25 hops) are outside the utterance
     assert bool((feats[0, 4:-4, 1] == 1).all())
     assert math.isclose(float(feats[0, 4:-4, 0].abs().max()), 0.0, abs_tol=0.2)
+
+
+def test_log_f0_stats_and_convert_f0():
+    f0 = torch.tensor([[0.0, 100.0, 200.0, 400.0, 0.0]])
+    stats = log_f0_stats(f0)
+    logs = torch.log(torch.tensor([100.0, 200.0, 400.0]))
+    torch.testing.assert_close(stats[0], torch.stack([logs.mean(), logs.std(unbiased=False)]))
+    # mapped to a voice one octave lower with half the spread
+    target = torch.tensor([[float(logs.mean() - math.log(2)), float(logs.std(unbiased=False) / 2)]])
+    out = convert_f0(f0, target)
+    torch.testing.assert_close(out[0, 1:4], torch.tensor([100.0, 200.0, 400.0]) / 2 * torch.tensor([2 ** 0.5, 1.0, 2 ** -0.5]))
+    assert out[0, 0] == 0 and out[0, 4] == 0
+    torch.testing.assert_close(convert_f0(f0, stats), f0)  # its own statistics: unchanged
+
+
+def test_harmonic_excitation_is_a_pulse_train_at_f0():
+    hop = 160
+    f0 = torch.tensor([[100.0] * 20 + [0.0] * 10 + [250.0] * 21])
+    exc = harmonic_excitation(f0, hop_length=hop, sample_rate=RATE)
+    assert exc.shape == (1, 50 * hop)
+    first = torch.nonzero(exc[0, : 19 * hop]).flatten()
+    torch.testing.assert_close(torch.diff(first).float(), torch.full((len(first) - 1,), 160.0))  # 100 Hz: every 160 samples
+    assert exc[0, 21 * hop: 29 * hop].sum() == 0  # unvoiced: silent
+    last = torch.nonzero(exc[0, 31 * hop:]).flatten()
+    assert set(torch.diff(last).tolist()) <= {64, 65}  # 250 Hz: every 64 samples
+    pf = PitchFeatures("excitation", spec=VC_MEL)
+    feats = pf(f0)
+    assert feats.shape == (1, 51, 81) and pf.channels == 81
+    torch.testing.assert_close(feats[0, :, -1], (f0[0] > 0).float())
+    # the comb: at 250 Hz, the log-mel of a voiced frame peaks in the band of the fundamental, not below it
+    centres = np.argmax(mel_filterbank(VC_MEL), axis=1) * RATE / VC_MEL.n_fft
+    band_f0 = int(np.argmin(np.abs(centres - 250.0)))
+    frame = feats[0, 40, :-1]
+    assert float(frame[band_f0]) > float(frame[band_f0 // 2]) + 1.0
+    # a few frames only still give one feature frame per F0 frame
+    assert PitchFeatures("excitation", spec=VC_MEL)(f0[:, :3]).shape == (1, 3, 81)
+    with pytest.raises(ValueError, match="unknown pitch mode"):
+        PitchFeatures("melody", spec=VC_MEL)

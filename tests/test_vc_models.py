@@ -211,29 +211,41 @@ def _voiced_batch(n=4, samples=3200):
     return {"wave": torch.stack(waves), "speaker": torch.arange(n) % 2, "lengths": torch.full((n,), samples)}
 
 
-def test_pitch_conditioning_feeds_the_source_contour_to_the_decoder():
+@pytest.mark.parametrize("mode,channels", [("contour", 2), ("excitation", 81)])
+def test_pitch_input_feeds_the_source_f0_to_the_decoder(mode, channels):
     torch.manual_seed(0)
-    model = VoiceConversionModel("vc_adain", VCAdaINConfig(**TINY, pitch=True))
-    assert model.decoder.conv_in.in_channels == TINY["content_dim"] + 2
+    model = VoiceConversionModel("vc_adain", VCAdaINConfig(**TINY, pitch=mode))
+    assert model.decoder.conv_in.in_channels == TINY["content_dim"] + channels
     batch = _voiced_batch()
     losses, _ = _train(model, batch, steps=30)
     assert losses[-1] < 0.8 * losses[0]
     mel = model.mel(batch["wave"])
     pitch = model.pitch_features(batch["wave"])
-    assert pitch.shape == (4, mel.shape[1], 2)
-    assert float(pitch[:, 4:-4, 1].min()) == 1.0  # harmonic waves are voiced
-    # rising and falling contours: opposite signs at the ends
-    assert float(pitch[1, -5, 0]) > 0 > float(pitch[0, -5, 0])
+    assert pitch.shape == (4, mel.shape[1], channels)
+    assert float(pitch[:, 4:-4, -1].min()) == 1.0  # harmonic waves are voiced
+    if mode == "contour":  # rising and falling contours: opposite signs at the ends
+        assert float(pitch[1, -5, 0]) > 0 > float(pitch[0, -5, 0])
     spk = model.speaker_code(mel)
     out = model.convert(mel[:1], spk[1:2], pitch=pitch[:1])
     assert out.shape == (1, mel.shape[1], 80)
-    # the decoder reads the contour: another contour gives another output
+    # the decoder reads the pitch input: another F0 gives another output
     assert not torch.allclose(out, model.convert(mel[:1], spk[1:2], pitch=pitch[1:2]))
     with pytest.raises(SpeechrepError, match="source pitch"):
         model.convert(mel[:1], spk[1:2])
     with pytest.raises(SpeechrepError, match="source pitch"):
         model.convert(mel[:1], spk[1:2], pitch=pitch[:1, :-1])
-    # without the option: no pitch input, none needed
+    stats = model.pitch_stats(batch["wave"])
+    assert stats.shape == (4, 2)
+    # the target's statistics move an excitation model's F0; a contour model ignores them
+    up = stats + torch.tensor([0.7, 0.0])
+    moved = model.pitch_features(batch["wave"], target=up)
+    assert torch.equal(moved, pitch) == (mode == "contour")
+
+
+def test_model_without_pitch_input_needs_none():
     plain = VoiceConversionModel("vc_adain", VCAdaINConfig(**TINY))
-    assert plain.pitch_features(batch["wave"]) is None
+    wave = _voiced_batch()["wave"]
+    assert plain.pitch_features(wave) is None and plain.pitch_stats(wave) is None
     assert plain.decoder.conv_in.in_channels == TINY["content_dim"]
+    with pytest.raises(ConfigError, match="pitch"):
+        VoiceConversionModel("vc_adain", VCAdaINConfig(**TINY, pitch=True))

@@ -23,7 +23,7 @@ from torch import nn
 
 from speechrep.models.speaker import frame_mask
 
-__all__ = ["PitchTracker", "PitchFeatures", "normalised_log_f0"]
+__all__ = ["PitchTracker", "PitchFeatures", "normalised_log_f0", "log_f0_stats", "convert_f0", "harmonic_excitation"]
 
 
 class PitchTracker(nn.Module):
@@ -99,36 +99,120 @@ class PitchTracker(nn.Module):
         return torch.where(voiced, self.sample_rate / period, torch.zeros_like(period))
 
 
+def _voiced(f0: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
+    """Voiced frames ``(B, T)`` bool among the first ``lengths`` of each utterance."""
+    mask = frame_mask(lengths, f0.shape[1], device=f0.device)
+    voiced = f0 > 0
+    return voiced if mask is None else voiced & mask[..., 0].bool()
+
+
+def log_f0_stats(f0: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean and standard deviation of log F0 over the voiced frames: ``(B, T)`` Hz -> ``(B, 2)``.
+
+    The standard deviation is floored at 0.05 (about a semitone), so that a monotone voice
+    keeps a flat contour; an utterance without voiced frames gets mean 0.
+    """
+    v = _voiced(f0, lengths).to(f0.dtype)
+    logf = torch.log(f0.clamp(min=1.0)) * v
+    count = v.sum(1).clamp(min=1.0)
+    mean = logf.sum(1) / count
+    var = ((logf - mean[:, None]) * v).square().sum(1) / count
+    return torch.stack([mean, var.sqrt().clamp(min=0.05)], dim=-1)
+
+
 def normalised_log_f0(f0: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
     """Per-utterance standardised log F0 and voicing: ``(B, T)`` Hz -> ``(B, T, 2)``.
 
-    Channel 0 is ``(log f0 - mean) / std`` over the voiced frames among the first
-    ``lengths`` of each utterance (0 where unvoiced); channel 1 is 1 where voiced. An
-    utterance with fewer than two voiced frames gets zeros in channel 0; the standard deviation
-    is floored at 0.05 (about a semitone), so that a monotone voice keeps a flat contour.
+    Channel 0 is ``(log f0 - mean) / std`` with the :func:`log_f0_stats` of the voiced
+    frames among the first ``lengths`` of each utterance (0 where unvoiced); channel 1 is 1
+    where voiced. An utterance with fewer than two voiced frames gets zeros in channel 0.
     """
-    mask = frame_mask(lengths, f0.shape[1], device=f0.device)
-    voiced = f0 > 0
-    if mask is not None:
-        voiced = voiced & mask[..., 0].bool()
-    v = voiced.to(f0.dtype)
-    logf = torch.log(f0.clamp(min=1.0)) * v
-    count = v.sum(1, keepdim=True)
-    mean = logf.sum(1, keepdim=True) / count.clamp(min=1.0)
-    var = ((logf - mean) * v).square().sum(1, keepdim=True) / count.clamp(min=1.0)
-    std = var.sqrt().clamp(min=0.05)  # a monotone voice: no jitter blown up to unit variance
-    z = torch.where(voiced & (count >= 2), (logf - mean) / std, torch.zeros_like(logf))
-    return torch.stack([z, v], dim=-1)
+    voiced = _voiced(f0, lengths)
+    stats = log_f0_stats(f0, lengths)
+    z = (torch.log(f0.clamp(min=1.0)) - stats[:, :1]) / stats[:, 1:]
+    enough = voiced.sum(1, keepdim=True) >= 2
+    z = torch.where(voiced & enough, z, torch.zeros_like(z))
+    return torch.stack([z, voiced.to(f0.dtype)], dim=-1)
+
+
+def convert_f0(f0: torch.Tensor, target: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+    """Map each utterance's log F0 to a target voice's statistics; unvoiced frames stay 0.
+
+    ``f0`` ``(B, T)`` Hz, ``target`` ``(B, 2)`` log-F0 mean and standard deviation
+    (:func:`log_f0_stats` of the target's speech): ``log f0' = (log f0 - m) / s * s_t + m_t``
+    with the source's own ``m, s`` (the classic linear transform of voice conversion).
+    """
+    voiced = _voiced(f0, lengths)
+    src = log_f0_stats(f0, lengths)
+    z = (torch.log(f0.clamp(min=1.0)) - src[:, :1]) / src[:, 1:]
+    out = torch.exp(z * target[:, 1:] + target[:, :1])
+    return torch.where(voiced, out, torch.zeros_like(out))
+
+
+def harmonic_excitation(f0: torch.Tensor, *, hop_length: int, sample_rate: int) -> torch.Tensor:
+    """Pulse train following an F0 track: ``(B, T)`` Hz (0 = unvoiced) -> ``(B, (T - 1) * hop_length)``.
+
+    F0 is interpolated linearly between frame centres ``i * hop_length``; a unit pulse is
+    placed each time the running phase completes a period, and unvoiced stretches are
+    silent. Its spectrum is a flat comb at the harmonics of F0: what a source-filter
+    decoder shapes with the voice's spectral envelope.
+    """
+    B, T = f0.shape
+    samples = (T - 1) * hop_length
+    if samples <= 0:
+        return f0.new_zeros(B, 0)
+    per_sample = F.interpolate(f0[:, None], size=samples + 1, mode="linear", align_corners=True)[:, 0, :samples]
+    voiced = (f0 > 0).repeat_interleave(hop_length, dim=1)[:, :samples]
+    # a voiced frame next to an unvoiced one interpolates towards 0 Hz: use its own value instead
+    nearest = f0.repeat_interleave(hop_length, dim=1)[:, :samples]
+    per_sample = torch.where(voiced & (per_sample > 0.5 * nearest), per_sample, nearest)
+    phase = torch.cumsum(per_sample.double() / sample_rate, dim=1)
+    pulses = torch.diff(torch.floor(phase), dim=1, prepend=torch.zeros_like(phase[:, :1])) > 0
+    return (pulses & voiced).to(f0.dtype)
 
 
 class PitchFeatures(nn.Module):
-    """Waves ``(B, samples)`` (+ sample lengths) -> normalised log F0 and voicing ``(B, T, 2)``."""
+    """Decoder pitch input of a voice-conversion model, from F0 tracks.
 
-    def __init__(self, *, sample_rate: int = 16000, hop_length: int = 160):
+    ``mode="contour"``: :func:`normalised_log_f0` ``(B, T, 2)``, the contour without the
+    voice's level and range. ``mode="excitation"``: the log-mel (of ``spec``, normalised
+    with ``mel_scale``) of the :func:`harmonic_excitation` of the F0 track, and the voicing
+    flag, ``(B, T, n_mels + 1)``: where the harmonics of the voice fall, explicitly.
+    """
+
+    def __init__(self, mode: str, *, spec, mel_scale=None):
         super().__init__()
-        self.tracker = PitchTracker(sample_rate=sample_rate, hop_length=hop_length)
+        from speechrep.vocoder.mel import LogMel
+
+        if mode not in ("contour", "excitation"):
+            raise ValueError(f"unknown pitch mode {mode!r} (contour, excitation)")
+        self.mode = mode
+        self.spec = spec
+        self.tracker = PitchTracker(sample_rate=spec.sample_rate, hop_length=spec.hop_length)
+        self.mel = LogMel(spec) if mode == "excitation" else None
+        self.mel_scale = mel_scale
+
+    @property
+    def channels(self) -> int:
+        """Channels of the features."""
+        return 2 if self.mode == "contour" else self.spec.n_mels + 1
 
     @torch.no_grad()
-    def forward(self, wave: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:  # noqa: D102
+    def track(self, wave: torch.Tensor, lengths: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """F0 ``(B, T)`` of waves ``(B, samples)`` (0 past the sample ``lengths``) and the frame lengths."""
+        f0 = self.tracker(wave)
         frames = None if lengths is None else 1 + lengths // self.tracker.hop_length
-        return normalised_log_f0(self.tracker(wave), frames)
+        return torch.where(_voiced(f0, frames), f0, torch.zeros_like(f0)), frames
+
+    @torch.no_grad()
+    def forward(self, f0: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """Features ``(B, T, channels)`` of F0 tracks ``(B, T)`` (valid frame ``lengths``)."""
+        if self.mode == "contour":
+            return normalised_log_f0(f0, lengths)
+        exc = harmonic_excitation(f0, hop_length=self.spec.hop_length, sample_rate=self.spec.sample_rate)
+        # silence after the end: a track of a few frames still gets one log-mel frame per F0 frame
+        exc = F.pad(exc, (0, max(0, self.spec.n_fft // 2 + 1 - exc.shape[1])))
+        mel = self.mel(exc)[:, : f0.shape[1]]
+        if self.mel_scale is not None:
+            mel = self.mel_scale(mel)
+        return torch.cat([mel, (f0 > 0).to(mel.dtype)[..., None]], dim=-1)

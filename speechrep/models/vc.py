@@ -38,7 +38,7 @@ from torch import nn
 
 from speechrep.errors import ConfigError, SpeechrepError
 from speechrep.models.bottlenecks import BottleneckConfig, build_bottleneck
-from speechrep.models.pitch import PitchFeatures
+from speechrep.models.pitch import PitchFeatures, convert_f0, log_f0_stats
 from speechrep.models.speaker import TDNNSpeakerEncoder, check_speaker_labels, frame_mask
 from speechrep.objectives.mi import frozen_call
 from speechrep.train.registry import register_model
@@ -120,10 +120,15 @@ class VCConfig:
         of the result, plus the distance between the content codes of the result and of the
         source, are added. They train the decoder to impose the target voice even where the
         content code still carries some of the source's. Needs ``speaker_encoder: tdnn``.
-    pitch : the decoder also reads the source's log F0, standardised over the voiced frames
-        of the utterance, and its voicing (:mod:`speechrep.models.pitch`; Qian et al., 2020):
-        the contour comes from the source, the pitch level and range from the speaker code,
-        and the content code need not carry intonation. Conversion then needs the source wave.
+    pitch : what the decoder reads of the source's F0 (:mod:`speechrep.models.pitch`), besides
+        the content code. ``none``; ``contour``: log F0 standardised over the voiced frames of
+        the utterance, and voicing (Qian et al., 2020; the pitch level and range must come
+        from the speaker code); ``excitation``: the log-mel of a pulse train at the F0 track,
+        and voicing, so that the decoder is told where the harmonics fall and learns the
+        envelope around them (source-filter). In training the track is the crop's own; in
+        conversion, the source's track mapped to the target's log-F0 mean and standard
+        deviation. Conversion then needs the source wave (and, for ``excitation``, the
+        target's F0 statistics: :meth:`VoiceConversionModel.pitch_stats`).
     """
 
     channels: int = 256
@@ -136,7 +141,7 @@ class VCConfig:
     min_speaker_frames: int = 30
     content_downsample: int = 1
     conversion_weight: float = 0.0
-    pitch: bool = False
+    pitch: Literal["none", "contour", "excitation"] = "none"
 
 
 def pool_time(x: torch.Tensor, factor: int) -> torch.Tensor:
@@ -330,8 +335,10 @@ class VoiceConversionModel(nn.Module):
                                   field="model.args.bottleneck.estimator")
             self.quantizer = build_bottleneck(cfg.bottleneck, cfg.content_dim)
             code_dim = self.quantizer.output_dim
-        self.pitch = PitchFeatures(sample_rate=spec.sample_rate, hop_length=spec.hop_length) if cfg.pitch else None
-        self.decoder = AdaINDecoder(spec.n_mels, cfg, in_dim=code_dim + (2 if cfg.pitch else 0))
+        if cfg.pitch not in ("none", "contour", "excitation"):
+            raise ConfigError(f"unknown pitch input {cfg.pitch!r} (none, contour, excitation)", field="model.args.pitch")
+        self.pitch = None if cfg.pitch == "none" else PitchFeatures(cfg.pitch, spec=spec, mel_scale=normalise_mel)
+        self.decoder = AdaINDecoder(spec.n_mels, cfg, in_dim=code_dim + (0 if self.pitch is None else self.pitch.channels))
 
     # -- the conversion interface --------------------------------------------------------
     @property
@@ -385,9 +392,26 @@ class VoiceConversionModel(nn.Module):
             raise SpeechrepError(f"a {self.family} model has no discrete units", field="model.name")
         return self.quantizer(self._content(normalise_mel(mel))).indices
 
-    def pitch_features(self, wave: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor | None:
-        """Decoder pitch input ``(B, frames, 2)`` of waves ``(B, samples)``; None when ``pitch`` is off."""
-        return None if self.pitch is None else self.pitch(wave, lengths)
+    def pitch_stats(self, wave: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor | None:
+        """Log-F0 mean and standard deviation ``(B, 2)`` of waves ``(B, samples)``; None without pitch input."""
+        if self.pitch is None:
+            return None
+        return log_f0_stats(*self.pitch.track(wave, lengths))
+
+    def pitch_features(
+        self, wave: torch.Tensor, lengths: torch.Tensor | None = None, *, target: torch.Tensor | None = None
+    ) -> torch.Tensor | None:
+        """Decoder pitch input ``(B, frames, C)`` of source waves ``(B, samples)``; None without pitch input.
+
+        ``target``: :meth:`pitch_stats` of the target voice, to which an ``excitation``
+        model maps the source's F0 (required there for conversion; ignored by ``contour``).
+        """
+        if self.pitch is None:
+            return None
+        f0, frames = self.pitch.track(wave, lengths)
+        if target is not None and self.pitch.mode == "excitation":
+            f0 = convert_f0(f0, target.to(f0.dtype), frames)
+        return self.pitch(f0, frames)
 
     def _decoder_input(self, content: torch.Tensor, frames: int, pitch: torch.Tensor | None) -> torch.Tensor:
         """Content codes ``(B, T', D)`` repeated to ``frames``, with the pitch channels when used."""
@@ -397,7 +421,8 @@ class VoiceConversionModel(nn.Module):
         if pitch is None or pitch.shape[:2] != code.shape[:2]:
             got = None if pitch is None else tuple(pitch.shape)
             raise SpeechrepError(f"this model's decoder reads the source pitch (model.args.pitch): expected "
-                                 f"({code.shape[0]}, {frames}, 2) from pitch_features(source wave), got {got}",
+                                 f"({code.shape[0]}, {frames}, {self.pitch.channels}) from pitch_features(source wave), "
+                                 f"got {got}",
                                  field="pitch")
         return torch.cat([code, pitch.to(code.dtype)], dim=-1)
 
