@@ -5,7 +5,7 @@ import torch
 
 import speechrep.models.vqcpc  # noqa: F401  registers vqcpc
 from speechrep.errors import ConfigError
-from speechrep.models.vqcpc import conv_frame_offset
+from speechrep.models.vqcpc import conv_frame_offset, standardize_time
 from speechrep.train.registry import build_model
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
@@ -52,3 +52,32 @@ def test_vqcpc_bad_configs():
         build_model("vqcpc", {**ARGS, "bottleneck": {"kind": "onehot", "code_dim": 16}})
     with pytest.raises(ConfigError, match="codebook size must be >= 2"):
         build_model("vqcpc", {**ARGS, "bottleneck": {"kind": "vq", "num_codes": 1, "code_dim": 16}})
+
+
+def test_standardize_time_uses_the_valid_frames_only():
+    z = torch.randn(2, 9, 3)
+    out = standardize_time(z, torch.tensor([9, 5]))
+    torch.testing.assert_close(out[1, :5], standardize_time(z[1:, :5])[0])
+    torch.testing.assert_close(out[0], standardize_time(z[:1])[0])
+    torch.testing.assert_close(out[0].mean(0), torch.zeros(3), atol=1e-5, rtol=0)
+    torch.testing.assert_close(out[0].std(0, unbiased=False), torch.ones(3), atol=1e-3, rtol=0)
+
+
+@pytest.mark.parametrize("code_norm", [False, True])
+def test_code_norm_makes_units_blind_to_per_utterance_channel_offsets_and_scales(code_norm):
+    torch.manual_seed(0)
+    model, _ = build_model("vqcpc", {**ARGS, "code_norm": code_norm})
+    model.eval()
+    z = torch.randn(1, 40, 16)
+    moved = z * (1 + torch.rand(16)) + 2 * torch.randn(16)  # another "voice": channel gains and offsets
+    same = torch.equal(model.bottleneck.quantize(z).indices, model.bottleneck.quantize(moved).indices)
+    assert same == code_norm
+    # training and units() both see the normalised codes
+    batch = {"wave": 0.1 * torch.randn(2, 3200), "speaker": torch.tensor([0, 1])}
+    model.train()
+    assert torch.isfinite(model(batch)["loss"])
+    model.eval()
+    units, lengths = model.units(batch)
+    assert lengths.tolist() == [20, 20]  # no lengths in the batch: every frame is valid
+    expected = model.bottleneck.quantize(model.encoder(batch["wave"])).indices
+    assert torch.equal(units, expected)

@@ -18,9 +18,10 @@ from speechrep.config import dataclass, field
 from speechrep.errors import ConfigError
 from speechrep.models.bottlenecks import Bottleneck, BottleneckConfig, build_bottleneck
 from speechrep.models.cpc import CPC, CPCConfig
+from speechrep.models.speaker import frame_mask
 from speechrep.train.registry import register_model
 
-__all__ = ["VQCPCConfig", "CPCBottleneck", "VQCPC", "build_vqcpc", "conv_frame_offset"]
+__all__ = ["VQCPCConfig", "CPCBottleneck", "VQCPC", "build_vqcpc", "conv_frame_offset", "standardize_time"]
 
 
 @dataclass
@@ -28,6 +29,10 @@ class VQCPCConfig(CPCConfig):
     """``model.args`` of ``name: vqcpc``: CPC's keys plus the bottleneck."""
 
     bottleneck: BottleneckConfig = field(default_factory=lambda: BottleneckConfig(kind="vq", code_dim=256))
+    #: standardise each encoder channel over the frames of the utterance (the crop, in
+    #: training) before quantisation: per-utterance offsets and scales, where much of the
+    #: speaker lives, do not reach the codebook
+    code_norm: bool = False
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -44,20 +49,31 @@ class VQCPCConfig(CPCConfig):
 
 
 class CPCBottleneck(nn.Module):
-    """Adapter from a :class:`Bottleneck` to CPC's hook ``z -> (z, extra)``."""
+    """Adapter from a :class:`Bottleneck` to CPC's hook ``z -> (z, extra)``.
 
-    def __init__(self, quantizer: Bottleneck):
+    With ``normalize``, each channel of ``z`` is standardised over the valid frames of its
+    utterance before quantisation.
+    """
+
+    def __init__(self, quantizer: Bottleneck, *, normalize: bool = False):
         super().__init__()
         self.quantizer = quantizer
+        self.normalize = normalize
 
     @property
     def num_codes(self) -> int:
         """Size of the unit inventory."""
         return self.quantizer.num_codes
 
+    def quantize(self, z: torch.Tensor, lengths: torch.Tensor | None = None):
+        """Bottleneck output of encoder frames ``(B, T, D)`` (``lengths``: valid frames)."""
+        if self.normalize:
+            z = standardize_time(z, lengths)
+        return self.quantizer(z)
+
     def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """(B, T, D) -> quantized (B, T, D) and ``{"loss", "vq/<stat>"...}`` 0-dim tensors."""
-        out = self.quantizer(z)
+        out = self.quantize(z)
         extra = {f"vq/{k}": v.detach().float() for k, v in out.stats.items()}
         extra["loss"] = out.loss.float()
         return out.quantized, extra
@@ -65,6 +81,19 @@ class CPCBottleneck(nn.Module):
     def on_step_end(self, step: int) -> None:
         """Dead-code restarts / temperature schedules of the quantizer."""
         self.quantizer.on_step_end(step)
+
+
+def standardize_time(z: torch.Tensor, lengths: torch.Tensor | None = None, eps: float = 1e-5) -> torch.Tensor:
+    """Each channel of ``z`` ``(B, T, D)`` minus its mean over the first ``lengths`` frames, over their standard deviation."""
+    mask = frame_mask(lengths, z.shape[1], device=z.device)
+    if mask is None:
+        mean = z.mean(1, keepdim=True)
+        var = z.var(1, unbiased=False, keepdim=True)
+    else:
+        count = mask.sum(1, keepdim=True).clamp(min=1.0)
+        mean = (z * mask).sum(1, keepdim=True) / count
+        var = ((z - mean).square() * mask).sum(1, keepdim=True) / count
+    return (z - mean) / torch.sqrt(var + eps)
 
 
 def conv_frame_offset(module: nn.Module) -> float:
@@ -85,7 +114,8 @@ class VQCPC(CPC):
     """CPC whose encoder output is vector-quantized (see the module docstring)."""
 
     def __init__(self, cfg: VQCPCConfig, *, input_dim: int | None = None):
-        super().__init__(cfg, input_dim=input_dim, bottleneck=CPCBottleneck(build_bottleneck(cfg.bottleneck, cfg.dim)))
+        quantizer = build_bottleneck(cfg.bottleneck, cfg.dim)
+        super().__init__(cfg, input_dim=input_dim, bottleneck=CPCBottleneck(quantizer, normalize=cfg.code_norm))
         steps = conv_frame_offset(self.encoder)
         # waveform: samples -> seconds (absolute); features: relative to feature frame 0
         step_seconds = 1.0 / cfg.sample_rate if input_dim is None else cfg.feat_frame_shift
@@ -96,12 +126,12 @@ class VQCPC(CPC):
     def units(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """Codebook index of every encoder frame: (B, T') int64 and valid lengths (B,)."""
         z = self.encoder(self._input(batch))
-        out = self.bottleneck.quantizer(z)
-        lengths = batch.get("lengths")
+        lengths = batch.get("lengths")  # input steps (samples or feature frames)
         if lengths is None:
             lengths = torch.full((z.shape[0],), z.shape[1], dtype=torch.int64, device=z.device)
-        lengths = torch.div(lengths.to(z.device), self._hop, rounding_mode="floor").clamp(max=z.shape[1])
-        return out.indices, lengths
+        else:
+            lengths = torch.div(lengths.to(z.device), self._hop, rounding_mode="floor").clamp(max=z.shape[1])
+        return self.bottleneck.quantize(z, lengths).indices, lengths
 
 
 @register_model("vqcpc", config=VQCPCConfig)
