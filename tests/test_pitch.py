@@ -80,19 +80,19 @@ def test_tracker_rejects_bad_shapes_and_ranges():
 def test_normalised_log_f0_hand_example():
     f0 = torch.tensor([[0.0, 100.0, 200.0, 0.0, 400.0], [100.0, 0.0, 0.0, 0.0, 0.0]])
     out = normalised_log_f0(f0, torch.tensor([5, 5]))
-    logs = torch.log(torch.tensor([100.0, 200.0, 400.0]))
-    z = (logs - logs.mean()) / logs.std(unbiased=False)
+    # median log 200, median absolute deviation log 2
+    z = torch.tensor([-1.0, 0.0, 1.0]) / 1.4826
     torch.testing.assert_close(out[0, [1, 2, 4], 0], z)
     assert out[0, [0, 3], 0].abs().sum() == 0
     torch.testing.assert_close(out[0, :, 1], torch.tensor([0.0, 1, 1, 0, 1]))
     # one voiced frame: no contour, voicing kept
     torch.testing.assert_close(out[1, :, 0], torch.zeros(5))
     torch.testing.assert_close(out[1, :, 1], torch.tensor([1.0, 0, 0, 0, 0]))
-    # frames past the length are ignored: statistics of the first three frames only
-    short = normalised_log_f0(f0[:1], torch.tensor([3]))
-    two = torch.log(torch.tensor([100.0, 200.0]))
-    torch.testing.assert_close(short[0, 1:3, 0], (two - two.mean()) / two.std(unbiased=False))
-    assert short[0, 3:].abs().sum() == 0
+    # frames past the length are ignored: statistics of the first four frames only
+    short = normalised_log_f0(torch.tensor([[100.0, 200.0, 400.0, 800.0, 5000.0]]), torch.tensor([4]))
+    # lower median log 200, deviations (log 2, 0, log 2, 2 log 2) -> lower median log 2
+    torch.testing.assert_close(short[0, :4, 0], torch.tensor([-1.0, 0.0, 1.0, 2.0]) / 1.4826)
+    assert short[0, 4:].abs().sum() == 0
     # the same contour an octave higher gives the same features: the level is removed
     torch.testing.assert_close(normalised_log_f0(2 * f0), normalised_log_f0(f0))
 
@@ -114,16 +114,20 @@ def test_pitch_features_shape_follows_sample_lengths():
 
 
 def test_log_f0_stats_and_convert_f0():
-    f0 = torch.tensor([[0.0, 100.0, 200.0, 400.0, 0.0]])
+    f0 = torch.tensor([[0.0, 100.0, 200.0, 400.0, 0.0], [0.0] * 5])
     stats = log_f0_stats(f0)
-    logs = torch.log(torch.tensor([100.0, 200.0, 400.0]))
-    torch.testing.assert_close(stats[0], torch.stack([logs.mean(), logs.std(unbiased=False)]))
+    torch.testing.assert_close(stats[0], torch.tensor([math.log(200.0), 1.4826 * math.log(2.0)]))
+    torch.testing.assert_close(stats[1], torch.tensor([0.0, 0.05]))  # nothing voiced
+    # a tracker's octave errors barely move the statistics: one frame of ten at twice the F0
+    steady = torch.tensor([[120.0, 121, 119, 122, 118, 120, 240, 121, 119, 120]])
+    robust = log_f0_stats(steady)
+    assert abs(float(robust[0, 0]) - math.log(120.0)) < 0.01 and float(robust[0, 1]) < 0.06
     # mapped to a voice one octave lower with half the spread
-    target = torch.tensor([[float(logs.mean() - math.log(2)), float(logs.std(unbiased=False) / 2)]])
-    out = convert_f0(f0, target)
-    torch.testing.assert_close(out[0, 1:4], torch.tensor([100.0, 200.0, 400.0]) / 2 * torch.tensor([2 ** 0.5, 1.0, 2 ** -0.5]))
+    target = torch.tensor([[math.log(100.0), 0.5 * 1.4826 * math.log(2.0)]])
+    out = convert_f0(f0[:1], target)
+    torch.testing.assert_close(out[0, 1:4], torch.tensor([100.0 / 2 ** 0.5, 100.0, 100.0 * 2 ** 0.5]))
     assert out[0, 0] == 0 and out[0, 4] == 0
-    torch.testing.assert_close(convert_f0(f0, stats), f0)  # its own statistics: unchanged
+    torch.testing.assert_close(convert_f0(f0[:1], stats[:1]), f0[:1])  # its own statistics: unchanged
 
 
 def test_harmonic_excitation_is_a_pulse_train_at_f0():

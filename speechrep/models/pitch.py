@@ -107,23 +107,27 @@ def _voiced(f0: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
 
 
 def log_f0_stats(f0: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
-    """Mean and standard deviation of log F0 over the voiced frames: ``(B, T)`` Hz -> ``(B, 2)``.
+    """Location and spread of log F0 over the voiced frames: ``(B, T)`` Hz -> ``(B, 2)``.
 
-    The standard deviation is floored at 0.05 (about a semitone), so that a monotone voice
-    keeps a flat contour; an utterance without voiced frames gets mean 0.
+    Median and 1.4826 x the median absolute deviation (the standard deviation of a normal
+    distribution, but not dragged by the octave errors of a tracker). The spread is floored
+    at 0.05 (about a semitone), so that a monotone voice keeps a flat contour; an utterance
+    without voiced frames gets location 0.
     """
-    v = _voiced(f0, lengths).to(f0.dtype)
-    logf = torch.log(f0.clamp(min=1.0)) * v
-    count = v.sum(1).clamp(min=1.0)
-    mean = logf.sum(1) / count
-    var = ((logf - mean[:, None]) * v).square().sum(1) / count
-    return torch.stack([mean, var.sqrt().clamp(min=0.05)], dim=-1)
+    voiced = _voiced(f0, lengths)
+    logf = torch.where(voiced, torch.log(f0.clamp(min=1.0)), torch.full_like(f0, float("nan")))
+    centre = torch.nanmedian(logf, dim=1).values
+    spread = 1.4826 * torch.nanmedian((logf - centre[:, None]).abs(), dim=1).values
+    none = ~voiced.any(1)
+    centre = torch.where(none, torch.zeros_like(centre), centre)
+    spread = torch.where(none, torch.zeros_like(spread), spread)
+    return torch.stack([centre, spread.clamp(min=0.05)], dim=-1)
 
 
 def normalised_log_f0(f0: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
     """Per-utterance standardised log F0 and voicing: ``(B, T)`` Hz -> ``(B, T, 2)``.
 
-    Channel 0 is ``(log f0 - mean) / std`` with the :func:`log_f0_stats` of the voiced
+    Channel 0 is ``(log f0 - m) / s`` with the :func:`log_f0_stats` ``m, s`` of the voiced
     frames among the first ``lengths`` of each utterance (0 where unvoiced); channel 1 is 1
     where voiced. An utterance with fewer than two voiced frames gets zeros in channel 0.
     """
@@ -138,7 +142,7 @@ def normalised_log_f0(f0: torch.Tensor, lengths: torch.Tensor | None = None) -> 
 def convert_f0(f0: torch.Tensor, target: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
     """Map each utterance's log F0 to a target voice's statistics; unvoiced frames stay 0.
 
-    ``f0`` ``(B, T)`` Hz, ``target`` ``(B, 2)`` log-F0 mean and standard deviation
+    ``f0`` ``(B, T)`` Hz, ``target`` ``(B, 2)`` log-F0 location and spread
     (:func:`log_f0_stats` of the target's speech): ``log f0' = (log f0 - m) / s * s_t + m_t``
     with the source's own ``m, s`` (the classic linear transform of voice conversion).
     """

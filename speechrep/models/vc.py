@@ -126,9 +126,9 @@ class VCConfig:
         from the speaker code); ``excitation``: the log-mel of a pulse train at the F0 track,
         and voicing, so that the decoder is told where the harmonics fall and learns the
         envelope around them (source-filter). In training the track is the crop's own; in
-        conversion, the source's track mapped to the target's log-F0 mean and standard
-        deviation. Conversion then needs the source wave (and, for ``excitation``, the
-        target's F0 statistics: :meth:`VoiceConversionModel.pitch_stats`).
+        conversion, the source's track mapped to the target's log-F0 median and spread
+        (median absolute deviation). Conversion then needs the source wave (and, for
+        ``excitation``, the target's F0 statistics: :meth:`VoiceConversionModel.pitch_stats`).
     """
 
     channels: int = 256
@@ -393,7 +393,7 @@ class VoiceConversionModel(nn.Module):
         return self.quantizer(self._content(normalise_mel(mel))).indices
 
     def pitch_stats(self, wave: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor | None:
-        """Log-F0 mean and standard deviation ``(B, 2)`` of waves ``(B, samples)``; None without pitch input."""
+        """Log-F0 median and spread ``(B, 2)`` (:func:`~speechrep.models.pitch.log_f0_stats`) of waves ``(B, samples)``; None without pitch input."""
         if self.pitch is None:
             return None
         return log_f0_stats(*self.pitch.track(wave, lengths))
