@@ -234,6 +234,8 @@ def test_pitch_input_feeds_the_source_f0_to_the_decoder(mode, channels):
         model.convert(mel[:1], spk[1:2])
     with pytest.raises(SpeechrepError, match="source pitch"):
         model.convert(mel[:1], spk[1:2], pitch=pitch[:1, :-1])
+    with pytest.raises(SpeechrepError, match="source pitch"):  # the other mode's channels
+        model.convert(mel[:1], spk[1:2], pitch=torch.zeros(1, mel.shape[1], 83 - channels))
     stats = model.pitch_stats(batch["wave"])
     assert stats.shape == (4, 2)
     # the target's statistics move an excitation model's F0; a contour model ignores them

@@ -8,20 +8,23 @@ refined by parabolic interpolation. Frames without such a minimum, or too quiet,
 unvoiced. It runs inside a model's forward pass on training crops, where a numpy
 tracker per utterance would stall the loop; the evaluation's F0 metrics use pYIN.
 
-:class:`PitchFeatures` turns the track into the two decoder inputs of a voice-conversion
-model: log F0 normalised over the voiced frames of each utterance (so that the contour,
-not the voice's pitch level or range, is passed on) and the voicing flag.
+:class:`PitchFeatures` turns a track into the pitch input of a voice-conversion decoder:
+the contour (log F0 standardised over the voiced frames of each utterance, without the
+voice's level and range) or the log-mel of a pulse train at the F0 (where the harmonics
+fall), each with the voicing flag.
 """
 
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from speechrep.models.speaker import frame_mask
+from speechrep.vocoder.mel import LogMel, MelSpec
 
 __all__ = ["PitchTracker", "PitchFeatures", "normalised_log_f0", "log_f0_stats", "convert_f0", "harmonic_excitation"]
 
@@ -184,10 +187,9 @@ class PitchFeatures(nn.Module):
     flag, ``(B, T, n_mels + 1)``: where the harmonics of the voice fall, explicitly.
     """
 
-    def __init__(self, mode: str, *, spec, mel_scale=None):
+    def __init__(self, mode: str, *, spec: MelSpec,
+                 mel_scale: Callable[[torch.Tensor], torch.Tensor] | None = None):
         super().__init__()
-        from speechrep.vocoder.mel import LogMel
-
         if mode not in ("contour", "excitation"):
             raise ValueError(f"unknown pitch mode {mode!r} (contour, excitation)")
         self.mode = mode

@@ -30,6 +30,7 @@ __all__ = [
     "SpeakerVerifier",
     "build_speaker_verifier",
     "frame_mask",
+    "masked_mean_var",
     "check_speaker_labels",
 ]
 
@@ -43,6 +44,19 @@ def frame_mask(lengths: torch.Tensor | None, num_frames: int, *, device: torch.d
         return None
     steps = torch.arange(num_frames, device=device)
     return (steps[None, :] < lengths.to(device)[:, None]).float().unsqueeze(-1)
+
+
+def masked_mean_var(x: torch.Tensor, lengths: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and (biased) variance over time of ``x`` ``(B, T, D)``, counting the first ``lengths`` frames.
+
+    Returns two ``(B, 1, D)`` tensors.
+    """
+    mask = frame_mask(lengths, x.shape[1], device=x.device)
+    if mask is None:
+        return x.mean(1, keepdim=True), x.var(1, unbiased=False, keepdim=True)
+    n = mask.sum(1, keepdim=True).clamp(min=1.0)  # (B, 1, 1)
+    mean = (x * mask).sum(1, keepdim=True) / n
+    return mean, ((x - mean).square() * mask).sum(1, keepdim=True) / n
 
 
 def check_speaker_labels(speaker: torch.Tensor, num_speakers: int) -> None:
@@ -84,14 +98,8 @@ class TDNNSpeakerEncoder(nn.Module):
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         h = self.frames(x.transpose(1, 2)).transpose(1, 2)  # (B, T, C)
-        mask = frame_mask(lengths, h.shape[1], device=h.device)
-        if mask is None:
-            mean, var = h.mean(1), h.var(1, unbiased=False)
-        else:
-            n = mask.sum(1).clamp(min=1.0)  # (B, 1)
-            mean = (h * mask).sum(1) / n
-            var = ((h - mean[:, None]) ** 2 * mask).sum(1) / n
-        stats = torch.cat([mean, torch.sqrt(var + 1e-5)], dim=-1)  # (B, 2C)
+        mean, var = masked_mean_var(h, lengths)
+        stats = torch.cat([mean[:, 0], torch.sqrt(var[:, 0] + 1e-5)], dim=-1)  # (B, 2C)
         return self.embed(stats)
 
 

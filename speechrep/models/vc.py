@@ -418,12 +418,11 @@ class VoiceConversionModel(nn.Module):
         code = repeat_time(content, self.cfg.content_downsample, frames)
         if self.pitch is None:
             return code
-        if pitch is None or pitch.shape[:2] != code.shape[:2]:
+        expected = (code.shape[0], frames, self.pitch.channels)
+        if pitch is None or tuple(pitch.shape) != expected:
             got = None if pitch is None else tuple(pitch.shape)
-            raise SpeechrepError(f"this model's decoder reads the source pitch (model.args.pitch): expected "
-                                 f"({code.shape[0]}, {frames}, {self.pitch.channels}) from pitch_features(source wave), "
-                                 f"got {got}",
-                                 field="pitch")
+            raise SpeechrepError(f"this model's decoder reads the source pitch (model.args.pitch): expected {expected} "
+                                 f"from pitch_features(source wave), got {got}", field="pitch")
         return torch.cat([code, pitch.to(code.dtype)], dim=-1)
 
     def convert(self, source_mel: torch.Tensor, speaker: torch.Tensor, *, pitch: torch.Tensor | None = None) -> torch.Tensor:

@@ -18,7 +18,7 @@ from speechrep.config import dataclass, field
 from speechrep.errors import ConfigError
 from speechrep.models.bottlenecks import Bottleneck, BottleneckConfig, build_bottleneck
 from speechrep.models.cpc import CPC, CPCConfig
-from speechrep.models.speaker import frame_mask
+from speechrep.models.speaker import masked_mean_var
 from speechrep.train.registry import register_model
 
 __all__ = ["VQCPCConfig", "CPCBottleneck", "VQCPC", "build_vqcpc", "conv_frame_offset", "standardize_time"]
@@ -85,14 +85,7 @@ class CPCBottleneck(nn.Module):
 
 def standardize_time(z: torch.Tensor, lengths: torch.Tensor | None = None, eps: float = 1e-5) -> torch.Tensor:
     """Each channel of ``z`` ``(B, T, D)`` minus its mean over the first ``lengths`` frames, over their standard deviation."""
-    mask = frame_mask(lengths, z.shape[1], device=z.device)
-    if mask is None:
-        mean = z.mean(1, keepdim=True)
-        var = z.var(1, unbiased=False, keepdim=True)
-    else:
-        count = mask.sum(1, keepdim=True).clamp(min=1.0)
-        mean = (z * mask).sum(1, keepdim=True) / count
-        var = ((z - mean).square() * mask).sum(1, keepdim=True) / count
+    mean, var = masked_mean_var(z, lengths)
     return (z - mean) / torch.sqrt(var + eps)
 
 
