@@ -69,6 +69,24 @@ def test_feature_encoder_keeps_frame_rate():
     assert FeatureEncoder(20, 8, num_layers=2)(torch.randn(3, 17, 20)).shape == (3, 17, 8)
 
 
+def test_feature_encoder_stride_two_halves_the_frame_rate_and_moves_the_centres():
+    enc = FeatureEncoder(20, 8, num_layers=2, frame_shift=0.01, frame_offset=0.0125, stride=2)
+    assert enc(torch.randn(3, 17, 20)).shape == (3, 8, 8)
+    assert enc.frame_shift == pytest.approx(0.02) and enc.frame_offset == pytest.approx(0.0175)
+    # first layer: output frame j reads input frames 2j-1 .. 2j+2, so an impulse at input
+    # frame 10 reaches frames 4 and 5; the kernel-3 second layer spreads that by one frame
+    torch.manual_seed(0)
+    enc = FeatureEncoder(1, 4, num_layers=2, stride=2).double()
+    enc.input_norm = torch.nn.Identity()
+    base = torch.zeros(1, 24, 1, dtype=torch.float64)
+    bump = base.clone()
+    bump[0, 10, 0] = 1.0
+    changed = (enc(bump) - enc(base)).abs().sum(-1)[0] > 0
+    assert changed.nonzero().flatten().tolist() == [3, 4, 5, 6]
+    with pytest.raises(ValueError, match="stride"):
+        FeatureEncoder(20, 8, stride=3)
+
+
 def test_frequency_warp_stretches_each_sequence_by_one_factor_in_training_only():
     torch.manual_seed(0)
     ramp = torch.arange(20.0).expand(4, 7, 20)  # bin f holds f

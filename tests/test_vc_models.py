@@ -251,3 +251,49 @@ def test_model_without_pitch_input_needs_none():
     assert plain.decoder.conv_in.in_channels == TINY["content_dim"]
     with pytest.raises(ConfigError, match="pitch"):
         VoiceConversionModel("vc_adain", VCAdaINConfig(**TINY, pitch=True))
+
+
+def test_speaker_classifier_makes_the_speaker_code_discriminative_and_judges_conversions():
+    torch.manual_seed(0)
+    cfg = VCAdaINConfig(**TINY, speaker_class_weight=1.0, conversion_weight=1.0)
+    model = VoiceConversionModel("vc_adain", cfg)
+    assert model.speaker_head.out_features == TINY["num_speakers"]
+    batch = _batch()
+    losses, out = _train(model, batch, steps=20)
+    assert {"spk/ce", "spk/acc", "conv/speaker_ce"} <= set(out)
+    assert out["spk/acc"] == 1.0 and out["spk/ce"] < 0.3  # two spectral tilts told apart
+    # the classifier term of the conversion loss reaches the decoder only, and is the
+    # frozen classifier's cross-entropy for the labels given
+    model.zero_grad()
+    code, content, spk = torch.randn(4, 21, 4, requires_grad=True), torch.randn(4, 21, 4), torch.randn(4, 8)
+    logs: dict = {}
+    model._conversion_losses(code, content, spk, None, logs, torch.tensor([1, 0, 1, 0])).backward()
+    assert model.decoder.conv_out.weight.grad.abs().sum() > 0
+    assert model.speaker_head.weight.grad is None
+    assert all(p.grad is None for p in model.speaker_encoder.parameters())
+    with torch.no_grad():
+        converted = model.decoder(code, spk.roll(1, dims=0))
+        expected = torch.nn.functional.cross_entropy(model.speaker_head(model.speaker_encoder(converted)), torch.tensor([1, 0, 1, 0]))
+    torch.testing.assert_close(logs["conv/speaker_ce"], expected)
+    # off by default: no head, no term
+    plain = VoiceConversionModel("vc_adain", VCAdaINConfig(**TINY))
+    assert plain.speaker_head is None and "spk/ce" not in plain(batch)
+    with pytest.raises(ConfigError, match="speaker_class_weight"):
+        VoiceConversionModel("vc_adain", VCAdaINConfig(**{**TINY, "speaker_encoder": "table"}, speaker_class_weight=1.0))
+    with pytest.raises(ConfigError, match="num_speakers"):
+        VoiceConversionModel("vc_adain", VCAdaINConfig(**{**TINY, "num_speakers": 0}, speaker_class_weight=1.0))
+
+
+def test_training_conversions_read_the_source_f0_mapped_to_the_other_utterance(monkeypatch):
+    torch.manual_seed(0)
+    model = VoiceConversionModel("vc_adain", VCAdaINConfig(**TINY, pitch="excitation", conversion_weight=1.0))
+    batch = _voiced_batch()
+    seen = []
+    monkeypatch.setattr(model, "_conversion_losses", lambda inp, *a, **k: seen.append(inp) or inp.sum() * 0)
+    model(batch)
+    f0, frames = model.pitch.track(batch["wave"], batch["lengths"])
+    stats = model.pitch_stats(batch["wave"], batch["lengths"])
+    mapped = model.pitch_features(batch["wave"], batch["lengths"], target=stats.roll(1, dims=0))
+    own = model.pitch_features(batch["wave"], batch["lengths"])
+    assert not torch.equal(mapped, own)
+    torch.testing.assert_close(seen[0][..., TINY["content_dim"]:], mapped)

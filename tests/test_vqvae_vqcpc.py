@@ -40,6 +40,20 @@ def test_vqcpc_trains_through_the_quantizer_and_gives_units():
     assert model.frame_shift == pytest.approx(0.01) and model.frame_offset == pytest.approx(79 / 16000)
 
 
+def test_vqcpc_on_features_with_stride_two_gives_20ms_units():
+    torch.manual_seed(0)
+    model, _ = build_model("vqcpc", {**ARGS, "feat_stride": 2}, input_dim=10)
+    batch = {"feats": torch.randn(2, 41, 10), "speaker": torch.tensor([0, 1]), "lengths": torch.tensor([41, 30])}
+    assert torch.isfinite(model(batch)["loss"])
+    model.eval()
+    units, lengths = model.units(batch)
+    assert units.shape == (2, 20) and lengths.tolist() == [20, 15]
+    # relative to feature frame 0: unit j is centred between feature frames 2j and 2j + 1
+    assert model.frame_shift == pytest.approx(0.02) and model.frame_offset == pytest.approx(0.005)
+    with pytest.raises(ConfigError, match="feat_stride"):
+        build_model("vqcpc", {**ARGS, "feat_stride": 4}, input_dim=10)
+
+
 def test_conv_frame_offset():
     stack = torch.nn.Sequential(torch.nn.Conv1d(1, 1, 3, padding=1), torch.nn.Conv1d(1, 1, 2, stride=2))
     assert conv_frame_offset(stack) == 0.5  # codes of 2 frames: centre between them

@@ -56,6 +56,7 @@ class CPCConfig:
     objective: Literal["infonce", "positive_only"] = "infonce"  #: positive_only: no negatives (collapses)
     feat_layers: int = 3  #: conv layers of the feature-input encoder
     feat_warp: float = 0.0  #: training-only random frequency stretch of feature input (FrequencyWarp)
+    feat_stride: int = 1  #: input frames per encoder frame for feature input: 1 or 2 (20 ms codes from 10 ms features)
     feat_frame_shift: float = 0.01  #: frame shift (s) of input features
     feat_frame_offset: float = 0.0125  #: centre (s) of the first input feature frame
     sample_rate: int = 16000  #: waveform rate
@@ -74,6 +75,8 @@ class CPCConfig:
             raise ConfigError(
                 f"dim {self.dim} is not divisible by predictor_heads {self.predictor_heads}", field="model.args.predictor_heads"
             )
+        if self.feat_stride not in (1, 2):
+            raise ConfigError(f"must be 1 or 2, got {self.feat_stride}", field="model.args.feat_stride")
         if not 0.0 <= self.feat_warp < 1.0:
             raise ConfigError(f"must be in [0, 1), got {self.feat_warp}", field="model.args.feat_warp")
         if self.context == "transformer" and self.context_dim % 4:
@@ -229,6 +232,7 @@ class CPC(nn.Module):
                 num_layers=cfg.feat_layers,
                 frame_shift=cfg.feat_frame_shift,
                 frame_offset=cfg.feat_frame_offset,
+                stride=cfg.feat_stride,
             )
         # speaker-changing augmentation of feature input; identity in eval mode
         self.augment = FrequencyWarp(cfg.feat_warp) if input_dim is not None and cfg.feat_warp > 0 else None

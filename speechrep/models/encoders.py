@@ -158,6 +158,10 @@ class WaveEncoder(nn.Module):
 class FeatureEncoder(nn.Module):
     """Convolutions (kernel 3, stride 1) over log-fbank frames.
 
+    With ``stride`` 2 the first convolution has kernel 4, stride 2 and padding 1: output
+    frame ``j`` is centred between input frames ``2j`` and ``2j + 1`` and the encoder
+    emits one frame per two input frames (20 ms codes from 10 ms features).
+
     Parameters
     ----------
     input_dim : feature dimension (e.g. 40 or 80 log-mel bins).
@@ -166,19 +170,36 @@ class FeatureEncoder(nn.Module):
     frame_shift : frame shift of the input features, in seconds.
     frame_offset : centre time of the first input frame, in seconds (0.0125 for Kaldi
         features with 25 ms windows and ``snip_edges``).
+    stride : 1 or 2, input frames per output frame.
     """
 
     def __init__(
-        self, input_dim: int, dim: int = 256, *, num_layers: int = 3, frame_shift: float = 0.01, frame_offset: float = 0.0125
+        self,
+        input_dim: int,
+        dim: int = 256,
+        *,
+        num_layers: int = 3,
+        frame_shift: float = 0.01,
+        frame_offset: float = 0.0125,
+        stride: int = 1,
     ):
         super().__init__()
+        if stride not in (1, 2):
+            raise ValueError(f"stride must be 1 or 2, got {stride}")
         self.dim = dim
-        self.frame_shift = frame_shift
-        self.frame_offset = frame_offset  # kernel-3 'same' convolutions keep frame centres
+        self.stride = stride
+        self.frame_shift = frame_shift * stride
+        # kernel-3 'same' convolutions keep frame centres; the kernel-4 stride-2 one moves
+        # them half an input frame later
+        self.frame_offset = frame_offset + (stride - 1) * frame_shift / 2
         # log energies carry corpus-dependent offsets: per-utterance mean and variance
         # normalisation of each bin over time (CMVN), which keeps the frame energy contour
         self.input_norm = nn.InstanceNorm1d(input_dim, eps=1e-5)
-        self.convs = _ConvStack(input_dim, dim, [3] * num_layers, [1] * num_layers, [1] * num_layers)
+        kernels = [3] * num_layers
+        strides = [1] * num_layers
+        if stride == 2:
+            kernels[0], strides[0] = 4, 2
+        self.convs = _ConvStack(input_dim, dim, kernels, strides, [1] * num_layers)
 
     def forward(self, feats: torch.Tensor) -> torch.Tensor:
         """(B, T, input_dim) features -> (B, T, dim) codes."""

@@ -120,6 +120,15 @@ class VCConfig:
         of the result, plus the distance between the content codes of the result and of the
         source, are added. They train the decoder to impose the target voice even where the
         content code still carries some of the source's. Needs ``speaker_encoder: tdnn``.
+        With a pitch input, the conversion reads the source's F0 mapped to the other
+        utterance's log-F0 statistics (``excitation``), as in conversion proper.
+    speaker_class_weight : weight of a speaker-classification loss (0: off): a linear layer
+        over the training speakers reads the speaker code and its cross-entropy trains the
+        speaker encoder to tell voices apart (a d-vector), not only to help reconstruction.
+        With ``conversion_weight`` the conversion's speaker term adds the cross-entropy of
+        this classifier, frozen, on the speaker code of the converted log-mel against the
+        other utterance's speaker: the decoder is trained to be recognised as the target
+        by a discriminative speaker model of its own. Needs ``speaker_encoder: tdnn``.
     pitch : what the decoder reads of the source's F0 (:mod:`speechrep.models.pitch`), besides
         the content code. ``none``; ``contour``: log F0 standardised over the voiced frames of
         the utterance, and voicing (Qian et al., 2020; the pitch level and range must come
@@ -141,6 +150,7 @@ class VCConfig:
     min_speaker_frames: int = 30
     content_downsample: int = 1
     conversion_weight: float = 0.0
+    speaker_class_weight: float = 0.0
     pitch: Literal["none", "contour", "excitation"] = "none"
 
 
@@ -305,12 +315,16 @@ class VoiceConversionModel(nn.Module):
         if cfg.conversion_weight < 0 or (cfg.conversion_weight > 0 and cfg.speaker_encoder != "tdnn"):
             raise ConfigError(f"conversion_weight must be >= 0 and needs speaker_encoder: tdnn, got "
                               f"{cfg.conversion_weight} with {cfg.speaker_encoder}", field="model.args.conversion_weight")
+        if cfg.speaker_class_weight < 0 or (cfg.speaker_class_weight > 0 and cfg.speaker_encoder != "tdnn"):
+            raise ConfigError(f"speaker_class_weight must be >= 0 and needs speaker_encoder: tdnn, got "
+                              f"{cfg.speaker_class_weight} with {cfg.speaker_encoder}", field="model.args.speaker_class_weight")
         if cfg.content_downsample < 1:
             raise ConfigError(f"content_downsample must be >= 1, got {cfg.content_downsample}",
                               field="model.args.content_downsample")
-        needs_speakers = cfg.speaker_encoder == "table" or family == "vc_adversarial"
+        needs_speakers = cfg.speaker_encoder == "table" or family == "vc_adversarial" or cfg.speaker_class_weight > 0
         if needs_speakers and cfg.num_speakers < 1:
-            raise ConfigError(f"{family} with speaker_encoder={cfg.speaker_encoder} needs num_speakers >= 1",
+            raise ConfigError(f"{family} with speaker_encoder={cfg.speaker_encoder} "
+                              f"(speaker_class_weight {cfg.speaker_class_weight}) needs num_speakers >= 1",
                               field="model.args.num_speakers")
         self.family = family
         self.cfg = cfg
@@ -324,6 +338,7 @@ class VoiceConversionModel(nn.Module):
             self.speaker_encoder = TDNNSpeakerEncoder(spec.n_mels, channels=cfg.channels, embedding_dim=cfg.speaker_dim)
         else:
             self.speaker_table = nn.Embedding(cfg.num_speakers, cfg.speaker_dim)
+        self.speaker_head = nn.Linear(cfg.speaker_dim, cfg.num_speakers) if cfg.speaker_class_weight > 0 else None
         self.classifier = None
         self.quantizer = None
         code_dim = cfg.content_dim
@@ -468,6 +483,13 @@ class VoiceConversionModel(nn.Module):
             speaker = self.speaker_table(batch["speaker"])
         else:
             speaker = self.speaker_encoder(x, lengths)
+        if self.speaker_head is not None:
+            check_speaker_labels(batch["speaker"], self.cfg.num_speakers)
+            spk_logits = self.speaker_head(speaker)
+            spk_ce = F.cross_entropy(spk_logits, batch["speaker"])
+            extra = extra + self.cfg.speaker_class_weight * spk_ce
+            out["spk/ce"] = spk_ce.detach()
+            out["spk/acc"] = (spk_logits.argmax(-1) == batch["speaker"]).float().mean()
         if self.classifier is not None:
             check_speaker_labels(batch["speaker"], self.cfg.num_speakers)
             logits = self.classifier(grad_reverse(content, self.cfg.adv_weight), code_lengths)
@@ -476,32 +498,47 @@ class VoiceConversionModel(nn.Module):
             extra = extra + self.cfg.adv_weight * adv
             out["adv/ce"] = adv.detach()
             out["adv/acc"] = (logits.argmax(-1) == batch["speaker"]).float().mean()
-        pitch = self.pitch_features(batch["wave"], batch.get("lengths"))
+        convert = self.cfg.conversion_weight > 0 and x.shape[0] > 1
+        pitch = conv_pitch = None
+        if self.pitch is not None:
+            f0, frames = self.pitch.track(batch["wave"], batch.get("lengths"))
+            pitch = self.pitch(f0, frames)
+            conv_pitch = pitch
+            if convert and self.pitch.mode == "excitation":  # the source's F0 at the next utterance's level and range
+                conv_pitch = self.pitch(convert_f0(f0, log_f0_stats(f0, frames).roll(1, dims=0), frames), frames)
         decoder_input = self._decoder_input(content, x.shape[1], pitch)
         recon = self.decoder(decoder_input, speaker)
         err = (recon - x).abs()
         rec = err.mean() if mask is None else (err * mask).sum() / (mask.sum() * x.shape[2]).clamp(min=1.0)
         out["loss/recon"] = rec.detach()
-        if self.cfg.conversion_weight > 0 and x.shape[0] > 1:
-            extra = extra + self.cfg.conversion_weight * self._conversion_losses(decoder_input, content, speaker, lengths, out)
+        if convert:
+            conv_input = self._decoder_input(content, x.shape[1], conv_pitch)
+            labels = batch["speaker"].roll(1, dims=0) if self.speaker_head is not None else None
+            extra = extra + self.cfg.conversion_weight * self._conversion_losses(conv_input, content, speaker, lengths, out, labels)
         out["loss"] = rec + extra
         return out
 
     def _conversion_losses(
         self, decoder_input: torch.Tensor, content: torch.Tensor, speaker: torch.Tensor, lengths: torch.Tensor | None,
-        out: dict[str, torch.Tensor],
+        out: dict[str, torch.Tensor], labels: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Speaker and content losses of each utterance converted to the next one's speaker code.
 
-        ``decoder_input`` (B, T, D) repeated content codes, ``content`` (B, T', D) the codes,
-        ``speaker`` (B, speaker_dim) codes. The targets are detached and the two encoders
-        judge the conversion with frozen weights: the losses train the decoder only, so the
-        encoders cannot satisfy them by learning to ignore what the decoder got wrong.
+        ``decoder_input`` (B, T, D) repeated content codes (with the pitch input for the
+        conversion), ``content`` (B, T', D) the codes, ``speaker`` (B, speaker_dim) codes,
+        ``labels`` (B,) the target speakers for the speaker classifier (None: no classifier
+        term). The targets are detached and the encoders and the classifier judge the
+        conversion with frozen weights: the losses train the decoder only, so the judges
+        cannot satisfy them by learning to ignore what the decoder got wrong.
         """
         target = speaker.roll(1, dims=0).detach()
         converted = self.decoder(decoder_input, target)  # normalised log-mel (B, T, n_mels)
         spk = frozen_call(self.speaker_encoder, converted, lengths)
         speaker_loss = (1 - F.cosine_similarity(spk, target, dim=-1)).mean()
+        if labels is not None and self.speaker_head is not None:
+            class_loss = F.cross_entropy(frozen_call(self.speaker_head, spk), labels)
+            out["conv/speaker_ce"] = class_loss.detach()
+            speaker_loss = speaker_loss + class_loss
         code = pool_time(frozen_call(self.content_encoder, converted), self.cfg.content_downsample)
         content_loss = (code - content.detach()).abs().mean()
         out["conv/speaker"], out["conv/content"] = speaker_loss.detach(), content_loss.detach()
