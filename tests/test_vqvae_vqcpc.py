@@ -95,3 +95,45 @@ def test_code_norm_makes_units_blind_to_per_utterance_channel_offsets_and_scales
     assert lengths.tolist() == [20, 20]  # no lengths in the batch: every frame is valid
     expected = model.bottleneck.quantize(model.encoder(batch["wave"])).indices
     assert torch.equal(units, expected)
+
+
+def test_speaker_adversary_reverses_its_gradient_into_the_encoder():
+    torch.manual_seed(0)
+    args = {**ARGS, "speaker_adv_weight": 0.5}
+    model, cfg = build_model("vqcpc", args, input_dim=10, num_speakers=3)
+    assert cfg.num_speakers == 3 and model.speaker_adversary is not None
+    batch = {"feats": torch.randn(2, 30, 10), "speaker": torch.tensor([0, 2]), "lengths": torch.tensor([30, 30])}
+    assert {"adv/ce", "adv/acc"} <= set(model.codes(batch)[1])
+
+    class NoQuantizer(torch.nn.Module):  # isolates the adversary's term of the loss
+        normalize = False
+
+        def forward(self, z):
+            return z, {"loss": z.new_zeros(())}
+
+    model.bottleneck = NoQuantizer()
+    _, extra = model.codes(batch)
+    enc = list(model.encoder.parameters())
+    adv = list(model.speaker_adversary.parameters())
+    # the same cross-entropy without the reversal: the adversary's gradient is the plain
+    # one, the encoder's is -0.5 times it
+    logits = model.speaker_adversary(model.encoder(batch["feats"]))
+    plain = torch.nn.functional.cross_entropy(logits.flatten(0, 1), batch["speaker"].repeat_interleave(30))
+    torch.testing.assert_close(extra["adv/ce"], plain.detach())
+    got = torch.autograd.grad(extra["loss"], enc + adv)
+    want = torch.autograd.grad(plain, enc + adv)
+    for g, w in zip(got[: len(enc)], want[: len(enc)]):
+        torch.testing.assert_close(g, -0.5 * w, rtol=1e-4, atol=1e-7)
+    for g, w in zip(got[len(enc):], want[len(enc):]):
+        torch.testing.assert_close(g, w, rtol=1e-4, atol=1e-7)
+    # off in eval mode and by default
+    model.eval()
+    assert "adv/ce" not in model.codes(batch)[1]
+    assert build_model("vqcpc", ARGS, input_dim=10, num_speakers=3)[0].speaker_adversary is None
+    with pytest.raises(ConfigError, match="num_speakers"):
+        build_model("vqcpc", args, input_dim=10)
+    with pytest.raises(ConfigError, match="speaker_adv_weight"):
+        build_model("vqcpc", {**ARGS, "speaker_adv_weight": -1.0}, input_dim=10, num_speakers=3)
+    model.train()
+    with pytest.raises(ConfigError, match="speaker labels"):
+        model.codes({"feats": batch["feats"]})

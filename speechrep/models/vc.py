@@ -40,7 +40,7 @@ from speechrep.errors import ConfigError, SpeechrepError
 from speechrep.models.bottlenecks import BottleneckConfig, build_bottleneck
 from speechrep.models.pitch import PitchFeatures, convert_f0, log_f0_stats
 from speechrep.models.speaker import TDNNSpeakerEncoder, check_speaker_labels, frame_mask
-from speechrep.objectives.mi import frozen_call
+from speechrep.objectives.mi import frozen_call, grad_reverse
 from speechrep.train.registry import register_model
 from speechrep.vocoder.mel import VC_MEL, LogMel, MelSpec
 
@@ -76,22 +76,6 @@ def normalise_mel(mel: torch.Tensor) -> torch.Tensor:
 def denormalise_mel(x: torch.Tensor) -> torch.Tensor:
     """Model scale -> log-mel."""
     return x * MEL_STD + MEL_MEAN
-
-
-class _GradReverse(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x: torch.Tensor, scale: float) -> torch.Tensor:  # type: ignore[override]
-        ctx.scale = scale
-        return x.view_as(x)
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:  # type: ignore[override]
-        return -ctx.scale * grad, None
-
-
-def grad_reverse(x: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
-    """Identity forward; multiplies the gradient by ``-scale`` backward (Ganin and Lempitsky, 2015)."""
-    return _GradReverse.apply(x, scale)
 
 
 @dataclass

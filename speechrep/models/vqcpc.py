@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from speechrep.config import dataclass, field
 from speechrep.errors import ConfigError
 from speechrep.models.bottlenecks import Bottleneck, BottleneckConfig, build_bottleneck
 from speechrep.models.cpc import CPC, CPCConfig
-from speechrep.models.speaker import masked_mean_var
+from speechrep.models.speaker import check_speaker_labels, masked_mean_var
+from speechrep.objectives.mi import grad_reverse
 from speechrep.train.registry import register_model
 
 __all__ = ["VQCPCConfig", "CPCBottleneck", "VQCPC", "build_vqcpc", "conv_frame_offset", "standardize_time"]
@@ -33,9 +35,18 @@ class VQCPCConfig(CPCConfig):
     #: training) before quantisation: per-utterance offsets and scales, where much of the
     #: speaker lives, do not reach the codebook
     code_norm: bool = False
+    #: weight of a speaker adversary (0: off): a frame-wise classifier learns the speaker
+    #: of each frame of the quantiser's input through a gradient-reversal layer of this
+    #: scale, so the same cross-entropy trains the encoder, with its gradient times
+    #: ``-speaker_adv_weight``, to remove what identifies the speaker (speaker-invariant
+    #: training); needs speaker labels in the batch
+    speaker_adv_weight: float = 0.0
+    num_speakers: int = 0  #: training speakers (filled in by the Trainer)
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if self.speaker_adv_weight < 0:
+            raise ConfigError(f"must be >= 0, got {self.speaker_adv_weight}", field="model.args.speaker_adv_weight")
         if self.bottleneck.kind not in ("vq", "gumbel"):
             raise ConfigError(
                 f"VQ-CPC predicts code vectors: use kind vq or gumbel, not {self.bottleneck.kind!r}",
@@ -114,6 +125,31 @@ class VQCPC(CPC):
         step_seconds = 1.0 / cfg.sample_rate if input_dim is None else cfg.feat_frame_shift
         self.frame_offset: float = steps * step_seconds
         self._hop = round(self.frame_shift / step_seconds)
+        self.speaker_adversary: nn.Module | None = None
+        if cfg.speaker_adv_weight > 0:
+            if cfg.num_speakers < 2:
+                raise ConfigError(f"a speaker adversary needs num_speakers >= 2, got {cfg.num_speakers}",
+                                  field="model.args.num_speakers")
+            self.speaker_adversary = nn.Sequential(nn.Linear(cfg.dim, 256), nn.ReLU(), nn.Linear(256, cfg.num_speakers))
+
+    def codes(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Quantised codes and the bottleneck's extras; in training with a speaker adversary,
+        its cross-entropy joins the bottleneck loss (``adv/ce``, ``adv/acc`` logged)."""
+        z = self.encoder(self._input(batch))
+        q, extra = self.bottleneck(z)
+        if self.speaker_adversary is not None and self.training:
+            if "speaker" not in batch:
+                raise ConfigError("a speaker adversary needs speaker labels in the batch", field="model.args.speaker_adv_weight")
+            labels = batch["speaker"]
+            check_speaker_labels(labels, self.cfg.num_speakers)
+            seen = standardize_time(z) if self.bottleneck.normalize else z  # what the quantiser reads
+            logits = self.speaker_adversary(grad_reverse(seen, self.cfg.speaker_adv_weight))  # (B, T, S)
+            frame_labels = labels[:, None].expand(logits.shape[:2])
+            ce = F.cross_entropy(logits.flatten(0, 1).float(), frame_labels.flatten())
+            extra["loss"] = extra["loss"] + ce  # the adversary minimises it; the encoder gets -weight x its gradient
+            extra["adv/ce"] = ce.detach()
+            extra["adv/acc"] = (logits.argmax(-1) == frame_labels).float().mean()
+        return q, extra
 
     @torch.no_grad()
     def units(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:

@@ -59,17 +59,22 @@ def mi_loss(scores: torch.Tensor, positive: torch.Tensor, *, estimator: Estimato
 
 class _GradReverse(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+    def forward(ctx, x: torch.Tensor, scale: float) -> torch.Tensor:  # type: ignore[override]
+        ctx.scale = scale
         return x.view_as(x)
 
     @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        return -grad
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:  # type: ignore[override]
+        return -ctx.scale * grad, None
 
 
-def grad_reverse(x: torch.Tensor) -> torch.Tensor:
-    """Identity forward, negated gradient backward (one optimiser for an adversarial game)."""
-    return _GradReverse.apply(x)
+def grad_reverse(x: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
+    """Identity forward; the gradient times ``-scale`` backward (Ganin and Lempitsky, 2015).
+
+    One optimiser then plays both sides of an adversarial game: the module after it
+    minimises a loss that the modules before it maximise.
+    """
+    return _GradReverse.apply(x, scale)
 
 
 def frozen_call(module: torch.nn.Module, *args: torch.Tensor) -> torch.Tensor:
