@@ -137,3 +137,31 @@ def test_speaker_adversary_reverses_its_gradient_into_the_encoder():
     model.train()
     with pytest.raises(ConfigError, match="speaker labels"):
         model.codes({"feats": batch["feats"]})
+
+
+def test_smooth_weight_penalises_frame_to_frame_change_of_the_quantizer_input():
+    torch.manual_seed(0)
+    model, _ = build_model("vqcpc", {**ARGS, "smooth_weight": 2.0}, input_dim=10)
+    batch = {"feats": torch.randn(2, 30, 10), "speaker": torch.tensor([0, 1])}
+    _, extra = model.codes(batch)
+    z = model.encoder(batch["feats"])
+    want = (z[:, 1:] - z[:, :-1]).pow(2).mean() / z.pow(2).mean()
+    torch.testing.assert_close(extra["smooth/delta"], want.detach())
+    plain, _ = build_model("vqcpc", ARGS, input_dim=10)
+    plain.load_state_dict(model.state_dict())
+    torch.manual_seed(1)
+    base = plain.codes(batch)[1]["loss"]
+    torch.manual_seed(1)
+    model2, _ = build_model("vqcpc", {**ARGS, "smooth_weight": 2.0}, input_dim=10)
+    model2.load_state_dict(model.state_dict())
+    torch.testing.assert_close(model2.codes(batch)[1]["loss"], base + 2.0 * want.detach(), rtol=1e-5, atol=1e-6)
+    # training on it slows the encoder output down
+    opt = torch.optim.Adam(model.encoder.parameters(), lr=1e-2)
+    for _ in range(30):
+        _, extra = model.codes(batch)
+        opt.zero_grad()
+        extra["loss"].backward()
+        opt.step()
+    assert model.codes(batch)[1]["smooth/delta"] < 0.5 * want
+    with pytest.raises(ConfigError, match="smooth_weight"):
+        build_model("vqcpc", {**ARGS, "smooth_weight": -1.0}, input_dim=10)

@@ -42,9 +42,15 @@ class VQCPCConfig(CPCConfig):
     #: training); needs speaker labels in the batch
     speaker_adv_weight: float = 0.0
     num_speakers: int = 0  #: training speakers (filled in by the Trainer)
+    #: weight of a slowness penalty (0: off): the mean squared change of the quantiser's
+    #: input from one frame to the next, over its mean squared value; steadier encoder
+    #: output within a phone means fewer unit switches (a lower bitrate)
+    smooth_weight: float = 0.0
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if self.smooth_weight < 0:
+            raise ConfigError(f"must be >= 0, got {self.smooth_weight}", field="model.args.smooth_weight")
         if self.speaker_adv_weight < 0:
             raise ConfigError(f"must be >= 0, got {self.speaker_adv_weight}", field="model.args.speaker_adv_weight")
         if self.bottleneck.kind not in ("vq", "gumbel"):
@@ -133,10 +139,16 @@ class VQCPC(CPC):
             self.speaker_adversary = nn.Sequential(nn.Linear(cfg.dim, 256), nn.ReLU(), nn.Linear(256, cfg.num_speakers))
 
     def codes(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """Quantised codes and the bottleneck's extras; in training with a speaker adversary,
-        its cross-entropy joins the bottleneck loss (``adv/ce``, ``adv/acc`` logged)."""
+        """Quantised codes and the bottleneck's extras; in training, the slowness penalty and
+        the speaker adversary's cross-entropy (when on) join the bottleneck loss
+        (``smooth/delta``, ``adv/ce``, ``adv/acc`` logged)."""
         z = self.encoder(self._input(batch))
         q, extra = self.bottleneck(z)
+        if self.cfg.smooth_weight > 0 and self.training and z.shape[1] > 1:
+            seen = standardize_time(z) if self.bottleneck.normalize else z
+            slowness = (seen[:, 1:] - seen[:, :-1]).pow(2).mean() / seen.pow(2).mean().clamp(min=1e-8)
+            extra["loss"] = extra["loss"] + self.cfg.smooth_weight * slowness
+            extra["smooth/delta"] = slowness.detach()
         if self.speaker_adversary is not None and self.training:
             if "speaker" not in batch:
                 raise ConfigError("a speaker adversary needs speaker labels in the batch", field="model.args.speaker_adv_weight")
