@@ -297,3 +297,29 @@ def test_training_conversions_read_the_source_f0_mapped_to_the_other_utterance(m
     own = model.pitch_features(batch["wave"], batch["lengths"])
     assert not torch.equal(mapped, own)
     torch.testing.assert_close(seen[0][..., TINY["content_dim"]:], mapped)
+
+
+def test_detail_loss_is_the_l1_of_the_bin_to_bin_slopes():
+    from speechrep.models.vc import masked_l1
+
+    torch.manual_seed(0)
+    x, y = torch.randn(2, 5, 4), torch.randn(2, 5, 4)
+    mask = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 0, 0, 0]], dtype=torch.float32)[..., None]
+    torch.testing.assert_close(masked_l1(x, y, mask), torch.cat([(x - y)[0], (x - y)[1, :2]]).abs().mean())
+    torch.testing.assert_close(masked_l1(x, y, None), (x - y).abs().mean())
+    # a flat spectrum at the right mean loses nothing to the frame L1's mean-offset view but
+    # pays the slopes it misses
+    target = torch.tensor([[[0.0, 2.0, 0.0, 2.0]]])
+    flat = torch.ones(1, 1, 4)
+    assert masked_l1(flat.diff(dim=-1), target.diff(dim=-1), None) == 2.0
+    torch.manual_seed(0)
+    model = VoiceConversionModel("vc_adain", VCAdaINConfig(**TINY, detail_weight=0.5))
+    batch = _batch()
+    out = model(batch)
+    torch.manual_seed(0)
+    plain = VoiceConversionModel("vc_adain", VCAdaINConfig(**TINY))
+    plain_out = plain(batch)
+    torch.testing.assert_close(out["loss"], plain_out["loss"] + 0.5 * out["loss/detail"])
+    assert "loss/detail" not in plain_out
+    with pytest.raises(ConfigError, match="detail_weight"):
+        VoiceConversionModel("vc_adain", VCAdaINConfig(**TINY, detail_weight=-1.0))

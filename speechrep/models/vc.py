@@ -113,6 +113,10 @@ class VCConfig:
         this classifier, frozen, on the speaker code of the converted log-mel against the
         other utterance's speaker: the decoder is trained to be recognised as the target
         by a discriminative speaker model of its own. Needs ``speaker_encoder: tdnn``.
+    detail_weight : weight of an L1 loss on the differences between neighbouring mel bins
+        of the output and of the target (0: off). The frame-wise L1 alone is met by
+        flattened spectra that average over what the codes leave open; the bin-to-bin
+        slopes keep formant peaks and harmonics, where much of a voice lives.
     pitch : what the decoder reads of the source's F0 (:mod:`speechrep.models.pitch`), besides
         the content code. ``none``; ``contour``: log F0 standardised over the voiced frames of
         the utterance, and voicing (Qian et al., 2020; the pitch level and range must come
@@ -135,7 +139,16 @@ class VCConfig:
     content_downsample: int = 1
     conversion_weight: float = 0.0
     speaker_class_weight: float = 0.0
+    detail_weight: float = 0.0
     pitch: Literal["none", "contour", "excitation"] = "none"
+
+
+def masked_l1(x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """Mean absolute difference of ``(B, T, F)`` tensors over the frames where ``mask`` ``(B, T, 1)`` is 1 (all if None)."""
+    err = (x - y).abs()
+    if mask is None:
+        return err.mean()
+    return (err * mask).sum() / (mask.sum() * x.shape[2]).clamp(min=1.0)
 
 
 def pool_time(x: torch.Tensor, factor: int) -> torch.Tensor:
@@ -302,6 +315,8 @@ class VoiceConversionModel(nn.Module):
         if cfg.speaker_class_weight < 0 or (cfg.speaker_class_weight > 0 and cfg.speaker_encoder != "tdnn"):
             raise ConfigError(f"speaker_class_weight must be >= 0 and needs speaker_encoder: tdnn, got "
                               f"{cfg.speaker_class_weight} with {cfg.speaker_encoder}", field="model.args.speaker_class_weight")
+        if cfg.detail_weight < 0:
+            raise ConfigError(f"detail_weight must be >= 0, got {cfg.detail_weight}", field="model.args.detail_weight")
         if cfg.content_downsample < 1:
             raise ConfigError(f"content_downsample must be >= 1, got {cfg.content_downsample}",
                               field="model.args.content_downsample")
@@ -492,9 +507,12 @@ class VoiceConversionModel(nn.Module):
                 conv_pitch = self.pitch(convert_f0(f0, log_f0_stats(f0, frames).roll(1, dims=0), frames), frames)
         decoder_input = self._decoder_input(content, x.shape[1], pitch)
         recon = self.decoder(decoder_input, speaker)
-        err = (recon - x).abs()
-        rec = err.mean() if mask is None else (err * mask).sum() / (mask.sum() * x.shape[2]).clamp(min=1.0)
+        rec = masked_l1(recon, x, mask)
         out["loss/recon"] = rec.detach()
+        if self.cfg.detail_weight > 0:
+            detail = masked_l1(recon.diff(dim=-1), x.diff(dim=-1), mask)
+            extra = extra + self.cfg.detail_weight * detail
+            out["loss/detail"] = detail.detach()
         if convert:
             conv_input = self._decoder_input(content, x.shape[1], conv_pitch)
             labels = batch["speaker"].roll(1, dims=0) if self.speaker_head is not None else None
