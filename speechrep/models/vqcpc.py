@@ -43,8 +43,9 @@ class VQCPCConfig(CPCConfig):
     speaker_adv_weight: float = 0.0
     num_speakers: int = 0  #: training speakers (filled in by the Trainer)
     #: weight of a slowness penalty (0: off): the mean squared change of the quantiser's
-    #: input from one frame to the next, over its mean squared value; steadier encoder
-    #: output within a phone means fewer unit switches (a lower bitrate)
+    #: input from one frame to the next, over its mean squared value, meant to steady the
+    #: codes within a phone (on the default corpus it did not lower the bitrate:
+    #: egs/synth/vqvae/README.md)
     smooth_weight: float = 0.0
 
     def __post_init__(self) -> None:
