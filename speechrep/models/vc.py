@@ -422,7 +422,10 @@ class VoiceConversionModel(nn.Module):
         """
         if self.pitch is None:
             return None
-        f0, frames = self.pitch.track(wave, lengths)
+        return self._pitch_input(*self.pitch.track(wave, lengths), target)
+
+    def _pitch_input(self, f0: torch.Tensor, frames: torch.Tensor | None, target: torch.Tensor | None) -> torch.Tensor:
+        """Decoder pitch input of F0 tracks ``(B, T)``, mapped to ``target`` statistics (``excitation`` only)."""
         if target is not None and self.pitch.mode == "excitation":
             f0 = convert_f0(f0, target.to(f0.dtype), frames)
         return self.pitch(f0, frames)
@@ -500,11 +503,10 @@ class VoiceConversionModel(nn.Module):
         convert = self.cfg.conversion_weight > 0 and x.shape[0] > 1
         pitch = conv_pitch = None
         if self.pitch is not None:
-            f0, frames = self.pitch.track(batch["wave"], batch.get("lengths"))
-            pitch = self.pitch(f0, frames)
-            conv_pitch = pitch
+            f0, frames = self.pitch.track(batch["wave"], batch.get("lengths"))  # tracked once for both inputs
+            pitch = conv_pitch = self._pitch_input(f0, frames, None)
             if convert and self.pitch.mode == "excitation":  # the source's F0 at the next utterance's level and range
-                conv_pitch = self.pitch(convert_f0(f0, log_f0_stats(f0, frames).roll(1, dims=0), frames), frames)
+                conv_pitch = self._pitch_input(f0, frames, log_f0_stats(f0, frames).roll(1, dims=0))
         decoder_input = self._decoder_input(content, x.shape[1], pitch)
         recon = self.decoder(decoder_input, speaker)
         rec = masked_l1(recon, x, mask)

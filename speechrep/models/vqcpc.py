@@ -145,17 +145,18 @@ class VQCPC(CPC):
         (``smooth/delta``, ``adv/ce``, ``adv/acc`` logged)."""
         z = self.encoder(self._input(batch))
         q, extra = self.bottleneck(z)
-        if self.cfg.smooth_weight > 0 and self.training and z.shape[1] > 1:
-            seen = standardize_time(z) if self.bottleneck.normalize else z
+        if not self.training or (self.cfg.smooth_weight == 0 and self.speaker_adversary is None):
+            return q, extra
+        seen = standardize_time(z) if self.bottleneck.normalize else z  # what the quantiser reads
+        if self.cfg.smooth_weight > 0 and z.shape[1] > 1:
             slowness = (seen[:, 1:] - seen[:, :-1]).pow(2).mean() / seen.pow(2).mean().clamp(min=1e-8)
             extra["loss"] = extra["loss"] + self.cfg.smooth_weight * slowness
             extra["smooth/delta"] = slowness.detach()
-        if self.speaker_adversary is not None and self.training:
+        if self.speaker_adversary is not None:
             if "speaker" not in batch:
                 raise ConfigError("a speaker adversary needs speaker labels in the batch", field="model.args.speaker_adv_weight")
             labels = batch["speaker"]
             check_speaker_labels(labels, self.cfg.num_speakers)
-            seen = standardize_time(z) if self.bottleneck.normalize else z  # what the quantiser reads
             logits = self.speaker_adversary(grad_reverse(seen, self.cfg.speaker_adv_weight))  # (B, T, S)
             frame_labels = labels[:, None].expand(logits.shape[:2])
             ce = F.cross_entropy(logits.flatten(0, 1).float(), frame_labels.flatten())
