@@ -15,6 +15,13 @@ centre of feature frame 0). :func:`extract_units` runs one over every utterance 
 
 ``frame_shift``/``frame_offset`` beside ``units.txt`` are what the phone-discovery
 evaluation (``speechrep eval units --units OUT/units.txt``) reads to place the frames.
+
+By default a frame's unit is its nearest code. With a *segment penalty*
+(:func:`segment_units`, ``speechrep units --segment-penalty``), the units of an utterance
+are chosen jointly by duration-penalised dynamic programming (Kamper & van Niekerk 2021,
+"DPDP"): the utterance is cut into segments, each segment is named by the one code of
+least total cost over its frames, and every segment costs the penalty on top, so runs of
+near-tied codes inside a phone merge into one unit and the bitrate falls.
 """
 
 from __future__ import annotations
@@ -26,12 +33,13 @@ from typing import Iterable, Iterator, Mapping
 
 import numpy as np
 
-from speechrep.errors import DataError, SpeechrepError
+from speechrep.errors import ConfigError, DataError, SpeechrepError
 from speechrep.utils.io import atomic_write_text
 
 __all__ = [
     "UnitSet",
     "deduplicate",
+    "segment_units",
     "unit_boundaries",
     "extract_units",
     "write_units",
@@ -94,7 +102,61 @@ def unit_boundaries(units: np.ndarray, *, frame_shift: float, frame_offset: floa
     return _boundaries(np.asarray(units), FrameTimes(frame_shift, frame_offset))
 
 
-def units_from_model(model, inputs: Iterable[tuple[str, np.ndarray]], *, device: str = "cpu") -> Iterator[tuple[str, np.ndarray]]:
+def segment_units(costs: np.ndarray, penalty: float, *, max_frames: int = 50) -> np.ndarray:
+    """Units of one utterance by duration-penalised dynamic programming.
+
+    Minimises, over cuts of the frames into segments of at most ``max_frames`` and one
+    unit per segment, the sum over segments of the segment's total frame cost for its
+    unit plus ``penalty x scale``, where ``scale`` is the utterance's mean cost of the
+    nearest unit per frame (so the penalty is in frames' worth of quantisation error and
+    means the same for any model). Penalty 0 gives each frame its lowest-cost unit.
+
+    Parameters
+    ----------
+    costs : (T, K) cost of naming frame t by unit k (e.g. squared distance to code k).
+    penalty : >= 0, cost of starting a segment.
+    max_frames : longest segment, >= 1.
+
+    Returns
+    -------
+    (T,) int64 unit of each frame (constant within a segment).
+    """
+    costs = np.asarray(costs, dtype=np.float64)
+    if costs.ndim != 2 or not np.isfinite(costs).all():
+        raise SpeechrepError(f"segment costs must be a finite (frames, units) array, got shape {costs.shape}")
+    if penalty < 0 or max_frames < 1:
+        raise SpeechrepError(f"segment penalty must be >= 0 and max_frames >= 1, got {penalty} and {max_frames}")
+    t_total = costs.shape[0]
+    if t_total == 0:
+        return np.zeros(0, dtype=np.int64)
+    pen = penalty * float(costs.min(1).mean())
+    cum = np.concatenate([np.zeros((1, costs.shape[1])), np.cumsum(costs, axis=0)])  # (T + 1, K)
+    best = np.zeros(t_total + 1)
+    start = np.zeros(t_total + 1, dtype=np.int64)
+    unit = np.zeros(t_total + 1, dtype=np.int64)
+    for t in range(1, t_total + 1):
+        s = np.arange(max(0, t - max_frames), t)
+        seg = cum[t] - cum[s]  # (n, K): cost of frames s..t-1 for each unit
+        k = seg.argmin(1)
+        total = best[s] + seg[np.arange(len(s)), k] + pen
+        j = int(total.argmin())
+        best[t], start[t], unit[t] = total[j], s[j], k[j]
+    out = np.empty(t_total, dtype=np.int64)
+    t = t_total
+    while t > 0:
+        out[start[t] : t] = unit[t]
+        t = int(start[t])
+    return out
+
+
+def units_from_model(
+    model,
+    inputs: Iterable[tuple[str, np.ndarray]],
+    *,
+    device: str = "cpu",
+    segment_penalty: float | None = None,
+    max_segment: int = 50,
+) -> Iterator[tuple[str, np.ndarray]]:
     """Run a unit model over ``(utt, array)`` pairs, one utterance at a time.
 
     Parameters
@@ -102,6 +164,9 @@ def units_from_model(model, inputs: Iterable[tuple[str, np.ndarray]], *, device:
     model : unit model (see the module docstring) in eval mode.
     inputs : ``(utt, wave (samples,))`` or ``(utt, feats (frames, dim))``, matching
         ``model.input_key``.
+    segment_penalty : None: nearest code per frame (``model.units``); a number: units by
+        :func:`segment_units` of ``model.unit_costs`` with this penalty and segments of at
+        most ``max_segment`` frames.
 
     Yields
     ------
@@ -114,8 +179,12 @@ def units_from_model(model, inputs: Iterable[tuple[str, np.ndarray]], *, device:
         for utt, x in inputs:
             t = torch.tensor(np.asarray(x, dtype=np.float32), device=device).unsqueeze(0)
             batch = {key: t, "lengths": torch.tensor([x.shape[0]], device=device)}
-            idx, lengths = model.units(batch)
-            yield utt, idx[0, : int(lengths[0])].cpu().numpy().astype(np.int64)
+            if segment_penalty is None:
+                idx, lengths = model.units(batch)
+                yield utt, idx[0, : int(lengths[0])].cpu().numpy().astype(np.int64)
+            else:
+                costs, lengths = model.unit_costs(batch)
+                yield utt, segment_units(costs[0, : int(lengths[0])].cpu().numpy(), segment_penalty, max_frames=max_segment)
 
 
 def _feature_frame_offset(data_dir: Path) -> float:
@@ -137,6 +206,8 @@ def extract_units(
     device: str = "cpu",
     threads: int | None = None,
     progress: bool = True,
+    segment_penalty: float | None = None,
+    max_segment: int = 50,
 ) -> UnitSet:
     """Units of every utterance of ``data_dir`` from the trained model in ``model_dir``.
 
@@ -149,6 +220,7 @@ def extract_units(
     device : torch device for the model.
     threads : torch CPU threads (None: torch's default); one utterance at a time is a
         small workload, and extra threads only help when cores are idle.
+    segment_penalty, max_segment : duration-penalised units (:func:`units_from_model`).
 
     Raises
     ------
@@ -167,6 +239,12 @@ def extract_units(
     model, name, _ = load_model(model_dir, which=which, map_location=device)
     if not hasattr(model, "units"):
         raise SpeechrepError(f"model '{name}' has no discrete units (use a vqvae or vqcpc experiment)", path=model_dir)
+    if segment_penalty is not None:
+        if segment_penalty < 0 or max_segment < 1:
+            raise ConfigError(f"segment penalty must be >= 0 and max segment >= 1 frame, got {segment_penalty} and {max_segment}",
+                              field="segment_penalty")
+        if not hasattr(model, "unit_costs"):
+            raise SpeechrepError(f"model '{name}' has no per-unit costs to segment with", path=model_dir)
     dd = DataDir.load(data_dir)
     key = getattr(model, "input_key", "wave")
     offset = getattr(model, "frame_offset", None)
@@ -184,7 +262,8 @@ def extract_units(
 
         inputs = iter_audio(dd, sample_rate=getattr(getattr(model, "cfg", None), "sample_rate", 16000))
     units = {}
-    for utt, u in tqdm(units_from_model(model, inputs, device=device), total=len(dd.utts), desc="units", disable=not progress):
+    found = units_from_model(model, inputs, device=device, segment_penalty=segment_penalty, max_segment=max_segment)
+    for utt, u in tqdm(found, total=len(dd.utts), desc="units", disable=not progress):
         units[utt] = u
     return UnitSet(units, float(model.frame_shift), offset, int(model.bottleneck.num_codes))
 

@@ -67,6 +67,23 @@ def test_quantization_picks_the_nearest_code():
     assert torch.equal(out.indices, brute)
     assert torch.allclose(out.quantized, codes[brute], atol=1e-6)
     assert out.loss.item() == pytest.approx(0.25 * ((x - codes[brute]) ** 2).mean().item(), rel=1e-5)
+    # the per-unit costs used for segmentation are the squared distances
+    torch.testing.assert_close(vq.unit_costs(x), torch.cdist(x, codes[None].expand(2, -1, -1)).square(), atol=1e-4, rtol=1e-4)
+
+
+def test_unit_costs_of_cosine_codebooks_and_unsupported_bottlenecks():
+    g = torch.Generator().manual_seed(2)
+    vq = VectorQuantizer(4, 6, cosine=True, kmeans_init=False, restart_every=0).eval()
+    x = torch.randn(2, 9, 4, generator=g)
+    costs = vq.unit_costs(x)
+    # unit vectors: ||z - e||^2 = 2 - 2 cos
+    cos = torch.nn.functional.normalize(x, dim=-1) @ torch.nn.functional.normalize(vq.codebook[0], dim=-1).T
+    torch.testing.assert_close(costs, 2 - 2 * cos, atol=1e-5, rtol=0)
+    assert torch.equal(costs.argmin(-1), vq(x).indices)
+    with pytest.raises(ConfigError, match="product codebook"):
+        VectorQuantizer(4, 5, groups=2, kmeans_init=False).unit_costs(x)
+    with pytest.raises(ConfigError, match="no per-unit costs"):
+        OneHotBottleneck(4, 8).unit_costs(x)
 
 
 def test_cosine_and_product_codebooks_pick_the_nearest_code_per_group():

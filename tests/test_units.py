@@ -10,7 +10,7 @@ from speechrep.errors import CheckpointError, DataError, SpeechrepError
 from speechrep.train.checkpoint import find_checkpoint, load_weights
 from speechrep.train.registry import build_model
 from speechrep.train.trainer import train
-from speechrep.units import UnitSet, deduplicate, extract_units, load_unit_file, unit_boundaries, write_units
+from speechrep.units import UnitSet, deduplicate, extract_units, load_unit_file, segment_units, unit_boundaries, write_units
 from tests.test_train_data import write_config, write_feats_dir, write_wave_dir
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
@@ -113,6 +113,87 @@ def test_units_from_a_feature_model(tmp_path):
                            input_dim=4, num_speakers=3)
     with pytest.raises(CheckpointError, match="codebook"):
         load_weights(other, find_checkpoint(exp, which="last"))
+
+
+def _brute_force_segmentation(costs: np.ndarray, pen: float, max_frames: int) -> float:
+    """Least total cost over every cut of the frames (2^(T-1) of them) and best unit per segment."""
+    t = costs.shape[0]
+    best = math.inf
+    for mask in range(2 ** (t - 1)):
+        cuts = [0] + [i + 1 for i in range(t - 1) if mask >> i & 1] + [t]
+        if max(b - a for a, b in zip(cuts, cuts[1:])) > max_frames:
+            continue
+        best = min(best, sum(costs[a:b].sum(0).min() + pen for a, b in zip(cuts, cuts[1:])))
+    return best
+
+
+def _segmentation_cost(costs: np.ndarray, units: np.ndarray, pen: float, max_frames: int) -> float:
+    """Cost of frame-level units: a run of one unit is ceil(length / max_frames) segments."""
+    _, starts = deduplicate(units)
+    runs = np.diff(np.r_[starts, len(units)])
+    return float(costs[np.arange(len(units)), units].sum() + pen * np.ceil(runs / max_frames).sum())
+
+
+def test_segment_units_is_the_optimal_penalised_segmentation():
+    rng = np.random.default_rng(0)
+    costs = rng.exponential(size=(9, 4))
+    scale = costs.min(1).mean()
+    # penalty 0: every frame its nearest unit
+    assert segment_units(costs, 0.0).tolist() == costs.argmin(1).tolist()
+    for penalty, max_frames in ((0.5, 50), (2.0, 50), (2.0, 3), (50.0, 50)):
+        u = segment_units(costs, penalty, max_frames=max_frames)
+        pen = penalty * scale
+        # the DP's cost equals the least over all 256 cuts (hand enumeration), within float rounding
+        assert _segmentation_cost(costs, u, pen, max_frames) == pytest.approx(
+            _brute_force_segmentation(costs, pen, max_frames), rel=1e-9
+        )
+    # a large penalty: one segment, the unit of least total cost
+    assert segment_units(costs, 50.0).tolist() == [int(costs.sum(0).argmin())] * 9
+    # more penalty, fewer segments
+    n = [len(deduplicate(segment_units(costs, p))[0]) for p in (0.0, 0.5, 2.0, 50.0)]
+    assert n == sorted(n, reverse=True) and n[0] > n[-1] == 1
+    assert segment_units(np.zeros((0, 4)), 1.0).size == 0
+    with pytest.raises(SpeechrepError, match="penalty"):
+        segment_units(costs, -1.0)
+    with pytest.raises(SpeechrepError, match="finite"):
+        segment_units(np.full((3, 2), np.nan), 1.0)
+
+
+def test_segmented_units_cli(tmp_path, capsys):
+    data = write_feats_dir(tmp_path)
+    exp = _train_vqvae(tmp_path, data, input="feats")
+    plain = extract_units(exp, data, which="last", progress=False)
+    # the model's unit costs pick its units: penalty 0 reproduces the nearest-code units
+    zero = extract_units(exp, data, which="last", progress=False, segment_penalty=0.0)
+    assert all(np.array_equal(plain.units[u], zero.units[u]) for u in plain.units)
+    out = tmp_path / "seg"
+    code, _, stderr = _cli(capsys, "units", "--model", str(exp), "--which", "last", "--segment-penalty", "3",
+                           str(data), str(out))
+    assert code == 0, stderr
+    seg = load_unit_file(out / "units.txt")
+    assert {u: len(x) for u, x in seg.items()} == {u: len(x) for u, x in plain.units.items()}
+    runs = lambda d: sum(len(deduplicate(x)[0]) for x in d.values())  # noqa: E731
+    assert runs(seg) < runs(plain.units)
+    # a bottleneck without per-unit costs: a clear error, no output
+    onehot = _train_vqvae_with(tmp_path, data, {"kind": "onehot", "num_codes": 8})
+    code, _, stderr = _cli(capsys, "units", "--model", str(onehot), "--segment-penalty", "1", str(data), str(tmp_path / "o"))
+    assert code == 1 and "no per-unit costs" in stderr and "bottleneck.kind" in stderr
+    assert not (tmp_path / "o" / "units.txt").exists()
+    code, _, stderr = _cli(capsys, "units", "--model", str(exp), "--segment-penalty", "-1", str(data), str(tmp_path / "o"))
+    assert code == 1 and "segment penalty" in stderr
+
+
+def _train_vqvae_with(tmp_path, data, bottleneck: dict):
+    cfg = write_config(
+        tmp_path / "alt.yaml",
+        exp_dir=tmp_path / "alt",
+        data_dir=data,
+        input="feats",
+        model={"name": "vqvae", "args": {**VQVAE_ARGS, "bottleneck": bottleneck}},
+        optim={"lr": 0.003, "max_steps": 2},
+        train={"valid_every": 2, "ckpt_every": 2},
+    )
+    return train(cfg)
 
 
 def test_model_without_units_and_unknown_utterances(tmp_path, capsys):

@@ -95,6 +95,14 @@ def test_code_norm_makes_units_blind_to_per_utterance_channel_offsets_and_scales
     assert lengths.tolist() == [20, 20]  # no lengths in the batch: every frame is valid
     expected = model.bottleneck.quantize(model.encoder(batch["wave"])).indices
     assert torch.equal(units, expected)
+    # segmentation costs: squared distances of the (normalised) frames to the codes, least for the unit
+    costs, cost_lengths = model.unit_costs({**batch, "lengths": torch.tensor([3200, 2000])})
+    assert costs.shape == (2, 20, 8) and cost_lengths.tolist() == [20, 12]
+    z = model.encoder(batch["wave"])
+    seen = standardize_time(z[:1]) if code_norm else z[:1]
+    torch.testing.assert_close(costs[:1], torch.cdist(seen, model.bottleneck.quantizer.codebook[0][None]).square(),
+                               atol=1e-3, rtol=1e-4)
+    assert torch.equal(costs[:1].argmin(-1), units[:1])
 
 
 def test_speaker_adversary_reverses_its_gradient_into_the_encoder():

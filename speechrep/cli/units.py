@@ -15,11 +15,19 @@ def units_cmd(
     which: str = typer.Option("best", "--which", help="Checkpoint to use: best or last."),
     device: str = typer.Option("cpu", "--device", help="Torch device, e.g. cpu or cuda."),
     threads: Optional[int] = typer.Option(None, "--threads", help="Torch CPU threads (default: torch's choice)."),
+    segment_penalty: Optional[float] = typer.Option(
+        None, "--segment-penalty",
+        help="Duration-penalised units (DPDP): cost of starting a segment, in frames' worth of the utterance's mean "
+        "quantisation error (default: nearest code per frame).",
+    ),
+    max_segment: int = typer.Option(50, "--max-segment", help="Longest segment in unit frames (with --segment-penalty)."),
 ) -> None:
     """Write frame-level units, deduplicated unit sequences and unit boundaries of DATA_DIR."""
     from speechrep.units import extract_units, write_units
 
-    unit_set = extract_units(model, data_dir, which=which, device=device, threads=threads)
+    unit_set = extract_units(
+        model, data_dir, which=which, device=device, threads=threads, segment_penalty=segment_penalty, max_segment=max_segment
+    )
     write_units(unit_set, out)
     frames = sum(len(u) for u in unit_set.units.values())
     used = len(set().union(*(set(u.tolist()) for u in unit_set.units.values()))) if unit_set.units else 0

@@ -180,6 +180,15 @@ class Bottleneck(nn.Module):
     def on_step_end(self, step: int) -> None:
         """Per-step maintenance (temperature schedules, dead-code restarts)."""
 
+    def unit_costs(self, x: torch.Tensor) -> torch.Tensor:
+        """Cost of naming each frame of ``x`` (B, T, input_dim) by each unit: (B, T, num_codes)
+        float32, lowest for the unit :meth:`forward` picks (used to segment units,
+        :func:`speechrep.units.segment_units`)."""
+        raise ConfigError(
+            f"{type(self).__name__} has no per-unit costs to segment with (use a vq bottleneck with groups 1)",
+            field="model.args.bottleneck.kind",
+        )
+
 
 class _EstimatedBottleneck(Bottleneck):
     """Shared code of the one-hot and binary layers: logits -> discrete value via an estimator."""
@@ -477,6 +486,23 @@ class VectorQuantizer(Bottleneck):
         # ||z - e||^2 = ||z||^2 - 2 z.e + ||e||^2; ||z||^2 does not change the argmin
         dots = torch.einsum("ngd,gkd->ngk", z, codes)
         return ((codes**2).sum(-1).unsqueeze(0) - 2 * dots).argmin(-1)
+
+    @torch.no_grad()
+    def unit_costs(self, x: torch.Tensor) -> torch.Tensor:
+        """Squared distance of every frame (projected, and normalised when ``cosine``) to every code."""
+        if self.groups != 1:
+            raise ConfigError(
+                f"per-unit costs of a product codebook ({self.groups} groups) are not supported; segment units of groups 1",
+                field="model.args.bottleneck.groups",
+            )
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            z = self.proj(x.float())
+            if self.cosine:
+                z = F.normalize(z, dim=-1)
+            codes = self._codes().float()[0]  # (K, d)
+            # as in nearest(): ||e||^2 - 2 z.e, then + ||z||^2 (same argmin)
+            d = (codes**2).sum(-1) - 2 * torch.einsum("btd,kd->btk", z, codes)
+            return (d + (z**2).sum(-1, keepdim=True)).clamp_min(0.0)
 
     def forward(self, x: torch.Tensor, *, mask: torch.Tensor | None = None) -> BottleneckOutput:
         b, t, _ = x.shape

@@ -89,6 +89,12 @@ class CPCBottleneck(nn.Module):
             z = standardize_time(z, lengths)
         return self.quantizer(z)
 
+    def unit_costs(self, z: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """Per-unit costs (B, T, K) of encoder frames, as the quantizer sees them."""
+        if self.normalize:
+            z = standardize_time(z, lengths)
+        return self.quantizer.unit_costs(z)
+
     def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """(B, T, D) -> quantized (B, T, D) and ``{"loss", "vq/<stat>"...}`` 0-dim tensors."""
         out = self.quantize(z)
@@ -165,16 +171,27 @@ class VQCPC(CPC):
             extra["adv/acc"] = (logits.argmax(-1) == frame_labels).float().mean()
         return q, extra
 
-    @torch.no_grad()
-    def units(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Codebook index of every encoder frame: (B, T') int64 and valid lengths (B,)."""
+    def _frames(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Encoder frames (B, T', D) and their valid lengths (B,)."""
         z = self.encoder(self._input(batch))
         lengths = batch.get("lengths")  # input steps (samples or feature frames)
         if lengths is None:
             lengths = torch.full((z.shape[0],), z.shape[1], dtype=torch.int64, device=z.device)
         else:
             lengths = torch.div(lengths.to(z.device), self._hop, rounding_mode="floor").clamp(max=z.shape[1])
+        return z, lengths
+
+    @torch.no_grad()
+    def units(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Codebook index of every encoder frame: (B, T') int64 and valid lengths (B,)."""
+        z, lengths = self._frames(batch)
         return self.bottleneck.quantize(z, lengths).indices, lengths
+
+    @torch.no_grad()
+    def unit_costs(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Squared distance of every encoder frame to every code, (B, T', K), and valid lengths (B,)."""
+        z, lengths = self._frames(batch)
+        return self.bottleneck.unit_costs(z, lengths), lengths
 
 
 @register_model("vqcpc", config=VQCPCConfig)

@@ -148,12 +148,16 @@ class VQVAE(nn.Module):
         feats, lengths = self.features(batch)
         return self.normalise(feats.float(), lengths)[0], lengths
 
-    def _encode(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[BottleneckOutput, torch.Tensor]:
-        """Bottleneck output of normalised frames ``x`` (B, T, M) and valid code frames (B,)."""
+    def _frames(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Encoder frames (B, T', H) of normalised frames ``x`` (B, T, M) and valid code frames (B,)."""
         pad = (-x.shape[1]) % self.stride
         x = F.pad(x, (0, 0, 0, pad))  # (B, T + pad, M)
         h = self.encoder(x.transpose(1, 2)).transpose(1, 2)  # (B, T', H)
-        code_lengths = torch.div(lengths + self.stride - 1, self.stride, rounding_mode="floor")
+        return h, torch.div(lengths + self.stride - 1, self.stride, rounding_mode="floor")
+
+    def _encode(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[BottleneckOutput, torch.Tensor]:
+        """Bottleneck output of normalised frames ``x`` (B, T, M) and valid code frames (B,)."""
+        h, code_lengths = self._frames(x, lengths)
         code_mask = torch.arange(h.shape[1], device=h.device)[None, :] < code_lengths[:, None]
         return self.bottleneck(h, mask=code_mask), code_lengths
 
@@ -207,6 +211,13 @@ class VQVAE(nn.Module):
         """
         out, code_lengths = self._encode(*self._normalised(batch))
         return out.indices, code_lengths
+
+    @torch.no_grad()
+    def unit_costs(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Cost of every unit for every code frame, (B, T', K) (the bottleneck's
+        :meth:`~speechrep.models.bottlenecks.Bottleneck.unit_costs`), and valid code frames (B,)."""
+        h, code_lengths = self._frames(*self._normalised(batch))
+        return self.bottleneck.unit_costs(h), code_lengths
 
     def encode(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Bottleneck output ``(B, T', Dq)``: code vectors, one-hot vectors or bits."""
