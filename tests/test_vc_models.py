@@ -299,6 +299,31 @@ def test_training_conversions_read_the_source_f0_mapped_to_the_other_utterance(m
     torch.testing.assert_close(seen[0][..., TINY["content_dim"]:], mapped)
 
 
+def test_warp_trains_on_stretched_spectra_and_scales_the_f0_with_them(monkeypatch):
+    torch.manual_seed(0)
+    model = VoiceConversionModel("vc_adain", VCAdaINConfig(**TINY, pitch="excitation", warp=0.2))
+    batch = _voiced_batch()
+    warps, f0s = [], []
+    mel_forward, pitch_forward = model.mel.forward, model.pitch.forward
+    monkeypatch.setattr(model.mel, "forward", lambda wave, warp=None: warps.append(warp) or mel_forward(wave, warp))
+    monkeypatch.setattr(model.pitch, "forward", lambda f0, frames=None: f0s.append(f0) or pitch_forward(f0, frames))
+    out = model(batch)
+    assert torch.isfinite(out["loss"])
+    warp = warps[0]
+    assert warp.shape == (4,) and bool(((warp >= 0.8) & (warp <= 1.2)).all()) and warp.std() > 0
+    f0, _ = model.pitch.track(batch["wave"], batch["lengths"])
+    torch.testing.assert_close(f0s[0], f0 * warp[:, None])
+    # evaluation and conversion see the audio as it is
+    model.eval()
+    warps.clear()
+    model(batch)
+    assert warps == [None]
+    for bad in ({"warp": 0.5}, {"warp": -0.1}, {"warp": 0.1, "speaker_encoder": "table"},
+                {"warp": 0.1, "speaker_class_weight": 1.0}):
+        with pytest.raises(ConfigError, match="warp"):
+            VoiceConversionModel("vc_adain", VCAdaINConfig(**{**TINY, **bad}))
+
+
 def test_detail_loss_is_the_l1_of_the_bin_to_bin_slopes():
     from speechrep.models.vc import masked_l1
 

@@ -126,6 +126,14 @@ class VCConfig:
         conversion, the source's track mapped to the target's log-F0 median and spread
         (median absolute deviation). Conversion then needs the source wave (and, for
         ``excitation``, the target's F0 statistics: :meth:`VoiceConversionModel.pitch_stats`).
+    warp : vocal-tract length perturbation in training (0: off): the spectrum of each
+        training crop is stretched along frequency by a factor drawn uniformly from
+        ``[1 - warp, 1 + warp]`` (:class:`~speechrep.vocoder.mel.LogMel` ``warp``; with a
+        pitch input its F0 is scaled by the same factor, as the harmonics move with it).
+        Formants move as with a shorter or longer vocal tract, so the speaker encoder and
+        the decoder learn from a continuum of voices instead of the few of the corpus.
+        The warped voices have no speaker label: not with ``speaker_encoder: table`` or
+        ``speaker_class_weight``.
     """
 
     channels: int = 256
@@ -141,6 +149,7 @@ class VCConfig:
     speaker_class_weight: float = 0.0
     detail_weight: float = 0.0
     pitch: Literal["none", "contour", "excitation"] = "none"
+    warp: float = 0.0
 
 
 def masked_l1(x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
@@ -317,6 +326,9 @@ class VoiceConversionModel(nn.Module):
                               f"{cfg.speaker_class_weight} with {cfg.speaker_encoder}", field="model.args.speaker_class_weight")
         if cfg.detail_weight < 0:
             raise ConfigError(f"detail_weight must be >= 0, got {cfg.detail_weight}", field="model.args.detail_weight")
+        if not 0 <= cfg.warp < 0.5 or (cfg.warp > 0 and (cfg.speaker_encoder != "tdnn" or cfg.speaker_class_weight > 0)):
+            raise ConfigError(f"warp must be in [0, 0.5) and, above 0, needs speaker_encoder: tdnn without "
+                              f"speaker_class_weight (warped voices have no label), got {cfg.warp}", field="model.args.warp")
         if cfg.content_downsample < 1:
             raise ConfigError(f"content_downsample must be >= 1, got {cfg.content_downsample}",
                               field="model.args.content_downsample")
@@ -463,8 +475,12 @@ class VoiceConversionModel(nn.Module):
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:  # noqa: D102
         if "wave" not in batch:
             raise ConfigError("voice-conversion models train on waves: set data.input to 'wave'", field="data.input")
+        warp = None
+        if self.training and self.cfg.warp > 0:
+            wave = batch["wave"]
+            warp = 1 + self.cfg.warp * (2 * torch.rand(wave.shape[0], device=wave.device) - 1)  # (B,)
         with torch.no_grad():
-            mel = self.mel(batch["wave"])  # (B, T, n_mels)
+            mel = self.mel(batch["wave"], warp=warp)  # (B, T, n_mels)
         lengths = self.mel.frame_lengths(batch["lengths"]) if "lengths" in batch else None
         x = normalise_mel(mel)
         out: dict[str, torch.Tensor] = {}
@@ -504,6 +520,8 @@ class VoiceConversionModel(nn.Module):
         pitch = conv_pitch = None
         if self.pitch is not None:
             f0, frames = self.pitch.track(batch["wave"], batch.get("lengths"))  # tracked once for both inputs
+            if warp is not None:
+                f0 = f0 * warp[:, None]  # the harmonics moved with the spectrum
             pitch = conv_pitch = self._pitch_input(f0, frames, None)
             if convert and self.pitch.mode == "excitation":  # the source's F0 at the next utterance's level and range
                 conv_pitch = self._pitch_input(f0, frames, log_f0_stats(f0, frames).roll(1, dims=0))
