@@ -39,9 +39,9 @@ def _env(**extra: str) -> dict[str, str]:
     return env
 
 
-def _run_recipe(name: str, exp: Path, db: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(["bash", str(ROOT / f"egs/synth/{name}/run.sh"), "--quick", "--exp", str(exp)],
-                          capture_output=True, text=True, env=_env(DB=str(db)))
+def _run_recipe(name: str, exp: Path, db: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["bash", str(ROOT / f"egs/synth/{name}/run.sh"), "--quick", "--exp", str(exp), *args],
+                          capture_output=True, text=True, env=_env(DB=str(db), **env))
 
 
 def _pnmi(units: dict[str, np.ndarray], db: Path, shift: float, offset: float) -> float:
@@ -97,3 +97,8 @@ def test_vqcpc_recipe_quick(tmp_path, request):
     assert np.mean(losses[-3:]) < losses[0] - 0.5  # InfoNCE summed over 4 steps starts at 4 ln 17
     report = _check_units_beat_shuffled(exp / "vqcpc", corpus)
     assert report["codebook"]["codebook_size"] == 16
+    # duration-penalised units of the same model: fewer unit changes, lower bitrate, still above chance
+    seg = _run_recipe("vqcpc", exp, corpus, "--stage", "3", "--force", SEGMENT_PENALTY="2")
+    assert seg.returncode == 0, seg.stdout[-2000:] + seg.stderr[-2000:]
+    segmented = _check_units_beat_shuffled(exp / "vqcpc", corpus)
+    assert segmented["bitrate"]["bitrate"] < report["bitrate"]["bitrate"]
