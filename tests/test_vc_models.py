@@ -324,6 +324,31 @@ def test_warp_trains_on_stretched_spectra_and_scales_the_f0_with_them(monkeypatc
             VoiceConversionModel("vc_adain", VCAdaINConfig(**{**TINY, **bad}))
 
 
+def test_speaker_code_from_the_other_crops_of_the_speaker(monkeypatch):
+    from speechrep.models.vc import others_mean
+
+    codes = torch.tensor([[1.0, 0.0], [3.0, 2.0], [5.0, 4.0], [7.0, 7.0]])
+    mean, share = others_mean(codes, torch.tensor([0, 0, 0, 1]))
+    torch.testing.assert_close(mean, torch.tensor([[4.0, 3.0], [3.0, 2.0], [2.0, 1.0], [7.0, 7.0]]))
+    assert share.item() == 0.75  # the lone crop of speaker 1 keeps its own code
+    torch.manual_seed(0)
+    model = VoiceConversionModel("vc_adain", VCAdaINConfig(**TINY, speaker_from="others"))
+    batch = _batch()  # speakers 0 1 0 1
+    seen = []
+    decode = model.decoder.forward
+    monkeypatch.setattr(model.decoder, "forward", lambda code, spk: seen.append(spk) or decode(code, spk))
+    out = model(batch)
+    own = model.speaker_encoder(normalise_mel(model.mel(batch["wave"])), model.mel.frame_lengths(batch["lengths"]))
+    torch.testing.assert_close(seen[0], own[[2, 3, 0, 1]])  # each crop decoded with its partner's code
+    assert out["spk/others"] == 1.0
+    out["loss"].backward()
+    assert model.speaker_encoder.parameters().__next__().grad.abs().sum() > 0
+    for bad in ({"speaker_from": "other"}, {"speaker_from": "others", "speaker_encoder": "table"},
+                {"speaker_from": "others", "warp": 0.1}):
+        with pytest.raises(ConfigError, match="speaker_from"):
+            VoiceConversionModel("vc_adain", VCAdaINConfig(**{**TINY, **bad}))
+
+
 def test_detail_loss_is_the_l1_of_the_bin_to_bin_slopes():
     from speechrep.models.vc import masked_l1
 

@@ -134,6 +134,14 @@ class VCConfig:
         the decoder learn from a continuum of voices instead of the few of the corpus.
         The warped voices have no speaker label: not with ``speaker_encoder: table`` or
         ``speaker_class_weight``.
+    speaker_from : which utterances give the speaker code an utterance is reconstructed
+        with in training. ``self``: its own crop; ``others``: the mean code of the other
+        crops of the same speaker in the batch (its own where it has none; the share of
+        crops that had others is logged as ``spk/others``), as in conversion, where the
+        code comes from other utterances. The decoder can then take the voice only from
+        what all of a speaker's utterances share, not from details of this crop that the
+        speaker code could carry. Needs ``speaker_encoder: tdnn``, speaker labels and
+        several crops per speaker in a batch (``data.speakers_per_batch``).
     """
 
     channels: int = 256
@@ -150,6 +158,7 @@ class VCConfig:
     detail_weight: float = 0.0
     pitch: Literal["none", "contour", "excitation"] = "none"
     warp: float = 0.0
+    speaker_from: Literal["self", "others"] = "self"
 
 
 def masked_l1(x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
@@ -158,6 +167,17 @@ def masked_l1(x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor | None) -> to
     if mask is None:
         return err.mean()
     return (err * mask).sum() / (mask.sum() * x.shape[2]).clamp(min=1.0)
+
+
+def others_mean(codes: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each row of ``codes`` ``(B, D)`` replaced by the mean of the other rows with its label
+    (kept where there is none), and the share of rows that had others."""
+    same = (labels[:, None] == labels[None, :]).to(codes.dtype)
+    same = same - torch.eye(len(labels), dtype=codes.dtype, device=codes.device)  # (B, B): others of the label
+    count = same.sum(1, keepdim=True)
+    mean = same @ codes / count.clamp(min=1)
+    has = count > 0
+    return torch.where(has, mean, codes), has.to(codes.dtype).mean()
 
 
 def pool_time(x: torch.Tensor, factor: int) -> torch.Tensor:
@@ -329,6 +349,10 @@ class VoiceConversionModel(nn.Module):
         if not 0 <= cfg.warp < 0.5 or (cfg.warp > 0 and (cfg.speaker_encoder != "tdnn" or cfg.speaker_class_weight > 0)):
             raise ConfigError(f"warp must be in [0, 0.5) and, above 0, needs speaker_encoder: tdnn without "
                               f"speaker_class_weight (warped voices have no label), got {cfg.warp}", field="model.args.warp")
+        if cfg.speaker_from not in ("self", "others") or (cfg.speaker_from == "others" and (
+                cfg.speaker_encoder != "tdnn" or cfg.warp > 0)):
+            raise ConfigError(f"speaker_from must be self or others; others needs speaker_encoder: tdnn and no warp "
+                              f"(a warped crop is another voice), got {cfg.speaker_from!r}", field="model.args.speaker_from")
         if cfg.content_downsample < 1:
             raise ConfigError(f"content_downsample must be >= 1, got {cfg.content_downsample}",
                               field="model.args.content_downsample")
@@ -501,6 +525,8 @@ class VoiceConversionModel(nn.Module):
             speaker = self.speaker_table(batch["speaker"])
         else:
             speaker = self.speaker_encoder(x, lengths)
+        if self.cfg.speaker_from == "others":
+            speaker, out["spk/others"] = others_mean(speaker, batch["speaker"])
         if self.speaker_head is not None:
             check_speaker_labels(batch["speaker"], self.cfg.num_speakers)
             spk_logits = self.speaker_head(speaker)
