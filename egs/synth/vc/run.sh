@@ -7,7 +7,8 @@
 #   --quick: tiny corpus and models (what the tests run, a few minutes on CPU)
 #   --nj:    trainings run at the same time in stage 1 (one CPU thread each)
 # Environment: DB=DIR reuses a corpus; FAMILIES="vc_adain ..." picks the families;
-#   VC_F0=false skips the pYIN F0 scores; SPEAKER_STEPS, CTC_STEPS, VC_STEPS override the
+#   VC_F0=false skips the pYIN F0 scores; PAIRS_PER=N sets the sentences per speaker pair
+#   (default 3, 1 with --quick); SPEAKER_STEPS, CTC_STEPS, VC_STEPS override the
 #   training steps of the speaker scorer, the phone recogniser and the VC models.
 #
 # Stages
@@ -34,7 +35,7 @@ score_opts=()
 [ "${VC_F0:-true}" = false ] && score_opts+=(--no-f0)  # VC_F0=false skips the (slow) pYIN F0 scores
 if $quick; then
   size=tiny; db=${DB:-data/synth_tiny}
-  speakers=awb,kal16,slt; unseen=rms
+  speakers=awb,kal16,slt; unseen=rms; per_pair=1
   common=(--set optim.max_steps=30 --set optim.warmup_steps=5 --set data.crop=8000 --set data.batch_size=4
           --set train.valid_every=30 --set train.ckpt_every=30 --set train.device=cpu --set train.num_threads=1
           --set train.progress=false --set train.tensorboard=false)
@@ -46,6 +47,7 @@ if $quick; then
 else
   size=default
   speakers=awb,kal,slt,slt_hts; unseen=ked,rms
+  per_pair=3  # sentences per ordered speaker pair: 60 pairs, so that one pair moves a rate by < 2 points
   common=(); vc_tiny=(); spk_tiny=(); vq_tiny=()
   ctc_args='{"channels": 128, "layers": 6}'; ctc_steps=800
 fi
@@ -86,7 +88,7 @@ run_stage 1 "Training (up to $nj at once): speaker scorer, phone recogniser, $fa
   run_parallel "${trainings[@]}"
 
 run_stage 2 "Pairs: $db/data/{test,test_unseen_spk} -> $exp/pairs.tsv" \
-  python local/make_pairs.py --speakers "$speakers" --unseen "$unseen" \
+  python local/make_pairs.py --speakers "$speakers" --unseen "$unseen" --per-pair "${PAIRS_PER:-$per_pair}" \
     --ctm "$db/ali/test/phones.ctm" --ctm "$db/ali/test_unseen_spk/phones.ctm" \
     "$exp/pairs.tsv" "$db/data/test" "$db/data/test_unseen_spk"
 
