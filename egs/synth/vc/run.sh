@@ -43,12 +43,13 @@ if $quick; then
            --set model.args.min_speaker_frames=20)
   spk_tiny=(--set model.args.channels=16 --set model.args.embedding_dim=8 --set model.args.min_frames=20)
   ctc_args='{"channels": 16, "layers": 2}'; ctc_steps=20
+  adain_tiny=(--set data.speakers_per_batch=2)  # 2 speakers x 2 crops: each crop has another of its speaker
   vq_tiny=(--set model.args.content_dim=8 --set model.args.bottleneck.num_codes=16 --set model.args.bottleneck.code_dim=8)
 else
   size=default
   speakers=awb,kal,slt,slt_hts; unseen=ked,rms
   per_pair=3  # sentences per ordered speaker pair: 60 pairs, so that one pair moves a rate by < 2 points
-  common=(); vc_tiny=(); spk_tiny=(); vq_tiny=()
+  common=(); vc_tiny=(); spk_tiny=(); vq_tiny=(); adain_tiny=()
   ctc_args='{"channels": 128, "layers": 6}'; ctc_steps=800
 fi
 vocoders=griffinlim
@@ -78,6 +79,7 @@ t(sys.argv[1], sys.argv[2], sys.argv[3], args=json.loads(sys.argv[4]), steps=int
 train_family() {  # train_family NAME
   local extra=()
   if [ "$1" = vc_vq ]; then extra=("${vq_tiny[@]}"); fi
+  if [ "$1" = vc_adain ]; then extra=("${adain_tiny[@]}"); fi
   speechrep train "conf/$1.yaml" --set exp_dir="$exp/$1" --set data.train="$db/data/train" \
     --set data.valid="$db/data/dev" "${common[@]}" "${vc_tiny[@]}" "${extra[@]}" "${train_opts[@]}" \
     $(steps_opt "${VC_STEPS:-}")
