@@ -124,7 +124,7 @@ def segment_units(costs: np.ndarray, penalty: float, *, max_frames: int = 50) ->
     costs = np.asarray(costs, dtype=np.float64)
     if costs.ndim != 2 or not np.isfinite(costs).all():
         raise SpeechrepError(f"segment costs must be a finite (frames, units) array, got shape {costs.shape}")
-    if penalty < 0 or max_frames < 1:
+    if not (np.isfinite(penalty) and penalty >= 0) or max_frames < 1:
         raise SpeechrepError(f"segment penalty must be >= 0 and max_frames >= 1, got {penalty} and {max_frames}")
     t_total = costs.shape[0]
     if t_total == 0:
@@ -240,7 +240,7 @@ def extract_units(
     if not hasattr(model, "units"):
         raise SpeechrepError(f"model '{name}' has no discrete units (use a vqvae or vqcpc experiment)", path=model_dir)
     if segment_penalty is not None:
-        if segment_penalty < 0 or max_segment < 1:
+        if not (np.isfinite(segment_penalty) and segment_penalty >= 0) or max_segment < 1:
             raise ConfigError(f"segment penalty must be >= 0 and max segment >= 1 frame, got {segment_penalty} and {max_segment}",
                               field="segment_penalty")
         if not hasattr(model, "unit_costs"):

@@ -153,8 +153,9 @@ def test_segment_units_is_the_optimal_penalised_segmentation():
     n = [len(deduplicate(segment_units(costs, p))[0]) for p in (0.0, 0.5, 2.0, 50.0)]
     assert n == sorted(n, reverse=True) and n[0] > n[-1] == 1
     assert segment_units(np.zeros((0, 4)), 1.0).size == 0
-    with pytest.raises(SpeechrepError, match="penalty"):
-        segment_units(costs, -1.0)
+    for bad in (-1.0, float("nan"), float("inf")):
+        with pytest.raises(SpeechrepError, match="penalty"):
+            segment_units(costs, bad)
     with pytest.raises(SpeechrepError, match="finite"):
         segment_units(np.full((3, 2), np.nan), 1.0)
 
