@@ -11,8 +11,8 @@
 #   4  ablation: one-hot vs binary vs VQ bottlenecks at equal bits per frame
 # --quick uses the tiny corpus and conf/tiny.yaml (what the tests run).
 # The corpus goes to $DB (default $exp/db); set DB to share one between recipes.
-# SEGMENT_PENALTY=P makes stage 2 write duration-penalised units (DPDP; rerun it with
-# --stage 2 --force after a first run).
+# SEGMENT_PENALTY=P makes stage 2 write duration-penalised units (DPDP; none, the default:
+# nearest code per frame; rerun it with --stage 2 --force after a first run).
 cd "$(dirname "$0")"
 . ../../../recipes/lib.sh
 parse_recipe_opts "$@"
@@ -32,7 +32,8 @@ data_opts=(--set "data.train=$db/data/train" --set "data.valid=$db/data/dev")
 run_stage 0 "Corpus: synthetic speech ($size) -> $db" ../local/data.sh --size "$size" --nj "$nj" "$db"
 run_stage 1 "Train: $db/data/train -> $model" speechrep train "$conf" --set "exp_dir=$model" "${data_opts[@]}"
 units_opts=()  # SEGMENT_PENALTY=P: duration-penalised units (speechrep units --segment-penalty P)
-[ -n "${SEGMENT_PENALTY:-}" ] && units_opts=(--segment-penalty "$SEGMENT_PENALTY")
+penalty=${SEGMENT_PENALTY:-none}
+[ "$penalty" != none ] && units_opts=(--segment-penalty "$penalty")
 run_stage 2 "Units: $db/data/test -> $units" speechrep units --model "$model" "${units_opts[@]}" "$db/data/test" "$units"
 run_stage 3 "Evaluate: $units/units.txt -> $model/eval_units_test.json" \
   bash -c 'speechrep eval units --units "$1/units.txt" --ali "$2/ali/test/phones.ctm" --utt2spk "$2/data/test/utt2spk" \
