@@ -33,7 +33,7 @@ from typing import Iterable, Iterator, Mapping
 
 import numpy as np
 
-from speechrep.errors import ConfigError, DataError, SpeechrepError
+from speechrep.errors import DataError, SpeechrepError
 from speechrep.utils.io import atomic_write_text
 
 __all__ = [
@@ -239,12 +239,8 @@ def extract_units(
     model, name, _ = load_model(model_dir, which=which, map_location=device)
     if not hasattr(model, "units"):
         raise SpeechrepError(f"model '{name}' has no discrete units (use a vqvae or vqcpc experiment)", path=model_dir)
-    if segment_penalty is not None:
-        if not (np.isfinite(segment_penalty) and segment_penalty >= 0) or max_segment < 1:
-            raise ConfigError(f"segment penalty must be >= 0 and max segment >= 1 frame, got {segment_penalty} and {max_segment}",
-                              field="segment_penalty")
-        if not hasattr(model, "unit_costs"):
-            raise SpeechrepError(f"model '{name}' has no per-unit costs to segment with", path=model_dir)
+    if segment_penalty is not None and not hasattr(model, "unit_costs"):
+        raise SpeechrepError(f"model '{name}' has no per-unit costs to segment with", path=model_dir)
     dd = DataDir.load(data_dir)
     key = getattr(model, "input_key", "wave")
     offset = getattr(model, "frame_offset", None)

@@ -482,10 +482,13 @@ class VectorQuantizer(Bottleneck):
         -------
         (N, G) int64.
         """
+        return self._distances_less_norm(z).argmin(-1)
+
+    def _distances_less_norm(self, z: torch.Tensor) -> torch.Tensor:
+        """``||z - e||^2 - ||z||^2 = ||e||^2 - 2 z.e`` of (N, G, d) vectors to every code: (N, G, K)
+        (``||z||^2`` does not change the argmin)."""
         codes = self._codes().float()  # (G, K, d)
-        # ||z - e||^2 = ||z||^2 - 2 z.e + ||e||^2; ||z||^2 does not change the argmin
-        dots = torch.einsum("ngd,gkd->ngk", z, codes)
-        return ((codes**2).sum(-1).unsqueeze(0) - 2 * dots).argmin(-1)
+        return (codes**2).sum(-1).unsqueeze(0) - 2 * torch.einsum("ngd,gkd->ngk", z, codes)
 
     @torch.no_grad()
     def unit_costs(self, x: torch.Tensor) -> torch.Tensor:
@@ -499,10 +502,8 @@ class VectorQuantizer(Bottleneck):
             z = self.proj(x.float())
             if self.cosine:
                 z = F.normalize(z, dim=-1)
-            codes = self._codes().float()[0]  # (K, d)
-            # as in nearest(): ||e||^2 - 2 z.e, then + ||z||^2 (same argmin)
-            d = (codes**2).sum(-1) - 2 * torch.einsum("btd,kd->btk", z, codes)
-            return (d + (z**2).sum(-1, keepdim=True)).clamp_min(0.0)
+            d = self._distances_less_norm(z.reshape(-1, 1, z.shape[-1]))[:, 0].reshape(*z.shape[:-1], -1)
+            return (d + (z**2).sum(-1, keepdim=True)).clamp_min(0.0)  # the argmin of nearest()
 
     def forward(self, x: torch.Tensor, *, mask: torch.Tensor | None = None) -> BottleneckOutput:
         b, t, _ = x.shape
