@@ -6,6 +6,15 @@ the speaker code of the target(s) to a converted log-mel; a vocoder
 target utterances are averaged in speaker-code space, which gives a steadier voice than
 any one of them.
 
+Frame matching (``match_weight`` > 0, as in kNN-VC, Baas et al. 2023) then pulls each
+converted log-mel frame towards real frames of the targets: the model reconstructs every
+target utterance from its own content code and F0 with the target speaker code, and each
+converted frame moves towards the mean of the target frames whose reconstructions are its
+``match_k`` nearest. Matching in the model's output space compares like with like (the
+decoder's own rendering of the voice); the frames it brings in are the target's real
+spectra. More of the target's voice comes through, at a cost in phones, since a few
+target utterances hold few examples of each sound.
+
 Inputs of any sample rate and format soundfile reads are resampled to the model's rate;
 audio that is unreadable, empty, silent, sampled below :data:`MIN_INPUT_RATE`, or (for
 targets) shorter than the speaker encoder's minimum is refused with one clear error,
@@ -126,9 +135,13 @@ class Converter:
     model : a trained :class:`speechrep.models.vc.VoiceConversionModel`.
     vocoder : a :class:`speechrep.vocoder.base.Vocoder` for the same log-mel definition.
     device : torch device of the model.
+    match_weight, match_k : frame matching (see the module docstring): each converted
+        log-mel frame moves this far (0: not at all, 1: all the way) towards the mean of the
+        ``match_k`` target frames whose reconstructions by the model are nearest to it.
     """
 
-    def __init__(self, model: "VoiceConversionModel", vocoder: "Vocoder", *, device: str = "cpu"):
+    def __init__(self, model: "VoiceConversionModel", vocoder: "Vocoder", *, device: str = "cpu",
+                 match_weight: float = 0.0, match_k: int = 4):
         if vocoder.spec != model.spec:
             raise ConfigError(
                 f"vocoder inverts {vocoder.spec} but the model predicts {model.spec}", field="vocoder"
@@ -136,6 +149,11 @@ class Converter:
         self.model = model.to(device).eval()
         self.vocoder = vocoder
         self.device = device
+        if not 0.0 <= match_weight <= 1.0 or match_k < 1:
+            raise ConfigError(f"frame matching needs a weight in [0, 1] and k >= 1, got {match_weight} and {match_k}",
+                              field="--match-weight")
+        self.match_weight = match_weight
+        self.match_k = match_k
 
     @property
     def sample_rate(self) -> int:
@@ -192,12 +210,29 @@ class Converter:
 
         return torch.from_numpy(np.asarray(wave, dtype=np.float32)).to(self.device)[None]
 
-    def convert_wave(self, source: np.ndarray, speaker: "torch.Tensor", pitch_stats: "torch.Tensor | None" = None) -> np.ndarray:
+    def target_frames(self, targets: Iterable[str | Path], speaker: "torch.Tensor") -> tuple["torch.Tensor", "torch.Tensor"]:
+        """The frames of target audio files for frame matching: the model's reconstructions
+        ``(N, n_mels)`` (each target's own content and F0 with ``speaker``, the code of
+        :meth:`target_voice`) and the targets' log-mel frames ``(N, n_mels)``."""
+        import torch
+
+        keys, values = [], []
+        with torch.no_grad():
+            for t in targets:
+                wave = read_input_audio(t, sample_rate=self.sample_rate, field_name="target")
+                mel = self._mel(wave)
+                keys.append(self.model.convert(mel, speaker, pitch=self.model.pitch_features(self._wave(wave)))[0])
+                values.append(mel[0])
+        return torch.cat(keys), torch.cat(values)
+
+    def convert_wave(self, source: np.ndarray, speaker: "torch.Tensor", pitch_stats: "torch.Tensor | None" = None,
+                     frames: tuple["torch.Tensor", "torch.Tensor"] | None = None) -> np.ndarray:
         """Convert a source wave ``(samples,)`` at :attr:`sample_rate` to speaker code ``(1, speaker_dim)``.
 
         ``pitch_stats``: the target's log-F0 statistics ``(1, 2)`` (:meth:`target_voice`), to
         which a model with excitation pitch input maps the source's F0; without them it keeps
-        the source's F0.
+        the source's F0. ``frames``: :meth:`target_frames`, matched with weight
+        ``match_weight`` (required when it is above 0).
 
         Returns
         -------
@@ -206,26 +241,37 @@ class Converter:
         """
         import torch
 
+        from speechrep.models.vc import match_frames
+
         with torch.no_grad():
             # None unless the decoder reads the source pitch
             pitch = self.model.pitch_features(self._wave(source), target=pitch_stats)
-            mel = self.model.convert(self._mel(source), speaker, pitch=pitch)[0].cpu().numpy()  # (T, n_mels)
-        return self.vocoder.mel_to_wave(mel)
+            mel = self.model.convert(self._mel(source), speaker, pitch=pitch)[0]  # (T, n_mels)
+            if self.match_weight > 0:
+                if frames is None:
+                    raise ConfigError("frame matching (match_weight > 0) needs the target frames", field="frames")
+                matched = match_frames(mel, *frames, self.match_k)
+                mel = (1 - self.match_weight) * mel + self.match_weight * matched
+        return self.vocoder.mel_to_wave(mel.cpu().numpy())
 
     def convert(self, source: str | Path, targets: Iterable[str | Path]) -> np.ndarray:
         """Converted wave of audio file ``source`` in the voice of audio files ``targets``."""
+        targets = list(targets)
         speaker, pitch_stats = self.target_voice(targets)
+        frames = self.target_frames(targets, speaker) if self.match_weight > 0 else None
         wave = read_input_audio(source, sample_rate=self.sample_rate, field_name="source")
-        return self.convert_wave(wave, speaker, pitch_stats)
+        return self.convert_wave(wave, speaker, pitch_stats, frames)
 
 
-def load_converter(model: str | Path, *, vocoder: str | Path = "griffinlim", device: str = "cpu") -> Converter:
+def load_converter(model: str | Path, *, vocoder: str | Path = "griffinlim", device: str = "cpu",
+                   match_weight: float = 0.0, match_k: int = 4) -> Converter:
     """Load a voice-conversion experiment (or checkpoint) and a vocoder.
 
     Parameters
     ----------
     model : experiment directory or checkpoint directory of a ``vc_*`` model.
     vocoder : ``"griffinlim"`` or the experiment directory of a trained neural vocoder.
+    match_weight, match_k : frame matching, as in :class:`Converter`.
 
     Raises
     ------
@@ -242,7 +288,7 @@ def load_converter(model: str | Path, *, vocoder: str | Path = "griffinlim", dev
     module, name, _ = load_model(model, map_location=device)
     if not isinstance(module, VoiceConversionModel):
         raise CheckpointError(f"holds a '{name}' model, not a voice-conversion model (vc_*)", path=model, field="model")
-    return Converter(module, voc, device=device)
+    return Converter(module, voc, device=device, match_weight=match_weight, match_k=match_k)
 
 
 def convert_file(
@@ -253,14 +299,17 @@ def convert_file(
     *,
     vocoder: str | Path = "griffinlim",
     device: str = "cpu",
+    match_weight: float = 0.0,
+    match_k: int = 4,
 ) -> Path:
     """Convert one source file to the voice of ``targets``; write ``out`` (16-bit WAV) atomically.
 
-    Returns the output path. On any error nothing is written.
+    Returns the output path. On any error nothing is written. ``match_weight``,
+    ``match_k``: frame matching, as in :class:`Converter`.
     """
     from speechrep.data.audio import write_wav
 
-    conv = load_converter(model, vocoder=vocoder, device=device)
+    conv = load_converter(model, vocoder=vocoder, device=device, match_weight=match_weight, match_k=match_k)
     wave = conv.convert(source, targets)
     write_wav(out, wave, conv.sample_rate)
     return Path(out)
@@ -351,13 +400,16 @@ def convert_pairs(
     vocoder: str | Path = "griffinlim",
     device: str = "cpu",
     progress: bool = True,
+    match_weight: float = 0.0,
+    match_k: int = 4,
 ) -> list[Path]:
     """Convert every pair of a pairs file into ``out_dir/<id>.wav``; all or nothing.
 
-    Returns the output paths, in the order of the pairs.
+    Returns the output paths, in the order of the pairs. ``match_weight``, ``match_k``:
+    frame matching, as in :class:`Converter`.
     """
     pair_list = read_pairs(pairs) if isinstance(pairs, (str, Path)) else list(pairs)
-    conv = load_converter(model, vocoder=vocoder, device=device)
+    conv = load_converter(model, vocoder=vocoder, device=device, match_weight=match_weight, match_k=match_k)
     return _write_all(pair_list, out_dir, lambda p: conv.convert(p.source, p.targets), sample_rate=conv.sample_rate,
                       desc="convert", progress=progress)
 

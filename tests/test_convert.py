@@ -4,7 +4,7 @@ import soundfile as sf
 import torch
 
 from speechrep.cli import main
-from speechrep.convert import convert_file, convert_pairs, load_converter, read_pairs
+from speechrep.convert import convert_file, convert_pairs, load_converter, read_input_audio, read_pairs
 from speechrep.errors import CheckpointError, ConfigError, DataError, SpeechrepError
 from speechrep.train.checkpoint import save_checkpoint
 from speechrep.train.registry import build_model
@@ -176,3 +176,69 @@ def test_cli_convert(env, tmp_path, capsys):
     assert _cli("convert", "--model", env["model"], "--pairs", pairs, "--out-dir", tmp_path / "dir") == 0
     assert (tmp_path / "dir" / "q1.wav").is_file()
     assert _cli("convert", "--model", env["model"], "--pairs", pairs, "--out", tmp_path / "y.wav") == 1
+
+
+def test_match_frames_by_hand():
+    from speechrep.models.vc import match_frames
+
+    keys = torch.tensor([[0.0, 0.0], [1.0, 0.0], [5.0, 5.0], [6.0, 5.0]])
+    values = torch.tensor([[10.0], [20.0], [30.0], [40.0]])
+    frames = torch.tensor([[0.2, 0.0], [5.9, 5.0]])
+    torch.testing.assert_close(match_frames(frames, keys, values, 1), torch.tensor([[10.0], [40.0]]))
+    torch.testing.assert_close(match_frames(frames, keys, values, 2), torch.tensor([[15.0], [35.0]]))
+    torch.testing.assert_close(match_frames(frames, keys, values, 9), torch.tensor([[25.0], [25.0]]))  # all rows
+    with pytest.raises(ConfigError, match="k must be >= 1"):
+        match_frames(frames, keys, values, 0)
+    with pytest.raises(ValueError, match="same number"):
+        match_frames(frames, keys, values[:3], 1)
+
+
+def test_frame_matching_pulls_the_conversion_to_target_frames(env, tmp_path, monkeypatch):
+    from speechrep.vocoder.mel import log_mel
+
+    plain = load_converter(env["pitch"])
+    full = load_converter(env["pitch"], match_weight=1.0, match_k=1)
+    half = load_converter(env["pitch"], match_weight=0.5, match_k=1)
+    spk, stats = full.target_voice([env["tgt"]])
+    keys, values = full.target_frames([env["tgt"]], spk)
+    tgt_mel = torch.from_numpy(log_mel(read_input_audio(env["tgt"], sample_rate=16000), full.model.spec))
+    torch.testing.assert_close(values, tgt_mel)  # the values are the target's real frames
+    with torch.no_grad():  # the keys are the model's reconstruction of the target with its own F0
+        wave = full._wave(read_input_audio(env["tgt"], sample_rate=16000))
+        torch.testing.assert_close(keys, full.model.convert(tgt_mel[None], spk, pitch=full.model.pitch_features(wave))[0])
+    seen = []
+    monkeypatch.setattr(type(full.vocoder), "mel_to_wave", lambda self, mel: seen.append(mel) or np.zeros(10, np.float32))
+    src = read_input_audio(env["src"], sample_rate=16000)
+    for conv in (plain, full, half):
+        conv.convert_wave(src, spk, stats, (keys, values))
+    converted, matched, blend = (torch.from_numpy(m) for m in seen)
+    # weight 1, k 1: every output frame is a real target frame; weight 0.5: halfway
+    assert all(any(torch.allclose(f, v) for v in values) for f in matched)
+    torch.testing.assert_close(blend, (converted + matched) / 2)
+    assert not torch.allclose(converted, matched)
+    with pytest.raises(ConfigError, match="needs the target frames"):
+        full.convert_wave(src, spk, stats)
+    with pytest.raises(ConfigError, match="frame matching needs"):
+        load_converter(env["model"], match_weight=1.5)
+    with pytest.raises(ConfigError, match="frame matching needs"):
+        load_converter(env["model"], match_k=0)
+
+
+def test_frame_matching_file_and_pairs_agree(env, tmp_path):
+    one = convert_file(env["model"], env["src"], [env["tgt"], env["tgt2"]], tmp_path / "one.wav", match_weight=0.5)
+    pairs = _pairs(tmp_path / "p.tsv", [("b", env["src"], f"{env['tgt']},{env['tgt2']}")])
+    (two,) = convert_pairs(env["model"], pairs, tmp_path / "dir", progress=False, match_weight=0.5)
+    plain = convert_file(env["model"], env["src"], [env["tgt"], env["tgt2"]], tmp_path / "plain.wav")
+    np.testing.assert_allclose(sf.read(one)[0], sf.read(two)[0], atol=1e-4)
+    assert not np.allclose(sf.read(one)[0], sf.read(plain)[0], atol=1e-3)
+
+
+def test_cli_convert_frame_matching(env, tmp_path, capsys):
+    out = tmp_path / "m.wav"
+    assert _cli("convert", "--model", env["model"], "--source", env["src"], "--target", env["tgt"], "--out", out,
+                "--match-weight", 0.5, "--match-k", 2) == 0
+    assert out.is_file()
+    bad = tmp_path / "b.wav"
+    assert _cli("convert", "--model", env["model"], "--source", env["src"], "--target", env["tgt"], "--out", bad,
+                "--match-weight", 2) == 1
+    assert "frame matching needs" in capsys.readouterr().err and not bad.exists()

@@ -21,6 +21,11 @@ def convert(
     out_dir: Optional[Path] = typer.Option(None, "--out-dir", help="Batch mode: directory receiving <id>.wav per pair."),
     vocoder: str = typer.Option("griffinlim", "--vocoder", help="'griffinlim' or a trained neural vocoder experiment directory."),
     device: str = typer.Option("cpu", "--device", help="Torch device, e.g. cpu or cuda."),
+    match_weight: float = typer.Option(
+        0.0, "--match-weight", help="Frame matching: move each converted frame this far (0-1) towards the mean of the "
+        "target frames whose model reconstructions are nearest (kNN-VC style; more of the target voice, fewer phones)."
+    ),
+    match_k: int = typer.Option(4, "--match-k", help="Target frames averaged per converted frame (--match-weight)."),
     resynthesize: bool = typer.Option(
         False, "--resynthesize", help="Batch mode without a model: vocode each source unchanged (the scoring baseline)."
     ),
@@ -45,7 +50,8 @@ def convert(
 
             if model is None:
                 raise ConfigError("--model is required (or --resynthesize)", field="--model")
-            written = convert_pairs(model, pairs, out_dir, vocoder=vocoder, device=device)
+            written = convert_pairs(model, pairs, out_dir, vocoder=vocoder, device=device,
+                                    match_weight=match_weight, match_k=match_k)
         typer.echo(f"wrote {len(written)} utterances to {out_dir}")
         return
     if resynthesize:
@@ -56,7 +62,9 @@ def convert(
         raise ConfigError("give --source, at least one --target and --out (or --pairs and --out-dir)", field="--source")
     from speechrep.convert import convert_file
 
-    typer.echo(f"wrote {convert_file(model, source, target, out, vocoder=vocoder, device=device)}")
+    written = convert_file(model, source, target, out, vocoder=vocoder, device=device,
+                           match_weight=match_weight, match_k=match_k)
+    typer.echo(f"wrote {written}")
 
 
 def register(app: typer.Typer) -> None:

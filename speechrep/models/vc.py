@@ -180,6 +180,21 @@ def others_mean(codes: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor
     return torch.where(has, mean, codes), has.to(codes.dtype).mean()
 
 
+def match_frames(frames: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, k: int) -> torch.Tensor:
+    """k-nearest-neighbour frame matching (as in kNN-VC, Baas et al. 2023).
+
+    ``frames`` ``(T, D)`` are compared with ``keys`` ``(N, D)`` by Euclidean distance; each
+    frame is replaced by the mean of the ``values`` ``(N, D')`` whose keys are its ``k``
+    nearest (all ``N`` when fewer). Returns ``(T, D')``.
+    """
+    if k < 1:
+        raise ConfigError(f"k must be >= 1, got {k}", field="match_k")
+    if keys.shape[0] != values.shape[0] or keys.shape[0] == 0:
+        raise ValueError(f"keys {tuple(keys.shape)} and values {tuple(values.shape)} need the same number (> 0) of rows")
+    idx = torch.cdist(frames, keys).topk(min(k, keys.shape[0]), dim=-1, largest=False).indices  # (T, k)
+    return values[idx].mean(1)
+
+
 def pool_time(x: torch.Tensor, factor: int) -> torch.Tensor:
     """Means of windows of ``factor`` frames: ``(B, T, D)`` -> ``(B, ceil(T / factor), D)``.
 

@@ -8,7 +8,9 @@
 #   --nj:    trainings run at the same time in stage 1 (one CPU thread each)
 # Environment: DB=DIR reuses a corpus; FAMILIES="vc_adain ..." picks the families;
 #   VC_F0=false skips the pYIN F0 scores; PAIRS_PER=N sets the sentences per speaker pair
-#   (default 3, 1 with --quick); SPEAKER_STEPS, CTC_STEPS, VC_STEPS override the
+#   (default 3, 1 with --quick); MATCH_WEIGHT=W (0-1, default 0) and MATCH_K=K (default 4)
+#   turn on frame matching in the conversion (speechrep convert --match-weight, README.md);
+#   SPEAKER_STEPS, CTC_STEPS, VC_STEPS override the
 #   training steps of the speaker scorer, the phone recogniser and the VC models.
 #
 # Stages
@@ -106,6 +108,7 @@ convert_all() {
   for f in $families; do
     for v in $vocoders; do
       speechrep convert --model "$exp/$f" --pairs "$exp/pairs.tsv" --out-dir "$exp/convert/${f}_$v" \
+        --match-weight "${MATCH_WEIGHT:-0}" --match-k "${MATCH_K:-4}" \
         --vocoder "$(vocoder_path "$v")"
     done
   done
