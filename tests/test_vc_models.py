@@ -373,3 +373,43 @@ def test_detail_loss_is_the_l1_of_the_bin_to_bin_slopes():
     assert "loss/detail" not in plain_out
     with pytest.raises(ConfigError, match="detail_weight"):
         VoiceConversionModel("vc_adain", VCAdaINConfig(**TINY, detail_weight=-1.0))
+
+
+def test_lsgan_losses_train_each_player_only():
+    from speechrep.models.vc import _MelCritic, lsgan_losses
+
+    torch.manual_seed(0)
+    critic = _MelCritic(4)
+    real = torch.randn(2, 12, 16)
+    fake = torch.randn(2, 12, 16, requires_grad=True)
+    assert critic(real).shape == (2, 1, 4, 3)  # (bins / 4, frames / 4)
+    critic_loss, generator_loss = lsgan_losses(critic, real, fake)
+    with torch.no_grad():
+        torch.testing.assert_close(critic_loss, ((critic(real) - 1) ** 2).mean() + (critic(fake) ** 2).mean())
+        torch.testing.assert_close(generator_loss, ((critic(fake) - 1) ** 2).mean())
+    critic_loss.backward(retain_graph=True)
+    assert fake.grad is None  # the critic's loss does not train the generator
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in critic.parameters())
+    critic.zero_grad(set_to_none=True)
+    generator_loss.backward()
+    assert fake.grad.abs().sum() > 0
+    assert all(p.grad is None for p in critic.parameters())  # nor the generator's the critic
+
+
+def test_gan_loss_is_added_and_reaches_decoder_and_critic():
+    torch.manual_seed(0)
+    model = VoiceConversionModel("vc_adain", VCAdaINConfig(**TINY, gan_weight=0.5, gan_channels=4))
+    batch = _batch()
+    torch.manual_seed(1)
+    out = model(batch)
+    torch.testing.assert_close(out["loss"], out["loss/recon"] + out["gan/critic"] + 0.5 * out["gan/decoder"])
+    out["loss"].backward()
+    assert model.critic.net[0].weight.grad.abs().sum() > 0 and model.decoder.conv_out.weight.grad.abs().sum() > 0
+    plain = VoiceConversionModel("vc_adain", VCAdaINConfig(**TINY))
+    assert plain.critic is None and "gan/critic" not in plain(batch)
+    # the critic learns to tell the training log-mels from the reconstructions
+    losses, last = _train(model, batch, steps=30)
+    assert last["gan/critic"] < out["gan/critic"]
+    for bad in ({"gan_weight": -0.1}, {"gan_weight": 0.1, "gan_channels": 0}):
+        with pytest.raises(ConfigError, match="gan_weight"):
+            VoiceConversionModel("vc_adain", VCAdaINConfig(**TINY, **bad))

@@ -142,6 +142,12 @@ class VCConfig:
         what all of a speaker's utterances share, not from details of this crop that the
         speaker code could carry. Needs ``speaker_encoder: tdnn``, speaker labels and
         several crops per speaker in a batch (``data.speakers_per_batch``).
+    gan_weight : weight of an adversarial loss on the decoder's log-mel (0: off): a patch
+        critic (2-D convolutions across mel bins and frames, ``gan_channels`` wide) learns to
+        tell training log-mels from reconstructions (least-squares GAN), and the decoder is
+        trained to be taken for real. An L1 loss alone is met by spectra smoothed across the
+        bins, where the fine detail of a voice lives; the critic penalises that smoothing.
+    gan_channels : width of that critic.
     """
 
     channels: int = 256
@@ -159,6 +165,8 @@ class VCConfig:
     pitch: Literal["none", "contour", "excitation"] = "none"
     warp: float = 0.0
     speaker_from: Literal["self", "others"] = "self"
+    gan_weight: float = 0.0
+    gan_channels: int = 32
 
 
 def masked_l1(x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
@@ -317,6 +325,34 @@ class AdaINDecoder(nn.Module):
         return self.conv_out(h).transpose(1, 2)  # (B, T, n_mels)
 
 
+class _MelCritic(nn.Module):
+    """Patch critic of normalised log-mels ``(B, T, n_mels)`` -> scores ``(B, 1, n_mels / 4, T / 4)``."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Conv2d(1, channels, 3, padding=1), nn.LeakyReLU(0.2),
+            nn.Conv2d(channels, channels, 3, stride=2, padding=1), nn.LeakyReLU(0.2),
+            nn.Conv2d(channels, channels, 3, stride=2, padding=1), nn.LeakyReLU(0.2),
+            nn.Conv2d(channels, 1, 3, padding=1),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x.transpose(1, 2)[:, None])
+
+
+def lsgan_losses(critic: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Least-squares GAN losses ``(critic, generator)`` of one optimiser step.
+
+    The critic's loss ``(D(real) - 1)^2 + D(fake)^2`` sees ``fake`` detached, so it trains the
+    critic only; the generator's ``(D(fake) - 1)^2`` calls the critic with frozen weights
+    (:func:`~speechrep.objectives.mi.frozen_call`), so it trains what made ``fake`` only.
+    """
+    critic_loss = ((critic(real) - 1) ** 2).mean() + (critic(fake.detach()) ** 2).mean()
+    generator_loss = ((frozen_call(critic, fake) - 1) ** 2).mean()
+    return critic_loss, generator_loss
+
+
 class _SpeakerClassifier(nn.Module):
     """Content code ``(B, T, content_dim)`` (+ lengths) -> speaker logits ``(B, num_speakers)``."""
 
@@ -368,6 +404,9 @@ class VoiceConversionModel(nn.Module):
                 cfg.speaker_encoder != "tdnn" or cfg.warp > 0)):
             raise ConfigError(f"speaker_from must be self or others; others needs speaker_encoder: tdnn and no warp "
                               f"(a warped crop is another voice), got {cfg.speaker_from!r}", field="model.args.speaker_from")
+        if cfg.gan_weight < 0 or cfg.gan_channels < 1:
+            raise ConfigError(f"gan_weight must be >= 0 and gan_channels >= 1, got {cfg.gan_weight} and "
+                              f"{cfg.gan_channels}", field="model.args.gan_weight")
         if cfg.content_downsample < 1:
             raise ConfigError(f"content_downsample must be >= 1, got {cfg.content_downsample}",
                               field="model.args.content_downsample")
@@ -404,6 +443,7 @@ class VoiceConversionModel(nn.Module):
             raise ConfigError(f"unknown pitch input {cfg.pitch!r} (none, contour, excitation)", field="model.args.pitch")
         self.pitch = None if cfg.pitch == "none" else PitchFeatures(cfg.pitch, spec=spec, mel_scale=normalise_mel)
         self.decoder = AdaINDecoder(spec.n_mels, cfg, in_dim=code_dim + (0 if self.pitch is None else self.pitch.channels))
+        self.critic = _MelCritic(cfg.gan_channels) if cfg.gan_weight > 0 else None
 
     # -- the conversion interface --------------------------------------------------------
     @property
@@ -570,6 +610,11 @@ class VoiceConversionModel(nn.Module):
         recon = self.decoder(decoder_input, speaker)
         rec = masked_l1(recon, x, mask)
         out["loss/recon"] = rec.detach()
+        if self.critic is not None:
+            keep = 1.0 if mask is None else mask  # padded frames: zero in both
+            critic_loss, generator_loss = lsgan_losses(self.critic, x * keep, recon * keep)
+            extra = extra + critic_loss + self.cfg.gan_weight * generator_loss
+            out["gan/critic"], out["gan/decoder"] = critic_loss.detach(), generator_loss.detach()
         if self.cfg.detail_weight > 0:
             detail = masked_l1(recon.diff(dim=-1), x.diff(dim=-1), mask)
             extra = extra + self.cfg.detail_weight * detail
