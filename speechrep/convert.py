@@ -149,9 +149,10 @@ class Converter:
         self.model = model.to(device).eval()
         self.vocoder = vocoder
         self.device = device
-        if not 0.0 <= match_weight <= 1.0 or match_k < 1:
-            raise ConfigError(f"frame matching needs a weight in [0, 1] and k >= 1, got {match_weight} and {match_k}",
-                              field="--match-weight")
+        if not 0.0 <= match_weight <= 1.0:
+            raise ConfigError(f"frame matching needs a weight in [0, 1], got {match_weight}", field="--match-weight")
+        if match_k < 1:
+            raise ConfigError(f"frame matching needs k >= 1, got {match_k}", field="--match-k")
         self.match_weight = match_weight
         self.match_k = match_k
 

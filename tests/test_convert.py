@@ -218,10 +218,12 @@ def test_frame_matching_pulls_the_conversion_to_target_frames(env, tmp_path, mon
     assert not torch.allclose(converted, matched)
     with pytest.raises(ConfigError, match="needs the target frames"):
         full.convert_wave(src, spk, stats)
-    with pytest.raises(ConfigError, match="frame matching needs"):
+    with pytest.raises(ConfigError, match="weight in") as err:
         load_converter(env["model"], match_weight=1.5)
-    with pytest.raises(ConfigError, match="frame matching needs"):
+    assert "--match-weight" in str(err.value)
+    with pytest.raises(ConfigError, match="k >= 1") as err:
         load_converter(env["model"], match_k=0)
+    assert "--match-k" in str(err.value)
 
 
 def test_frame_matching_file_and_pairs_agree(env, tmp_path):
