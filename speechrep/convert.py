@@ -15,6 +15,12 @@ decoder's own rendering of the voice); the frames it brings in are the target's 
 spectra. More of the target's voice comes through, at a cost in phones, since a few
 target utterances hold few examples of each sound.
 
+Exaggeration (``exaggerate`` > 0) moves the target's speaker code away from the mean
+code of a population of speakers (``population``, a data directory, typically the
+model's training set): ``code + exaggerate * (code - population mean)``, as a caricature
+exaggerates what sets a face apart from the average one. Voices that the model renders
+close to one another (similar speakers, unseen ones) then come out further apart.
+
 Inputs of any sample rate and format soundfile reads are resampled to the model's rate;
 audio that is unreadable, empty, silent, sampled below :data:`MIN_INPUT_RATE`, or (for
 targets) shorter than the speaker encoder's minimum is refused with one clear error,
@@ -34,7 +40,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 import numpy as np
 
@@ -138,10 +144,15 @@ class Converter:
     match_weight, match_k : frame matching (see the module docstring): each converted
         log-mel frame moves this far (0: not at all, 1: all the way) towards the mean of the
         ``match_k`` target frames whose reconstructions by the model are nearest to it.
+    exaggerate, population, population_per_speaker : exaggeration (see the module
+        docstring): the target's code moves ``exaggerate`` times its distance from the
+        :meth:`population_code` of data directory ``population`` (its first
+        ``population_per_speaker`` utterances of each speaker), away from it.
     """
 
     def __init__(self, model: "VoiceConversionModel", vocoder: "Vocoder", *, device: str = "cpu",
-                 match_weight: float = 0.0, match_k: int = 4):
+                 match_weight: float = 0.0, match_k: int = 4, exaggerate: float = 0.0,
+                 population: str | Path | None = None, population_per_speaker: int = 8):
         if vocoder.spec != model.spec:
             raise ConfigError(
                 f"vocoder inverts {vocoder.spec} but the model predicts {model.spec}", field="vocoder"
@@ -155,6 +166,15 @@ class Converter:
             raise ConfigError(f"frame matching needs k >= 1, got {match_k}", field="--match-k")
         self.match_weight = match_weight
         self.match_k = match_k
+        if not exaggerate >= 0.0 or (exaggerate > 0 and population is None):
+            raise ConfigError(f"exaggeration needs a factor >= 0 and, above 0, a population data directory "
+                              f"(--population), got {exaggerate}", field="--exaggerate")
+        if population_per_speaker < 1:
+            raise ConfigError(f"population_per_speaker must be >= 1, got {population_per_speaker}",
+                              field="population_per_speaker")
+        self.exaggerate = exaggerate
+        self.population: "torch.Tensor | None" = (
+            self.population_code(population, per_speaker=population_per_speaker) if exaggerate > 0 else None)
 
     @property
     def sample_rate(self) -> int:
@@ -205,6 +225,43 @@ class Converter:
                 if pitch is not None:
                     stats.append(pitch)
         return torch.stack(codes).mean(0), (torch.stack(stats).mean(0) if stats else None)
+
+    def population_code(self, data_dir: str | Path, *, per_speaker: int = 8) -> "torch.Tensor":
+        """Mean speaker code ``(1, speaker_dim)`` of the speakers of a data directory: each
+        speaker's mean over its first ``per_speaker`` utterances (C-sorted), then the mean
+        over speakers, so that every voice counts the same. Utterances shorter than the
+        speaker encoder's minimum are left out.
+
+        Raises
+        ------
+        DataError
+            An unreadable data directory or audio, or no utterance long enough.
+        """
+        import torch
+
+        from speechrep.data.audio import iter_audio
+        from speechrep.data.kaldi_dir import DataDir, restrict_data_dir
+
+        self.model.require_speaker_encoder()
+        dd = DataDir.load(data_dir)
+        chosen = [u for spk in dd.speakers for u in sorted(dd.spk2utt[spk])[:per_speaker]]
+        codes: dict[str, list[torch.Tensor]] = {}
+        with torch.no_grad():
+            for utt, wave in iter_audio(restrict_data_dir(dd, chosen), sample_rate=self.sample_rate):
+                mel = self._mel(wave)
+                if mel.shape[1] >= self.model.cfg.min_speaker_frames:
+                    codes.setdefault(dd.utt2spk[utt], []).append(self.model.speaker_code(mel))
+        if not codes:
+            raise DataError(f"no utterance of at least {self.model.cfg.min_speaker_frames} frames for the "
+                            "population's mean speaker code", path=data_dir, field="--population")
+        return torch.stack([torch.cat(c).mean(0) for c in codes.values()]).mean(0, keepdim=True)
+
+    def exaggerated(self, speaker: "torch.Tensor") -> "torch.Tensor":
+        """Speaker code ``(1, speaker_dim)`` moved away from the population's by ``exaggerate``
+        times their difference (unchanged without exaggeration)."""
+        if self.population is None:
+            return speaker
+        return speaker + self.exaggerate * (speaker - self.population)
 
     def _wave(self, wave: np.ndarray) -> "torch.Tensor":
         import torch
@@ -259,20 +316,22 @@ class Converter:
         """Converted wave of audio file ``source`` in the voice of audio files ``targets``."""
         targets = list(targets)
         speaker, pitch_stats = self.target_voice(targets)
+        speaker = self.exaggerated(speaker)
         frames = self.target_frames(targets, speaker) if self.match_weight > 0 else None
         wave = read_input_audio(source, sample_rate=self.sample_rate, field_name="source")
         return self.convert_wave(wave, speaker, pitch_stats, frames)
 
 
 def load_converter(model: str | Path, *, vocoder: str | Path = "griffinlim", device: str = "cpu",
-                   match_weight: float = 0.0, match_k: int = 4) -> Converter:
+                   **options: Any) -> Converter:
     """Load a voice-conversion experiment (or checkpoint) and a vocoder.
 
     Parameters
     ----------
     model : experiment directory or checkpoint directory of a ``vc_*`` model.
     vocoder : ``"griffinlim"`` or the experiment directory of a trained neural vocoder.
-    match_weight, match_k : frame matching, as in :class:`Converter`.
+    options : frame matching and exaggeration (``match_weight``, ``match_k``, ``exaggerate``,
+        ``population``, ``population_per_speaker``), as in :class:`Converter`.
 
     Raises
     ------
@@ -289,7 +348,7 @@ def load_converter(model: str | Path, *, vocoder: str | Path = "griffinlim", dev
     module, name, _ = load_model(model, map_location=device)
     if not isinstance(module, VoiceConversionModel):
         raise CheckpointError(f"holds a '{name}' model, not a voice-conversion model (vc_*)", path=model, field="model")
-    return Converter(module, voc, device=device, match_weight=match_weight, match_k=match_k)
+    return Converter(module, voc, device=device, **options)
 
 
 def convert_file(
@@ -300,17 +359,16 @@ def convert_file(
     *,
     vocoder: str | Path = "griffinlim",
     device: str = "cpu",
-    match_weight: float = 0.0,
-    match_k: int = 4,
+    **options: Any,
 ) -> Path:
     """Convert one source file to the voice of ``targets``; write ``out`` (16-bit WAV) atomically.
 
-    Returns the output path. On any error nothing is written. ``match_weight``,
-    ``match_k``: frame matching, as in :class:`Converter`.
+    Returns the output path. On any error nothing is written. ``options``: frame matching
+    and exaggeration, as in :func:`load_converter`.
     """
     from speechrep.data.audio import write_wav
 
-    conv = load_converter(model, vocoder=vocoder, device=device, match_weight=match_weight, match_k=match_k)
+    conv = load_converter(model, vocoder=vocoder, device=device, **options)
     wave = conv.convert(source, targets)
     write_wav(out, wave, conv.sample_rate)
     return Path(out)
@@ -401,16 +459,15 @@ def convert_pairs(
     vocoder: str | Path = "griffinlim",
     device: str = "cpu",
     progress: bool = True,
-    match_weight: float = 0.0,
-    match_k: int = 4,
+    **options: Any,
 ) -> list[Path]:
     """Convert every pair of a pairs file into ``out_dir/<id>.wav``; all or nothing.
 
-    Returns the output paths, in the order of the pairs. ``match_weight``, ``match_k``:
-    frame matching, as in :class:`Converter`.
+    Returns the output paths, in the order of the pairs. ``options``: frame matching and
+    exaggeration, as in :func:`load_converter`.
     """
     pair_list = read_pairs(pairs) if isinstance(pairs, (str, Path)) else list(pairs)
-    conv = load_converter(model, vocoder=vocoder, device=device, match_weight=match_weight, match_k=match_k)
+    conv = load_converter(model, vocoder=vocoder, device=device, **options)
     return _write_all(pair_list, out_dir, lambda p: conv.convert(p.source, p.targets), sample_rate=conv.sample_rate,
                       desc="convert", progress=progress)
 

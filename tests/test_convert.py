@@ -244,3 +244,63 @@ def test_cli_convert_frame_matching(env, tmp_path, capsys):
     assert _cli("convert", "--model", env["model"], "--source", env["src"], "--target", env["tgt"], "--out", bad,
                 "--match-weight", 2) == 1
     assert "frame matching needs" in capsys.readouterr().err and not bad.exists()
+
+
+def _population(d):
+    """Data directory of two speakers: a (two tones), b (a tone and, sorted first, one too short)."""
+    d.mkdir()
+    utts = {"a-1": (0.4, 150.0), "a-2": (0.4, 170.0), "b-0": (0.15, 200.0), "b-1": (0.4, 250.0)}
+    for u, (seconds, f0) in utts.items():
+        _tone(d / f"{u}.wav", seconds, 16000, f0=f0)
+    (d / "wav.scp").write_text("".join(f"{u} {d / u}.wav\n" for u in utts))
+    (d / "utt2spk").write_text("".join(f"{u} {u[0]}\n" for u in utts))
+    return d
+
+
+def test_exaggeration_moves_the_code_away_from_the_population(env, tmp_path):
+    pop_dir = _population(tmp_path / "pop")
+    plain = load_converter(env["model"])
+    code = {u: plain.speaker_code([pop_dir / f"{u}.wav"]) for u in ("a-1", "a-2", "b-1")}
+    # each speaker's mean, then the mean over speakers; b-0 is below the speaker encoder's minimum
+    expected = ((code["a-1"] + code["a-2"]) / 2 + code["b-1"]) / 2
+    torch.testing.assert_close(plain.population_code(pop_dir), expected)
+    torch.testing.assert_close(plain.population_code(pop_dir, per_speaker=1), code["a-1"])  # b's first is too short
+    conv = load_converter(env["model"], exaggerate=0.5, population=pop_dir)
+    torch.testing.assert_close(conv.population, expected)
+    spk = plain.speaker_code([env["tgt"]])
+    torch.testing.assert_close(conv.exaggerated(spk), spk + 0.5 * (spk - expected))
+    assert plain.exaggerated(spk) is spk
+    src = read_input_audio(env["src"], sample_rate=16000)
+    np.testing.assert_allclose(conv.convert(env["src"], [env["tgt"]]),
+                               plain.convert_wave(src, spk + 0.5 * (spk - expected)), atol=1e-6)
+    assert not np.allclose(conv.convert(env["src"], [env["tgt"]]), plain.convert(env["src"], [env["tgt"]]), atol=1e-3)
+
+
+def test_exaggeration_errors(env, tmp_path, capsys):
+    with pytest.raises(ConfigError, match="population") as err:
+        load_converter(env["model"], exaggerate=0.5)
+    assert "--exaggerate" in str(err.value)
+    with pytest.raises(ConfigError, match="factor >= 0"):
+        load_converter(env["model"], exaggerate=-1.0, population=tmp_path)
+    with pytest.raises(DataError, match="missing"):
+        load_converter(env["model"], exaggerate=0.5, population=tmp_path / "missing")
+    short = tmp_path / "short"
+    short.mkdir()
+    _tone(short / "s.wav", 0.15, 16000)
+    (short / "wav.scp").write_text(f"s {short / 's.wav'}\n")
+    (short / "utt2spk").write_text("s s\n")
+    with pytest.raises(DataError, match="no utterance of at least 20 frames") as err:
+        load_converter(env["model"], exaggerate=0.5, population=short)
+    assert str(short) in str(err.value)
+    with pytest.raises(SpeechrepError, match="speaker encoder"):
+        load_converter(env["table"], exaggerate=0.5, population=short)
+    # CLI: works with a population, fails without one and writes nothing
+    pop_dir = _population(tmp_path / "pop")
+    out, bad = tmp_path / "e.wav", tmp_path / "bad.wav"
+    assert _cli("convert", "--model", env["model"], "--source", env["src"], "--target", env["tgt"], "--out", out,
+                "--exaggerate", 0.5, "--population", pop_dir, "--match-weight", 0.25) == 0
+    assert out.is_file()
+    capsys.readouterr()
+    assert _cli("convert", "--model", env["model"], "--source", env["src"], "--target", env["tgt"], "--out", bad,
+                "--exaggerate", 0.5) == 1
+    assert "--population" in capsys.readouterr().err and not bad.exists()

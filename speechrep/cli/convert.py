@@ -26,6 +26,13 @@ def convert(
         "target frames whose model reconstructions are nearest (kNN-VC style; more of the target voice, fewer phones)."
     ),
     match_k: int = typer.Option(4, "--match-k", help="Target frames averaged per converted frame (--match-weight)."),
+    exaggerate: float = typer.Option(
+        0.0, "--exaggerate", help="Move the target's speaker code this many times its distance from the mean code "
+        "of --population, away from it (a caricature: similar voices come out further apart)."
+    ),
+    population: Optional[Path] = typer.Option(
+        None, "--population", help="Data directory of the population for --exaggerate (e.g. the model's training set)."
+    ),
     resynthesize: bool = typer.Option(
         False, "--resynthesize", help="Batch mode without a model: vocode each source unchanged (the scoring baseline)."
     ),
@@ -37,6 +44,7 @@ def convert(
     """
     from speechrep.errors import ConfigError
 
+    options = dict(match_weight=match_weight, match_k=match_k, exaggerate=exaggerate, population=population)
     single = source is not None or target or out is not None
     if pairs is not None or out_dir is not None:
         if single or pairs is None or out_dir is None:
@@ -50,8 +58,7 @@ def convert(
 
             if model is None:
                 raise ConfigError("--model is required (or --resynthesize)", field="--model")
-            written = convert_pairs(model, pairs, out_dir, vocoder=vocoder, device=device,
-                                    match_weight=match_weight, match_k=match_k)
+            written = convert_pairs(model, pairs, out_dir, vocoder=vocoder, device=device, **options)
         typer.echo(f"wrote {len(written)} utterances to {out_dir}")
         return
     if resynthesize:
@@ -62,8 +69,7 @@ def convert(
         raise ConfigError("give --source, at least one --target and --out (or --pairs and --out-dir)", field="--source")
     from speechrep.convert import convert_file
 
-    written = convert_file(model, source, target, out, vocoder=vocoder, device=device,
-                           match_weight=match_weight, match_k=match_k)
+    written = convert_file(model, source, target, out, vocoder=vocoder, device=device, **options)
     typer.echo(f"wrote {written}")
 
 

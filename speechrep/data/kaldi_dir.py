@@ -41,6 +41,7 @@ __all__ = [
     "combine_data_dirs",
     "fix_data_dir",
     "read_kaldi_map",
+    "restrict_data_dir",
     "spk2utt_from_utt2spk",
     "split_data_dir",
     "subset_data_dir",
@@ -506,9 +507,9 @@ def _audio_problems(
 # --- fix / subset / split / combine ------------------------------------------------------
 
 
-def _restrict(dd: DataDir, utts: Iterable[str], path: Path) -> DataDir:
-    """``dd`` limited to ``utts``: per-utterance files filtered, recordings and speakers to
-    those still used, ``spk2utt`` rebuilt."""
+def restrict_data_dir(dd: DataDir, utts: Iterable[str], path: Path | None = None) -> DataDir:
+    """``dd`` limited to ``utts`` in memory (``path``: the new one's, ``dd.path`` by default):
+    per-utterance files filtered, recordings and speakers to those still used, ``spk2utt`` rebuilt."""
     keep = set(utts)
     utt2spk = {u: s for u, s in dd.utt2spk.items() if u in keep}
     speakers = set(utt2spk.values())
@@ -522,7 +523,7 @@ def _restrict(dd: DataDir, utts: Iterable[str], path: Path) -> DataDir:
         return None if mapping is None else {k: v for k, v in mapping.items() if k in keys}
 
     return DataDir(
-        path=path,
+        path=dd.path if path is None else path,
         wav_scp=by(dd.wav_scp, recordings),  # type: ignore[arg-type]
         utt2spk=utt2spk,
         spk2utt=spk2utt_from_utt2spk(utt2spk),
@@ -593,7 +594,7 @@ def fix_data_dir(path: str | Path) -> dict[str, tuple[int, int]]:
         utts &= set(dd.wav_scp)
     if not utts:
         raise DataError("no utterance is consistent across the files; nothing kept", path=path)
-    fixed = _restrict(dd, utts, path)
+    fixed = restrict_data_dir(dd, utts, path)
     fixed.save()
     counts = {}
     for name, count in lines.items():
@@ -666,7 +667,7 @@ def subset_data_dir(
         if not selected:
             raise DataError(f"empty {kind} list", path=src)
     with atomic_dir(dst) as tmp:
-        _restrict(dd, selected, dst).save(tmp)
+        restrict_data_dir(dd, selected, dst).save(tmp)
     return dst
 
 
@@ -729,7 +730,7 @@ def split_data_dir(src: str | Path, n: int, *, by_speaker: bool = False) -> list
     with atomic_dir(root) as tmp:
         for i in range(n):
             utts = [u for g in groups[cuts[i] : cuts[i + 1]] for u in g]
-            _restrict(dd, utts, parts[i]).save(tmp / str(i + 1))
+            restrict_data_dir(dd, utts, parts[i]).save(tmp / str(i + 1))
         (tmp / ".done").write_text(mode + "\n")
     return parts
 

@@ -10,6 +10,8 @@
 #   VC_F0=false skips the pYIN F0 scores; PAIRS_PER=N sets the sentences per speaker pair
 #   (default 3, 1 with --quick); MATCH_WEIGHT=W (0-1, default 0) and MATCH_K=K (default 4)
 #   turn on frame matching in the conversion (speechrep convert --match-weight, README.md);
+#   EXAGGERATE=A (default 0) moves each target's speaker code A times its distance from the
+#   training speakers' mean code, away from it (speechrep convert --exaggerate, README.md);
 #   SPEAKER_STEPS, CTC_STEPS, VC_STEPS override the
 #   training steps of the speaker scorer, the phone recogniser and the VC models.
 #
@@ -109,6 +111,7 @@ convert_all() {
     for v in $vocoders; do
       speechrep convert --model "$exp/$f" --pairs "$exp/pairs.tsv" --out-dir "$exp/convert/${f}_$v" \
         --match-weight "${MATCH_WEIGHT:-0}" --match-k "${MATCH_K:-4}" \
+        --exaggerate "${EXAGGERATE:-0}" --population "$db/data/train" \
         --vocoder "$(vocoder_path "$v")"
     done
   done
