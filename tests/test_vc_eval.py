@@ -7,7 +7,7 @@ import soundfile as sf
 import torch
 
 from speechrep.cli import main
-from speechrep.errors import CheckpointError, DataError
+from speechrep.errors import CheckpointError, ConfigError, DataError
 from speechrep.eval.vc import (
     dtw_path,
     edit_distance,
@@ -138,6 +138,29 @@ def test_evaluate_vc_end_to_end(vc_env):
     assert r["pairs"][0]["logf0_rmse_cents"] == pytest.approx(1200 * math.log2(230 / 120), abs=60)
     table = format_vc_table({"adain": r})
     assert "adain" in table and "tgt acc" in table
+
+
+def test_evaluate_vc_enrol_targets(vc_env, tmp_path):
+    """Extra targets (a larger conversion pool) change the centroids unless enrolment keeps to the first N."""
+    extra = tmp_path / "odd.wav"
+    sf.write(extra, _sine(400, 0.4), SR)
+    w = vc_env["wavs"]
+    more = tmp_path / "more.tsv"
+    more.write_text(
+        "id\tsource\ttarget\tsource_speaker\ttarget_speaker\n"
+        f"p1\t{w['a1']}\t{w['b1']},{extra}\tA\tB\n"
+        f"p2\t{w['b2']}\t{w['a2']},{extra}\tB\tA\n"
+    )
+    kw = dict(speaker_model=vc_env["spk"], f0=False, progress=False)
+    base = evaluate_vc(vc_env["pairs"], vc_env["conv"], **kw)
+    first = evaluate_vc(more, vc_env["conv"], enrol_targets=1, **kw)
+    every = evaluate_vc(more, vc_env["conv"], **kw)
+    sims = [[r["target_similarity"] for r in x["pairs"]] for x in (base, first, every)]
+    # (the untrained scorer embeds every sine alike: the centroids differ in the 5th decimal)
+    assert sims[1] == sims[0] and sims[2] != sims[0]
+    assert first["settings"]["enrol_targets"] == 1 and every["settings"]["enrol_targets"] is None
+    with pytest.raises(ConfigError, match="enrol_targets"):
+        evaluate_vc(more, vc_env["conv"], enrol_targets=0, **kw)
 
 
 def test_evaluate_vc_bad_inputs(vc_env, tmp_path):

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from speechrep.errors import ConfigError, SpeechrepError
-from speechrep.models.speaker import SpeakerVerifier, SpeakerVerifierConfig
+from speechrep.models.speaker import _TDNN_LAYERS, SpeakerVerifier, SpeakerVerifierConfig
 from speechrep.models.bottlenecks import BottleneckConfig
 from speechrep.models.vc import (
     VCAdaINConfig,
@@ -413,3 +413,59 @@ def test_gan_loss_is_added_and_reaches_decoder_and_critic():
     for bad in ({"gan_weight": -0.1}, {"gan_weight": 0.1, "gan_channels": 0}):
         with pytest.raises(ConfigError, match="gan_weight"):
             VoiceConversionModel("vc_adain", VCAdaINConfig(**TINY, **bad))
+
+
+def _judge_dir(path):
+    from speechrep.train.checkpoint import save_checkpoint
+    from speechrep.train.registry import build_model
+
+    torch.manual_seed(3)
+    args = {"num_speakers": 2, "channels": 8, "embedding_dim": 4, "min_frames": 5}
+    module, _ = build_model("speaker_tdnn", args)
+    save_checkpoint(path / "checkpoints", 1, module=module, optimizer=torch.optim.SGD(module.parameters(), lr=0.1),
+                    state={"model": {"name": "speaker_tdnn", "args": args, "input_dim": None}})
+    return path
+
+
+def test_layer_statistics_end_in_the_embedding():
+    torch.manual_seed(0)
+    judge = SpeakerVerifier(SpeakerVerifierConfig(num_speakers=2, channels=8, embedding_dim=4, min_frames=5)).eval()
+    mel = torch.randn(3, 40, 80)
+    lengths = torch.tensor([40, 30, 20])
+    stats, emb = judge.encoder.layer_statistics(judge.mean_normalised(mel, lengths), lengths)
+    assert len(stats) == len(_TDNN_LAYERS) and all(s.shape == (3, 16) for s in stats)
+    torch.testing.assert_close(emb, judge.embed(mel, lengths))
+
+
+def test_speaker_consistency_loss(tmp_path):
+    from speechrep.models.vc import speaker_consistency
+
+    judge_dir = _judge_dir(tmp_path / "judge")
+    torch.manual_seed(0)
+    model = VoiceConversionModel("vc_adain", VCAdaINConfig(**TINY, speaker_loss_weight=0.5,
+                                                           speaker_loss_model=str(judge_dir)))
+    batch = _batch()
+    out = model(batch)
+    torch.testing.assert_close(out["loss"], out["loss/recon"] + 0.5 * out["loss/speaker"])
+    assert out["loss/speaker"] > 0
+    out["loss"].backward()
+    assert model.decoder.conv_out.weight.grad.abs().sum() > 0
+    judge = model.__dict__["_judge"]
+    # frozen, and neither trained nor saved with the model
+    assert all(p.grad is None and not p.requires_grad for p in judge.parameters())
+    assert not any(k.startswith("_judge") for k in model.state_dict())
+    # zero for the real log-mel itself, positive for another
+    mel = model.mel(batch["wave"])
+    assert speaker_consistency(judge, mel, mel).item() == pytest.approx(0.0, abs=1e-5)
+    assert speaker_consistency(judge, mel.flip(0), mel).item() > 1e-3
+    # training lowers it; validation (eval mode) leaves it out
+    first = out["loss/speaker"].item()
+    _, last = _train(model, batch, steps=30)
+    assert last["loss/speaker"] < first
+    assert "loss/speaker" not in model.eval()(batch)
+    with pytest.raises(ConfigError, match="speaker_loss_weight"):
+        VoiceConversionModel("vc_adain", VCAdaINConfig(**TINY, speaker_loss_weight=0.5))
+    missing = VoiceConversionModel("vc_adain", VCAdaINConfig(**TINY, speaker_loss_weight=0.5,
+                                                             speaker_loss_model=str(tmp_path / "none")))
+    with pytest.raises(ConfigError, match="speaker_loss_model"):
+        missing(batch)

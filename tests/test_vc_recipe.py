@@ -39,6 +39,28 @@ def test_make_pairs_parallel_references(tmp_path):
         assert p.phones == ["pau", "x"]
 
 
+def test_make_pairs_more_targets_keep_the_sentences(tmp_path):
+    utts = {f"{s}-{n:03d}": s for s in ("a", "b", "c") for n in range(1, 9)}
+    data = _data_dir(tmp_path / "test", utts)
+    ctm = tmp_path / "phones.ctm"
+    ctm.write_text("".join(f"{u} 1 0.0 0.1 x\n" for u in utts))
+
+    def make(k):
+        out = tmp_path / f"pairs{k}.tsv"
+        r = subprocess.run([sys.executable, str(VC / "local" / "make_pairs.py"), "--per-pair", "2", "--ctm", str(ctm),
+                            "--targets", str(k), str(out), str(data)], capture_output=True, text=True)
+        return r, out
+
+    two, five = (read_pairs(make(k)[1]) for k in (2, 5))
+    assert [p.id for p in five] == [p.id for p in two] and len(two) == 12
+    for p2, p5 in zip(two, five):
+        sent = p5.id.rsplit("__", 1)[1]
+        assert p5.source == p2.source and p5.targets[:2] == p2.targets and len(p5.targets) == 5
+        assert len(set(p5.targets)) == 5 and not any(t.endswith(f"-{sent}.wav") for t in p5.targets)
+    r, out = make(0)
+    assert r.returncode != 0 and "--targets" in r.stderr and not out.exists()
+
+
 def test_collect_scores_table(tmp_path):
     scores = tmp_path / "scores"
     scores.mkdir()

@@ -21,13 +21,15 @@ def eval_vc(
     out: Path = typer.Option(..., "--out", help="Output JSON (written atomically)."),
     name: str = typer.Option("converted", "--name", help="System name in the printed table."),
     no_f0: bool = typer.Option(False, "--no-f0", help="Skip the log-F0 measures (pYIN is slow)."),
+    enrol_targets: Optional[int] = typer.Option(
+        None, "--enrol-targets", help="Enrol target speakers with only the first N targets of each pair (default: all)."),
 ) -> None:
     """Score voice conversion: speaker similarity/accuracy/EER, PER, MCD and log-F0; JSON + table."""
     from speechrep.eval.vc import evaluate_vc, format_vc_table
     from speechrep.utils.io import atomic_write_json
 
     result = evaluate_vc(pairs, converted, speaker_model=speaker_model, phone_model=phone_model,
-                         resynth_dir=resynth, f0=not no_f0)
+                         resynth_dir=resynth, f0=not no_f0, enrol_targets=enrol_targets)
     atomic_write_json(out, result)
     typer.echo(format_vc_table({name: result}))
 

@@ -222,6 +222,7 @@ def evaluate_vc(
     phone_model: str | Path | None = None,
     resynth_dir: str | Path | None = None,
     f0: bool = True,
+    enrol_targets: int | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
     """Score converted utterances ``converted_dir/<id>.wav`` of a pairs file.
@@ -236,6 +237,9 @@ def evaluate_vc(
     resynth_dir : ``<id>.wav`` copy-synthesised sources (vocoder without conversion), for
         the PER and MCD baseline.
     f0 : compute log-F0 measures (pYIN is the slowest part).
+    enrol_targets : enrol each target speaker with only the first N targets of every pair
+        (default: all of them), so that conversions made with more target utterances are
+        judged against the same speaker centroids as those made with fewer.
 
     Returns
     -------
@@ -248,6 +252,8 @@ def evaluate_vc(
     from speechrep.convert import read_input_audio, read_pairs
     from speechrep.vocoder.mel import VC_MEL, log_mel
 
+    if enrol_targets is not None and enrol_targets < 1:
+        raise ConfigError(f"enrol_targets must be >= 1, got {enrol_targets}", field="--enrol-targets")
     pair_list = read_pairs(pairs)
     missing_spk = [p.id for p in pair_list if not (p.source_speaker and p.target_speaker)]
     if missing_spk:
@@ -278,7 +284,7 @@ def evaluate_vc(
     enrol: dict[str, dict[str, np.ndarray]] = {}
     for p in pair_list:
         enrol.setdefault(p.source_speaker, {}).setdefault(p.source, None)
-        for t in p.targets:
+        for t in p.targets[:enrol_targets]:
             enrol.setdefault(p.target_speaker, {}).setdefault(t, None)
     speakers = sorted(enrol)
     items = [(s, u) for s in speakers for u in enrol[s]]
@@ -349,7 +355,7 @@ def evaluate_vc(
             summary["resynth_per"] = phone_error_rate(refs, hyps_rs)
     settings = {"pairs": str(pairs), "converted": str(converted_dir), "speaker_model": str(speaker_model),
                 "phone_model": None if phone_model is None else str(phone_model),
-                "resynth": None if resynth_dir is None else str(resynth_dir)}
+                "resynth": None if resynth_dir is None else str(resynth_dir), "enrol_targets": enrol_targets}
     return {"summary": summary, "pairs": rows, "settings": settings}
 
 

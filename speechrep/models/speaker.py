@@ -98,9 +98,25 @@ class TDNNSpeakerEncoder(nn.Module):
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         h = self.frames(x.transpose(1, 2)).transpose(1, 2)  # (B, T, C)
-        mean, var = masked_mean_var(h, lengths)
-        stats = torch.cat([mean[:, 0], torch.sqrt(var[:, 0] + 1e-5)], dim=-1)  # (B, 2C)
-        return self.embed(stats)
+        return self.embed(_pooled(h, lengths))
+
+    def layer_statistics(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """The pooled statistics (mean and standard deviation over frames, ``(batch, 2 channels)``)
+        of every frame layer's output, and the embedding ``(batch, embedding_dim)`` (the last
+        layer's statistics through the affine layer, as :meth:`forward`)."""
+        h = x.transpose(1, 2)
+        stats = []
+        for layer in self.frames:
+            h = layer(h)
+            if isinstance(layer, nn.BatchNorm1d):  # the end of a TDNN layer
+                stats.append(_pooled(h.transpose(1, 2), lengths))
+        return stats, self.embed(stats[-1])
+
+
+def _pooled(h: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
+    """Statistics pooling: mean and standard deviation over the valid frames of ``(B, T, C)`` -> ``(B, 2C)``."""
+    mean, var = masked_mean_var(h, lengths)
+    return torch.cat([mean[:, 0], torch.sqrt(var[:, 0] + 1e-5)], dim=-1)
 
 
 @dataclass
@@ -158,13 +174,17 @@ class SpeakerVerifier(nn.Module):
                 f"{self.cfg.min_frames} frames ({self.cfg.min_frames * self.frame_shift:.2f} s)",
                 field="audio",
             )
+        return self.encoder(self.mean_normalised(mel, lengths), lengths)
+
+    @staticmethod
+    def mean_normalised(mel: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """Log-mels ``(batch, frames, n_mels)`` less their per-utterance mean over the valid
+        frames (padding set to 0): the encoder's input."""
         # per-utterance mean normalisation removes the channel, which is not the speaker
         mask = frame_mask(lengths, mel.shape[1], device=mel.device)
         if mask is None:
-            mel = mel - mel.mean(1, keepdim=True)
-        else:
-            mel = (mel - (mel * mask).sum(1, keepdim=True) / mask.sum(1, keepdim=True).clamp(min=1.0)) * mask
-        return self.encoder(mel, lengths)
+            return mel - mel.mean(1, keepdim=True)
+        return (mel - (mel * mask).sum(1, keepdim=True) / mask.sum(1, keepdim=True).clamp(min=1.0)) * mask
 
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:  # noqa: D102
         if "wave" not in batch:

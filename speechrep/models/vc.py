@@ -148,6 +148,15 @@ class VCConfig:
         trained to be taken for real. An L1 loss alone is met by spectra smoothed across the
         bins, where the fine detail of a voice lives; the critic penalises that smoothing.
     gan_channels : width of that critic.
+    speaker_loss_weight : weight of a speaker-consistency loss (0: off): a speaker-verification
+        model trained separately (``speaker_loss_model``, the experiment directory of a
+        ``speaker_tdnn`` run), frozen, reads each reconstruction and its real crop, and the
+        loss is the mean absolute difference between the two's pooled statistics (mean and
+        spread over frames) of each of its frame layers, plus 1 - the cosine of their
+        embeddings: a perceptual loss in the features a speaker model relies on, which the
+        L1 loss on log-mels smooths away. The judge is loaded when training starts and is not
+        part of the checkpoint; it should not be the model that scores the conversions.
+    speaker_loss_model : that speaker model's experiment directory.
     """
 
     channels: int = 256
@@ -167,6 +176,8 @@ class VCConfig:
     speaker_from: Literal["self", "others"] = "self"
     gan_weight: float = 0.0
     gan_channels: int = 32
+    speaker_loss_weight: float = 0.0
+    speaker_loss_model: str | None = None
 
 
 def masked_l1(x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
@@ -175,6 +186,20 @@ def masked_l1(x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor | None) -> to
     if mask is None:
         return err.mean()
     return (err * mask).sum() / (mask.sum() * x.shape[2]).clamp(min=1.0)
+
+
+def speaker_consistency(judge: nn.Module, fake: torch.Tensor, real: torch.Tensor,
+                        lengths: torch.Tensor | None = None) -> torch.Tensor:
+    """Speaker-consistency loss of log-mels ``fake`` against ``real`` ``(B, T, n_mels)`` in the
+    eyes of a speaker model ``judge`` (a :class:`~speechrep.models.speaker.SpeakerVerifier`):
+    the mean absolute difference of the pooled statistics of each of its frame layers,
+    averaged over layers, plus the mean of 1 - cosine of the embeddings. 0 when ``fake``
+    equals ``real``; gradients reach ``fake`` only."""
+    fake_stats, fake_emb = judge.encoder.layer_statistics(judge.mean_normalised(fake, lengths), lengths)
+    with torch.no_grad():
+        real_stats, real_emb = judge.encoder.layer_statistics(judge.mean_normalised(real, lengths), lengths)
+    layers = torch.stack([(f - r).abs().mean() for f, r in zip(fake_stats, real_stats)]).mean()
+    return layers + (1 - F.cosine_similarity(fake_emb, real_emb, dim=-1)).mean()
 
 
 def others_mean(codes: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -407,6 +432,9 @@ class VoiceConversionModel(nn.Module):
         if cfg.gan_weight < 0 or cfg.gan_channels < 1:
             raise ConfigError(f"gan_weight must be >= 0 and gan_channels >= 1, got {cfg.gan_weight} and "
                               f"{cfg.gan_channels}", field="model.args.gan_weight")
+        if cfg.speaker_loss_weight < 0 or (cfg.speaker_loss_weight > 0 and not cfg.speaker_loss_model):
+            raise ConfigError(f"speaker_loss_weight must be >= 0 and, above 0, needs speaker_loss_model (a speaker_tdnn "
+                              f"experiment), got {cfg.speaker_loss_weight}", field="model.args.speaker_loss_weight")
         if cfg.content_downsample < 1:
             raise ConfigError(f"content_downsample must be >= 1, got {cfg.content_downsample}",
                               field="model.args.content_downsample")
@@ -615,6 +643,10 @@ class VoiceConversionModel(nn.Module):
             critic_loss, generator_loss = lsgan_losses(self.critic, x * keep, recon * keep)
             extra = extra + critic_loss + self.cfg.gan_weight * generator_loss
             out["gan/critic"], out["gan/decoder"] = critic_loss.detach(), generator_loss.detach()
+        if self.cfg.speaker_loss_weight > 0 and self.training:
+            consistency = speaker_consistency(self._speaker_judge(x.device), denormalise_mel(recon), mel, lengths)
+            extra = extra + self.cfg.speaker_loss_weight * consistency
+            out["loss/speaker"] = consistency.detach()
         if self.cfg.detail_weight > 0:
             detail = masked_l1(recon.diff(dim=-1), x.diff(dim=-1), mask)
             extra = extra + self.cfg.detail_weight * detail
@@ -625,6 +657,26 @@ class VoiceConversionModel(nn.Module):
             extra = extra + self.cfg.conversion_weight * self._conversion_losses(conv_input, content, speaker, lengths, out, labels)
         out["loss"] = rec + extra
         return out
+
+    def _speaker_judge(self, device: torch.device) -> nn.Module:
+        """The frozen speaker model of the speaker-consistency loss, loaded on first use. It is
+        kept out of the module tree, so that it is neither trained nor saved with the model."""
+        judge = self.__dict__.get("_judge")
+        if judge is None:
+            from speechrep.errors import CheckpointError
+            from speechrep.models.speaker import SpeakerVerifier
+            from speechrep.train.checkpoint import load_model
+
+            try:
+                judge, name, _ = load_model(self.cfg.speaker_loss_model)
+            except CheckpointError as e:
+                raise ConfigError(f"speaker_loss_model: {e}", field="model.args.speaker_loss_model") from None
+            if not isinstance(judge, SpeakerVerifier):
+                raise ConfigError(f"speaker_loss_model {self.cfg.speaker_loss_model} holds a '{name}' model, not a "
+                                  "'speaker_tdnn' model", field="model.args.speaker_loss_model")
+            judge.requires_grad_(False)
+            self.__dict__["_judge"] = judge
+        return judge.to(device).eval()
 
     def _conversion_losses(
         self, decoder_input: torch.Tensor, content: torch.Tensor, speaker: torch.Tensor, lengths: torch.Tensor | None,

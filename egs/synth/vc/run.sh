@@ -8,8 +8,11 @@
 #   --nj:    trainings run at the same time in stage 1 (one CPU thread each)
 # Environment: DB=DIR reuses a corpus; FAMILIES="vc_adain ..." picks the families;
 #   VC_F0=false skips the pYIN F0 scores; PAIRS_PER=N sets the sentences per speaker pair
-#   (default 3, 1 with --quick); MATCH_WEIGHT=W (0-1, default 0) and MATCH_K=K (default 4)
-#   turn on frame matching in the conversion (speechrep convert --match-weight, README.md);
+#   (default 3, 1 with --quick); TARGETS=K the target utterances per pair (default 2; K > 2
+#   adds utterances to the same two and keeps the sentences; the scorer enrols each speaker
+#   from the first two targets whatever K, so that scores stay comparable);
+#   MATCH_WEIGHT=W (0-1, default 0) and MATCH_K=K (default 4) turn on frame matching in
+#   the conversion (speechrep convert --match-weight, README.md);
 #   EXAGGERATE=A (default 0) moves each target's speaker code A times its distance from the
 #   training speakers' mean code, away from it (speechrep convert --exaggerate, README.md);
 #   SPEAKER_STEPS, CTC_STEPS, VC_STEPS override the
@@ -95,6 +98,7 @@ run_stage 1 "Training (up to $nj at once): speaker scorer, phone recogniser, $fa
 
 run_stage 2 "Pairs: $db/data/{test,test_unseen_spk} -> $exp/pairs.tsv" \
   python local/make_pairs.py --speakers "$speakers" --unseen "$unseen" --per-pair "${PAIRS_PER:-$per_pair}" \
+    --targets "${TARGETS:-2}" \
     --ctm "$db/ali/test/phones.ctm" --ctm "$db/ali/test_unseen_spk/phones.ctm" \
     "$exp/pairs.tsv" "$db/data/test" "$db/data/test_unseen_spk"
 
@@ -123,7 +127,7 @@ score_all() {
     for v in $vocoders; do
       speechrep eval vc --pairs "$exp/pairs.tsv" --converted "$exp/convert/${f}_$v" \
         --speaker-model "$exp/speaker" --phone-model "$exp/phone_ctc" --resynth "$exp/convert/resynth_$v" \
-        --out "$exp/scores/${f}_$v.json" --name "${f}+$v" "${score_opts[@]}"
+        --out "$exp/scores/${f}_$v.json" --name "${f}+$v" --enrol-targets 2 "${score_opts[@]}"
     done
   done
   python local/collect_scores.py "$exp/scores" "$exp/eval/vc.json" "$exp/scores.txt"

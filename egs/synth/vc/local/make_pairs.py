@@ -9,6 +9,10 @@ Utterance ids are ``<speaker>-<sentence>``. For every ordered pair of distinct s
 are drawn: the source is A's reading, the reference B's reading of the same sentence
 (parallel speech for MCD/F0), the targets K other utterances of B. Phones come from the
 CTM (silences kept; the scorer drops them).
+
+The first two targets come from the same random stream as the sentences; targets beyond
+two are drawn from a stream of their own (seeded by the seed and the pair id), so that
+--targets K >= 2 changes only the targets: the sentences stay those of the default (K = 2).
 """
 
 from __future__ import annotations
@@ -33,6 +37,8 @@ def main() -> None:
     ap.add_argument("out", type=Path, help="pairs file to write")
     ap.add_argument("data_dirs", type=Path, nargs="+", help="Kaldi data directories of the held-out utterances")
     args = ap.parse_args()
+    if args.targets < 1:
+        raise SystemExit(f"make_pairs.py: --targets must be >= 1, got {args.targets}")
     out, data_dirs = args.out, args.data_dirs
     phones: dict[str, list[str]] = {}
     for c in args.ctm:
@@ -60,10 +66,13 @@ def main() -> None:
             for sent in rng.sample(shared, min(args.per_pair, len(shared))):
                 src, ref = by_spk[a][sent], by_spk[b][sent]
                 others = sorted(u for s, u in by_spk[b].items() if s != sent)
-                targets = rng.sample(others, min(args.targets, len(others)))
+                targets = rng.sample(others, min(args.targets, 2, len(others)))
+                rest = [u for u in others if u not in targets]
+                pair_id = f"{a}__{b}__{sent}"
+                targets += random.Random(f"{args.seed}:{pair_id}").sample(rest, min(args.targets - len(targets), len(rest)))
                 if not targets or src not in phones:
                     continue
-                rows.append("\t".join([f"{a}__{b}__{sent}", wav[src], ",".join(wav[t] for t in targets), a, b,
+                rows.append("\t".join([pair_id, wav[src], ",".join(wav[t] for t in targets), a, b,
                                        wav[ref], " ".join(phones[src])]))
     if len(rows) == 1:
         raise SystemExit("make_pairs.py: no pair found (speakers share no sentence?)")
