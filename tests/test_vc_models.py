@@ -469,3 +469,23 @@ def test_speaker_consistency_loss(tmp_path):
                                                              speaker_loss_model=str(tmp_path / "none")))
     with pytest.raises(ConfigError, match="speaker_loss_model"):
         missing(batch)
+
+
+def test_speaker_consistency_on_conversions(tmp_path):
+    judge_dir = _judge_dir(tmp_path / "judge")
+    torch.manual_seed(0)
+    cfg = dict(TINY, speaker_loss_weight=0.5, speaker_loss_model=str(judge_dir), speaker_loss_on="conversion",
+               pitch="excitation", speaker_from="others")
+    model = VoiceConversionModel("vc_adain", VCAdaINConfig(**cfg))
+    batch = _batch()
+    batch["speaker"] = torch.tensor([0, 0, 1, 1])
+    out = model(batch)
+    torch.testing.assert_close(out["loss"], out["loss/recon"] + 0.5 * out["loss/speaker"])
+    assert out["loss/speaker"] > 0
+    out["loss"].backward()
+    assert model.decoder.conv_out.weight.grad.abs().sum() > 0
+    first = out["loss/speaker"].item()
+    _, last = _train(model, batch, steps=30)
+    assert last["loss/speaker"] < first
+    with pytest.raises(ConfigError, match="speaker_loss_on"):
+        VoiceConversionModel("vc_adain", VCAdaINConfig(**{**cfg, "speaker_loss_on": "both"}))

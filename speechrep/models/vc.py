@@ -157,6 +157,11 @@ class VCConfig:
         L1 loss on log-mels smooths away. The judge is loaded when training starts and is not
         part of the checkpoint; it should not be the model that scores the conversions.
     speaker_loss_model : that speaker model's experiment directory.
+    speaker_loss_on : what the judge compares. ``reconstruction``: each reconstruction with
+        its real crop; ``conversion``: each crop's content decoded with the speaker code (and,
+        with ``excitation`` pitch input, the F0 level and range) of a crop of another speaker
+        in the batch, compared with the mean of the judge's features over that speaker's real
+        crops in the batch (the loss then trains the decoder only; the speaker code is detached).
     """
 
     channels: int = 256
@@ -178,6 +183,7 @@ class VCConfig:
     gan_channels: int = 32
     speaker_loss_weight: float = 0.0
     speaker_loss_model: str | None = None
+    speaker_loss_on: Literal["reconstruction", "conversion"] = "reconstruction"
 
 
 def masked_l1(x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
@@ -195,11 +201,23 @@ def speaker_consistency(judge: nn.Module, fake: torch.Tensor, real: torch.Tensor
     the mean absolute difference of the pooled statistics of each of its frame layers,
     averaged over layers, plus the mean of 1 - cosine of the embeddings. 0 when ``fake``
     equals ``real``; gradients reach ``fake`` only."""
-    fake_stats, fake_emb = judge.encoder.layer_statistics(judge.mean_normalised(fake, lengths), lengths)
+    fake_stats, fake_emb = judge_features(judge, fake, lengths)
     with torch.no_grad():
-        real_stats, real_emb = judge.encoder.layer_statistics(judge.mean_normalised(real, lengths), lengths)
-    layers = torch.stack([(f - r).abs().mean() for f, r in zip(fake_stats, real_stats)]).mean()
-    return layers + (1 - F.cosine_similarity(fake_emb, real_emb, dim=-1)).mean()
+        real_stats, real_emb = judge_features(judge, real, lengths)
+    return feature_distance(fake_stats, fake_emb, real_stats, real_emb)
+
+
+def judge_features(judge: nn.Module, mel: torch.Tensor, lengths: torch.Tensor | None) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """A speaker model's pooled layer statistics and embedding of log-mels ``(B, T, n_mels)``."""
+    return judge.encoder.layer_statistics(judge.mean_normalised(mel, lengths), lengths)
+
+
+def feature_distance(stats: list[torch.Tensor], emb: torch.Tensor, ref_stats: list[torch.Tensor],
+                     ref_emb: torch.Tensor) -> torch.Tensor:
+    """Mean absolute difference of pooled layer statistics (averaged over layers) plus the
+    mean of 1 - cosine of the embeddings."""
+    layers = torch.stack([(f - r).abs().mean() for f, r in zip(stats, ref_stats)]).mean()
+    return layers + (1 - F.cosine_similarity(emb, ref_emb, dim=-1)).mean()
 
 
 def others_mean(codes: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -435,6 +453,9 @@ class VoiceConversionModel(nn.Module):
         if cfg.speaker_loss_weight < 0 or (cfg.speaker_loss_weight > 0 and not cfg.speaker_loss_model):
             raise ConfigError(f"speaker_loss_weight must be >= 0 and, above 0, needs speaker_loss_model (a speaker_tdnn "
                               f"experiment), got {cfg.speaker_loss_weight}", field="model.args.speaker_loss_weight")
+        if cfg.speaker_loss_on not in ("reconstruction", "conversion"):
+            raise ConfigError(f"speaker_loss_on must be reconstruction or conversion, got {cfg.speaker_loss_on!r}",
+                              field="model.args.speaker_loss_on")
         if cfg.content_downsample < 1:
             raise ConfigError(f"content_downsample must be >= 1, got {cfg.content_downsample}",
                               field="model.args.content_downsample")
@@ -644,7 +665,12 @@ class VoiceConversionModel(nn.Module):
             extra = extra + critic_loss + self.cfg.gan_weight * generator_loss
             out["gan/critic"], out["gan/decoder"] = critic_loss.detach(), generator_loss.detach()
         if self.cfg.speaker_loss_weight > 0 and self.training:
-            consistency = speaker_consistency(self._speaker_judge(x.device), denormalise_mel(recon), mel, lengths)
+            judge = self._speaker_judge(x.device)
+            if self.cfg.speaker_loss_on == "reconstruction":
+                consistency = speaker_consistency(judge, denormalise_mel(recon), mel, lengths)
+            else:
+                consistency = self._conversion_consistency(judge, content, speaker, mel, lengths, batch["speaker"],
+                                                           None if self.pitch is None else (f0, frames))
             extra = extra + self.cfg.speaker_loss_weight * consistency
             out["loss/speaker"] = consistency.detach()
         if self.cfg.detail_weight > 0:
@@ -657,6 +683,31 @@ class VoiceConversionModel(nn.Module):
             extra = extra + self.cfg.conversion_weight * self._conversion_losses(conv_input, content, speaker, lengths, out, labels)
         out["loss"] = rec + extra
         return out
+
+    def _conversion_consistency(
+        self, judge: nn.Module, content: torch.Tensor, speaker: torch.Tensor, mel: torch.Tensor,
+        lengths: torch.Tensor | None, labels: torch.Tensor, f0: tuple[torch.Tensor, torch.Tensor] | None,
+    ) -> torch.Tensor:
+        """Speaker consistency of conversions (``speaker_loss_on: conversion``): crop i decoded
+        with the code of crop ``other[i]``, of another speaker where the batch has one, against
+        the mean judge features of the real crops of that speaker."""
+        B = labels.shape[0]
+        other = torch.empty_like(labels)
+        for i in range(B):  # the nearest following crop of another speaker (itself if none)
+            j = next((int((i + k) % B) for k in range(1, B) if labels[(i + k) % B] != labels[i]), i)
+            other[i] = j
+        pitch = None
+        if f0 is not None:
+            stats = log_f0_stats(*f0) if self.pitch.mode == "excitation" else None
+            pitch = self._pitch_input(f0[0], f0[1], None if stats is None else stats[other])
+        fake = denormalise_mel(self.decoder(self._decoder_input(content, mel.shape[1], pitch), speaker[other].detach()))
+        with torch.no_grad():
+            real_stats, real_emb = judge_features(judge, mel, lengths)
+            same = (labels[other][:, None] == labels[None, :]).to(mel.dtype)  # (B, B): crops of the target speaker
+            same = same / same.sum(1, keepdim=True)
+            target_stats, target_emb = [same @ r for r in real_stats], same @ real_emb
+        fake_stats, fake_emb = judge_features(judge, fake, lengths)
+        return feature_distance(fake_stats, fake_emb, target_stats, target_emb)
 
     def _speaker_judge(self, device: torch.device) -> nn.Module:
         """The frozen speaker model of the speaker-consistency loss, loaded on first use. It is
