@@ -458,6 +458,10 @@ def test_speaker_consistency_loss(tmp_path):
     mel = model.mel(batch["wave"])
     assert speaker_consistency(judge, mel, mel).item() == pytest.approx(0.0, abs=1e-5)
     assert speaker_consistency(judge, mel.flip(0), mel).item() > 1e-3
+    # without the layers: the embeddings' cosine alone
+    with torch.no_grad():
+        cos = torch.nn.functional.cosine_similarity(judge.embed(mel.flip(0)), judge.embed(mel), dim=-1)
+    torch.testing.assert_close(speaker_consistency(judge, mel.flip(0), mel, layers=False), (1 - cos).mean())
     # training lowers it; validation (eval mode) leaves it out
     first = out["loss/speaker"].item()
     _, last = _train(model, batch, steps=30)
@@ -489,3 +493,8 @@ def test_speaker_consistency_on_conversions(tmp_path):
     assert last["loss/speaker"] < first
     with pytest.raises(ConfigError, match="speaker_loss_on"):
         VoiceConversionModel("vc_adain", VCAdaINConfig(**{**cfg, "speaker_loss_on": "both"}))
+    with pytest.raises(ConfigError, match="speaker_loss_features"):
+        VoiceConversionModel("vc_adain", VCAdaINConfig(**{**cfg, "speaker_loss_features": "stats"}))
+    torch.manual_seed(0)
+    emb = VoiceConversionModel("vc_adain", VCAdaINConfig(**{**cfg, "speaker_loss_features": "embedding"}))
+    assert 0 < emb(batch)["loss/speaker"] < out["loss/speaker"]  # the same model less the layer term

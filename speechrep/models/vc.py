@@ -162,6 +162,10 @@ class VCConfig:
         with ``excitation`` pitch input, the F0 level and range) of a crop of another speaker
         in the batch, compared with the mean of the judge's features over that speaker's real
         crops in the batch (the loss then trains the decoder only; the speaker code is detached).
+    speaker_loss_features : ``layers``: the pooled statistics of every frame layer and the
+        embedding, as above; ``embedding``: the embedding's cosine alone, which leaves out the
+        lower layers' statistics, where the phones of a crop weigh more than its voice (a
+        conversion says other words than the target's crops).
     """
 
     channels: int = 256
@@ -184,6 +188,7 @@ class VCConfig:
     speaker_loss_weight: float = 0.0
     speaker_loss_model: str | None = None
     speaker_loss_on: Literal["reconstruction", "conversion"] = "reconstruction"
+    speaker_loss_features: Literal["layers", "embedding"] = "layers"
 
 
 def masked_l1(x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
@@ -195,16 +200,16 @@ def masked_l1(x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor | None) -> to
 
 
 def speaker_consistency(judge: nn.Module, fake: torch.Tensor, real: torch.Tensor,
-                        lengths: torch.Tensor | None = None) -> torch.Tensor:
+                        lengths: torch.Tensor | None = None, *, layers: bool = True) -> torch.Tensor:
     """Speaker-consistency loss of log-mels ``fake`` against ``real`` ``(B, T, n_mels)`` in the
     eyes of a speaker model ``judge`` (a :class:`~speechrep.models.speaker.SpeakerVerifier`):
     the mean absolute difference of the pooled statistics of each of its frame layers,
-    averaged over layers, plus the mean of 1 - cosine of the embeddings. 0 when ``fake``
-    equals ``real``; gradients reach ``fake`` only."""
+    averaged over layers (unless ``layers`` is False), plus the mean of 1 - cosine of the
+    embeddings. 0 when ``fake`` equals ``real``; gradients reach ``fake`` only."""
     fake_stats, fake_emb = judge_features(judge, fake, lengths)
     with torch.no_grad():
         real_stats, real_emb = judge_features(judge, real, lengths)
-    return feature_distance(fake_stats, fake_emb, real_stats, real_emb)
+    return feature_distance(fake_stats, fake_emb, real_stats, real_emb, layers=layers)
 
 
 def judge_features(judge: nn.Module, mel: torch.Tensor, lengths: torch.Tensor | None) -> tuple[list[torch.Tensor], torch.Tensor]:
@@ -213,11 +218,13 @@ def judge_features(judge: nn.Module, mel: torch.Tensor, lengths: torch.Tensor | 
 
 
 def feature_distance(stats: list[torch.Tensor], emb: torch.Tensor, ref_stats: list[torch.Tensor],
-                     ref_emb: torch.Tensor) -> torch.Tensor:
-    """Mean absolute difference of pooled layer statistics (averaged over layers) plus the
-    mean of 1 - cosine of the embeddings."""
-    layers = torch.stack([(f - r).abs().mean() for f, r in zip(stats, ref_stats)]).mean()
-    return layers + (1 - F.cosine_similarity(emb, ref_emb, dim=-1)).mean()
+                     ref_emb: torch.Tensor, *, layers: bool = True) -> torch.Tensor:
+    """Mean absolute difference of pooled layer statistics (averaged over layers; left out
+    when ``layers`` is False) plus the mean of 1 - cosine of the embeddings."""
+    distance = (1 - F.cosine_similarity(emb, ref_emb, dim=-1)).mean()
+    if layers:
+        distance = distance + torch.stack([(f - r).abs().mean() for f, r in zip(stats, ref_stats)]).mean()
+    return distance
 
 
 def others_mean(codes: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -456,6 +463,9 @@ class VoiceConversionModel(nn.Module):
         if cfg.speaker_loss_on not in ("reconstruction", "conversion"):
             raise ConfigError(f"speaker_loss_on must be reconstruction or conversion, got {cfg.speaker_loss_on!r}",
                               field="model.args.speaker_loss_on")
+        if cfg.speaker_loss_features not in ("layers", "embedding"):
+            raise ConfigError(f"speaker_loss_features must be layers or embedding, got {cfg.speaker_loss_features!r}",
+                              field="model.args.speaker_loss_features")
         if cfg.content_downsample < 1:
             raise ConfigError(f"content_downsample must be >= 1, got {cfg.content_downsample}",
                               field="model.args.content_downsample")
@@ -667,7 +677,8 @@ class VoiceConversionModel(nn.Module):
         if self.cfg.speaker_loss_weight > 0 and self.training:
             judge = self._speaker_judge(x.device)
             if self.cfg.speaker_loss_on == "reconstruction":
-                consistency = speaker_consistency(judge, denormalise_mel(recon), mel, lengths)
+                consistency = speaker_consistency(judge, denormalise_mel(recon), mel, lengths,
+                                                  layers=self.cfg.speaker_loss_features == "layers")
             else:
                 consistency = self._conversion_consistency(judge, content, speaker, mel, lengths, batch["speaker"],
                                                            None if self.pitch is None else (f0, frames))
@@ -707,7 +718,8 @@ class VoiceConversionModel(nn.Module):
             same = same / same.sum(1, keepdim=True)
             target_stats, target_emb = [same @ r for r in real_stats], same @ real_emb
         fake_stats, fake_emb = judge_features(judge, fake, lengths)
-        return feature_distance(fake_stats, fake_emb, target_stats, target_emb)
+        return feature_distance(fake_stats, fake_emb, target_stats, target_emb,
+                                layers=self.cfg.speaker_loss_features == "layers")
 
     def _speaker_judge(self, device: torch.device) -> nn.Module:
         """The frozen speaker model of the speaker-consistency loss, loaded on first use. It is
