@@ -702,11 +702,11 @@ class VoiceConversionModel(nn.Module):
         """Speaker consistency of conversions (``speaker_loss_on: conversion``): crop i decoded
         with the code of crop ``other[i]``, of another speaker where the batch has one, against
         the mean judge features of the real crops of that speaker."""
-        B = labels.shape[0]
-        other = torch.empty_like(labels)
-        for i in range(B):  # the nearest following crop of another speaker (itself if none)
-            j = next((int((i + k) % B) for k in range(1, B) if labels[(i + k) % B] != labels[i]), i)
-            other[i] = j
+        lab = labels.tolist()
+        B = len(lab)
+        # the nearest following crop of another speaker (itself if none)
+        other = torch.tensor([next(((i + k) % B for k in range(1, B) if lab[(i + k) % B] != lab[i]), i)
+                              for i in range(B)], device=labels.device)
         pitch = None
         if f0 is not None:
             stats = log_f0_stats(*f0) if self.pitch.mode == "excitation" else None
