@@ -498,3 +498,49 @@ def test_speaker_consistency_on_conversions(tmp_path):
     torch.manual_seed(0)
     emb = VoiceConversionModel("vc_adain", VCAdaINConfig(**{**cfg, "speaker_loss_features": "embedding"}))
     assert 0 < emb(batch)["loss/speaker"] < out["loss/speaker"]  # the same model less the layer term
+
+
+def test_content_term_on_conversions(tmp_path):
+    judge_dir = _judge_dir(tmp_path / "judge")
+    cfg = dict(TINY, speaker_loss_weight=0.5, speaker_loss_model=str(judge_dir), speaker_loss_on="conversion",
+               speaker_loss_features="embedding", pitch="excitation", speaker_from="others")
+    batch = _batch()
+    batch["speaker"] = torch.tensor([0, 0, 1, 1])
+    torch.manual_seed(0)
+    model = VoiceConversionModel("vc_adain", VCAdaINConfig(**cfg, speaker_loss_content_weight=2.0))
+    grads, values = {}, {}
+    for weight in (0.0, 2.0):
+        model.cfg.speaker_loss_content_weight = weight
+        model.zero_grad()
+        torch.manual_seed(1)
+        out = model(batch)
+        out["loss"].backward()
+        grads[weight] = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+        values[weight] = out
+    out = values[2.0]
+    torch.testing.assert_close(out["loss"], out["loss/recon"] + 0.5 * out["loss/speaker"]
+                               + 2.0 * out["loss/speaker_content"])
+    assert out["loss/speaker_content"] > 0 and "loss/speaker_content" not in values[0.0]
+    # the term trains the decoder (and, through the code it decodes, the content encoder), not the
+    # speaker encoder: the target's speaker code is detached
+    moved = {n.split(".")[0] for n in grads[2.0] if not torch.allclose(grads[2.0][n], grads[0.0][n])}
+    assert moved == {"decoder", "content_encoder"}
+    # training the decoder on it brings the conversions' content codes nearer the sources'
+    after = {}
+    for weight in (0.0, 2.0):
+        torch.manual_seed(0)
+        model = VoiceConversionModel("vc_adain", VCAdaINConfig(**cfg, speaker_loss_content_weight=2.0))
+        for name, p in model.named_parameters():
+            p.requires_grad_(name.startswith("decoder."))
+        model.cfg.speaker_loss_content_weight = weight
+        torch.manual_seed(1)
+        _train(model, batch, steps=30)
+        model.cfg.speaker_loss_content_weight = 1.0
+        torch.manual_seed(2)
+        after[weight] = model(batch)["loss/speaker_content"].item()
+    assert after[2.0] < after[0.0]
+    for bad in ({"speaker_loss_content_weight": -1.0},
+                {"speaker_loss_content_weight": 1.0, "speaker_loss_on": "reconstruction"},
+                {"speaker_loss_content_weight": 1.0, "speaker_loss_weight": 0.0}):
+        with pytest.raises(ConfigError, match="speaker_loss_content_weight"):
+            VoiceConversionModel("vc_adain", VCAdaINConfig(**{**cfg, **bad}))

@@ -166,6 +166,11 @@ class VCConfig:
         embedding, as above; ``embedding``: the embedding's cosine alone, which leaves out the
         lower layers' statistics, where the phones of a crop weigh more than its voice (a
         conversion says other words than the target's crops).
+    speaker_loss_content_weight : with ``speaker_loss_on: conversion``, weight of a content
+        term on those same conversions (0: off): the L1 distance between the content code of
+        each conversion (content encoder frozen) and that of its source crop (detached). The
+        speaker term pulls a conversion towards the target's crops, which say other words; this
+        one holds it to the source's phones, so that the decoder moves the voice, not the content.
     """
 
     channels: int = 256
@@ -189,6 +194,7 @@ class VCConfig:
     speaker_loss_model: str | None = None
     speaker_loss_on: Literal["reconstruction", "conversion"] = "reconstruction"
     speaker_loss_features: Literal["layers", "embedding"] = "layers"
+    speaker_loss_content_weight: float = 0.0
 
 
 def masked_l1(x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
@@ -463,6 +469,11 @@ class VoiceConversionModel(nn.Module):
         if cfg.speaker_loss_on not in ("reconstruction", "conversion"):
             raise ConfigError(f"speaker_loss_on must be reconstruction or conversion, got {cfg.speaker_loss_on!r}",
                               field="model.args.speaker_loss_on")
+        if cfg.speaker_loss_content_weight < 0 or (cfg.speaker_loss_content_weight > 0 and (
+                cfg.speaker_loss_weight == 0 or cfg.speaker_loss_on != "conversion")):
+            raise ConfigError("speaker_loss_content_weight must be >= 0 and, above 0, needs speaker_loss_weight > 0 "
+                              f"with speaker_loss_on: conversion, got {cfg.speaker_loss_content_weight}",
+                              field="model.args.speaker_loss_content_weight")
         if cfg.speaker_loss_features not in ("layers", "embedding"):
             raise ConfigError(f"speaker_loss_features must be layers or embedding, got {cfg.speaker_loss_features!r}",
                               field="model.args.speaker_loss_features")
@@ -680,8 +691,12 @@ class VoiceConversionModel(nn.Module):
                 consistency = speaker_consistency(judge, denormalise_mel(recon), mel, lengths,
                                                   layers=self.cfg.speaker_loss_features == "layers")
             else:
-                consistency = self._conversion_consistency(judge, content, speaker, mel, lengths, batch["speaker"],
-                                                           None if self.pitch is None else (f0, frames))
+                consistency, fake = self._conversion_consistency(judge, content, speaker, mel, lengths, batch["speaker"],
+                                                                 None if self.pitch is None else (f0, frames))
+                if self.cfg.speaker_loss_content_weight > 0:
+                    kept = self._content_distance(normalise_mel(fake), content)
+                    extra = extra + self.cfg.speaker_loss_content_weight * kept
+                    out["loss/speaker_content"] = kept.detach()
             extra = extra + self.cfg.speaker_loss_weight * consistency
             out["loss/speaker"] = consistency.detach()
         if self.cfg.detail_weight > 0:
@@ -698,10 +713,11 @@ class VoiceConversionModel(nn.Module):
     def _conversion_consistency(
         self, judge: nn.Module, content: torch.Tensor, speaker: torch.Tensor, mel: torch.Tensor,
         lengths: torch.Tensor | None, labels: torch.Tensor, f0: tuple[torch.Tensor, torch.Tensor] | None,
-    ) -> torch.Tensor:
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Speaker consistency of conversions (``speaker_loss_on: conversion``): crop i decoded
         with the code of crop ``other[i]``, of another speaker where the batch has one, against
-        the mean judge features of the real crops of that speaker."""
+        the mean judge features of the real crops of that speaker. Returns the loss and the
+        conversions (log-mels ``(B, T, n_mels)``)."""
         lab = labels.tolist()
         B = len(lab)
         # the nearest following crop of another speaker (itself if none)
@@ -719,7 +735,13 @@ class VoiceConversionModel(nn.Module):
             target_stats, target_emb = [same @ r for r in real_stats], same @ real_emb
         fake_stats, fake_emb = judge_features(judge, fake, lengths)
         return feature_distance(fake_stats, fake_emb, target_stats, target_emb,
-                                layers=self.cfg.speaker_loss_features == "layers")
+                                layers=self.cfg.speaker_loss_features == "layers"), fake
+
+    def _content_distance(self, converted: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
+        """Mean absolute difference between the content code of ``converted`` (normalised log-mels,
+        content encoder frozen) and ``content`` (B, T', D), the source's code (detached)."""
+        code = pool_time(frozen_call(self.content_encoder, converted), self.cfg.content_downsample)
+        return (code - content.detach()).abs().mean()
 
     def _speaker_judge(self, device: torch.device) -> nn.Module:
         """The frozen speaker model of the speaker-consistency loss, loaded on first use. It is
@@ -762,8 +784,7 @@ class VoiceConversionModel(nn.Module):
             class_loss = F.cross_entropy(frozen_call(self.speaker_head, spk), labels)
             out["conv/speaker_ce"] = class_loss.detach()
             speaker_loss = speaker_loss + class_loss
-        code = pool_time(frozen_call(self.content_encoder, converted), self.cfg.content_downsample)
-        content_loss = (code - content.detach()).abs().mean()
+        content_loss = self._content_distance(converted, content)
         out["conv/speaker"], out["conv/content"] = speaker_loss.detach(), content_loss.detach()
         return speaker_loss + content_loss
 
