@@ -168,7 +168,8 @@ class VCConfig:
         conversion says other words than the target's crops).
     speaker_loss_content_weight : with ``speaker_loss_on: conversion``, weight of a content
         term on those same conversions (0: off): the L1 distance between the content code of
-        each conversion (content encoder frozen) and that of its source crop (detached). The
+        each conversion (content encoder frozen) and that of its source crop (detached), on a
+        second decoding from the detached code, so that the term trains the decoder only. The
         speaker term pulls a conversion towards the target's crops, which say other words; this
         one holds it to the source's phones, so that the decoder moves the voice, not the content.
     """
@@ -691,10 +692,11 @@ class VoiceConversionModel(nn.Module):
                 consistency = speaker_consistency(judge, denormalise_mel(recon), mel, lengths,
                                                   layers=self.cfg.speaker_loss_features == "layers")
             else:
-                consistency, fake = self._conversion_consistency(judge, content, speaker, mel, lengths, batch["speaker"],
-                                                                 None if self.pitch is None else (f0, frames))
+                consistency, conv_input, conv_speaker = self._conversion_consistency(
+                    judge, content, speaker, mel, lengths, batch["speaker"], None if self.pitch is None else (f0, frames))
                 if self.cfg.speaker_loss_content_weight > 0:
-                    kept = self._content_distance(normalise_mel(fake), content)
+                    # decoded again from the detached code, so that this term trains the decoder only
+                    kept = self._content_distance(self.decoder(conv_input.detach(), conv_speaker), content)
                     extra = extra + self.cfg.speaker_loss_content_weight * kept
                     out["loss/speaker_content"] = kept.detach()
             extra = extra + self.cfg.speaker_loss_weight * consistency
@@ -713,11 +715,11 @@ class VoiceConversionModel(nn.Module):
     def _conversion_consistency(
         self, judge: nn.Module, content: torch.Tensor, speaker: torch.Tensor, mel: torch.Tensor,
         lengths: torch.Tensor | None, labels: torch.Tensor, f0: tuple[torch.Tensor, torch.Tensor] | None,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Speaker consistency of conversions (``speaker_loss_on: conversion``): crop i decoded
         with the code of crop ``other[i]``, of another speaker where the batch has one, against
-        the mean judge features of the real crops of that speaker. Returns the loss and the
-        conversions (log-mels ``(B, T, n_mels)``)."""
+        the mean judge features of the real crops of that speaker. Returns the loss and what
+        the conversions were decoded from: the decoder input and the (detached) speaker codes."""
         lab = labels.tolist()
         B = len(lab)
         # the nearest following crop of another speaker (itself if none)
@@ -727,7 +729,8 @@ class VoiceConversionModel(nn.Module):
         if f0 is not None:
             stats = log_f0_stats(*f0) if self.pitch.mode == "excitation" else None
             pitch = self._pitch_input(f0[0], f0[1], None if stats is None else stats[other])
-        fake = denormalise_mel(self.decoder(self._decoder_input(content, mel.shape[1], pitch), speaker[other].detach()))
+        decoder_input, target = self._decoder_input(content, mel.shape[1], pitch), speaker[other].detach()
+        fake = denormalise_mel(self.decoder(decoder_input, target))
         with torch.no_grad():
             real_stats, real_emb = judge_features(judge, mel, lengths)
             same = (labels[other][:, None] == labels[None, :]).to(mel.dtype)  # (B, B): crops of the target speaker
@@ -735,7 +738,7 @@ class VoiceConversionModel(nn.Module):
             target_stats, target_emb = [same @ r for r in real_stats], same @ real_emb
         fake_stats, fake_emb = judge_features(judge, fake, lengths)
         return feature_distance(fake_stats, fake_emb, target_stats, target_emb,
-                                layers=self.cfg.speaker_loss_features == "layers"), fake
+                                layers=self.cfg.speaker_loss_features == "layers"), decoder_input, target
 
     def _content_distance(self, converted: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
         """Mean absolute difference between the content code of ``converted`` (normalised log-mels,
