@@ -53,6 +53,10 @@ def test_pipeline_outputs_mean_something(demo):
         assert train[-1] < train[0], model
     vc = json.loads((demo / "vc" / "eval" / "vc.json").read_text())["families"]
     assert list(vc) == ["vc_adain+griffinlim"]
+    # vc_adain trained with the speaker-consistency loss, judged by its own speaker model
+    history = [json.loads(line) for line in (demo / "vc" / "vc_adain" / "train_history.jsonl").read_text().splitlines()]
+    assert any("loss/speaker" in rec and "loss/speaker_content" in rec for rec in history)
+    assert (demo / "vc" / "judge" / "checkpoints").is_dir()
     times = (demo / "stage_times.tsv").read_text().splitlines()
     assert [t.split("\t")[0] for t in times] == [str(n) for n in range(9)]
 

@@ -15,8 +15,8 @@
 #   the conversion (speechrep convert --match-weight, README.md);
 #   EXAGGERATE=A (default 0) moves each target's speaker code A times its distance from the
 #   training speakers' mean code, away from it (speechrep convert --exaggerate, README.md);
-#   SPEAKER_STEPS, CTC_STEPS, VC_STEPS override the
-#   training steps of the speaker scorer, the phone recogniser and the VC models.
+#   SPEAKER_STEPS, CTC_STEPS, JUDGE_STEPS, VC_STEPS override the training steps of the
+#   speaker scorer, the phone recogniser, vc_adain's judge and the VC models.
 #
 # Stages
 #   0  corpus: local/data.sh -> $db
@@ -24,6 +24,8 @@
 #        speaker-verification scorer (x-vector, AAM): $db/data/train -> $exp/speaker
 #        CTC phone recogniser scorer: $db/data/train + phones.ctm -> $exp/phone_ctc
 #        VC models vc_adain, vc_adversarial, vc_vq: $db/data/train -> $exp/vc_*
+#        (vc_adain after the speaker model that judges its training conversions,
+#        conf/judge.yaml -> $exp/judge, in the same job)
 #   2  conversion pairs of held-out sentences: $db/data/{test,test_unseen_spk} -> $exp/pairs.tsv
 #   3  copy synthesis (vocoder only): $exp/pairs.tsv -> $exp/convert/resynth_<vocoder>
 #   4  conversion: every family x vocoder -> $exp/convert/<family>_<vocoder>
@@ -83,10 +85,17 @@ train_ctc() {
 t(sys.argv[1], sys.argv[2], sys.argv[3], args=json.loads(sys.argv[4]), steps=int(sys.argv[5]), num_threads=1)' \
     "$db/data/train" "$db/ali/train/phones.ctm" "$exp/phone_ctc" "$ctc_args" "$ctc_steps"
 }
+train_judge() {  # the speaker model of vc_adain's speaker-consistency loss (not the scorer)
+  speechrep train conf/judge.yaml --set exp_dir="$exp/judge" --set data.train="$db/data/train" \
+    --set data.valid="$db/data/dev" "${common[@]}" "${spk_tiny[@]}" "${train_opts[@]}" $(steps_opt "${JUDGE_STEPS:-}")
+}
 train_family() {  # train_family NAME
   local extra=()
   if [ "$1" = vc_vq ]; then extra=("${vq_tiny[@]}"); fi
-  if [ "$1" = vc_adain ]; then extra=("${adain_tiny[@]}"); fi
+  if [ "$1" = vc_adain ]; then
+    train_judge || return 1
+    extra=("${adain_tiny[@]}" --set model.args.speaker_loss_model="$exp/judge")
+  fi
   speechrep train "conf/$1.yaml" --set exp_dir="$exp/$1" --set data.train="$db/data/train" \
     --set data.valid="$db/data/dev" "${common[@]}" "${vc_tiny[@]}" "${extra[@]}" "${train_opts[@]}" \
     $(steps_opt "${VC_STEPS:-}")
