@@ -2,7 +2,7 @@
 # Install speechrep and everything it needs into ./.venv (idempotent).
 #
 #   bash tools/setup.sh          # library, CLI, recipes, speech synthesizers
-#   bash tools/setup.sh --dev    # + what the tests need (pytest, parity references, chromium)
+#   bash tools/setup.sh --dev    # + what the tests need (pytest, parity references, chromium, sox)
 #
 # System packages come from apt when missing (as root, or through sudo); a clear error
 # names them when neither works. Python packages go into .venv; torch is pinned to the
@@ -22,7 +22,7 @@ done
 # --- system packages --------------------------------------------------------------
 apt_pkgs=(flite festival festvox-kdlpc16k festvox-kallpc16k festvox-us-slt-hts fortunes-min fortunes libsndfile1 python3.11-doc)
 if [ "$dev" = 1 ]; then
-  apt_pkgs+=(chromium)
+  apt_pkgs+=(chromium sox)  # sox: the tests read Kaldi pipe commands ("sox ... |")
 fi
 PY=${PYTHON:-python3}
 if ! "$PY" -c 'import ensurepip, venv' >/dev/null 2>&1; then
