@@ -544,3 +544,20 @@ def test_content_term_on_conversions(tmp_path):
                 {"speaker_loss_content_weight": 1.0, "speaker_loss_weight": 0.0}):
         with pytest.raises(ConfigError, match="speaker_loss_content_weight"):
             VoiceConversionModel("vc_adain", VCAdaINConfig(**{**cfg, **bad}))
+
+
+def test_missing_judge_stops_training_before_it_writes(tmp_path):
+    from speechrep.train.trainer import train
+    from tests.test_train_data import write_config, write_wave_dir
+
+    args = dict(TINY, num_speakers=0, speaker_loss_weight=0.1, speaker_loss_model=str(tmp_path / "no_judge"),
+                speaker_loss_on="conversion")
+    cfg = write_config(tmp_path / "c.yaml", exp_dir=tmp_path / "exp", data_dir=write_wave_dir(tmp_path),
+                       input="wave", model={"name": "vc_adain", "args": args})
+    with pytest.raises(ConfigError, match="model.args.speaker_loss_model"):
+        train(cfg)
+    assert not (tmp_path / "exp").exists()
+    # with the judge there, the same config trains
+    _judge_dir(tmp_path / "no_judge")
+    train(cfg, overrides=["optim.max_steps=2"])
+    assert (tmp_path / "exp" / "checkpoints").is_dir()

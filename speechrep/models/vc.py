@@ -617,6 +617,12 @@ class VoiceConversionModel(nn.Module):
         """Content code ``(B, frames', content_dim)`` of ``batch["wave"]`` (for ``speechrep extract``)."""
         return self.content_code(self.mel(batch["wave"]))
 
+    def prepare_training(self, device: torch.device) -> None:
+        """Load the speaker-consistency loss's judge before training writes anything, so that a
+        missing or wrong ``speaker_loss_model`` stops the run before its first step."""
+        if self.cfg.speaker_loss_weight > 0:
+            self._speaker_judge(device)
+
     def on_step_end(self, step: int) -> None:
         """Let the bottleneck restart dead codes and anneal temperatures."""
         if self.quantizer is not None:

@@ -136,6 +136,9 @@ class _Run:
         self.module, model_cfg = build_model(cfg.model.name, cfg.model.args, input_dim=self.train_corpus.dim,
                                              num_speakers=len(self.speakers), source=source)
         self.module.to(info.device)
+        prepare = getattr(self.module, "prepare_training", None)
+        if prepare is not None:  # before anything is written: a missing input fails cleanly
+            prepare(info.device)
         cfg.model.args = to_dict(model_cfg)
         self.model_spec = {"name": cfg.model.name, "args": cfg.model.args, "input_dim": self.train_corpus.dim}
         self._check_saved_config()
