@@ -324,6 +324,25 @@ def test_warp_trains_on_stretched_spectra_and_scales_the_f0_with_them(monkeypatc
             VoiceConversionModel("vc_adain", VCAdaINConfig(**{**TINY, **bad}))
 
 
+def test_warp_by_speaker_gives_all_crops_of_a_speaker_one_factor(monkeypatch):
+    torch.manual_seed(0)
+    model = VoiceConversionModel("vc_adain", VCAdaINConfig(**TINY, pitch="excitation", warp=0.2, warp_by="speaker",
+                                                           speaker_from="others"))
+    batch = _voiced_batch(n=6)  # speakers 0 1 0 1 0 1
+    warps = []
+    mel_forward = model.mel.forward
+    monkeypatch.setattr(model.mel, "forward", lambda wave, warp=None: warps.append(warp) or mel_forward(wave, warp))
+    out = model(batch)
+    assert torch.isfinite(out["loss"]) and out["spk/others"] == 1.0
+    warp = warps[0]
+    assert bool(((warp >= 0.8) & (warp <= 1.2)).all())
+    assert torch.equal(warp[0::2], warp[0].expand(3)) and torch.equal(warp[1::2], warp[1].expand(3))
+    assert warp[0] != warp[1]  # two speakers, two new voices
+    # by crop, the crops of one speaker are warped apart, which speaker_from: others cannot use
+    with pytest.raises(ConfigError, match="warp_by"):
+        VoiceConversionModel("vc_adain", VCAdaINConfig(**TINY, warp=0.1, warp_by="utterance"))
+
+
 def test_speaker_code_from_the_other_crops_of_the_speaker(monkeypatch):
     from speechrep.models.vc import others_mean
 

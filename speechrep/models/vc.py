@@ -134,6 +134,10 @@ class VCConfig:
         the decoder learn from a continuum of voices instead of the few of the corpus.
         The warped voices have no speaker label: not with ``speaker_encoder: table`` or
         ``speaker_class_weight``.
+    warp_by : ``crop``: a factor per crop; ``speaker``: one factor per speaker of the batch,
+        shared by all its crops, so that each speaker of a batch becomes one new voice (a
+        warped copy of itself) that its other crops, its speaker code and the judge of
+        ``speaker_loss_on: conversion`` agree on; works with ``speaker_from: others``.
     speaker_from : which utterances give the speaker code an utterance is reconstructed
         with in training. ``self``: its own crop; ``others``: the mean code of the other
         crops of the same speaker in the batch (its own where it has none; the share of
@@ -188,6 +192,7 @@ class VCConfig:
     detail_weight: float = 0.0
     pitch: Literal["none", "contour", "excitation"] = "none"
     warp: float = 0.0
+    warp_by: Literal["crop", "speaker"] = "crop"
     speaker_from: Literal["self", "others"] = "self"
     gan_weight: float = 0.0
     gan_channels: int = 32
@@ -457,10 +462,13 @@ class VoiceConversionModel(nn.Module):
         if not 0 <= cfg.warp < 0.5 or (cfg.warp > 0 and (cfg.speaker_encoder != "tdnn" or cfg.speaker_class_weight > 0)):
             raise ConfigError(f"warp must be in [0, 0.5) and, above 0, needs speaker_encoder: tdnn without "
                               f"speaker_class_weight (warped voices have no label), got {cfg.warp}", field="model.args.warp")
+        if cfg.warp_by not in ("crop", "speaker"):
+            raise ConfigError(f"warp_by must be crop or speaker, got {cfg.warp_by!r}", field="model.args.warp_by")
         if cfg.speaker_from not in ("self", "others") or (cfg.speaker_from == "others" and (
-                cfg.speaker_encoder != "tdnn" or cfg.warp > 0)):
+                cfg.speaker_encoder != "tdnn" or (cfg.warp > 0 and cfg.warp_by == "crop"))):
             raise ConfigError(f"speaker_from must be self or others; others needs speaker_encoder: tdnn and no warp "
-                              f"(a warped crop is another voice), got {cfg.speaker_from!r}", field="model.args.speaker_from")
+                              f"by crop (a crop warped on its own is another voice), got {cfg.speaker_from!r}",
+                              field="model.args.speaker_from")
         if cfg.gan_weight < 0 or cfg.gan_channels < 1:
             raise ConfigError(f"gan_weight must be >= 0 and gan_channels >= 1, got {cfg.gan_weight} and "
                               f"{cfg.gan_channels}", field="model.args.gan_weight")
@@ -633,8 +641,7 @@ class VoiceConversionModel(nn.Module):
             raise ConfigError("voice-conversion models train on waves: set data.input to 'wave'", field="data.input")
         warp = None
         if self.training and self.cfg.warp > 0:
-            wave = batch["wave"]
-            warp = 1 + self.cfg.warp * (2 * torch.rand(wave.shape[0], device=wave.device) - 1)  # (B,)
+            warp = self._warp_factors(batch)  # (B,)
         with torch.no_grad():
             mel = self.mel(batch["wave"], warp=warp)  # (B, T, n_mels)
         lengths = self.mel.frame_lengths(batch["lengths"]) if "lengths" in batch else None
@@ -717,6 +724,17 @@ class VoiceConversionModel(nn.Module):
             extra = extra + self.cfg.conversion_weight * self._conversion_losses(conv_input, content, speaker, lengths, out, labels)
         out["loss"] = rec + extra
         return out
+
+    def _warp_factors(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Frequency-warp factors ``(B,)`` drawn from ``[1 - warp, 1 + warp]``: one per crop, or
+        one per speaker label of the batch (``warp_by: speaker``)."""
+        wave = batch["wave"]
+        if self.cfg.warp_by == "speaker":
+            labels, index = torch.unique(batch["speaker"], return_inverse=True)
+            draws = torch.rand(len(labels), device=wave.device)[index.to(wave.device)]
+        else:
+            draws = torch.rand(wave.shape[0], device=wave.device)
+        return 1 + self.cfg.warp * (2 * draws - 1)
 
     def _conversion_consistency(
         self, judge: nn.Module, content: torch.Tensor, speaker: torch.Tensor, mel: torch.Tensor,
