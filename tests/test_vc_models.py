@@ -338,8 +338,7 @@ def test_warp_by_speaker_gives_all_crops_of_a_speaker_one_factor(monkeypatch):
     assert bool(((warp >= 0.8) & (warp <= 1.2)).all())
     assert torch.equal(warp[0::2], warp[0].expand(3)) and torch.equal(warp[1::2], warp[1].expand(3))
     assert warp[0] != warp[1]  # two speakers, two new voices
-    # by crop, the crops of one speaker are warped apart, which speaker_from: others cannot use
-    with pytest.raises(ConfigError, match="warp_by"):
+    with pytest.raises(ConfigError, match="warp_by"):  # an unknown way to draw the factors
         VoiceConversionModel("vc_adain", VCAdaINConfig(**TINY, warp=0.1, warp_by="utterance"))
 
 
