@@ -9,12 +9,14 @@ import torch
 from speechrep.cli import main
 from speechrep.errors import CheckpointError, ConfigError, DataError
 from speechrep.eval.vc import (
+    _by_target,
     dtw_path,
     edit_distance,
     equal_error_rate,
     estimate_f0,
     evaluate_vc,
     f0_metrics,
+    format_by_target,
     format_vc_table,
     mel_cepstral_distortion,
     mel_cepstrum,
@@ -138,6 +140,31 @@ def test_evaluate_vc_end_to_end(vc_env):
     assert r["pairs"][0]["logf0_rmse_cents"] == pytest.approx(1200 * math.log2(230 / 120), abs=60)
     table = format_vc_table({"adain": r})
     assert "adain" in table and "tgt acc" in table
+    # per target speaker: B is p1's target, A is p2's; each rate and miss follows that pair's prediction
+    by = r["by_target"]
+    assert sorted(by) == ["A", "B"] and all(by[t]["pairs"] == 1 for t in by)
+    for row in r["pairs"]:
+        t = by[row["target_speaker"]]
+        hit = row["predicted_speaker"] == row["target_speaker"]
+        assert t["target_accuracy"] == float(hit)
+        assert t["source_rate"] == float(row["predicted_speaker"] == row["source_speaker"])
+        assert t["taken_for"] == ({} if hit else {row["predicted_speaker"]: 1})
+    assert s["target_accuracy"] == pytest.approx(sum(t["target_accuracy"] for t in by.values()) / 2)
+
+
+def test_by_target_counts_misses_per_target_speaker():
+    from speechrep.convert import ConversionPair
+
+    pairs = [ConversionPair(id=f"p{k}", source="s.wav", targets=["t.wav"], source_speaker=src, target_speaker=tgt)
+             for k, (src, tgt) in enumerate([("a", "k"), ("b", "k"), ("a", "k"), ("a", "b"), ("k", "b")])]
+    by = _by_target(pairs, ["k", "c", "c", "b", "k"])
+    assert by == {
+        "b": {"pairs": 2, "target_accuracy": 0.5, "source_rate": 0.5, "taken_for": {"k": 1}},
+        "k": {"pairs": 3, "target_accuracy": pytest.approx(1 / 3), "source_rate": 0.0, "taken_for": {"c": 2}},
+    }
+    text = format_by_target({"by_target": by})
+    assert text.splitlines()[0].split()[:2] == ["target", "pairs"]
+    assert "c:2" in text and "33.3%" in text
 
 
 def test_evaluate_vc_enrol_targets(vc_env, tmp_path):
@@ -180,8 +207,10 @@ def test_cli_eval_vc(vc_env, tmp_path, capsys):
         main(["eval", "vc", "--pairs", str(vc_env["pairs"]), "--converted", str(vc_env["conv"]),
               "--speaker-model", str(vc_env["spk"]), "--out", str(out), "--no-f0", "--name", "sys1"])
     assert e.value.code == 0
-    assert json.loads(out.read_text())["summary"]["pairs"] == 2
-    assert "sys1" in capsys.readouterr().out
+    doc = json.loads(out.read_text())
+    assert doc["summary"]["pairs"] == 2 and sorted(doc["by_target"]) == ["A", "B"]
+    printed = capsys.readouterr().out
+    assert "sys1" in printed and "misses taken for" in printed
 
 
 def test_train_phone_recognizer_tiny(vc_env, tmp_path):

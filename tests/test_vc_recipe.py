@@ -64,8 +64,10 @@ def test_make_pairs_more_targets_keep_the_sentences(tmp_path):
 def test_collect_scores_table(tmp_path):
     scores = tmp_path / "scores"
     scores.mkdir()
+    by_target = {"ked": {"pairs": 4, "target_accuracy": 0.25, "source_rate": 0.0, "taken_for": {"kal": 3}}}
     for name, acc in [("vc_adain_griffinlim", 0.9), ("vc_vq_neural", 0.5)]:
-        (scores / f"{name}.json").write_text(json.dumps({"summary": {"target_accuracy": acc, "per": 0.3}}))
+        doc = {"summary": {"target_accuracy": acc, "per": 0.3}, **({"by_target": by_target} if acc > 0.5 else {})}
+        (scores / f"{name}.json").write_text(json.dumps(doc))
     r = subprocess.run([sys.executable, str(VC / "local" / "collect_scores.py"), str(scores), str(tmp_path / "vc.json"),
                         str(tmp_path / "t.txt")], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
@@ -73,3 +75,6 @@ def test_collect_scores_table(tmp_path):
     assert fam["vc_adain+griffinlim"]["target_accuracy"] == 0.9 and "vc_vq+neural" in fam
     table = (tmp_path / "t.txt").read_text()
     assert "90.0%" in table and "vc_vq+neural" in table
+    # per-target rates of the systems that have them (the summaries in vc.json stay flat)
+    assert "vc_adain+griffinlim, per target speaker:" in table and "kal:3" in table and "25.0%" in table
+    assert "vc_vq+neural, per target speaker" not in table and "by_target" not in fam["vc_adain+griffinlim"]

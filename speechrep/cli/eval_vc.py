@@ -24,14 +24,16 @@ def eval_vc(
     enrol_targets: Optional[int] = typer.Option(
         None, "--enrol-targets", help="Enrol target speakers with only the first N targets of each pair (default: all)."),
 ) -> None:
-    """Score voice conversion: speaker similarity/accuracy/EER, PER, MCD and log-F0; JSON + table."""
-    from speechrep.eval.vc import evaluate_vc, format_vc_table
+    """Score voice conversion: speaker similarity/accuracy/EER, PER, MCD and log-F0; JSON + table
+    (and the rates and misses per target speaker)."""
+    from speechrep.eval.vc import evaluate_vc, format_by_target, format_vc_table
     from speechrep.utils.io import atomic_write_json
 
     result = evaluate_vc(pairs, converted, speaker_model=speaker_model, phone_model=phone_model,
                          resynth_dir=resynth, f0=not no_f0, enrol_targets=enrol_targets)
     atomic_write_json(out, result)
     typer.echo(format_vc_table({name: result}))
+    typer.echo(format_by_target(result))
 
 
 def register(app: typer.Typer) -> None:

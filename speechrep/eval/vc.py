@@ -25,6 +25,7 @@ speaker reading the source text) when present, else against the source:
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,7 @@ __all__ = [
     "speaker_scores",
     "evaluate_vc",
     "format_vc_table",
+    "format_by_target",
     "train_phone_recognizer",
     "SILENCE_PHONES",
 ]
@@ -244,7 +246,9 @@ def evaluate_vc(
     Returns
     -------
     dict
-        ``summary`` (aggregate numbers), ``pairs`` (per-pair numbers) and ``settings``.
+        ``summary`` (aggregate numbers), ``by_target`` (per target speaker: ``pairs``,
+        ``target_accuracy``, ``source_rate`` and ``taken_for``, the speakers its misses were
+        taken for, ``{speaker: count}``), ``pairs`` (per-pair numbers) and ``settings``.
     """
     import torch
     from tqdm import tqdm
@@ -356,7 +360,41 @@ def evaluate_vc(
     settings = {"pairs": str(pairs), "converted": str(converted_dir), "speaker_model": str(speaker_model),
                 "phone_model": None if phone_model is None else str(phone_model),
                 "resynth": None if resynth_dir is None else str(resynth_dir), "enrol_targets": enrol_targets}
-    return {"summary": summary, "pairs": rows, "settings": settings}
+    return {"summary": summary, "by_target": _by_target(pair_list, [speakers[k] for k in pred]),
+            "pairs": rows, "settings": settings}
+
+
+def _text_table(header: list[str], body: list[list[str]]) -> str:
+    """Columns padded to their widest cell, a rule under the header."""
+    widths = [max(len(row[i]) for row in [header] + body) for i in range(len(header))]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(row, widths)).rstrip() for row in [header] + body]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _by_target(pair_list: Sequence[Any], predicted: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """Per target speaker: pairs, rate taken for the target / for the source, and the
+    speakers the misses were taken for (``{speaker: count}``, most frequent first)."""
+    out: dict[str, dict[str, Any]] = {}
+    for spk in sorted({p.target_speaker for p in pair_list}):
+        idx = [k for k, p in enumerate(pair_list) if p.target_speaker == spk]
+        misses = Counter(predicted[k] for k in idx if predicted[k] != spk)
+        out[spk] = {
+            "pairs": len(idx),
+            "target_accuracy": sum(predicted[k] == spk for k in idx) / len(idx),
+            "source_rate": sum(predicted[k] == pair_list[k].source_speaker for k in idx) / len(idx),
+            "taken_for": dict(misses.most_common()),
+        }
+    return out
+
+
+def format_by_target(result: dict[str, Any]) -> str:
+    """Plain-text table of :func:`evaluate_vc`'s per-target-speaker rates and misses."""
+    header = ["target", "pairs", "as target", "as source", "misses taken for"]
+    body = [[spk, str(r["pairs"]), f"{r['target_accuracy']:.1%}", f"{r['source_rate']:.1%}",
+             " ".join(f"{s}:{n}" for s, n in r["taken_for"].items()) or "-"]
+            for spk, r in result["by_target"].items()]
+    return _text_table(header, body)
 
 
 def format_vc_table(results: dict[str, dict[str, Any]]) -> str:
@@ -375,10 +413,7 @@ def format_vc_table(results: dict[str, dict[str, Any]]) -> str:
             v = s.get(key)
             cells.append("-" if v is None or (isinstance(v, float) and math.isnan(v)) else fmt.format(v))
         body.append([name] + cells)
-    widths = [max(len(row[i]) for row in [header] + body) for i in range(len(header))]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(row, widths)).rstrip() for row in [header] + body]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
+    return _text_table(header, body)
 
 
 # ----------------------------------------------------------------------------- scorer training

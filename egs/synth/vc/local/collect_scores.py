@@ -5,7 +5,8 @@ Usage: collect_scores.py <scores-dir> <vc.json> <table.txt>
 
 Reads ``<scores-dir>/<family>_<vocoder>.json``; writes ``{"families": {"<family>+<vocoder>":
 summary}}`` (the layout ``speechrep report`` reads from ``exp/eval/vc*.json``) and the
-plain-text table of all systems side by side.
+plain-text table of all systems side by side, then each system's rates and misses per
+target speaker.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import json
 import sys
 from pathlib import Path
 
-from speechrep.eval.vc import format_vc_table
+from speechrep.eval.vc import format_by_target, format_vc_table
 from speechrep.utils.io import atomic_write_json, atomic_write_text
 
 
@@ -29,7 +30,8 @@ def main() -> None:
     if not results:
         raise SystemExit(f"collect_scores.py: no *.json in {scores_dir}")
     atomic_write_json(out_json, {"families": {name: r["summary"] for name, r in results.items()}})
-    atomic_write_text(out_table, format_vc_table(results) + "\n")
+    per_target = [f"\n{name}, per target speaker:\n{format_by_target(r)}" for name, r in results.items() if "by_target" in r]
+    atomic_write_text(out_table, format_vc_table(results) + "\n" + "".join(t + "\n" for t in per_target))
 
 
 if __name__ == "__main__":
