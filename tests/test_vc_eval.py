@@ -152,6 +152,30 @@ def test_evaluate_vc_end_to_end(vc_env):
     assert s["target_accuracy"] == pytest.approx(sum(t["target_accuracy"] for t in by.values()) / 2)
 
 
+def test_evaluate_vc_seen_and_unseen_targets_apart(vc_env):
+    kw = dict(speaker_model=vc_env["spk"], phone_model=vc_env["ph"], resynth_dir=vc_env["conv"], f0=False,
+              progress=False)
+    whole = evaluate_vc(vc_env["pairs"], vc_env["conv"], **kw)
+    assert "by_group" not in whole
+    r = evaluate_vc(vc_env["pairs"], vc_env["conv"], seen_speakers=["A"], **kw)
+    assert r["summary"] == whole["summary"] and r["settings"]["seen_speakers"] == ["A"]
+    groups = r["by_group"]
+    assert sorted(groups) == ["seen", "unseen"]
+    # p2 targets A (seen), p1 targets B (unseen): each group holds its one pair's numbers
+    for group, row in (("seen", r["pairs"][1]), ("unseen", r["pairs"][0])):
+        g = groups[group]
+        assert g["pairs"] == 1
+        assert g["target_accuracy"] == float(row["predicted_speaker"] == row["target_speaker"])
+        assert g["source_rate"] == float(row["predicted_speaker"] == row["source_speaker"])
+        assert g["target_similarity"] == pytest.approx(row["target_similarity"])
+        assert g["per"] == pytest.approx(row["per"]) and g["resynth_per"] == pytest.approx(row["resynth_per"])
+    table = format_vc_table({"sys": r})
+    assert [line.split(",")[0].split()[0] for line in table.splitlines()[2:]] == ["sys", "sys", "sys"]
+    assert "sys, seen targets" in table and "sys, unseen targets" in table
+    # every target seen: no unseen group
+    assert sorted(evaluate_vc(vc_env["pairs"], vc_env["conv"], seen_speakers={"A", "B"}, **kw)["by_group"]) == ["seen"]
+
+
 def test_by_target_counts_misses_per_target_speaker():
     from speechrep.convert import ConversionPair
 
@@ -208,9 +232,22 @@ def test_cli_eval_vc(vc_env, tmp_path, capsys):
               "--speaker-model", str(vc_env["spk"]), "--out", str(out), "--no-f0", "--name", "sys1"])
     assert e.value.code == 0
     doc = json.loads(out.read_text())
-    assert doc["summary"]["pairs"] == 2 and sorted(doc["by_target"]) == ["A", "B"]
+    assert doc["summary"]["pairs"] == 2 and sorted(doc["by_target"]) == ["A", "B"] and "by_group" not in doc
     printed = capsys.readouterr().out
     assert "sys1" in printed and "misses taken for" in printed
+    # --seen-data: the speakers of a data directory (the VC model's training set) are the seen targets
+    train = tmp_path / "train"
+    train.mkdir()
+    (train / "wav.scp").write_text(f"B-1 {vc_env['wavs']['b1']}\n")
+    (train / "utt2spk").write_text("B-1 B\n")
+    with pytest.raises(SystemExit) as e:
+        main(["eval", "vc", "--pairs", str(vc_env["pairs"]), "--converted", str(vc_env["conv"]),
+              "--speaker-model", str(vc_env["spk"]), "--out", str(out), "--no-f0", "--name", "sys1",
+              "--seen-data", str(train)])
+    assert e.value.code == 0
+    doc = json.loads(out.read_text())
+    assert doc["by_group"]["seen"]["pairs"] == 1 and doc["by_group"]["unseen"]["pairs"] == 1
+    assert doc["settings"]["seen_speakers"] == ["B"] and "sys1, unseen targets" in capsys.readouterr().out
 
 
 def test_train_phone_recognizer_tiny(vc_env, tmp_path):

@@ -66,7 +66,8 @@ def test_collect_scores_table(tmp_path):
     scores.mkdir()
     by_target = {"ked": {"pairs": 4, "target_accuracy": 0.25, "source_rate": 0.0, "taken_for": {"kal": 3}}}
     for name, acc in [("vc_adain_griffinlim", 0.9), ("vc_vq_neural", 0.5)]:
-        doc = {"summary": {"target_accuracy": acc, "per": 0.3}, **({"by_target": by_target} if acc > 0.5 else {})}
+        doc = {"summary": {"target_accuracy": acc, "per": 0.3},
+               **({"by_target": by_target, "by_group": {"unseen": {"target_accuracy": 0.25}}} if acc > 0.5 else {})}
         (scores / f"{name}.json").write_text(json.dumps(doc))
     r = subprocess.run([sys.executable, str(VC / "local" / "collect_scores.py"), str(scores), str(tmp_path / "vc.json"),
                         str(tmp_path / "t.txt")], capture_output=True, text=True)
@@ -78,3 +79,4 @@ def test_collect_scores_table(tmp_path):
     # per-target rates of the systems that have them (the summaries in vc.json stay flat)
     assert "vc_adain+griffinlim, per target speaker:" in table and "kal:3" in table and "25.0%" in table
     assert "vc_vq+neural, per target speaker" not in table and "by_target" not in fam["vc_adain+griffinlim"]
+    assert "vc_adain+griffinlim, unseen targets  25.0%" in table and "by_group" not in fam["vc_adain+griffinlim"]

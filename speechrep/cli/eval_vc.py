@@ -23,14 +23,20 @@ def eval_vc(
     no_f0: bool = typer.Option(False, "--no-f0", help="Skip the log-F0 measures (pYIN is slow)."),
     enrol_targets: Optional[int] = typer.Option(
         None, "--enrol-targets", help="Enrol target speakers with only the first N targets of each pair (default: all)."),
+    seen_data: Optional[Path] = typer.Option(
+        None, "--seen-data", help="Data directory the VC model was trained on: the pairs whose target speaker is in it "
+        "are also scored apart (seen targets) from the others (unseen: zero-shot conversion)."),
 ) -> None:
     """Score voice conversion: speaker similarity/accuracy/EER, PER, MCD and log-F0; JSON + table
-    (and the rates and misses per target speaker)."""
+    (with --seen-data also for seen and unseen targets apart; and the rates and misses per target speaker)."""
     from speechrep.eval.vc import evaluate_vc, format_by_target, format_vc_table
     from speechrep.utils.io import atomic_write_json
 
+    from speechrep.data.kaldi_dir import DataDir
+
+    seen = None if seen_data is None else DataDir.load(seen_data).speakers
     result = evaluate_vc(pairs, converted, speaker_model=speaker_model, phone_model=phone_model,
-                         resynth_dir=resynth, f0=not no_f0, enrol_targets=enrol_targets)
+                         resynth_dir=resynth, f0=not no_f0, enrol_targets=enrol_targets, seen_speakers=seen)
     atomic_write_json(out, result)
     typer.echo(format_vc_table({name: result}))
     typer.echo(format_by_target(result))

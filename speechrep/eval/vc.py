@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -225,6 +225,7 @@ def evaluate_vc(
     resynth_dir: str | Path | None = None,
     f0: bool = True,
     enrol_targets: int | None = None,
+    seen_speakers: Iterable[str] | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
     """Score converted utterances ``converted_dir/<id>.wav`` of a pairs file.
@@ -242,13 +243,18 @@ def evaluate_vc(
     enrol_targets : enrol each target speaker with only the first N targets of every pair
         (default: all of them), so that conversions made with more target utterances are
         judged against the same speaker centroids as those made with fewer.
+    seen_speakers : the speakers the VC model was trained on: the pairs whose target is one
+        of them (``seen``) are also scored apart from those whose target is not
+        (``unseen``: zero-shot conversion), in ``by_group``.
 
     Returns
     -------
     dict
         ``summary`` (aggregate numbers), ``by_target`` (per target speaker: ``pairs``,
         ``target_accuracy``, ``source_rate`` and ``taken_for``, the speakers its misses were
-        taken for, ``{speaker: count}``), ``pairs`` (per-pair numbers) and ``settings``.
+        taken for, ``{speaker: count}``), with ``seen_speakers`` ``by_group`` (``seen`` and
+        ``unseen``, when they have pairs: the speaker and phone scores of ``summary`` over
+        their pairs), ``pairs`` (per-pair numbers) and ``settings``.
     """
     import torch
     from tqdm import tqdm
@@ -258,6 +264,7 @@ def evaluate_vc(
 
     if enrol_targets is not None and enrol_targets < 1:
         raise ConfigError(f"enrol_targets must be >= 1, got {enrol_targets}", field="--enrol-targets")
+    seen_speakers = None if seen_speakers is None else set(seen_speakers)
     pair_list = read_pairs(pairs)
     missing_spk = [p.id for p in pair_list if not (p.source_speaker and p.target_speaker)]
     if missing_spk:
@@ -337,14 +344,26 @@ def evaluate_vc(
         row["predicted_speaker"] = speakers[pred[k]]
         row["target_similarity"] = float(scores[k, tgt[k]])
         row["source_similarity"] = float(scores[k, src[k]])
+
+    def rates(idx: np.ndarray) -> dict[str, Any]:
+        """Speaker and phone scores of the pairs ``idx``."""
+        out: dict[str, Any] = {
+            "pairs": len(idx),
+            "target_accuracy": float(np.mean(pred[idx] == tgt[idx])),
+            "source_rate": float(np.mean(pred[idx] == src[idx])),
+            "target_similarity": float(np.mean(scores[idx, tgt[idx]])),
+            "source_similarity": float(np.mean(scores[idx, src[idx]])),
+            "eer": equal_error_rate(scores[idx].ravel(), labels[idx].ravel()) if len(speakers) > 1 else float("nan"),
+        }
+        if ph_model is not None:
+            out["per"] = phone_error_rate([refs[k] for k in idx], [hyps[k] for k in idx])
+            if hyps_rs:
+                out["resynth_per"] = phone_error_rate([refs[k] for k in idx], [hyps_rs[k] for k in idx])
+        return out
+
     summary: dict[str, Any] = {
-        "pairs": len(pair_list),
+        **rates(np.arange(len(pair_list))),
         "speakers": len(speakers),
-        "target_accuracy": float(np.mean(pred == tgt)),
-        "source_rate": float(np.mean(pred == src)),
-        "target_similarity": float(np.mean(scores[np.arange(len(tgt)), tgt])),
-        "source_similarity": float(np.mean(scores[np.arange(len(src)), src])),
-        "eer": equal_error_rate(scores.ravel(), labels.ravel()) if len(speakers) > 1 else float("nan"),
         "mcd_db": float(np.mean([r["mcd_db"] for r in rows])),
         "mcd_against": "reference" if all(p.reference for p in pair_list) else "source/reference",
     }
@@ -353,15 +372,21 @@ def evaluate_vc(
         summary["logf0_rmse_cents"] = float(np.nanmean([r["logf0_rmse_cents"] for r in rows]))
     if resynth_dir is not None:
         summary["resynth_mcd_db"] = float(np.mean([r["resynth_mcd_db"] for r in rows]))
-    if ph_model is not None:
-        summary["per"] = phone_error_rate(refs, hyps)
-        if hyps_rs:
-            summary["resynth_per"] = phone_error_rate(refs, hyps_rs)
+    by_group: dict[str, dict[str, Any]] = {}
+    if seen_speakers is not None:
+        seen = {k for k, p in enumerate(pair_list) if p.target_speaker in seen_speakers}
+        for group, members in (("seen", sorted(seen)), ("unseen", sorted(set(range(len(pair_list))) - seen))):
+            if members:
+                by_group[group] = rates(np.array(members))
     settings = {"pairs": str(pairs), "converted": str(converted_dir), "speaker_model": str(speaker_model),
                 "phone_model": None if phone_model is None else str(phone_model),
-                "resynth": None if resynth_dir is None else str(resynth_dir), "enrol_targets": enrol_targets}
-    return {"summary": summary, "by_target": _by_target(pair_list, [speakers[k] for k in pred]),
-            "pairs": rows, "settings": settings}
+                "resynth": None if resynth_dir is None else str(resynth_dir), "enrol_targets": enrol_targets,
+                "seen_speakers": None if seen_speakers is None else sorted(seen_speakers)}
+    result = {"summary": summary, "by_target": _by_target(pair_list, [speakers[k] for k in pred]),
+              "pairs": rows, "settings": settings}
+    if seen_speakers is not None:
+        result["by_group"] = by_group
+    return result
 
 
 def _text_table(header: list[str], body: list[list[str]]) -> str:
@@ -398,7 +423,11 @@ def format_by_target(result: dict[str, Any]) -> str:
 
 
 def format_vc_table(results: dict[str, dict[str, Any]]) -> str:
-    """Plain-text table, one row per system, of ``{system: evaluate_vc(...)}``'s summaries."""
+    """Plain-text table, one row per system, of ``{system: evaluate_vc(...)}``'s summaries
+    (and one more per group of a result with ``by_group``: ``"<system>, seen targets"``)."""
+    results = {label: r for name, res in results.items()
+               for label, r in [(name, res)] + [(f"{name}, {g} targets", {"summary": v})
+                                                for g, v in res.get("by_group", {}).items()]}
     cols = [("target_accuracy", "tgt acc", "{:.1%}"), ("source_rate", "src rate", "{:.1%}"),
             ("eer", "EER", "{:.1%}"), ("target_similarity", "tgt cos", "{:.3f}"), ("per", "PER", "{:.1%}"),
             ("resynth_per", "resyn PER", "{:.1%}"), ("mcd_db", "MCD dB", "{:.2f}"),

@@ -30,6 +30,8 @@
 #   3  copy synthesis (vocoder only): $exp/pairs.tsv -> $exp/convert/resynth_<vocoder>
 #   4  conversion: every family x vocoder -> $exp/convert/<family>_<vocoder>
 #   5  scores: -> $exp/scores/<family>_<vocoder>.json, $exp/eval/vc.json (all systems), $exp/scores.txt
+#      (each system on all pairs, on the targets seen in training and on the unseen ones, and
+#      per target speaker)
 #   6  demo page: -> $exp/demo/index.html (and $exp/demo.html pointing at it)
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -136,7 +138,8 @@ score_all() {
     for v in $vocoders; do
       speechrep eval vc --pairs "$exp/pairs.tsv" --converted "$exp/convert/${f}_$v" \
         --speaker-model "$exp/speaker" --phone-model "$exp/phone_ctc" --resynth "$exp/convert/resynth_$v" \
-        --out "$exp/scores/${f}_$v.json" --name "${f}+$v" --enrol-targets 2 "${score_opts[@]}"
+        --out "$exp/scores/${f}_$v.json" --name "${f}+$v" --enrol-targets 2 --seen-data "$db/data/train" \
+        "${score_opts[@]}"
     done
   done
   python local/collect_scores.py "$exp/scores" "$exp/eval/vc.json" "$exp/scores.txt"
