@@ -39,6 +39,35 @@ def test_make_pairs_parallel_references(tmp_path):
         assert p.phones == ["pau", "x"]
 
 
+def test_make_pairs_unused_utterances(tmp_path):
+    """--unused-out: every utterance of the data dirs that no pair uses, and none that a pair uses."""
+    utts = {f"{s}-{n:03d}": s for s in ("a", "b") for n in range(1, 7)}
+    data = _data_dir(tmp_path / "test", utts)
+    unseen = _data_dir(tmp_path / "unseen", {f"z-{n:03d}": "z" for n in range(1, 7)})
+    ctm = tmp_path / "phones.ctm"
+    ctm.write_text("".join(f"{u} 1 0.0 0.1 x\n" for u in utts))
+    out, unused = tmp_path / "pairs.tsv", tmp_path / "unused"
+    r = subprocess.run([sys.executable, str(VC / "local" / "make_pairs.py"), "--speakers", "a,b", "--unseen", "z",
+                        "--ctm", str(ctm), "--unused-out", str(unused), str(out), str(data), str(unseen)],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    used = set()
+    for p in read_pairs(out):
+        used.update(Path(x).stem for x in [p.source, p.reference, *p.targets])
+    left = dict(line.split() for line in (unused / "utt2spk").read_text().splitlines())
+    everything = {**utts, **{f"z-{n:03d}": "z" for n in range(1, 7)}}
+    assert set(left) == set(everything) - used and left and all(left[u] == everything[u] for u in left)
+    assert "z" in set(left.values())  # the unseen speaker's spare utterances are there too
+    assert sorted((unused / "wav.scp").read_text().split()[::2]) == sorted(left)
+    assert (unused / "spk2utt").is_file()
+    # pairs that use every utterance: nothing written (and an earlier output removed)
+    r = subprocess.run([sys.executable, str(VC / "local" / "make_pairs.py"), "--speakers", "a,b", "--per-pair", "6",
+                        "--targets", "5", "--ctm", str(ctm), "--unused-out", str(unused), str(out), str(data)],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert "not written" in r.stdout and not unused.exists()
+
+
 def test_make_pairs_more_targets_keep_the_sentences(tmp_path):
     utts = {f"{s}-{n:03d}": s for s in ("a", "b", "c") for n in range(1, 9)}
     data = _data_dir(tmp_path / "test", utts)

@@ -26,12 +26,14 @@
 #        VC models vc_adain, vc_adversarial, vc_vq: $db/data/train -> $exp/vc_*
 #        (vc_adain after the speaker model that judges its training conversions,
 #        conf/judge.yaml -> $exp/judge, in the same job)
-#   2  conversion pairs of held-out sentences: $db/data/{test,test_unseen_spk} -> $exp/pairs.tsv
+#   2  conversion pairs of held-out sentences: $db/data/{test,test_unseen_spk} -> $exp/pairs.tsv;
+#      closed-set speaker scorer: $db/data/train + the held-out utterances no pair uses
+#      ($exp/data/heldout_unused) -> $exp/speaker_closed
 #   3  copy synthesis (vocoder only): $exp/pairs.tsv -> $exp/convert/resynth_<vocoder>
 #   4  conversion: every family x vocoder -> $exp/convert/<family>_<vocoder>
 #   5  scores: -> $exp/scores/<family>_<vocoder>.json, $exp/eval/vc.json (all systems), $exp/scores.txt
 #      (each system on all pairs, on the targets seen in training and on the unseen ones, and
-#      per target speaker)
+#      per target speaker); the same by the closed-set scorer -> $exp/scores_closed.txt
 #   6  demo page: -> $exp/demo/index.html (and $exp/demo.html pointing at it)
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -107,11 +109,23 @@ for f in $families; do trainings+=("train_family $f"); done
 run_stage 1 "Training (up to $nj at once): speaker scorer, phone recogniser, $families -> $exp/{speaker,phone_ctc,vc_*}" \
   run_parallel "${trainings[@]}"
 
-run_stage 2 "Pairs: $db/data/{test,test_unseen_spk} -> $exp/pairs.tsv" \
+pairs_and_closed_scorer() {
   python local/make_pairs.py --speakers "$speakers" --unseen "$unseen" --per-pair "${PAIRS_PER:-$per_pair}" \
-    --targets "${TARGETS:-2}" \
+    --targets "${TARGETS:-2}" --unused-out "$exp/data/heldout_unused" \
     --ctm "$db/ali/test/phones.ctm" --ctm "$db/ali/test_unseen_spk/phones.ctm" \
     "$exp/pairs.tsv" "$db/data/test" "$db/data/test_unseen_spk"
+  # the closed-set scorer: the training set and the held-out utterances that no pair uses,
+  # so that it has heard the unseen target speakers too (but not the pairs' audio)
+  local closed=("$db/data/train")
+  if [ -d "$exp/data/heldout_unused" ]; then closed+=("$exp/data/heldout_unused"); fi  # none left in tiny corpora
+  speechrep data combine "$exp/data/train_closed" "${closed[@]}"
+  rm -rf "$exp/speaker_closed"  # its data follow the pairs: no resuming an earlier one
+  speechrep train conf/speaker.yaml --set exp_dir="$exp/speaker_closed" --set data.train="$exp/data/train_closed" \
+    --set data.valid="$db/data/dev" "${common[@]}" "${spk_tiny[@]}" --set train.num_threads=1 \
+    $(steps_opt "${SPEAKER_STEPS:-}")
+}
+run_stage 2 "Pairs: $db/data/{test,test_unseen_spk} -> $exp/pairs.tsv; closed-set scorer -> $exp/speaker_closed" \
+  pairs_and_closed_scorer
 
 resynthesize() {
   for v in $vocoders; do
@@ -140,10 +154,17 @@ score_all() {
         --speaker-model "$exp/speaker" --phone-model "$exp/phone_ctc" --resynth "$exp/convert/resynth_$v" \
         --out "$exp/scores/${f}_$v.json" --name "${f}+$v" --enrol-targets 2 --seen-data "$db/data/train" \
         "${score_opts[@]}"
+      speechrep eval vc --pairs "$exp/pairs.tsv" --converted "$exp/convert/${f}_$v" \
+        --speaker-model "$exp/speaker_closed" --phone-model "$exp/phone_ctc" --resynth "$exp/convert/resynth_$v" \
+        --out "$exp/scores_closed/${f}_$v.json" --name "${f}+$v" --enrol-targets 2 --seen-data "$db/data/train" \
+        --no-f0 > /dev/null
     done
   done
   python local/collect_scores.py "$exp/scores" "$exp/eval/vc.json" "$exp/scores.txt"
+  python local/collect_scores.py "$exp/scores_closed" "$exp/scores_closed.json" "$exp/scores_closed.txt"
   cat "$exp/scores.txt"
+  echo "Scored by the closed-set scorer ($exp/speaker_closed, which has heard every target speaker):"
+  cat "$exp/scores_closed.txt"
 }
 run_stage 5 "Scores: $exp/convert/* -> $exp/scores/*.json, $exp/eval/vc.json, $exp/scores.txt" score_all
 
