@@ -29,10 +29,9 @@ def eval_vc(
 ) -> None:
     """Score voice conversion: speaker similarity/accuracy/EER, PER, MCD and log-F0; JSON + table
     (with --seen-data also for seen and unseen targets apart; and the rates and misses per target speaker)."""
+    from speechrep.data.kaldi_dir import DataDir
     from speechrep.eval.vc import evaluate_vc, format_by_target, format_vc_table
     from speechrep.utils.io import atomic_write_json
-
-    from speechrep.data.kaldi_dir import DataDir
 
     seen = None if seen_data is None else DataDir.load(seen_data).speakers
     result = evaluate_vc(pairs, converted, speaker_model=speaker_model, phone_model=phone_model,
