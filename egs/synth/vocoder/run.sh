@@ -4,6 +4,7 @@
 # egs/synth/vc/run.sh uses the trained vocoder (exp/vocoder here) when it exists.
 #
 # Usage: egs/synth/vocoder/run.sh [--stage N] [--stop-stage M] [--quick] [--exp DIR] [--nj N] [--force]
+# Environment: DB=DIR reuses a corpus (default data/synth, data/synth_tiny with --quick).
 #
 # Stages
 #   0  corpus: ../local/data.sh -> $db
@@ -14,11 +15,11 @@ set -euo pipefail
 cd "$(dirname "$0")"
 . ../../../recipes/lib.sh
 
-db=data/synth  # corpus location (data/ is git-ignored in recipes)
+db=${DB:-data/synth}  # corpus location (data/ is git-ignored in recipes); DB=... reuses a corpus
 parse_recipe_opts "$@"
 
 if $quick; then
-  size=tiny; db=data/synth_tiny; max_utts=2
+  size=tiny; db=${DB:-data/synth_tiny}; max_utts=2
   overrides=(--set optim.max_steps=20 --set optim.warmup_steps=5 --set data.batch_size=2 --set data.crop=4000
              --set model.args.channels=16 --set model.args.resblock_kernel_sizes=[3] --set model.args.resblock_dilations=[1]
              --set train.valid_every=20 --set train.ckpt_every=20 --set train.device=cpu --set train.progress=false
