@@ -154,10 +154,10 @@ score_all() {
         --speaker-model "$exp/speaker" --phone-model "$exp/phone_ctc" --resynth "$exp/convert/resynth_$v" \
         --out "$exp/scores/${f}_$v.json" --name "${f}+$v" --enrol-targets 2 --seen-data "$db/data/train" \
         "${score_opts[@]}"
+      # speaker scores only: the phone and F0 scores do not depend on the speaker scorer
       speechrep eval vc --pairs "$exp/pairs.tsv" --converted "$exp/convert/${f}_$v" \
-        --speaker-model "$exp/speaker_closed" --phone-model "$exp/phone_ctc" --resynth "$exp/convert/resynth_$v" \
-        --out "$exp/scores_closed/${f}_$v.json" --name "${f}+$v" --enrol-targets 2 --seen-data "$db/data/train" \
-        --no-f0 > /dev/null
+        --speaker-model "$exp/speaker_closed" --out "$exp/scores_closed/${f}_$v.json" --name "${f}+$v" \
+        --enrol-targets 2 --seen-data "$db/data/train" --no-f0 > /dev/null
     done
   done
   python local/collect_scores.py "$exp/scores" "$exp/eval/vc.json" "$exp/scores.txt"
