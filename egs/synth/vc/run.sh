@@ -15,7 +15,8 @@
 #   the conversion (speechrep convert --match-weight, README.md);
 #   EXAGGERATE=A (default 0) moves each target's speaker code A times its distance from the
 #   training speakers' mean code, away from it (speechrep convert --exaggerate, README.md);
-#   SPEAKER_STEPS, CTC_STEPS, JUDGE_STEPS, VC_STEPS override the training steps of the
+#   VOCODER=DIR names the neural vocoder's experiment (default ../vocoder/exp/vocoder;
+#   given, it must exist); SPEAKER_STEPS, CTC_STEPS, JUDGE_STEPS, VC_STEPS override the training steps of the
 #   speaker scorer, the phone recogniser, vc_adain's judge and the VC models.
 #
 # Stages
@@ -40,7 +41,7 @@ cd "$(dirname "$0")"
 . ../../../recipes/lib.sh
 
 db=${DB:-data/synth}  # corpus location (data/ is git-ignored in recipes); DB=... reuses a corpus
-neural_vocoder=../vocoder/exp/vocoder  # trained by egs/synth/vocoder/run.sh; used when present
+neural_vocoder=${VOCODER:-../vocoder/exp/vocoder}  # trained by egs/synth/vocoder/run.sh; used when present
 parse_recipe_opts "$@"
 
 families=${FAMILIES:-vc_adain vc_adversarial vc_vq}  # FAMILIES=vc_adain trains one family only
@@ -66,6 +67,9 @@ else
   ctc_args='{"channels": 128, "layers": 6}'; ctc_steps=800
 fi
 vocoders=griffinlim
+if [ -n "${VOCODER:-}" ] && [ ! -e "$neural_vocoder/checkpoints" ]; then
+  echo "error: VOCODER=$VOCODER: no checkpoints/ there (a neural vocoder experiment of egs/synth/vocoder)" >&2; exit 1
+fi
 if [ -e "$neural_vocoder/checkpoints" ]; then
   vocoders="griffinlim neural"
 fi

@@ -4,7 +4,8 @@
 Usage: score_resynth.py [--max-utts N] <data-dir> <out-dir> <vocoder> [<vocoder> ...]
 
 Each vocoder (``griffinlim`` or a neural-vocoder experiment directory) resynthesises the
-VC log-mel of the first N utterances of <data-dir>. Written: ``<out-dir>/<name>/<utt>.wav``,
+VC log-mel of the first N utterances of <data-dir> (a single neural vocoder is named
+``neural``; several, by their folder names). Written: ``<out-dir>/<name>/<utt>.wav``,
 ``<out-dir>/scores.json`` (per vocoder: mean MCD in dB, log-F0 RMSE in cents and
 correlation, log-mel spectral convergence, real-time factor) and ``<out-dir>/scores.txt``.
 Frames are compared one to one (copy synthesis keeps the timing).
@@ -25,6 +26,16 @@ from speechrep.vocoder.base import load_vocoder
 from speechrep.vocoder.mel import log_mel
 
 
+def vocoder_names(specs: list[str]) -> list[str]:
+    """Names of the vocoders in the scores and output folders: ``griffinlim``, and ``neural``
+    for a single neural vocoder; several are named by their experiment folder."""
+    neural = [s for s in specs if s != "griffinlim"]
+    names = [s if s == "griffinlim" else ("neural" if len(neural) == 1 else Path(s).name) for s in specs]
+    if len(set(names)) < len(names):
+        raise SystemExit(f"error: vocoders: two have the same name in {names}; give each its own folder name")
+    return names
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--max-utts", type=int, default=20)
@@ -38,8 +49,7 @@ def main() -> None:
         if len(utts) == args.max_utts:
             break
     results = {}
-    for spec in args.vocoders:
-        name = "griffinlim" if spec == "griffinlim" else "neural"
+    for name, spec in zip(vocoder_names(args.vocoders), args.vocoders):
         voc = load_vocoder(spec)
         mcd, cents, corr, sc, seconds, audio = [], [], [], [], 0.0, 0.0
         for utt, wave in utts:
@@ -63,8 +73,9 @@ def main() -> None:
                          "real_time_factor": seconds / audio, "utterances": len(utts)}
     atomic_write_json(args.out_dir / "scores.json", results)
     keys = ["mcd_db", "logf0_rmse_cents", "logf0_corr", "mel_spectral_convergence", "real_time_factor"]
-    lines = ["vocoder     " + "  ".join(f"{k:>24}" for k in keys)]
-    lines += [f"{name:<11} " + "  ".join(f"{r[k]:>24.3f}" for k in keys) for name, r in results.items()]
+    w = max(11, *(len(name) for name in results))
+    lines = [f"{'vocoder':<{w}} " + "  ".join(f"{k:>24}" for k in keys)]
+    lines += [f"{name:<{w}} " + "  ".join(f"{r[k]:>24.3f}" for k in keys) for name, r in results.items()]
     atomic_write_text(args.out_dir / "scores.txt", "\n".join(lines) + "\n")
     print("\n".join(lines))
 
