@@ -193,3 +193,10 @@ def test_vocoder_recipe_scores_several_neural_vocoders_by_folder(tmp_path):
     assert scores["griffinlim"]["mcd_db"] < scores["voc_3k"]["mcd_db"]
     r = run("clash", "griffinlim", str(tmp_path / "a" / "voc"), str(tmp_path / "b" / "voc"))
     assert r.returncode != 0 and "same name" in r.stderr and not (tmp_path / "clash").exists()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "wav.scp").write_text("")
+    (empty / "utt2spk").write_text("")
+    r = subprocess.run([sys.executable, str(script), str(empty), str(tmp_path / "none"), "griffinlim"],
+                       capture_output=True, text=True)
+    assert r.returncode != 0 and "no utterances" in r.stderr and not (tmp_path / "none").exists()

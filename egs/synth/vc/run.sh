@@ -16,8 +16,8 @@
 #   EXAGGERATE=A (default 0) moves each target's speaker code A times its distance from the
 #   training speakers' mean code, away from it (speechrep convert --exaggerate, README.md);
 #   VOCODER=DIR names the neural vocoder's experiment (default ../vocoder/exp/vocoder;
-#   given, it must exist); SPEAKER_STEPS, CTC_STEPS, JUDGE_STEPS, VC_STEPS override the training steps of the
-#   speaker scorer, the phone recogniser, vc_adain's judge and the VC models.
+#   given, it must exist); SPEAKER_STEPS, CTC_STEPS, JUDGE_STEPS, VC_STEPS override the
+#   training steps of the speaker scorer, the phone recogniser, vc_adain's judge and the VC models.
 #
 # Stages
 #   0  corpus: local/data.sh -> $db
