@@ -394,14 +394,16 @@ def test_detail_loss_is_the_l1_of_the_bin_to_bin_slopes():
 
 
 def test_lsgan_losses_train_each_player_only():
-    from speechrep.models.vc import _MelCritic, lsgan_losses
+    from speechrep.models.vc import _MelCritic
+    from speechrep.objectives.mi import lsgan_losses
 
     torch.manual_seed(0)
     critic = _MelCritic(4)
     real = torch.randn(2, 12, 16)
     fake = torch.randn(2, 12, 16, requires_grad=True)
     assert critic(real).shape == (2, 1, 4, 3)  # (bins / 4, frames / 4)
-    critic_loss, generator_loss = lsgan_losses(critic, real, fake)
+    critic_loss, generator_loss, feature_loss = lsgan_losses(critic, real, fake)
+    assert feature_loss.item() == 0.0  # a critic without features
     with torch.no_grad():
         torch.testing.assert_close(critic_loss, ((critic(real) - 1) ** 2).mean() + (critic(fake) ** 2).mean())
         torch.testing.assert_close(generator_loss, ((critic(fake) - 1) ** 2).mean())

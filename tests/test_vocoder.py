@@ -200,3 +200,104 @@ def test_vocoder_recipe_scores_several_neural_vocoders_by_folder(tmp_path):
     r = subprocess.run([sys.executable, str(script), str(empty), str(tmp_path / "none"), "griffinlim"],
                        capture_output=True, text=True)
     assert r.returncode != 0 and "no utterances" in r.stderr and not (tmp_path / "none").exists()
+
+
+TINY_DISC = {"adv_weight": 1.0, "fm_weight": 2.0, "disc_periods": [2, 3], "disc_scales": 2, "disc_channels": 2}
+
+
+def test_wave_discriminator_scores_and_features():
+    from speechrep.vocoder.discriminators import PeriodDiscriminator, WaveDiscriminator
+
+    torch.manual_seed(0)
+    wave = torch.randn(2, 1001)  # not a multiple of the periods: padded
+    scores, features = PeriodDiscriminator(3, 2)(wave)
+    assert scores.shape[0] == 2 and len(features) == 5  # 4 layers + the score map
+    assert features[0].shape[-1] == 3  # one column per phase of the period
+    disc = WaveDiscriminator([2, 3, 5], 2, 2)
+    scores, features = disc(wave)
+    assert len(scores) == 5 and len(features) == 3 * 5 + 2 * 6  # 4 + 5 layers, + the score maps
+    # the second scale sees the wave pooled by 2
+    assert disc.msd.discriminators[1](torch.zeros(2, 501))[0].shape == scores[4].shape
+
+
+def test_lsgan_feature_matching_trains_the_generator_only():
+    from speechrep.objectives.mi import lsgan_losses
+    from speechrep.vocoder.discriminators import WaveDiscriminator
+
+    torch.manual_seed(0)
+    disc = WaveDiscriminator([2], 1, 2)
+    real = torch.randn(2, 800)
+    fake = torch.randn(2, 800, requires_grad=True)
+    critic_loss, generator_loss, feature_loss = lsgan_losses(disc, real, fake)
+    with torch.no_grad():
+        (rs, rf), (fs, ff) = disc(real), disc(fake)
+        torch.testing.assert_close(critic_loss, sum(((r - 1) ** 2).mean() + (f**2).mean() for r, f in zip(rs, fs)) / 2)
+        torch.testing.assert_close(generator_loss, sum(((f - 1) ** 2).mean() for f in fs) / 2)
+        torch.testing.assert_close(feature_loss, sum((a - b).abs().mean() for a, b in zip(ff, rf)) / len(rf))
+    assert feature_loss > 0
+    feature_loss.backward()
+    assert fake.grad.abs().sum() > 0 and all(p.grad is None for p in disc.parameters())
+    fake.grad = None
+    critic_loss.backward()
+    assert fake.grad is None and all(p.grad is not None for p in disc.parameters())
+
+
+def test_gan_vocoder_adds_adversarial_losses_in_training_only():
+    torch.manual_seed(0)
+    cfg = NeuralVocoderConfig(channels=16, resblock_kernel_sizes=[3], resblock_dilations=[1],
+                              stft_resolutions=[[256, 64, 256]], **TINY_DISC)
+    model = build_vocoder(cfg)
+    wave = torch.from_numpy(_harmonic(0.1))[None].repeat(2, 1)
+    out = model({"wave": wave})
+    recon = out["loss/sc"] + out["loss/logmag"] + out["loss/mel"]
+    torch.testing.assert_close(out["loss"].detach(), recon + out["gan/disc"] + out["gan/gen"] + 2.0 * out["gan/fm"])
+    out["loss"].backward()
+    assert all(p.grad is not None for p in model.discriminator.parameters())
+    assert all(p.grad is not None for p in model.generator.parameters())
+    model.eval()
+    with torch.no_grad():
+        out = model({"wave": wave})
+    assert "gan/disc" not in out
+    torch.testing.assert_close(out["loss"], out["loss/sc"] + out["loss/logmag"] + out["loss/mel"])
+    assert build_vocoder(NeuralVocoderConfig(channels=16)).discriminator is None
+    with pytest.raises(ConfigError, match="fm_weight.*discriminator"):
+        build_vocoder(NeuralVocoderConfig(channels=16, fm_weight=1.0))
+    with pytest.raises(ConfigError, match="disc_periods"):
+        build_vocoder(NeuralVocoderConfig(channels=16, adv_weight=1.0, disc_periods=[0]))
+
+
+def test_init_from_fine_tunes_a_trained_generator_with_a_new_discriminator(tmp_path):
+    from speechrep.errors import CheckpointError
+    from speechrep.train.checkpoint import load_model
+    from speechrep.train.trainer import train
+    from tests.test_train_data import write_config, write_wave_dir
+
+    d = write_wave_dir(tmp_path)
+    args = {"channels": 16, "resblock_kernel_sizes": [3], "resblock_dilations": [1], "stft_resolutions": [[256, 64, 256]]}
+
+    def config(name, model_args, **optim):
+        return write_config(tmp_path / f"{name}.yaml", exp_dir=tmp_path / name, data_dir=d, input="wave",
+                            model={"name": "vocoder", "args": model_args},
+                            optim={"lr": 2e-3, "warmup_steps": 0, "max_steps": 3, **optim})
+
+    first = train(config("first", args))
+    trained = load_model(first, which="best")[0].generator.state_dict()
+    gan = config("gan", {**args, **TINY_DISC}, lr=1e-12, max_steps=1)
+    tuned = load_model(train(gan, overrides=[f"train.init_from={first}"]), which="last")[0]
+    for k, v in tuned.generator.state_dict().items():
+        torch.testing.assert_close(v, trained[k], atol=1e-6, rtol=0)  # started from the trained weights
+    assert tuned.discriminator is not None
+    log_text = (tmp_path / "gan" / "log" / "train.log").read_text()
+    assert f"initialised from {first}/checkpoints/step_3:" in log_text and " new (first: discriminator." in log_text
+    fresh = load_model(train(gan, overrides=[f"exp_dir={tmp_path / 'fresh'}"]), which="last")[0]
+    assert max((v - trained[k]).abs().max().item() for k, v in fresh.generator.state_dict().items()) > 1e-3
+
+    with pytest.raises(ConfigError, match=r"nope: train\.init_from: not found"):
+        train(gan, overrides=[f"train.init_from={tmp_path / 'nope'}", f"exp_dir={tmp_path / 'e1'}"])
+    toy = train(write_config(tmp_path / "toy.yaml", exp_dir=tmp_path / "toy", data_dir=d, input="wave",
+                             optim={"max_steps": 1, "warmup_steps": 0}))
+    with pytest.raises(ConfigError, match=r"train\.init_from: holds a 'toy' model, this run trains 'vocoder'"):
+        train(gan, overrides=[f"train.init_from={toy}", f"exp_dir={tmp_path / 'e2'}"])
+    with pytest.raises(CheckpointError, match="wrong architecture: tensor 'generator.conv_pre.weight' has shape"):
+        train(gan, overrides=[f"train.init_from={first}", "model.args.channels=32", f"exp_dir={tmp_path / 'e3'}"])
+    assert not any((tmp_path / e).exists() for e in ("e1", "e2", "e3"))

@@ -40,7 +40,7 @@ from speechrep.errors import ConfigError, SpeechrepError
 from speechrep.models.bottlenecks import BottleneckConfig, build_bottleneck
 from speechrep.models.pitch import PitchFeatures, convert_f0, log_f0_stats
 from speechrep.models.speaker import TDNNSpeakerEncoder, check_speaker_labels, frame_mask
-from speechrep.objectives.mi import frozen_call, grad_reverse
+from speechrep.objectives.mi import frozen_call, grad_reverse, lsgan_losses
 from speechrep.train.registry import register_model
 from speechrep.vocoder.mel import VC_MEL, LogMel, MelSpec
 
@@ -403,18 +403,6 @@ class _MelCritic(nn.Module):
         return self.net(x.transpose(1, 2)[:, None])
 
 
-def lsgan_losses(critic: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Least-squares GAN losses ``(critic, generator)`` of one optimiser step.
-
-    The critic's loss ``(D(real) - 1)^2 + D(fake)^2`` sees ``fake`` detached, so it trains the
-    critic only; the generator's ``(D(fake) - 1)^2`` calls the critic with frozen weights
-    (:func:`~speechrep.objectives.mi.frozen_call`), so it trains what made ``fake`` only.
-    """
-    critic_loss = ((critic(real) - 1) ** 2).mean() + (critic(fake.detach()) ** 2).mean()
-    generator_loss = ((frozen_call(critic, fake) - 1) ** 2).mean()
-    return critic_loss, generator_loss
-
-
 class _SpeakerClassifier(nn.Module):
     """Content code ``(B, T, content_dim)`` (+ lengths) -> speaker logits ``(B, num_speakers)``."""
 
@@ -696,7 +684,7 @@ class VoiceConversionModel(nn.Module):
         out["loss/recon"] = rec.detach()
         if self.critic is not None:
             keep = 1.0 if mask is None else mask  # padded frames: zero in both
-            critic_loss, generator_loss = lsgan_losses(self.critic, x * keep, recon * keep)
+            critic_loss, generator_loss, _ = lsgan_losses(self.critic, x * keep, recon * keep)
             extra = extra + critic_loss + self.cfg.gan_weight * generator_loss
             out["gan/critic"], out["gan/decoder"] = critic_loss.detach(), generator_loss.detach()
         if self.cfg.speaker_loss_weight > 0 and self.training:

@@ -20,7 +20,8 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
-__all__ = ["Estimator", "mi_loss", "positive_loss", "prior_matching_loss", "grad_reverse", "frozen_call"]
+__all__ = ["Estimator", "mi_loss", "positive_loss", "prior_matching_loss", "grad_reverse", "frozen_call",
+           "lsgan_losses"]
 
 Estimator = Literal["jsd", "dv", "infonce"]
 
@@ -105,3 +106,34 @@ def prior_matching_loss(codes: torch.Tensor, discriminator: torch.nn.Module) -> 
     return F.binary_cross_entropy_with_logits(logit_real, torch.ones_like(logit_real)) + F.binary_cross_entropy_with_logits(
         logit_fake, torch.zeros_like(logit_fake)
     )
+
+
+def _scores_and_features(out) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """A critic's output as ``(scores, features)``: a tensor is one score map, no features."""
+    if isinstance(out, torch.Tensor):
+        return [out], []
+    scores, features = out
+    return list(scores), list(features)
+
+
+def lsgan_losses(
+    critic: torch.nn.Module, real: torch.Tensor, fake: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Least-squares GAN losses ``(critic, generator, feature_matching)`` of one optimiser step.
+
+    ``critic(x)`` returns a score tensor, or ``(scores, features)``: lists of the score maps
+    of several sub-critics and of their hidden activations (HiFi-GAN's discriminators).
+    Each loss is the mean over the score maps. The critic's loss
+    ``(D(real) - 1)^2 + D(fake)^2`` sees ``fake`` detached, so it trains the critic only;
+    the generator's ``(D(fake) - 1)^2`` and the feature-matching loss (the mean L1 distance
+    between the activations on ``fake`` and on ``real``, 0 without features) call the
+    critic with frozen weights (:func:`frozen_call`), so they train what made ``fake`` only.
+    """
+    real_scores, real_features = _scores_and_features(critic(real))
+    fake_scores, _ = _scores_and_features(critic(fake.detach()))
+    critic_loss = sum(((r - 1) ** 2).mean() + (f**2).mean() for r, f in zip(real_scores, fake_scores))
+    gen_scores, gen_features = _scores_and_features(frozen_call(critic, fake))
+    generator_loss = sum(((g - 1) ** 2).mean() for g in gen_scores)
+    feature_loss = sum((F.l1_loss(g, r.detach()) for g, r in zip(gen_features, real_features)), fake.new_zeros(()))
+    n = len(real_scores)
+    return critic_loss / n, generator_loss / n, feature_loss / max(len(real_features), 1)

@@ -224,8 +224,17 @@ def _read_tensors(ckpt: Path, name: str, state: dict[str, Any]) -> dict[str, tor
         raise CheckpointError(f"corrupt or truncated safetensors file ({e})", path=path) from None
 
 
-def load_weights(module: torch.nn.Module, ckpt: str | Path, *, state: dict[str, Any] | None = None) -> None:
+def load_weights(
+    module: torch.nn.Module, ckpt: str | Path, *, state: dict[str, Any] | None = None, allow_missing: bool = False
+) -> list[str]:
     """Load ``ckpt/model.safetensors`` into ``module`` after checking it matches.
+
+    ``allow_missing``: tensors of ``module`` that the checkpoint lacks keep their values
+    (initialising part of a larger model, e.g. a vocoder that gains a discriminator).
+
+    Returns
+    -------
+    The names of the tensors of ``module`` not in the checkpoint (empty unless ``allow_missing``).
 
     Raises
     ------
@@ -240,7 +249,7 @@ def load_weights(module: torch.nn.Module, ckpt: str | Path, *, state: dict[str, 
     expected = module.state_dict()
     missing = [k for k in expected if k not in tensors]
     unexpected = [k for k in tensors if k not in expected]
-    if missing:
+    if missing and not allow_missing:
         raise CheckpointError(
             f"wrong architecture: tensor '{missing[0]}' is missing ({len(missing)} missing)", path=path
         )
@@ -249,13 +258,14 @@ def load_weights(module: torch.nn.Module, ckpt: str | Path, *, state: dict[str, 
             f"wrong architecture: unexpected tensor '{unexpected[0]}' ({len(unexpected)} unexpected)", path=path
         )
     for k, v in expected.items():
-        if tuple(tensors[k].shape) != tuple(v.shape):
+        if k in tensors and tuple(tensors[k].shape) != tuple(v.shape):
             raise CheckpointError(
                 f"wrong architecture: tensor '{k}' has shape {tuple(tensors[k].shape)}, "
                 f"the model expects {tuple(v.shape)}",
                 path=path,
             )
-    module.load_state_dict(tensors, strict=True)
+    module.load_state_dict(tensors, strict=not missing)
+    return missing
 
 
 def load_optimizer(optimizer: torch.optim.Optimizer, ckpt: str | Path, *, state: dict[str, Any]) -> None:

@@ -80,6 +80,9 @@ class RunConfig:
     find_unused_parameters: bool = False  #: DDP option for models with conditional branches
     tensorboard: bool = True
     progress: bool = True
+    #: weights to start from (an experiment or checkpoint directory; ``best`` of an
+    #: experiment): tensors of the model that it lacks keep their initialisation; ignored on --resume
+    init_from: str | None = None
 
 
 @dataclass

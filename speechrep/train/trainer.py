@@ -136,6 +136,9 @@ class _Run:
         self.module, model_cfg = build_model(cfg.model.name, cfg.model.args, input_dim=self.train_corpus.dim,
                                              num_speakers=len(self.speakers), source=source)
         self.module.to(info.device)
+        self.init_note = ""
+        if t.init_from and self.resume_from is None:
+            self._init_from(t.init_from)
         prepare = getattr(self.module, "prepare_training", None)
         if prepare is not None:  # before anything is written: a missing input fails cleanly
             prepare(info.device)
@@ -176,6 +179,20 @@ class _Run:
             raise ConfigError(f"already holds checkpoints (up to step {ckpts[-1][0]}); resume with --resume or "
                               "choose another exp_dir", path=self.exp_dir, field="exp_dir")
         return ckpts[-1][1] if ckpts else None
+
+    def _init_from(self, path: str) -> None:
+        if not Path(path).exists():
+            raise ConfigError("not found", path=path, field="train.init_from")
+        ckpt = ckpt_io.find_checkpoint(path, which="best")
+        state = ckpt_io.read_state(ckpt)
+        name = (state.get("model") or {}).get("name")
+        if name != self.cfg.model.name:
+            raise ConfigError(f"holds a '{name}' model, this run trains '{self.cfg.model.name}'", path=ckpt,
+                              field="train.init_from")
+        missing = ckpt_io.load_weights(self.module, ckpt, state=state, allow_missing=True)
+        # logged by _describe, once the run's log file is open
+        self.init_note = (f"initialised from {ckpt}: {len(self.module.state_dict()) - len(missing)} tensors loaded, "
+                          f"{len(missing)} new" + (f" (first: {missing[0]})" if missing else ""))
 
     def _speakers(self) -> list[str]:
         path = self.exp_dir / "speakers.txt"
@@ -247,6 +264,8 @@ class _Run:
         c, n_params = self.train_corpus, sum(p.numel() for p in self.module.parameters())
         log.info("config %s -> %s; model %s (%d parameters) on %s, world size %d", self.source, self.exp_dir,
                  self.cfg.model.name, n_params, self.info.device, self.info.world_size)
+        if self.init_note:
+            log.info("%s", self.init_note)
         for name, corpus in (("train", c), ("valid", self.valid_corpus)):
             if corpus is not None:
                 log.info("%s: %s, %d utterances of %d speakers, %s; %d shorter than the crop (%s)", name,

@@ -4,10 +4,13 @@ Generator (after Kong, Kim and Bae, 2020): a 1-D convolution lifts the log-mel f
 ``channels``, transposed convolutions upsample by ``upsample_rates`` (whose product is the
 mel hop) while halving the channels, and after each upsampling a multi-receptive-field
 fusion block (the mean of residual stacks of dilated convolutions) refines the signal; a
-final convolution and ``tanh`` give the wave. Instead of adversarial training it is
-trained with the multi-resolution STFT loss of Parallel WaveGAN (spectral convergence +
-log-magnitude L1 at several STFT sizes) plus an L1 loss on the log-mel of the output,
-which is enough for intelligible speech after a few CPU minutes on the embedded corpus.
+final convolution and ``tanh`` give the wave. It is trained with the multi-resolution STFT
+loss of Parallel WaveGAN (spectral convergence + log-magnitude L1 at several STFT sizes)
+plus an L1 loss on the log-mel of the output, which gives intelligible speech on a CPU
+budget. ``adv_weight`` adds HiFi-GAN's adversarial training
+(:class:`~speechrep.vocoder.discriminators.WaveDiscriminator`, least-squares losses, and
+``fm_weight`` its feature-matching loss), usually as a fine-tuning of a vocoder trained
+without it (``train.init_from``), as Parallel WaveGAN starts its discriminator late.
 
 Registered as model ``vocoder``; :class:`NeuralVocoder` loads a trained one for inference.
 """
@@ -23,8 +26,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from speechrep.errors import CheckpointError, ConfigError, DataError
+from speechrep.objectives.mi import lsgan_losses
 from speechrep.train.registry import register_model
 from speechrep.vocoder.base import Vocoder, check_mel
+from speechrep.vocoder.discriminators import WaveDiscriminator
 from speechrep.vocoder.mel import VC_MEL, LogMel, MelSpec
 
 __all__ = [
@@ -50,6 +55,11 @@ class NeuralVocoderConfig:
         with one dilated convolution per dilation (the multi-receptive-field fusion).
     stft_resolutions : ``[n_fft, hop, win]`` triples of the multi-resolution STFT loss.
     mel_loss_weight : weight of the L1 loss between input and output log-mels.
+    adv_weight : weight of the generator's least-squares adversarial loss (0: no
+        discriminator); the discriminator's own loss is added with weight 1.
+    fm_weight : weight of the feature-matching loss (needs ``adv_weight`` > 0).
+    disc_periods, disc_scales, disc_channels : the multi-period discriminator's periods, the
+        number of scales of the multi-scale one, and the width of their first layers.
     """
 
     channels: int = 128
@@ -58,6 +68,11 @@ class NeuralVocoderConfig:
     resblock_dilations: list[int] = field(default_factory=lambda: [1, 3, 9])
     stft_resolutions: list[list[int]] = field(default_factory=lambda: [[512, 50, 240], [1024, 120, 600], [2048, 240, 1200]])
     mel_loss_weight: float = 1.0
+    adv_weight: float = 0.0
+    fm_weight: float = 0.0
+    disc_periods: list[int] = field(default_factory=lambda: [2, 3, 5, 7, 11])
+    disc_scales: int = 3
+    disc_channels: int = 16
 
 
 class _ResStack(nn.Module):
@@ -136,7 +151,10 @@ class NeuralVocoderModel(nn.Module):
     """Trainable vocoder: generator + losses, following the speechrep model contract.
 
     ``forward(batch)`` takes ``batch["wave"]`` ``(B, samples)`` at 16 kHz, computes its VC
-    log-mel, resynthesises it and returns ``loss``, ``loss/sc``, ``loss/logmag``, ``loss/mel``.
+    log-mel, resynthesises it and returns ``loss``, ``loss/sc``, ``loss/logmag``, ``loss/mel``;
+    with a discriminator, in training, also ``gan/disc``, ``gan/gen`` and ``gan/fm`` (added to
+    ``loss``). In evaluation ``loss`` is the reconstruction terms alone, so that validation
+    losses compare across runs with and without the discriminator.
     """
 
     def __init__(self, cfg: NeuralVocoderConfig, spec: MelSpec = VC_MEL):
@@ -155,7 +173,18 @@ class NeuralVocoderModel(nn.Module):
         self.spec = spec
         self.frame_shift = spec.frame_shift
         self.mel = LogMel(spec)
+        if cfg.adv_weight < 0 or cfg.fm_weight < 0:
+            raise ConfigError(f"adv_weight and fm_weight must be >= 0, got {cfg.adv_weight} and {cfg.fm_weight}",
+                              field="model.args.adv_weight")
+        if cfg.fm_weight > 0 and cfg.adv_weight == 0:
+            raise ConfigError("feature matching needs the discriminator: set adv_weight > 0", field="model.args.fm_weight")
+        if cfg.adv_weight > 0 and (cfg.disc_channels < 1 or cfg.disc_scales < 0 or any(p < 1 for p in cfg.disc_periods)
+                                   or not (cfg.disc_periods or cfg.disc_scales)):
+            raise ConfigError(f"need disc_channels >= 1 and some periods >= 1 or scales, got {cfg.disc_channels}, "
+                              f"{cfg.disc_periods}, {cfg.disc_scales}", field="model.args.disc_periods")
         self.generator = HifiGenerator(cfg, n_mels=spec.n_mels)
+        self.discriminator = (WaveDiscriminator(cfg.disc_periods, cfg.disc_scales, cfg.disc_channels)
+                              if cfg.adv_weight > 0 else None)
 
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:  # noqa: D102
         if "wave" not in batch:
@@ -167,7 +196,13 @@ class NeuralVocoderModel(nn.Module):
         sc, logmag = multi_resolution_stft_loss(pred, wave, self.cfg.stft_resolutions)
         mel_l1 = F.l1_loss(self.mel(pred), mel)
         loss = sc + logmag + self.cfg.mel_loss_weight * mel_l1
-        return {"loss": loss, "loss/sc": sc.detach(), "loss/logmag": logmag.detach(), "loss/mel": mel_l1.detach()}
+        out = {"loss/sc": sc.detach(), "loss/logmag": logmag.detach(), "loss/mel": mel_l1.detach()}
+        if self.discriminator is not None and self.training:
+            disc, gen, fm = lsgan_losses(self.discriminator, wave, pred)
+            loss = loss + disc + self.cfg.adv_weight * gen + self.cfg.fm_weight * fm
+            out.update({"gan/disc": disc.detach(), "gan/gen": gen.detach(), "gan/fm": fm.detach()})
+        out["loss"] = loss
+        return out
 
 
 @register_model("vocoder", config=NeuralVocoderConfig)
