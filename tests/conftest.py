@@ -4,10 +4,15 @@
                    sines for ``spk1``, white noise for ``spk2``) with ``text`` and
                    ``utt2dur``.
 ``make_data_dir``  factory with the same layout and options (see :func:`write_data_dir`).
+``synth_tiny_db``  the tiny synthetic corpus of the recipes (``egs/synth/local/data.sh
+                   --size tiny``), generated once per test session.
 """
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -86,3 +91,15 @@ def torch_one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def synth_tiny_db(tmp_path_factory) -> Path:
+    """The recipes' tiny synthetic corpus (``--size tiny``), generated once for every test that reads it."""
+    db = tmp_path_factory.mktemp("synth") / "db"
+    script = Path(__file__).resolve().parents[1] / "egs" / "synth" / "local" / "data.sh"
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    r = subprocess.run(["bash", str(script), "--size", "tiny", "--nj", "2", str(db)], capture_output=True, text=True,
+                       env=env)
+    assert r.returncode == 0, r.stderr
+    return db

@@ -301,3 +301,30 @@ def test_init_from_fine_tunes_a_trained_generator_with_a_new_discriminator(tmp_p
     with pytest.raises(CheckpointError, match="wrong architecture: tensor 'generator.conv_pre.weight' has shape"):
         train(gan, overrides=[f"train.init_from={first}", "model.args.channels=32", f"exp_dir={tmp_path / 'e3'}"])
     assert not any((tmp_path / e).exists() for e in ("e1", "e2", "e3"))
+
+
+@pytest.mark.slow
+def test_vocoder_recipe_quick_trains_fine_tunes_and_scores(tmp_path, synth_tiny_db):
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from speechrep.train.logging import read_history
+
+    recipe = Path(__file__).resolve().parents[1] / "egs" / "synth" / "vocoder" / "run.sh"
+    env = {**os.environ, "DB": str(synth_tiny_db), "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    exp = tmp_path / "exp"
+    r = subprocess.run(["bash", str(recipe), "--quick", "--exp", str(exp)], capture_output=True, text=True, env=env)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    log_text = (exp / "vocoder_gan" / "log" / "train.log").read_text()
+    assert f"initialised from {exp}/vocoder/checkpoints/" in log_text and " new (first: discriminator." in log_text
+    plain = [h for h in read_history(exp / "vocoder" / "train_history.jsonl") if h["split"] == "train"]
+    gan = [h for h in read_history(exp / "vocoder_gan" / "train_history.jsonl") if h["split"] == "train"]
+    assert all("gan/disc" in h and "gan/fm" in h for h in gan) and not any("gan/disc" in h for h in plain)
+    scores = json.loads((exp / "resynth" / "scores.json").read_text())
+    assert set(scores) == {"griffinlim", "vocoder", "vocoder_gan"}
+    assert all(s["utterances"] == 2 and s["mcd_db"] > 0 for s in scores.values())
+    assert scores["griffinlim"]["mcd_db"] < scores["vocoder"]["mcd_db"]  # 20 tiny steps are not a vocoder yet
+    assert sorted(p.name for p in (exp / "resynth" / "vocoder_gan").iterdir())  # its waves were written

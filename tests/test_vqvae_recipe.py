@@ -23,13 +23,9 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def corpus(tmp_path_factory) -> Path:
-    """The tiny synthetic corpus, generated once for both recipes."""
-    db = tmp_path_factory.mktemp("synth") / "db"
-    r = subprocess.run(["bash", str(ROOT / "egs/synth/local/data.sh"), "--size", "tiny", "--nj", "2", str(db)],
-                       capture_output=True, text=True, env=_env())
-    assert r.returncode == 0, r.stderr
-    return db
+def corpus(synth_tiny_db) -> Path:
+    """The tiny synthetic corpus (generated once per session, tests/conftest.py)."""
+    return synth_tiny_db
 
 
 def _env(**extra: str) -> dict[str, str]:
