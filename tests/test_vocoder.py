@@ -314,7 +314,8 @@ def test_vocoder_recipe_quick_trains_fine_tunes_and_scores(tmp_path, synth_tiny_
     from speechrep.train.logging import read_history
 
     recipe = Path(__file__).resolve().parents[1] / "egs" / "synth" / "vocoder" / "run.sh"
-    env = {**os.environ, "DB": str(synth_tiny_db), "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    env = {**os.environ, "DB": str(synth_tiny_db), "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+           "ADVERSARIAL": "true"}
     exp = tmp_path / "exp"
     r = subprocess.run(["bash", str(recipe), "--quick", "--exp", str(exp)], capture_output=True, text=True, env=env)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
@@ -328,3 +329,11 @@ def test_vocoder_recipe_quick_trains_fine_tunes_and_scores(tmp_path, synth_tiny_
     assert all(s["utterances"] == 2 and s["mcd_db"] > 0 for s in scores.values())
     assert scores["griffinlim"]["mcd_db"] < scores["vocoder"]["mcd_db"]  # 20 tiny steps are not a vocoder yet
     assert sorted(p.name for p in (exp / "resynth" / "vocoder_gan").iterdir())  # its waves were written
+    # without ADVERSARIAL the recipe trains and scores the plain vocoder only
+    plain_exp = tmp_path / "plain"
+    env.pop("ADVERSARIAL")
+    r = subprocess.run(["bash", str(recipe), "--quick", "--exp", str(plain_exp), "--stage", "1"], capture_output=True,
+                       text=True, env=env)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert not (plain_exp / "vocoder_gan").exists()
+    assert set(json.loads((plain_exp / "resynth" / "scores.json").read_text())) == {"griffinlim", "neural"}

@@ -1,17 +1,20 @@
 #!/usr/bin/env bash
 # Neural vocoder on the embedded corpus: train the compact HiFi-GAN-style generator
-# (multi-resolution STFT loss), fine-tune it adversarially (HiFi-GAN's discriminators) and
-# compare the copy synthesis of both with Griffin-Lim.
+# (multi-resolution STFT loss), optionally fine-tune it adversarially (HiFi-GAN's
+# discriminators), and compare the copy synthesis with Griffin-Lim.
 # egs/synth/vc/run.sh uses a trained vocoder (VOCODER=..., default exp/vocoder here) when it exists.
 #
 # Usage: egs/synth/vocoder/run.sh [--stage N] [--stop-stage M] [--quick] [--exp DIR] [--nj N] [--force]
-# Environment: DB=DIR reuses a corpus (default data/synth, data/synth_tiny with --quick).
+# Environment: DB=DIR reuses a corpus (default data/synth, data/synth_tiny with --quick);
+#   ADVERSARIAL=true runs stage 2 (off by default: at a CPU budget of a few thousand steps it
+#   made the copy synthesis worse, README.md).
 #
 # Stages
 #   0  corpus: ../local/data.sh -> $db
 #   1  train the vocoder: $db/data/train -> $exp/vocoder
-#   2  adversarial fine-tuning (conf/vocoder_gan.yaml, from $exp/vocoder): -> $exp/vocoder_gan
-#   3  copy synthesis of held-out utterances with Griffin-Lim and both neural vocoders,
+#   2  with ADVERSARIAL=true: adversarial fine-tuning (conf/vocoder_gan.yaml, from $exp/vocoder)
+#      -> $exp/vocoder_gan
+#   3  copy synthesis of held-out utterances with Griffin-Lim and the neural vocoder(s),
 #      MCD / log-F0 / spectral convergence / real-time factor: $db/data/test -> $exp/resynth
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -39,10 +42,13 @@ run_stage 1 "Neural vocoder: $db/data/train -> $exp/vocoder" \
   speechrep train conf/vocoder.yaml --set exp_dir="$exp/vocoder" --set data.train="$db/data/train" \
     --set data.valid="$db/data/dev" "${overrides[@]}"
 
-run_stage 2 "Adversarial fine-tuning: $exp/vocoder -> $exp/vocoder_gan" \
-  speechrep train conf/vocoder_gan.yaml --set exp_dir="$exp/vocoder_gan" --set data.train="$db/data/train" \
-    --set data.valid="$db/data/dev" --set train.init_from="$exp/vocoder" "${overrides[@]}" "${gan_overrides[@]}"
+vocoders=(griffinlim "$exp/vocoder")
+if [ "${ADVERSARIAL:-false}" = true ]; then
+  vocoders+=("$exp/vocoder_gan")
+  run_stage 2 "Adversarial fine-tuning: $exp/vocoder -> $exp/vocoder_gan" \
+    speechrep train conf/vocoder_gan.yaml --set exp_dir="$exp/vocoder_gan" --set data.train="$db/data/train" \
+      --set data.valid="$db/data/dev" --set train.init_from="$exp/vocoder" "${overrides[@]}" "${gan_overrides[@]}"
+fi
 
 run_stage 3 "Copy synthesis, Griffin-Lim vs neural: $db/data/test -> $exp/resynth" \
-  python local/score_resynth.py --max-utts "$max_utts" "$db/data/test" "$exp/resynth" griffinlim "$exp/vocoder" \
-    "$exp/vocoder_gan"
+  python local/score_resynth.py --max-utts "$max_utts" "$db/data/test" "$exp/resynth" "${vocoders[@]}"
