@@ -435,6 +435,28 @@ def test_gan_loss_is_added_and_reaches_decoder_and_critic():
             VoiceConversionModel("vc_adain", VCAdaINConfig(**TINY, **bad))
 
 
+def test_two_player_terms_train_but_do_not_score_in_evaluation():
+    """The speaker classifier's and the critic's terms are in the training loss only: in evaluation
+    (what picks the best checkpoint) a content code the classifier cannot read must not score worse."""
+    batch = _batch()
+    for family, cfg, game in (
+        ("vc_adversarial", VCAdversarialConfig(**TINY, adv_weight=0.5), lambda o: 0.5 * o["adv/ce"]),
+        ("vc_adain", VCAdaINConfig(**TINY, gan_weight=0.5, gan_channels=4),
+         lambda o: o["gan/critic"] + 0.5 * o["gan/decoder"]),
+    ):
+        torch.manual_seed(0)
+        model = VoiceConversionModel(family, cfg)
+        torch.manual_seed(1)
+        train = model(batch)
+        torch.testing.assert_close(train["loss"], train["loss/recon"] + game(train))
+        model.eval()
+        with torch.no_grad():
+            torch.manual_seed(1)
+            valid = model(batch)
+        assert float(game(valid)) > 0.01
+        torch.testing.assert_close(valid["loss"], valid["loss/recon"])
+
+
 def _judge_dir(path):
     from speechrep.train.checkpoint import save_checkpoint
     from speechrep.train.registry import build_model

@@ -151,6 +151,8 @@ class VCConfig:
         tell training log-mels from reconstructions (least-squares GAN), and the decoder is
         trained to be taken for real. An L1 loss alone is met by spectra smoothed across the
         bins, where the fine detail of a voice lives; the critic penalises that smoothing.
+        The critic's terms are in the training loss only, not in the validation loss that
+        picks the best checkpoint.
     gan_channels : width of that critic.
     speaker_loss_weight : weight of a speaker-consistency loss (0: off): a speaker-verification
         model trained separately (``speaker_loss_model``, the experiment directory of a
@@ -296,7 +298,9 @@ class VCAdversarialConfig(VCConfig):
 
     Attributes
     ----------
-    adv_weight : weight of the classifier's cross-entropy (and of its reversed gradient).
+    adv_weight : weight of the classifier's cross-entropy (and of its reversed gradient), in
+        the training loss only: the validation loss that picks the best checkpoint leaves it
+        out, as a better encoder raises it.
     classifier_channels : width of the classifier.
     """
 
@@ -641,7 +645,7 @@ class VoiceConversionModel(nn.Module):
         # a code frame is valid when its window starts inside the utterance
         code_lengths = None if lengths is None else -(-lengths // factor)
         code_mask = frame_mask(code_lengths, content.shape[1], device=x.device)  # (B, T', 1) or None
-        extra = x.new_zeros(())
+        extra = game = x.new_zeros(())
         if self.quantizer is not None:
             vq = self.quantizer(content, mask=None if code_mask is None else code_mask[..., 0].bool())
             content = vq.quantized  # (B, T, code_dim)
@@ -666,7 +670,7 @@ class VoiceConversionModel(nn.Module):
             logits = self.classifier(grad_reverse(content, self.cfg.adv_weight), code_lengths)
             # the classifier minimises this; the reversed gradient makes the encoder maximise it
             adv = F.cross_entropy(logits, batch["speaker"])
-            extra = extra + self.cfg.adv_weight * adv
+            game = game + self.cfg.adv_weight * adv
             out["adv/ce"] = adv.detach()
             out["adv/acc"] = (logits.argmax(-1) == batch["speaker"]).float().mean()
         convert = self.cfg.conversion_weight > 0 and x.shape[0] > 1
@@ -685,7 +689,7 @@ class VoiceConversionModel(nn.Module):
         if self.critic is not None:
             keep = 1.0 if mask is None else mask  # padded frames: zero in both
             critic_loss, generator_loss, _ = lsgan_losses(self.critic, x * keep, recon * keep)
-            extra = extra + critic_loss + self.cfg.gan_weight * generator_loss
+            game = game + critic_loss + self.cfg.gan_weight * generator_loss
             out["gan/critic"], out["gan/decoder"] = critic_loss.detach(), generator_loss.detach()
         if self.cfg.speaker_loss_weight > 0 and self.training:
             judge = self._speaker_judge(x.device)
@@ -710,7 +714,9 @@ class VoiceConversionModel(nn.Module):
             conv_input = self._decoder_input(content, x.shape[1], conv_pitch)
             labels = batch["speaker"].roll(1, dims=0) if self.speaker_head is not None else None
             extra = extra + self.cfg.conversion_weight * self._conversion_losses(conv_input, content, speaker, lengths, out, labels)
-        out["loss"] = rec + extra
+        # the two-player terms (speaker classifier, critic) train but do not score a checkpoint: in
+        # evaluation their value says how well one player does against the other, not the model
+        out["loss"] = rec + extra + game if self.training else rec + extra
         return out
 
     def _warp_factors(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
