@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from speechrep.convert import read_pairs
 
 VC = Path(__file__).resolve().parents[1] / "egs" / "synth" / "vc"
@@ -109,3 +111,38 @@ def test_collect_scores_table(tmp_path):
     assert "vc_adain+griffinlim, per target speaker:" in table and "kal:3" in table and "25.0%" in table
     assert "vc_vq+neural, per target speaker" not in table and "by_target" not in fam["vc_adain+griffinlim"]
     assert "vc_adain+griffinlim, unseen targets  25.0%" in table and "by_group" not in fam["vc_adain+griffinlim"]
+
+
+@pytest.mark.slow
+def test_vc_recipe_quick_trains_every_family_with_one_judge(tmp_path, synth_tiny_db):
+    """`run.sh --quick` with the two families the demo does not run: every family whose config
+    names a speaker_loss_model is trained with the speaker-consistency loss, against one judge
+    that the first family's job trains and the other finds done; both are converted and scored."""
+    import os
+
+    from speechrep.train.logging import read_history
+
+    env = {**os.environ, "DB": str(synth_tiny_db), "VC_F0": "false", "FAMILIES": "vc_adversarial vc_vq",
+           "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    exp = tmp_path / "exp"
+    r = subprocess.run(["bash", str(VC / "run.sh"), "--quick", "--exp", str(exp), "--stop-stage", "5"],
+                       capture_output=True, text=True, env=env)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    logs = {f: (exp / "log" / f"train_family_{f}.log").read_text() for f in ("vc_adversarial", "vc_vq")}
+    judged = [f for f in logs if "speaker_loss_model: exp/judge" in (VC / "conf" / f"{f}.yaml").read_text()]
+    assert "vc_adversarial" in judged
+    trained = [f for f in judged if f"config conf/judge.yaml -> {exp}/judge" in logs[f]
+               and f"resuming from {exp}/judge" not in logs[f]]
+    assert len(trained) == 1, logs
+    assert all(f"resuming from {exp}/judge" in logs[f] for f in judged if f not in trained)
+    for f in judged:
+        history = read_history(exp / f / "train_history.jsonl")
+        assert all("loss/speaker" in h and "loss/speaker_content" in h for h in history if h["split"] == "train")
+    adversarial = read_history(exp / "vc_adversarial" / "train_history.jsonl")
+    assert all("adv/ce" in h for h in adversarial)
+    # the validation loss leaves out the classifier's term
+    valid = [h for h in adversarial if h["split"] == "valid"]
+    assert valid and all(abs(h["loss"] - h["loss/recon"]) < 1e-6 for h in valid)
+    families = json.loads((exp / "eval" / "vc.json").read_text())["families"]
+    assert set(families) == {"vc_adversarial+griffinlim", "vc_vq+griffinlim"}
+    assert all(s["pairs"] == 9 and s["per"] >= 0 for s in families.values())

@@ -17,7 +17,7 @@
 #   training speakers' mean code, away from it (speechrep convert --exaggerate, README.md);
 #   VOCODER=DIR names the neural vocoder's experiment (default ../vocoder/exp/vocoder;
 #   given, it must exist); SPEAKER_STEPS, CTC_STEPS, JUDGE_STEPS, VC_STEPS override the
-#   training steps of the speaker scorer, the phone recogniser, vc_adain's judge and the VC models.
+#   training steps of the speaker scorer, the phone recogniser, the VC models' judge and the VC models.
 #
 # Stages
 #   0  corpus: local/data.sh -> $db
@@ -25,8 +25,8 @@
 #        speaker-verification scorer (x-vector, AAM): $db/data/train -> $exp/speaker
 #        CTC phone recogniser scorer: $db/data/train + phones.ctm -> $exp/phone_ctc
 #        VC models vc_adain, vc_adversarial, vc_vq: $db/data/train -> $exp/vc_*
-#        (vc_adain after the speaker model that judges its training conversions,
-#        conf/judge.yaml -> $exp/judge, in the same job)
+#        (each after the speaker model that judges its training conversions,
+#        conf/judge.yaml -> $exp/judge, trained once by the first family's job)
 #   2  conversion pairs of held-out sentences: $db/data/{test,test_unseen_spk} -> $exp/pairs.tsv;
 #      closed-set speaker scorer: $db/data/train + the held-out utterances no pair uses
 #      ($exp/data/heldout_unused) -> $exp/speaker_closed
@@ -57,13 +57,13 @@ if $quick; then
            --set model.args.min_speaker_frames=20)
   spk_tiny=(--set model.args.channels=16 --set model.args.embedding_dim=8 --set model.args.min_frames=20)
   ctc_args='{"channels": 16, "layers": 2}'; ctc_steps=20
-  adain_tiny=(--set data.speakers_per_batch=2)  # 2 speakers x 2 crops: each crop has another of its speaker
+  others_tiny=(--set data.speakers_per_batch=2)  # 2 speakers x 2 crops: each crop has another of its speaker
   vq_tiny=(--set model.args.content_dim=8 --set model.args.bottleneck.num_codes=16 --set model.args.bottleneck.code_dim=8)
 else
   size=default
   speakers=awb,kal,slt,slt_hts; unseen=ked,rms
   per_pair=3  # sentences per ordered speaker pair: 60 pairs, so that one pair moves a rate by < 2 points
-  common=(); vc_tiny=(); spk_tiny=(); vq_tiny=(); adain_tiny=()
+  common=(); vc_tiny=(); spk_tiny=(); vq_tiny=(); others_tiny=()
   ctc_args='{"channels": 128, "layers": 6}'; ctc_steps=800
 fi
 vocoders=griffinlim
@@ -93,16 +93,18 @@ train_ctc() {
 t(sys.argv[1], sys.argv[2], sys.argv[3], args=json.loads(sys.argv[4]), steps=int(sys.argv[5]), num_threads=1)' \
     "$db/data/train" "$db/ali/train/phones.ctm" "$exp/phone_ctc" "$ctc_args" "$ctc_steps"
 }
-train_judge() {  # the speaker model of vc_adain's speaker-consistency loss (not the scorer)
+train_judge() {  # the speaker model of the VC models' speaker-consistency loss (not the scorer)
   speechrep train conf/judge.yaml --set exp_dir="$exp/judge" --set data.train="$db/data/train" \
     --set data.valid="$db/data/dev" "${common[@]}" "${spk_tiny[@]}" "${train_opts[@]}" $(steps_opt "${JUDGE_STEPS:-}")
 }
 train_family() {  # train_family NAME
   local extra=()
   if [ "$1" = vc_vq ]; then extra=("${vq_tiny[@]}"); fi
-  if [ "$1" = vc_adain ]; then
-    train_judge || return 1
-    extra=("${adain_tiny[@]}" --set model.args.speaker_loss_model="$exp/judge")
+  if grep -q 'speaker_from: others' "conf/$1.yaml"; then extra+=("${others_tiny[@]}"); fi
+  if grep -q 'speaker_loss_model:' "conf/$1.yaml"; then
+    # one judge for every family: the first job trains it, the others wait for the lock and find it done
+    ( flock 9 && train_judge ) 9> "$exp/.judge.lock" || return 1
+    extra+=(--set model.args.speaker_loss_model="$exp/judge")
   fi
   speechrep train "conf/$1.yaml" --set exp_dir="$exp/$1" --set data.train="$db/data/train" \
     --set data.valid="$db/data/dev" "${common[@]}" "${vc_tiny[@]}" "${extra[@]}" "${train_opts[@]}" \
