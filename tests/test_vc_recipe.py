@@ -130,7 +130,7 @@ def test_vc_recipe_quick_trains_every_family_with_one_judge(tmp_path, synth_tiny
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     logs = {f: (exp / "log" / f"train_family_{f}.log").read_text() for f in ("vc_adversarial", "vc_vq")}
     judged = [f for f in logs if "speaker_loss_model: exp/judge" in (VC / "conf" / f"{f}.yaml").read_text()]
-    assert "vc_adversarial" in judged
+    assert judged == ["vc_adversarial", "vc_vq"]
     trained = [f for f in judged if f"config conf/judge.yaml -> {exp}/judge" in logs[f]
                and f"resuming from {exp}/judge" not in logs[f]]
     assert len(trained) == 1, logs
@@ -143,6 +143,7 @@ def test_vc_recipe_quick_trains_every_family_with_one_judge(tmp_path, synth_tiny
     # the validation loss leaves out the classifier's term
     valid = [h for h in adversarial if h["split"] == "valid"]
     assert valid and all(abs(h["loss"] - h["loss/recon"]) < 1e-6 for h in valid)
+    assert any("vq/perplexity" in h for h in read_history(exp / "vc_vq" / "train_history.jsonl"))
     families = json.loads((exp / "eval" / "vc.json").read_text())["families"]
     assert set(families) == {"vc_adversarial+griffinlim", "vc_vq+griffinlim"}
     assert all(s["pairs"] == 9 and s["per"] >= 0 for s in families.values())
