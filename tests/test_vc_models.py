@@ -244,6 +244,26 @@ def test_pitch_input_feeds_the_source_f0_to_the_decoder(mode, channels):
     assert torch.equal(moved, pitch) == (mode == "contour")
 
 
+def test_reconstruct_decodes_a_wave_with_its_own_speaker_code_and_pitch():
+    torch.manual_seed(0)
+    model = VoiceConversionModel("vc_adain", VCAdaINConfig(**TINY, pitch="excitation")).eval()
+    batch = _voiced_batch()
+    wave, lengths = batch["wave"], batch["lengths"] - 800
+    with torch.no_grad():
+        out = model.reconstruct(wave, lengths)
+        mel = model.mel(wave)
+        frames = model.mel.frame_lengths(lengths)
+        expected = model.convert(mel, model.speaker_code(mel, frames), pitch=model.pitch_features(wave, lengths))
+        torch.testing.assert_close(out, expected)
+        assert out.shape == mel.shape
+        # the speaker code is the wave's own: another wave's code gives another output
+        assert not torch.allclose(out, model.convert(mel, model.speaker_code(mel, frames).roll(1, 0),
+                                                     pitch=model.pitch_features(wave, lengths)))
+    table = VoiceConversionModel("vc_adain", VCAdaINConfig(**{**TINY, "speaker_encoder": "table"}))
+    with pytest.raises(SpeechrepError, match="no speaker encoder"):
+        table.reconstruct(wave)
+
+
 def test_model_without_pitch_input_needs_none():
     plain = VoiceConversionModel("vc_adain", VCAdaINConfig(**TINY))
     wave = _voiced_batch()["wave"]

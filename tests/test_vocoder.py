@@ -137,6 +137,11 @@ def test_neural_vocoder_config_errors():
         _tiny_vocoder()({"feats": torch.zeros(1, 10, 80)})
 
 
+def _save_vocoder_dir(exp):
+    _save_tiny_vocoder(exp)
+    return exp
+
+
 def _save_tiny_vocoder(exp):
     """A tiny untrained neural vocoder saved as an experiment directory; returns the model."""
     from speechrep.train.checkpoint import save_checkpoint
@@ -337,3 +342,58 @@ def test_vocoder_recipe_quick_trains_fine_tunes_and_scores(tmp_path, synth_tiny_
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     assert not (plain_exp / "vocoder_gan").exists()
     assert set(json.loads((plain_exp / "resynth" / "scores.json").read_text())) == {"griffinlim", "neural"}
+
+
+def _save_tiny_vc(exp, **extra):
+    """A tiny untrained vc_adain model (pitch input) saved as an experiment directory."""
+    from speechrep.train.checkpoint import save_checkpoint
+    from speechrep.train.registry import build_model
+
+    torch.manual_seed(1)
+    args = {"channels": 16, "blocks": 1, "content_dim": 4, "speaker_dim": 8, "num_speakers": 2,
+            "min_speaker_frames": 5, "pitch": "excitation", **extra}
+    model, _ = build_model("vc_adain", args)
+    save_checkpoint(exp / "checkpoints", 1, module=model, optimizer=torch.optim.SGD(model.parameters(), lr=0.1),
+                    state={"model": {"name": "vc_adain", "args": args, "input_dim": None}})
+    return exp
+
+
+def test_gta_vocoder_reads_the_vc_models_reconstructions_and_learns_the_real_wave(tmp_path, monkeypatch):
+    from speechrep.train.checkpoint import load_model
+
+    vc_dir = _save_tiny_vc(tmp_path / "vc")
+    cfg = NeuralVocoderConfig(channels=16, resblock_kernel_sizes=[3], resblock_dilations=[1],
+                              stft_resolutions=[[256, 64, 256]], gta_model=str(vc_dir), gta_fraction=0.5)
+    torch.manual_seed(0)
+    model = build_vocoder(cfg)
+    model.prepare_training(torch.device("cpu"))
+    wave = torch.from_numpy(np.stack([_harmonic(0.2, 150.0), _harmonic(0.2, 220.0)]))
+    seen = []
+    forward = model.generator.forward
+    monkeypatch.setattr(model.generator, "forward", lambda mel: seen.append(mel) or forward(mel))
+    out = model({"wave": wave})
+    vc = load_model(vc_dir)[0]
+    real = model.mel(wave)
+    with torch.no_grad():
+        recon = vc.reconstruct(wave[:1])
+    # the first half of the batch reads the VC model's reconstruction, the rest its real log-mel
+    torch.testing.assert_close(seen[0][:1], recon)
+    torch.testing.assert_close(seen[0][1:], real[1:])
+    assert (recon - real[:1]).abs().mean() > 0.1  # an untrained model: far from the real log-mel
+    # the losses compare the output with the real wave and its log-mel, not with the input
+    pred = forward(seen[0])[:, : wave.shape[1]]
+    torch.testing.assert_close(out["loss/mel"], torch.nn.functional.l1_loss(model.mel(pred), real))
+    out["loss"].backward()
+    assert all(p.grad is not None for p in model.generator.parameters())
+    frozen = model.__dict__["_gta"]
+    assert all(p.grad is None and not p.requires_grad for p in frozen.parameters())
+    assert not any(k.startswith("_gta") for k in model.state_dict())
+
+    def bad(match, **kw):
+        with pytest.raises(ConfigError, match=match):
+            build_vocoder(NeuralVocoderConfig(**{**vars(cfg), **kw})).prepare_training(torch.device("cpu"))
+
+    bad(r"model\.args\.gta_model: .*none: no checkpoint found", gta_model=str(tmp_path / "none"))
+    bad(r"holds a 'vocoder' model, not a VoiceConversionModel", gta_model=str(_save_vocoder_dir(tmp_path / "voc")))
+    bad("no speaker encoder", gta_model=str(_save_tiny_vc(tmp_path / "table", speaker_encoder="table")))
+    bad(r"gta_fraction must be in \(0, 1\]", gta_fraction=0.0)

@@ -612,6 +612,18 @@ class VoiceConversionModel(nn.Module):
         code = self._decoder_input(self.content_code(source_mel), source_mel.shape[1], pitch)
         return denormalise_mel(self.decoder(code, speaker))
 
+    def reconstruct(self, wave: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """Log-mel ``(B, T, n_mels)`` of waves ``(B, samples)`` converted to their own voice.
+
+        Each wave's content code is decoded with its own speaker code and pitch: the model's
+        output for speech it has the real recording of, frame-aligned with the wave (the input
+        of a vocoder trained on the model's outputs, ``gta_model``). ``lengths``: valid samples.
+        """
+        mel = self.mel(wave)
+        frames = None if lengths is None else self.mel.frame_lengths(lengths)
+        speaker = self.speaker_code(mel, frames)
+        return self.convert(mel, speaker, pitch=self.pitch_features(wave, lengths))
+
     # -- training ------------------------------------------------------------------------
     def encode(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Content code ``(B, frames', content_dim)`` of ``batch["wave"]`` (for ``speechrep extract``)."""
@@ -769,18 +781,10 @@ class VoiceConversionModel(nn.Module):
         kept out of the module tree, so that it is neither trained nor saved with the model."""
         judge = self.__dict__.get("_judge")
         if judge is None:
-            from speechrep.errors import CheckpointError
             from speechrep.models.speaker import SpeakerVerifier
-            from speechrep.train.checkpoint import load_model
+            from speechrep.train.checkpoint import load_frozen_model
 
-            try:
-                judge, name, _ = load_model(self.cfg.speaker_loss_model)
-            except CheckpointError as e:
-                raise ConfigError(f"speaker_loss_model: {e}", field="model.args.speaker_loss_model") from None
-            if not isinstance(judge, SpeakerVerifier):
-                raise ConfigError(f"speaker_loss_model {self.cfg.speaker_loss_model} holds a '{name}' model, not a "
-                                  "'speaker_tdnn' model", field="model.args.speaker_loss_model")
-            judge.requires_grad_(False)
+            judge = load_frozen_model(self.cfg.speaker_loss_model, SpeakerVerifier, field="model.args.speaker_loss_model")
             self.__dict__["_judge"] = judge
         return judge.to(device).eval()
 

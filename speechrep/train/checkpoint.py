@@ -25,7 +25,7 @@ from typing import Any
 
 import torch
 
-from speechrep.errors import CheckpointError
+from speechrep.errors import CheckpointError, ConfigError
 from speechrep.utils.io import atomic_dir, atomic_write_json
 
 __all__ = [
@@ -313,3 +313,19 @@ def load_model(exp_dir_or_ckpt: str | Path, *, which: str = "best", map_location
     )
     load_weights(module, ckpt, state=state)
     return module.to(map_location).eval(), spec["name"], cfg
+
+
+def load_frozen_model(path: str | Path, kind: type, *, field: str) -> torch.nn.Module:
+    """A trained model that another model uses without training it (a judge, a teacher).
+
+    Loads the best checkpoint of experiment ``path`` (:func:`load_model`), checks that it is
+    an instance of ``kind`` and turns its gradients off. Problems are :class:`ConfigError`
+    naming the config ``field`` that gave the path, so that they stop a run before it writes.
+    """
+    try:
+        module, name, _ = load_model(path)
+    except CheckpointError as e:
+        raise ConfigError(str(e), field=field) from None
+    if not isinstance(module, kind):
+        raise ConfigError(f"{path} holds a '{name}' model, not a {kind.__name__}", field=field)
+    return module.requires_grad_(False)

@@ -60,6 +60,16 @@ class NeuralVocoderConfig:
     fm_weight : weight of the feature-matching loss (needs ``adv_weight`` > 0).
     disc_periods, disc_scales, disc_channels : the multi-period discriminator's periods, the
         number of scales of the multi-scale one, and the width of their first layers.
+    gta_model : experiment directory of a trained voice-conversion model (``vc_*``, with a
+        speaker encoder). The generator then reads that model's reconstruction of each crop
+        (:meth:`~speechrep.models.vc.VoiceConversionModel.reconstruct`: its own content,
+        speaker code and pitch) instead of the crop's log-mel, and learns the real wave from
+        it (ground-truth-aligned training, usually a fine-tuning with ``train.init_from``),
+        so that it meets in training the smoothed spectra the model gives it in conversion.
+        The losses still compare with the real wave and its log-mel; the VC model is frozen
+        and not saved with the vocoder.
+    gta_fraction : share of the crops of a batch that get the reconstruction (the first
+        ``round(gta_fraction * B)``); the others keep their real log-mel.
     """
 
     channels: int = 128
@@ -73,6 +83,8 @@ class NeuralVocoderConfig:
     disc_periods: list[int] = field(default_factory=lambda: [2, 3, 5, 7, 11])
     disc_scales: int = 3
     disc_channels: int = 16
+    gta_model: str | None = None
+    gta_fraction: float = 1.0
 
 
 class _ResStack(nn.Module):
@@ -182,6 +194,8 @@ class NeuralVocoderModel(nn.Module):
                                    or not (cfg.disc_periods or cfg.disc_scales)):
             raise ConfigError(f"need disc_channels >= 1 and some periods >= 1 or scales, got {cfg.disc_channels}, "
                               f"{cfg.disc_periods}, {cfg.disc_scales}", field="model.args.disc_periods")
+        if cfg.gta_model and not 0 < cfg.gta_fraction <= 1:
+            raise ConfigError(f"gta_fraction must be in (0, 1], got {cfg.gta_fraction}", field="model.args.gta_fraction")
         self.generator = HifiGenerator(cfg, n_mels=spec.n_mels)
         self.discriminator = (WaveDiscriminator(cfg.disc_periods, cfg.disc_scales, cfg.disc_channels)
                               if cfg.adv_weight > 0 else None)
@@ -192,7 +206,13 @@ class NeuralVocoderModel(nn.Module):
         wave = batch["wave"]  # (B, L)
         with torch.no_grad():
             mel = self.mel(wave)  # (B, 1 + L // hop, n_mels)
-        pred = self.generator(mel)[:, : wave.shape[1]]  # (B, L)
+            inp = mel
+            if self.cfg.gta_model:
+                n = round(self.cfg.gta_fraction * wave.shape[0])
+                lengths = batch.get("lengths")
+                recon = self._gta_model(wave.device).reconstruct(wave[:n], None if lengths is None else lengths[:n])
+                inp = torch.cat([recon.to(mel.dtype), mel[n:]])
+        pred = self.generator(inp)[:, : wave.shape[1]]  # (B, L)
         sc, logmag = multi_resolution_stft_loss(pred, wave, self.cfg.stft_resolutions)
         mel_l1 = F.l1_loss(self.mel(pred), mel)
         loss = sc + logmag + self.cfg.mel_loss_weight * mel_l1
@@ -203,6 +223,30 @@ class NeuralVocoderModel(nn.Module):
             out.update({"gan/disc": disc.detach(), "gan/gen": gen.detach(), "gan/fm": fm.detach()})
         out["loss"] = loss
         return out
+
+
+    def prepare_training(self, device: torch.device) -> None:
+        """Load the ``gta_model`` before training writes anything (a wrong path stops the run)."""
+        if self.cfg.gta_model:
+            self._gta_model(device)
+
+    def _gta_model(self, device: torch.device) -> nn.Module:
+        """The frozen VC model of ``gta_model``, loaded on first use and kept out of the module
+        tree (neither trained nor saved with the vocoder)."""
+        vc = self.__dict__.get("_gta")
+        if vc is None:
+            from speechrep.models.vc import VoiceConversionModel
+            from speechrep.train.checkpoint import load_frozen_model
+
+            vc = load_frozen_model(self.cfg.gta_model, VoiceConversionModel, field="model.args.gta_model")
+            if vc.spec != self.spec:
+                raise ConfigError(f"gta_model {self.cfg.gta_model} makes log-mels {vc.spec}, this vocoder reads {self.spec}",
+                                  field="model.args.gta_model")
+            if not vc.has_speaker_encoder:
+                raise ConfigError(f"gta_model {self.cfg.gta_model} has no speaker encoder (speaker_encoder: table): it "
+                                  "cannot reconstruct crops of unknown speakers", field="model.args.gta_model")
+            self.__dict__["_gta"] = vc
+        return vc.to(device).eval()
 
 
 @register_model("vocoder", config=NeuralVocoderConfig)
