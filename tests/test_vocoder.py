@@ -359,7 +359,9 @@ def _save_tiny_vc(exp, **extra):
 
 
 def test_gta_vocoder_reads_the_vc_models_reconstructions_and_learns_the_real_wave(tmp_path, monkeypatch):
-    from speechrep.train.checkpoint import load_model
+    import shutil
+
+    from speechrep.train.checkpoint import load_model, save_checkpoint
 
     vc_dir = _save_tiny_vc(tmp_path / "vc")
     cfg = NeuralVocoderConfig(channels=16, resblock_kernel_sizes=[3], resblock_dilations=[1],
@@ -389,11 +391,19 @@ def test_gta_vocoder_reads_the_vc_models_reconstructions_and_learns_the_real_wav
     assert all(p.grad is None and not p.requires_grad for p in frozen.parameters())
     assert not any(k.startswith("_gta") for k in model.state_dict())
 
+    # saved, it synthesises without its VC model (loaded for training only)
+    save_checkpoint(tmp_path / "gta" / "checkpoints", 1, module=model, optimizer=torch.optim.SGD(model.parameters(), lr=0.1),
+                    state={"model": {"name": "vocoder", "args": vars(cfg), "input_dim": None}})
+    shutil.rmtree(vc_dir)
+    voc = load_vocoder(tmp_path / "gta")
+    assert "_gta" not in voc.model.__dict__ and np.isfinite(voc.mel_to_wave(real[0].numpy())).all()
+
     def bad(match, **kw):
         with pytest.raises(ConfigError, match=match):
             build_vocoder(NeuralVocoderConfig(**{**vars(cfg), **kw})).prepare_training(torch.device("cpu"))
 
     bad(r"model\.args\.gta_model: .*none: no checkpoint found", gta_model=str(tmp_path / "none"))
+    bad(r"model\.args\.gta_model: .*vc: no checkpoint found", gta_model=str(vc_dir))  # removed above
     bad(r"holds a 'vocoder' model, not a VoiceConversionModel", gta_model=str(_save_vocoder_dir(tmp_path / "voc")))
     bad("no speaker encoder", gta_model=str(_save_tiny_vc(tmp_path / "table", speaker_encoder="table")))
     bad(r"gta_fraction must be in \(0, 1\]", gta_fraction=0.0)
