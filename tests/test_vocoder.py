@@ -391,6 +391,11 @@ def test_gta_vocoder_reads_the_vc_models_reconstructions_and_learns_the_real_wav
     assert all(p.grad is None and not p.requires_grad for p in frozen.parameters())
     assert not any(k.startswith("_gta") for k in model.state_dict())
 
+    # a share that rounds to no crop leaves the batch on real log-mels
+    small = build_vocoder(NeuralVocoderConfig(**{**vars(cfg), "gta_fraction": 0.2}))
+    small.load_state_dict(model.state_dict())
+    torch.testing.assert_close(small({"wave": wave})["loss/mel"],
+                               torch.nn.functional.l1_loss(model.mel(forward(real)[:, : wave.shape[1]]), real))
     # saved, it synthesises without its VC model (loaded for training only)
     save_checkpoint(tmp_path / "gta" / "checkpoints", 1, module=model, optimizer=torch.optim.SGD(model.parameters(), lr=0.1),
                     state={"model": {"name": "vocoder", "args": vars(cfg), "input_dim": None}})

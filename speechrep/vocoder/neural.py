@@ -207,8 +207,8 @@ class NeuralVocoderModel(nn.Module):
         with torch.no_grad():
             mel = self.mel(wave)  # (B, 1 + L // hop, n_mels)
             inp = mel
-            if self.cfg.gta_model:
-                n = round(self.cfg.gta_fraction * wave.shape[0])
+            n = round(self.cfg.gta_fraction * wave.shape[0]) if self.cfg.gta_model else 0
+            if n > 0:  # the first n crops read the VC model's reconstruction
                 lengths = batch.get("lengths")
                 recon = self._gta_model(wave.device).reconstruct(wave[:n], None if lengths is None else lengths[:n])
                 inp = torch.cat([recon.to(mel.dtype), mel[n:]])
@@ -223,7 +223,6 @@ class NeuralVocoderModel(nn.Module):
             out.update({"gan/disc": disc.detach(), "gan/gen": gen.detach(), "gan/fm": fm.detach()})
         out["loss"] = loss
         return out
-
 
     def prepare_training(self, device: torch.device) -> None:
         """Load the ``gta_model`` before training writes anything (a wrong path stops the run)."""
