@@ -137,11 +137,6 @@ def test_neural_vocoder_config_errors():
         _tiny_vocoder()({"feats": torch.zeros(1, 10, 80)})
 
 
-def _save_vocoder_dir(exp):
-    _save_tiny_vocoder(exp)
-    return exp
-
-
 def _save_tiny_vocoder(exp):
     """A tiny untrained neural vocoder saved as an experiment directory; returns the model."""
     from speechrep.train.checkpoint import save_checkpoint
@@ -409,6 +404,7 @@ def test_gta_vocoder_reads_the_vc_models_reconstructions_and_learns_the_real_wav
 
     bad(r"model\.args\.gta_model: .*none: no checkpoint found", gta_model=str(tmp_path / "none"))
     bad(r"model\.args\.gta_model: .*vc: no checkpoint found", gta_model=str(vc_dir))  # removed above
-    bad(r"holds a 'vocoder' model, not a VoiceConversionModel", gta_model=str(_save_vocoder_dir(tmp_path / "voc")))
+    _save_tiny_vocoder(tmp_path / "voc")
+    bad(r"holds a 'vocoder' model, not a VoiceConversionModel", gta_model=str(tmp_path / "voc"))
     bad("no speaker encoder", gta_model=str(_save_tiny_vc(tmp_path / "table", speaker_encoder="table")))
     bad(r"gta_fraction must be in \(0, 1\]", gta_fraction=0.0)

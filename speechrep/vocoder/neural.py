@@ -238,9 +238,6 @@ class NeuralVocoderModel(nn.Module):
             from speechrep.train.checkpoint import load_frozen_model
 
             vc = load_frozen_model(self.cfg.gta_model, VoiceConversionModel, field="model.args.gta_model")
-            if vc.spec != self.spec:
-                raise ConfigError(f"gta_model {self.cfg.gta_model} makes log-mels {vc.spec}, this vocoder reads {self.spec}",
-                                  field="model.args.gta_model")
             if not vc.has_speaker_encoder:
                 raise ConfigError(f"gta_model {self.cfg.gta_model} has no speaker encoder (speaker_encoder: table): it "
                                   "cannot reconstruct crops of unknown speakers", field="model.args.gta_model")
