@@ -190,6 +190,24 @@ def test_vc_config_errors():
         VoiceConversionModel("vc_vq", VCVQConfig(**TINY, bottleneck=BottleneckConfig(kind="onehot", estimator="reinforce")))
 
 
+@pytest.mark.parametrize("family, cfg_cls", [("vc_vq", VCVQConfig), ("vc_adain", VCAdaINConfig)])
+def test_content_norm_chooses_the_content_encoders_normalisation(family, cfg_cls):
+    mel = VoiceConversionModel(family, cfg_cls(**TINY)).mel(_batch()["wave"])
+    x = normalise_mel(mel)
+    for norm, expected in (("auto", family == "vc_adain"), ("instance", True), ("batch", False)):
+        torch.manual_seed(0)
+        model = VoiceConversionModel(family, cfg_cls(**TINY, content_norm=norm)).eval()
+        assert isinstance(model.content_encoder.blocks[0].norm, torch.nn.InstanceNorm1d) == expected
+        code = model._content(x)  # (B, T, content_dim) before any quantiser
+        normalised = torch.allclose(code.mean(1), torch.zeros(()), atol=1e-4) and torch.allclose(
+            code.std(1, unbiased=False), torch.ones(()), atol=1e-2)
+        assert normalised == expected, (family, norm)  # instance: each utterance's channels at mean 0, scale 1
+        if family == "vc_vq":
+            assert model.units(mel).shape == code.shape[:2]
+    with pytest.raises(ConfigError, match="content_norm"):
+        VoiceConversionModel(family, cfg_cls(**TINY, content_norm="layer"))
+
+
 def test_speaker_verifier_learns_and_embeds():
     torch.manual_seed(0)
     model = SpeakerVerifier(SpeakerVerifierConfig(num_speakers=2, channels=16, embedding_dim=8, min_frames=5))

@@ -178,6 +178,11 @@ class VCConfig:
         second decoding from the detached code, so that the term trains the decoder only. The
         speaker term pulls a conversion towards the target's crops, which say other words; this
         one holds it to the source's phones, so that the decoder moves the voice, not the content.
+    content_norm : normalisation in the content encoder's blocks. ``instance``: instance norm
+        without affine parameters in every block and on the output code, so that per-utterance
+        channel means and scales (much of a voice) cannot pass through; ``batch``: batch norm,
+        the code left unnormalised; ``auto``: ``instance`` for ``vc_adain``, ``batch`` for the
+        other families. With ``vc_vq`` the quantiser then reads instance-normalised frames.
     """
 
     channels: int = 256
@@ -203,6 +208,7 @@ class VCConfig:
     speaker_loss_on: Literal["reconstruction", "conversion"] = "reconstruction"
     speaker_loss_features: Literal["layers", "embedding"] = "layers"
     speaker_loss_content_weight: float = 0.0
+    content_norm: Literal["auto", "instance", "batch"] = "auto"
 
 
 def masked_l1(x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
@@ -481,6 +487,9 @@ class VoiceConversionModel(nn.Module):
         if cfg.content_downsample < 1:
             raise ConfigError(f"content_downsample must be >= 1, got {cfg.content_downsample}",
                               field="model.args.content_downsample")
+        if cfg.content_norm not in ("auto", "instance", "batch"):
+            raise ConfigError(f"content_norm must be auto, instance or batch, got {cfg.content_norm!r}",
+                              field="model.args.content_norm")
         needs_speakers = cfg.speaker_encoder == "table" or family == "vc_adversarial" or cfg.speaker_class_weight > 0
         if needs_speakers and cfg.num_speakers < 1:
             raise ConfigError(f"{family} with speaker_encoder={cfg.speaker_encoder} "
@@ -491,7 +500,8 @@ class VoiceConversionModel(nn.Module):
         self.spec = spec
         self.frame_shift = spec.frame_shift * cfg.content_downsample
         self.mel = LogMel(spec)
-        self.content_encoder = ContentEncoder(spec.n_mels, cfg, instance_norm=family == "vc_adain")
+        instance_norm = cfg.content_norm == "instance" or (cfg.content_norm == "auto" and family == "vc_adain")
+        self.content_encoder = ContentEncoder(spec.n_mels, cfg, instance_norm=instance_norm)
         self.speaker_encoder: TDNNSpeakerEncoder | None = None
         self.speaker_table: nn.Embedding | None = None
         if cfg.speaker_encoder == "tdnn":
