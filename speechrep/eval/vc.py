@@ -476,7 +476,8 @@ def train_phone_recognizer(
     exp_dir : output experiment directory.
     args : ``phone_ctc`` model options (:class:`speechrep.models.phone_ctc.PhoneCTCConfig`);
         ``phones`` defaults to the inventory of the CTM.
-    steps, batch_size, lr, seed : optimisation (Adam, gradient norm clipped at 5).
+    steps, batch_size, lr : optimisation (Adam, gradient norm clipped at 5).
+    seed : initial weights and batches: the same seed and data give the same recogniser.
     max_seconds : utterances longer than this are skipped (padding memory).
     num_threads : torch CPU threads (None: leave as is). One thread avoids the
         synchronisation cost that makes small matrix products slow on a busy machine.
@@ -506,6 +507,9 @@ def train_phone_recognizer(
     args.setdefault("phones", sorted({ph for s in seqs.values() for ph in s}))
     import speechrep.models.phone_ctc  # noqa: F401  (registers phone_ctc)
 
+    # seeded before the model is built: its initial weights come from the global generator,
+    # which torch seeds differently in every process
+    torch.manual_seed(seed)
     model, cfg = build_model("phone_ctc", args, source="phone recogniser args")
     index = {ph: i for i, ph in enumerate(cfg.phones)}
     data = []
@@ -519,7 +523,6 @@ def train_phone_recognizer(
     if not data:
         raise DataError("no utterance has both audio and a phone alignment", path=ctm)
     gen = torch.Generator().manual_seed(seed)
-    torch.manual_seed(seed)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     model.train()
     exp_dir = Path(exp_dir)
