@@ -250,7 +250,8 @@ def test_cli_eval_vc(vc_env, tmp_path, capsys):
     assert doc["settings"]["seen_speakers"] == ["B"] and "sys1, unseen targets" in capsys.readouterr().out
 
 
-def test_train_phone_recognizer_tiny(vc_env, tmp_path):
+def _tiny_phone_data(vc_env, tmp_path):
+    """A two-utterance data directory and its phone CTM (phones x and y, one pause)."""
     d = tmp_path / "data"
     d.mkdir()
     w = vc_env["wavs"]
@@ -258,6 +259,11 @@ def test_train_phone_recognizer_tiny(vc_env, tmp_path):
     (d / "utt2spk").write_text("A_u1 A\nB_u2 B\n")
     ctm = tmp_path / "phones.ctm"
     ctm.write_text("A_u1 1 0.00 0.20 x\nA_u1 1 0.20 0.20 y\nB_u2 1 0.00 0.10 pau\nB_u2 1 0.10 0.30 y\n")
+    return d, ctm
+
+
+def test_train_phone_recognizer_tiny(vc_env, tmp_path):
+    d, ctm = _tiny_phone_data(vc_env, tmp_path)
     exp = train_phone_recognizer(d, ctm, tmp_path / "exp", args={"channels": 8, "layers": 1}, steps=3,
                                  batch_size=2, progress=False)
     from speechrep.train.checkpoint import load_model
@@ -275,13 +281,7 @@ def test_train_phone_recognizer_tiny(vc_env, tmp_path):
 def test_train_phone_recognizer_is_reproducible(vc_env, tmp_path):
     # The PER target compares conversions with copy synthesis through this recogniser, so a
     # rerun of the recipe must train the same one, whatever the global generator's state.
-    d = tmp_path / "data"
-    d.mkdir()
-    w = vc_env["wavs"]
-    (d / "wav.scp").write_text(f"A_u1 {w['a1']}\nB_u2 {w['b1']}\n")
-    (d / "utt2spk").write_text("A_u1 A\nB_u2 B\n")
-    ctm = tmp_path / "phones.ctm"
-    ctm.write_text("A_u1 1 0.00 0.20 x\nA_u1 1 0.20 0.20 y\nB_u2 1 0.00 0.30 y\n")
+    d, ctm = _tiny_phone_data(vc_env, tmp_path)
     from speechrep.train.checkpoint import load_model
 
     weights = []
