@@ -95,12 +95,14 @@ def test_speaker_scores_cosine():
     np.testing.assert_allclose(s, [[1.0, 0.0], [1 / math.sqrt(2), 1 / math.sqrt(2)]])
 
 
-def _save(path, name, args):
+def _save(path, name, args, prepare=None):
     torch.manual_seed(0)
     import speechrep.models.phone_ctc  # noqa: F401
     import speechrep.models.speaker  # noqa: F401
 
     module, _ = build_model(name, args)
+    if prepare is not None:
+        prepare(module)
     save_checkpoint(path / "checkpoints", 1, module=module, optimizer=torch.optim.SGD(module.parameters(), lr=0.1),
                     state={"model": {"name": name, "args": args, "input_dim": None}})
     return path
@@ -174,6 +176,47 @@ def test_evaluate_vc_seen_and_unseen_targets_apart(vc_env):
     assert "sys, seen targets" in table and "sys, unseen targets" in table
     # every target seen: no unseen group
     assert sorted(evaluate_vc(vc_env["pairs"], vc_env["conv"], seen_speakers={"A", "B"}, **kw)["by_group"]) == ["seen"]
+
+
+def _always(output):
+    """A phone_ctc model whose every frame is ``output`` (0: blank, i: phones[i - 1])."""
+    def prepare(module):
+        with torch.no_grad():
+            module.out.weight.zero_()
+            module.out.bias.fill_(-10.0)
+            module.out.bias[output] = 10.0
+    return prepare
+
+
+def test_evaluate_vc_averages_several_phone_models(vc_env, tmp_path):
+    args = {"phones": ["x", "y"], "channels": 8, "layers": 1}
+    says_x = _save(tmp_path / "x", "phone_ctc", args, _always(1))  # hears "x" in every utterance
+    says_nothing = _save(tmp_path / "blank", "phone_ctc", args, _always(0))
+    # the converted files are the sources themselves: converted, copy-synthesis and source PER agree
+    same = tmp_path / "same"
+    same.mkdir()
+    for pair, src in (("p1", "a1"), ("p2", "b2")):
+        (same / f"{pair}.wav").write_bytes(vc_env["wavs"][src].read_bytes())
+    kw = dict(speaker_model=vc_env["spk"], resynth_dir=same, f0=False, progress=False)
+    one = [evaluate_vc(vc_env["pairs"], same, phone_model=m, **kw) for m in (says_x, says_nothing)]
+    # references "x y" and "y x": hearing "x" misses one phone of two, hearing nothing both
+    assert [o["summary"]["per"] for o in one] == [0.5, 1.0]
+    assert "per_by_model" not in one[0]["summary"]
+    both = evaluate_vc(vc_env["pairs"], same, phone_model=[says_x, says_nothing], seen_speakers=["A"], **kw)
+    for s in (both["summary"], both["by_group"]["seen"]):
+        for key in ("per", "resynth_per", "source_per"):
+            assert s[key] == pytest.approx(0.75) and s[f"{key}_by_model"] == [0.5, 1.0]
+    assert [row["per"] for row in both["pairs"]] == [0.75, 0.75]
+    assert both["settings"]["phone_model"] == [str(says_x), str(says_nothing)]
+    assert "src PER" in format_vc_table({"sys": both})
+    # the CLI repeats --phone-model
+    out = tmp_path / "vc.json"
+    with pytest.raises(SystemExit) as e:
+        main(["eval", "vc", "--pairs", str(vc_env["pairs"]), "--converted", str(same), "--speaker-model",
+              str(vc_env["spk"]), "--phone-model", str(says_x), "--phone-model", str(says_nothing),
+              "--no-f0", "--out", str(out)])
+    assert e.value.code == 0
+    assert json.loads(out.read_text())["summary"]["per_by_model"] == [0.5, 1.0]
 
 
 def test_by_target_counts_misses_per_target_speaker():

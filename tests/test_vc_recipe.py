@@ -147,3 +147,8 @@ def test_vc_recipe_quick_trains_every_family_with_one_judge(tmp_path, synth_tiny
     families = json.loads((exp / "eval" / "vc.json").read_text())["families"]
     assert set(families) == {"vc_adversarial+griffinlim", "vc_vq+griffinlim"}
     assert all(s["pairs"] == 9 and s["per"] >= 0 for s in families.values())
+    # the PERs are the mean of the recognisers of CTC_SEEDS ("0 1" with --quick), one per seed
+    assert sorted(p.name for p in (exp / "phone_ctc").iterdir()) == ["seed0", "seed1"]
+    for s in families.values():
+        assert len(s["per_by_model"]) == 2 and s["per"] == pytest.approx(sum(s["per_by_model"]) / 2)
+        assert 0 <= s["source_per"] and len(s["resynth_per_by_model"]) == 2

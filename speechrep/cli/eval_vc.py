@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 import typer
 
@@ -16,7 +16,9 @@ def eval_vc(
                                "target_speaker; phones for the PER; reference for MCD/F0 against parallel speech)."),
     converted: Path = typer.Option(..., "--converted", help="Directory with the converted <id>.wav of every pair."),
     speaker_model: Path = typer.Option(..., "--speaker-model", help="Experiment dir of a speaker_tdnn model."),
-    phone_model: Optional[Path] = typer.Option(None, "--phone-model", help="Experiment dir of a phone_ctc model (PER)."),
+    phone_model: Optional[List[Path]] = typer.Option(
+        None, "--phone-model", help="Experiment dir of a phone_ctc model (PER); repeat it to average the PERs "
+        "of several recognisers."),
     resynth: Optional[Path] = typer.Option(None, "--resynth", help="Directory of vocoded sources <id>.wav (PER/MCD baseline)."),
     out: Path = typer.Option(..., "--out", help="Output JSON (written atomically)."),
     name: str = typer.Option("converted", "--name", help="System name in the printed table."),
@@ -34,7 +36,7 @@ def eval_vc(
     from speechrep.utils.io import atomic_write_json
 
     seen = None if seen_data is None else DataDir.load(seen_data).speakers
-    result = evaluate_vc(pairs, converted, speaker_model=speaker_model, phone_model=phone_model,
+    result = evaluate_vc(pairs, converted, speaker_model=speaker_model, phone_model=phone_model or None,
                          resynth_dir=resynth, f0=not no_f0, enrol_targets=enrol_targets, seen_speakers=seen)
     atomic_write_json(out, result)
     typer.echo(format_vc_table({name: result}))

@@ -221,7 +221,7 @@ def evaluate_vc(
     converted_dir: str | Path,
     *,
     speaker_model: str | Path,
-    phone_model: str | Path | None = None,
+    phone_model: str | Path | Sequence[str | Path] | None = None,
     resynth_dir: str | Path | None = None,
     f0: bool = True,
     enrol_targets: int | None = None,
@@ -236,7 +236,10 @@ def evaluate_vc(
         ``target_speaker`` columns, and ``phones`` for the PER.
     converted_dir : directory with one ``<id>.wav`` per pair.
     speaker_model : experiment directory of a ``speaker_tdnn`` model.
-    phone_model : experiment directory of a ``phone_ctc`` model (PER is skipped without it).
+    phone_model : experiment directory of a ``phone_ctc`` model, or a list of them (PER is
+        skipped without one). With several, every PER is the mean of their PERs (each model
+        is one measurement; recognisers of different seeds disagree by a few points on
+        converted speech), and ``per_by_model`` etc. list them one by one.
     resynth_dir : ``<id>.wav`` copy-synthesised sources (vocoder without conversion), for
         the PER and MCD baseline.
     f0 : compute log-F0 measures (pYIN is the slowest part).
@@ -254,7 +257,10 @@ def evaluate_vc(
         ``target_accuracy``, ``source_rate`` and ``taken_for``, the speakers its misses were
         taken for, ``{speaker: count}``), with ``seen_speakers`` ``by_group`` (``seen`` and
         ``unseen``, when they have pairs: the speaker and phone scores of ``summary`` over
-        their pairs), ``pairs`` (per-pair numbers) and ``settings``.
+        their pairs), ``pairs`` (per-pair numbers) and ``settings``. The phone scores are
+        ``per`` (converted speech), ``resynth_per`` (copy synthesis, with ``resynth_dir``)
+        and ``source_per`` (the source utterances themselves: the recogniser's error on
+        real speech), against the source's phones.
     """
     import torch
     from tqdm import tqdm
@@ -271,9 +277,10 @@ def evaluate_vc(
         raise DataError(f"pair '{missing_spk[0]}' has no source_speaker/target_speaker", path=pairs)
     converted_dir = Path(converted_dir)
     spk_model = _load_scorer(speaker_model, "SpeakerVerifier", "speechrep.models.speaker", "speaker_tdnn")
-    ph_model = None
-    if phone_model is not None:
-        ph_model = _load_scorer(phone_model, "PhoneRecognizer", "speechrep.models.phone_ctc", "phone_ctc")
+    phone_models = [] if phone_model is None else (
+        [phone_model] if isinstance(phone_model, (str, Path)) else list(phone_model))
+    ph_models = [_load_scorer(m, "PhoneRecognizer", "speechrep.models.phone_ctc", "phone_ctc") for m in phone_models]
+    if ph_models:
         if any(p.phones is None for p in pair_list):
             raise DataError("a phone model was given but the pairs file has no 'phones' for every pair", path=pairs)
     sr = VC_MEL.sample_rate
@@ -288,8 +295,10 @@ def evaluate_vc(
     def embed(wave: np.ndarray) -> np.ndarray:
         return spk_model.embed(as_mel(wave))[0].numpy()
 
-    def recognise(wave: np.ndarray) -> list[str]:
-        return ph_model.recognize(as_mel(wave))[0]
+    def recognise(wave: np.ndarray) -> list[list[str]]:
+        """The phones of ``wave`` by every phone model."""
+        mel = as_mel(wave)
+        return [m.recognize(mel)[0] for m in ph_models]
 
     # enrolment: every distinct source/target utterance, by speaker
     enrol: dict[str, dict[str, np.ndarray]] = {}
@@ -305,7 +314,15 @@ def evaluate_vc(
 
     rows: list[dict[str, Any]] = []
     conv_emb = []
-    refs, hyps, hyps_rs = [], [], []
+    # hypotheses by pair, then by phone model: converted, copy synthesis, source
+    refs: list[list[str]] = []
+    hyps: list[list[list[str]]] = []
+    hyps_rs: list[list[list[str]]] = []
+    hyps_src: list[list[list[str]]] = []
+    src_hyps_cache: dict[str, list[list[str]]] = {}
+
+    def per_of(ref: list[str], by_model: list[list[str]]) -> float:
+        return float(np.mean([edit_distance(ref, h) for h in by_model])) / max(len(ref), 1)
     for p in tqdm(pair_list, desc="score", unit="pair", disable=not progress):
         wave = read(converted_dir / f"{p.id}.wav", "converted")
         conv_emb.append(embed(wave))
@@ -322,15 +339,19 @@ def evaluate_vc(
             rs_wave = read(Path(resynth_dir) / f"{p.id}.wav", "resynthesis")
             cep_s = mel_cepstrum(log_mel(rs_wave))
             row["resynth_mcd_db"] = mel_cepstral_distortion(cep_s, cep_r)
-        if ph_model is not None:
+        if ph_models:
             ref = [x for x in p.phones if x not in SILENCE_PHONES]
-            hyp = recognise(wave)
             refs.append(ref)
-            hyps.append(hyp)
-            row["per"] = edit_distance(ref, hyp) / max(len(ref), 1)
+            hyps.append(recognise(wave))
+            row["per"] = per_of(ref, hyps[-1])
             if rs_wave is not None:
                 hyps_rs.append(recognise(rs_wave))
-                row["resynth_per"] = edit_distance(ref, hyps_rs[-1]) / max(len(ref), 1)
+                row["resynth_per"] = per_of(ref, hyps_rs[-1])
+            if str(p.source) not in src_hyps_cache:
+                src_wave = ref_wave if against == p.source else read(p.source, "source")
+                src_hyps_cache[str(p.source)] = recognise(src_wave)
+            hyps_src.append(src_hyps_cache[str(p.source)])
+            row["source_per"] = per_of(ref, hyps_src[-1])
         rows.append(row)
 
     scores = speaker_scores(np.stack(conv_emb), centroids)  # (pairs, speakers)
@@ -355,10 +376,14 @@ def evaluate_vc(
             "source_similarity": float(np.mean(scores[idx, src[idx]])),
             "eer": equal_error_rate(scores[idx].ravel(), labels[idx].ravel()) if len(speakers) > 1 else float("nan"),
         }
-        if ph_model is not None:
-            out["per"] = phone_error_rate([refs[k] for k in idx], [hyps[k] for k in idx])
-            if hyps_rs:
-                out["resynth_per"] = phone_error_rate([refs[k] for k in idx], [hyps_rs[k] for k in idx])
+        for key, by_pair in (("per", hyps), ("resynth_per", hyps_rs), ("source_per", hyps_src)):
+            if not by_pair:
+                continue
+            by_model = [phone_error_rate([refs[k] for k in idx], [by_pair[k][m] for k in idx])
+                        for m in range(len(ph_models))]
+            out[key] = float(np.mean(by_model))
+            if len(ph_models) > 1:
+                out[f"{key}_by_model"] = by_model
         return out
 
     summary: dict[str, Any] = {
@@ -379,7 +404,8 @@ def evaluate_vc(
             if members:
                 by_group[group] = rates(np.array(members))
     settings = {"pairs": str(pairs), "converted": str(converted_dir), "speaker_model": str(speaker_model),
-                "phone_model": None if phone_model is None else str(phone_model),
+                "phone_model": [str(m) for m in phone_models] if len(phone_models) > 1 else (
+                    str(phone_models[0]) if phone_models else None),
                 "resynth": None if resynth_dir is None else str(resynth_dir), "enrol_targets": enrol_targets,
                 "seen_speakers": None if seen_speakers is None else sorted(seen_speakers)}
     result = {"summary": summary, "by_target": _by_target(pair_list, [speakers[k] for k in pred]),
@@ -430,7 +456,8 @@ def format_vc_table(results: dict[str, dict[str, Any]]) -> str:
                                                 for g, v in res.get("by_group", {}).items()]}
     cols = [("target_accuracy", "tgt acc", "{:.1%}"), ("source_rate", "src rate", "{:.1%}"),
             ("eer", "EER", "{:.1%}"), ("target_similarity", "tgt cos", "{:.3f}"), ("per", "PER", "{:.1%}"),
-            ("resynth_per", "resyn PER", "{:.1%}"), ("mcd_db", "MCD dB", "{:.2f}"),
+            ("resynth_per", "resyn PER", "{:.1%}"),
+            ("source_per", "src PER", "{:.1%}"), ("mcd_db", "MCD dB", "{:.2f}"),
             ("logf0_corr", "logF0 r", "{:.3f}"), ("logf0_rmse_cents", "F0 cents", "{:.0f}")]
     used = [c for c in cols if any(c[0] in r["summary"] for r in results.values())]
     header = ["system"] + [c[1] for c in used]
@@ -455,6 +482,7 @@ def train_phone_recognizer(
     steps: int = 2000,
     batch_size: int = 8,
     lr: float = 1e-3,
+    lr_decay: bool = True,
     seed: int = 0,
     max_seconds: float = 8.0,
     num_threads: int | None = 1,
@@ -477,6 +505,10 @@ def train_phone_recognizer(
     args : ``phone_ctc`` model options (:class:`speechrep.models.phone_ctc.PhoneCTCConfig`);
         ``phones`` defaults to the inventory of the CTM.
     steps, batch_size, lr : optimisation (Adam, gradient norm clipped at 5).
+    lr_decay : cosine decay of the learning rate from ``lr`` to 0 at ``steps``
+        (:func:`speechrep.train.schedule.lr_at`); off: constant ``lr``. With it the last
+        steps average out the noise of the batches, and recognisers of different seeds
+        agree better.
     seed : initial weights and batches: the same seed and data give the same recogniser.
     max_seconds : utterances longer than this are skipped (padding memory).
     num_threads : torch CPU threads (None: leave as is). One thread avoids the
@@ -498,6 +530,7 @@ def train_phone_recognizer(
     from speechrep.train.checkpoint import save_checkpoint
     from speechrep.train.logging import RunLogger
     from speechrep.train.registry import build_model
+    from speechrep.train.schedule import lr_at
 
     if num_threads is not None:
         torch.set_num_threads(num_threads)
@@ -530,6 +563,9 @@ def train_phone_recognizer(
     logger = RunLogger(exp_dir, enabled=True, start_step=0, max_steps=steps, tensorboard=tensorboard,
                        progress=progress)
     for step in range(1, steps + 1):
+        if lr_decay:
+            for group in opt.param_groups:
+                group["lr"] = lr_at(step - 1, lr=lr, warmup_steps=0, max_steps=steps)
         pick = torch.randint(len(data), (min(batch_size, len(data)),), generator=gen).tolist()
         waves = [data[i][0] for i in pick]
         labels = [data[i][1] for i in pick]

@@ -17,13 +17,16 @@
 #   training speakers' mean code, away from it (speechrep convert --exaggerate, README.md);
 #   VOCODER=DIR names the neural vocoder's experiment (default ../vocoder/exp/vocoder;
 #   given, it must exist); SPEAKER_STEPS, CTC_STEPS, JUDGE_STEPS, VC_STEPS override the
-#   training steps of the speaker scorer, the phone recogniser, the VC models' judge and the VC models.
+#   training steps of the speaker scorer, the phone recognisers, the VC models' judge and the VC models;
+#   CTC_SEEDS="0 1 2" (default; "0 1" with --quick) the seeds of the phone recognisers (the PERs
+#   are the mean of theirs).
 #
 # Stages
 #   0  corpus: local/data.sh -> $db
 #   1  training, up to --nj runs at once (logs in $exp/log/train_<name>.log):
 #        speaker-verification scorer (x-vector, AAM): $db/data/train -> $exp/speaker
-#        CTC phone recogniser scorer: $db/data/train + phones.ctm -> $exp/phone_ctc
+#        CTC phone recognisers (one per seed of CTC_SEEDS): $db/data/train + phones.ctm
+#        -> $exp/phone_ctc/seed<N>
 #        VC models vc_adain, vc_adversarial, vc_vq: $db/data/train -> $exp/vc_*
 #        (each after the speaker model that judges its training conversions,
 #        conf/judge.yaml -> $exp/judge, trained once by the first family's job)
@@ -56,7 +59,7 @@ if $quick; then
   vc_tiny=(--set model.args.channels=16 --set model.args.blocks=1 --set model.args.speaker_dim=8
            --set model.args.min_speaker_frames=20)
   spk_tiny=(--set model.args.channels=16 --set model.args.embedding_dim=8 --set model.args.min_frames=20)
-  ctc_args='{"channels": 16, "layers": 2}'; ctc_steps=20
+  ctc_args='{"channels": 16, "layers": 2}'; ctc_steps=20; ctc_seeds="0 1"
   others_tiny=(--set data.speakers_per_batch=2)  # 2 speakers x 2 crops: each crop has another of its speaker
   vq_tiny=(--set model.args.content_dim=8 --set model.args.bottleneck.num_codes=16 --set model.args.bottleneck.code_dim=8)
 else
@@ -64,7 +67,9 @@ else
   speakers=awb,kal,slt,slt_hts; unseen=ked,rms
   per_pair=3  # sentences per ordered speaker pair: 60 pairs, so that one pair moves a rate by < 2 points
   common=(); vc_tiny=(); spk_tiny=(); vq_tiny=(); others_tiny=()
-  ctc_args='{"channels": 128, "layers": 6}'; ctc_steps=800
+  # three recognisers, 2000 steps each with the learning rate decayed: the seed of one moves the
+  # PER margin of a conversion by up to 2 points (README.md)
+  ctc_args='{"channels": 128, "layers": 6}'; ctc_steps=2000; ctc_seeds="0 1 2"
 fi
 vocoders=griffinlim
 if [ -n "${VOCODER:-}" ] && [ ! -e "$neural_vocoder/checkpoints" ]; then
@@ -81,6 +86,9 @@ run_stage 0 "Corpus: speechrep data make-synth --size $size -> $db" \
 
 steps_opt() { if [ -n "${1:-}" ]; then echo "--set optim.max_steps=$1"; fi; }
 ctc_steps=${CTC_STEPS:-$ctc_steps}
+ctc_seeds=${CTC_SEEDS:-$ctc_seeds}
+phone_opts=()
+for seed in $ctc_seeds; do phone_opts+=(--phone-model "$exp/phone_ctc/seed$seed"); done
 # One thread per training (the runs share the cores by running side by side); resumable.
 train_opts=(--set train.num_threads=1 --resume)
 
@@ -88,10 +96,12 @@ train_speaker() {
   speechrep train conf/speaker.yaml --set exp_dir="$exp/speaker" --set data.train="$db/data/train" \
     --set data.valid="$db/data/dev" "${common[@]}" "${spk_tiny[@]}" "${train_opts[@]}" $(steps_opt "${SPEAKER_STEPS:-}")
 }
-train_ctc() {
+train_ctc() {  # train_ctc SEED (not resumable: a finished one is kept, an unfinished one starts over)
+  local dir=$exp/phone_ctc/seed$1
+  if [ -e "$dir/checkpoints/step_$ctc_steps" ]; then echo "$dir: trained"; return 0; fi
   python -c 'import json, sys; from speechrep.eval.vc import train_phone_recognizer as t
-t(sys.argv[1], sys.argv[2], sys.argv[3], args=json.loads(sys.argv[4]), steps=int(sys.argv[5]), num_threads=1)' \
-    "$db/data/train" "$db/ali/train/phones.ctm" "$exp/phone_ctc" "$ctc_args" "$ctc_steps"
+t(sys.argv[1], sys.argv[2], sys.argv[3], args=json.loads(sys.argv[4]), steps=int(sys.argv[5]), seed=int(sys.argv[6]),
+  num_threads=1)' "$db/data/train" "$db/ali/train/phones.ctm" "$dir" "$ctc_args" "$ctc_steps" "$1"
 }
 train_judge() {  # the speaker model of the VC models' speaker-consistency loss (not the scorer)
   speechrep train conf/judge.yaml --set exp_dir="$exp/judge" --set data.train="$db/data/train" \
@@ -110,9 +120,11 @@ train_family() {  # train_family NAME
     --set data.valid="$db/data/dev" "${common[@]}" "${vc_tiny[@]}" "${extra[@]}" "${train_opts[@]}" \
     $(steps_opt "${VC_STEPS:-}")
 }
-trainings=(train_ctc train_speaker)  # the longest first
-for f in $families; do trainings+=("train_family $f"); done
-run_stage 1 "Training (up to $nj at once): speaker scorer, phone recogniser, $families -> $exp/{speaker,phone_ctc,vc_*}" \
+trainings=()
+for f in $families; do trainings+=("train_family $f"); done  # the longest first
+for seed in $ctc_seeds; do trainings+=("train_ctc $seed"); done
+trainings+=(train_speaker)
+run_stage 1 "Training (up to $nj at once): $families, phone recognisers (seeds $ctc_seeds), speaker scorer -> $exp/{vc_*,phone_ctc,speaker}" \
   run_parallel "${trainings[@]}"
 
 pairs_and_closed_scorer() {
@@ -157,7 +169,7 @@ score_all() {
   for f in $families; do
     for v in $vocoders; do
       speechrep eval vc --pairs "$exp/pairs.tsv" --converted "$exp/convert/${f}_$v" \
-        --speaker-model "$exp/speaker" --phone-model "$exp/phone_ctc" --resynth "$exp/convert/resynth_$v" \
+        --speaker-model "$exp/speaker" "${phone_opts[@]}" --resynth "$exp/convert/resynth_$v" \
         --out "$exp/scores/${f}_$v.json" --name "${f}+$v" --enrol-targets 2 --seen-data "$db/data/train" \
         "${score_opts[@]}"
       # speaker scores only: the phone and F0 scores do not depend on the speaker scorer
