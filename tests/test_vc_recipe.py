@@ -152,3 +152,10 @@ def test_vc_recipe_quick_trains_every_family_with_one_judge(tmp_path, synth_tiny
     for s in families.values():
         assert len(s["per_by_model"]) == 2 and s["per"] == pytest.approx(sum(s["per_by_model"]) / 2)
         assert 0 <= s["source_per"] and len(s["resynth_per_by_model"]) == 2
+    # redoing the trainings keeps the finished recognisers (their training is not resumable)
+    before = (exp / "phone_ctc" / "seed1" / "checkpoints").stat().st_mtime_ns
+    r = subprocess.run(["bash", str(VC / "run.sh"), "--quick", "--exp", str(exp), "--stage", "1", "--stop-stage", "1",
+                        "--force"], capture_output=True, text=True, env=env)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert f"{exp}/phone_ctc/seed1: trained" in (exp / "log" / "train_ctc_1.log").read_text()
+    assert (exp / "phone_ctc" / "seed1" / "checkpoints").stat().st_mtime_ns == before
