@@ -219,6 +219,22 @@ def test_evaluate_vc_averages_several_phone_models(vc_env, tmp_path):
     assert json.loads(out.read_text())["summary"]["per_by_model"] == [0.5, 1.0]
 
 
+def test_evaluate_vc_source_per_reads_the_sources(vc_env, tmp_path, monkeypatch):
+    """``source_per`` is the recogniser on the source recordings, not on the converted files:
+    a recogniser that hears "x" in long inputs only tells the 0.4 s sources from 0.2 s conversions."""
+    from speechrep.models.phone_ctc import PhoneRecognizer
+
+    monkeypatch.setattr(PhoneRecognizer, "recognize", lambda self, mel, lengths=None: [["x"] if mel.shape[1] > 30 else []])
+    short = tmp_path / "short"
+    short.mkdir()
+    for pair in ("p1", "p2"):
+        sf.write(short / f"{pair}.wav", _sine(200.0, 0.2), SR)
+    r = evaluate_vc(vc_env["pairs"], short, speaker_model=vc_env["spk"], phone_model=vc_env["ph"], f0=False,
+                    progress=False)
+    assert r["summary"]["per"] == 1.0 and r["summary"]["source_per"] == 0.5
+    assert [row["source_per"] for row in r["pairs"]] == [0.5, 0.5]
+
+
 def test_by_target_counts_misses_per_target_speaker():
     from speechrep.convert import ConversionPair
 
