@@ -224,7 +224,8 @@ def test_evaluate_vc_source_per_reads_the_sources(vc_env, tmp_path, monkeypatch)
     a recogniser that hears "x" in long inputs only tells the 0.4 s sources from 0.2 s conversions."""
     from speechrep.models.phone_ctc import PhoneRecognizer
 
-    monkeypatch.setattr(PhoneRecognizer, "recognize", lambda self, mel, lengths=None: [["x"] if mel.shape[1] > 30 else []])
+    monkeypatch.setattr(PhoneRecognizer, "recognize",
+                        lambda self, mel, lengths=None: [["x"] if mel.shape[1] > 30 else []])
     short = tmp_path / "short"
     short.mkdir()
     for pair in ("p1", "p2"):
