@@ -104,3 +104,61 @@ def test_registry_names():
     assert cfg.objective == "dim" and cfg.estimator == "dv"
     with pytest.raises(ConfigError, match="estimator"):
         build_model("dim", {"estimator": "mine"})
+
+
+def test_neighbour_frames_never_pair_a_frame_with_itself():
+    from speechrep.models.dim import neighbour_frames
+
+    torch.manual_seed(0)
+    for T in (2, 3, 5, 40):
+        t = torch.randint(0, T, (64, 8))
+        n = neighbour_frames(t, T, max_offset=3)
+        assert ((n >= 0) & (n < T)).all() and (n != t).all()
+        assert ((n - t).abs() <= 3).all()
+    assert torch.equal(neighbour_frames(t, 40, max_offset=0), t)
+
+
+def _identity_dim():
+    """A DIM whose encoder, code head and critic embeddings are identity maps (D = G = P = F)."""
+    model = DIM(tiny(dim=64, code_dim=64, critic_dim=64, estimator="infonce", global_weight=0.0), input_dim=64)
+    model.encoder = torch.nn.Identity()
+    model.code_head = torch.nn.Identity()
+    model.local_critic.phi = torch.nn.Identity()
+    model.local_critic.psi = torch.nn.Identity()
+    return model
+
+
+def test_identity_map_wins_the_self_pairing_but_not_the_local_objective(monkeypatch):
+    # i.i.d. frames: neighbouring frames share nothing, so no encoder can pick l_{t+k} among
+    # the negatives. Pairing y_t with its own l_t (the former local term) is won by the
+    # identity map: the trivial solution the objective must not admit.
+    import speechrep.models.dim as dim_module
+
+    feats = torch.randn(8, 50, 64, generator=torch.Generator().manual_seed(0))
+    model = _identity_dim()
+    chance = 1 / 48  # max_frames 48 over 8 utterances: 48 candidates per code
+    torch.manual_seed(0)
+    new = model({"feats": feats})
+    assert float(new["acc/local"]) < 5 * chance
+    assert float(new["loss/local"]) > 0.5 * float(torch.log(torch.tensor(48.0)))
+    monkeypatch.setattr(dim_module, "neighbour_frames", lambda t, T, max_offset: t)  # the former pairing
+    torch.manual_seed(0)
+    old = model({"feats": feats})
+    assert float(old["acc/local"]) > 0.95
+    assert float(old["loss/local"]) < 0.1 * float(new["loss/local"])
+
+
+def test_local_objective_learns_what_neighbours_share():
+    # smooth inputs (neighbours share content): the local InfoNCE loss falls well below
+    # log(48), where the i.i.d. test above keeps even a perfect-memory identity map
+    torch.manual_seed(0)
+    model = DIM(tiny(estimator="infonce", global_weight=0.0), input_dim=10)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    losses = []
+    for step in range(60):
+        out = model(_batch(step % 2))
+        opt.zero_grad()
+        out["loss"].backward()
+        opt.step()
+        losses.append(float(out["loss/local"]))
+    assert sum(losses[-5:]) / 5 < 0.85 * float(torch.log(torch.tensor(48.0)))

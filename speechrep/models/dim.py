@@ -1,9 +1,17 @@
 """Deep InfoMax for speech, with the autoencoder as a special case.
 
     input --encoder--> l (B, T, D) local features --code head--> y (B, T, G) frame codes
-    global:  utterance code mean_t y_i  vs  frames l_j,t        (critic: separable)
-    local:   frame code y_i,t           vs  local feature l_j,s (critic: separable)
+    global:  utterance code mean_t y_i  vs  frames l_j,t            (critic: separable)
+    local:   frame code y_i,t           vs  local feature l_i,t+k,  (critic: separable)
+             0 < |k| <= local_offset; negatives: the other sampled frames
     prior:   sigmoid(y) matched to U[0, 1] adversarially (optional)
+
+The local term never scores a frame code against the local feature it was computed from:
+``y_t = f(l_t)`` against ``l_t`` is won by any invertible ``f`` (an identity map scores
+every positive highest) and teaches nothing, the trivial solution the objective must not
+admit. Against a neighbour ``l_{t+k}`` only what the two frames share counts, as in
+Deep InfoMax's local objective, where the code never sees the location it is scored against
+alone.
 
 ``objective: autoencoder`` keeps the encoder and code head and swaps the local critic for
 :class:`~speechrep.models.critics.ReconstructionCritic` (a decoder) scored against the
@@ -27,7 +35,7 @@ from speechrep.objectives.collapse import collapse_monitors
 from speechrep.objectives.mi import Estimator, mi_loss, positive_loss, prior_matching_loss
 from speechrep.train.registry import register_model
 
-__all__ = ["DIMConfig", "AutoencoderConfig", "DIM", "build_dim"]
+__all__ = ["DIMConfig", "AutoencoderConfig", "DIM", "build_dim", "neighbour_frames"]
 
 
 @dataclass
@@ -40,6 +48,7 @@ class DIMConfig:
     estimator: Estimator = "jsd"  #: MI estimator of the dim objective: jsd | dv | infonce
     global_weight: float = 0.5  #: weight of the utterance-code objective (dim only)
     local_weight: float = 1.0  #: weight of the frame-code objective
+    local_offset: int = 2  #: the local term scores y_t against l_{t+k}, 0 < |k| <= local_offset
     prior_weight: float = 0.0  #: weight of prior matching (0: off)
     critic_dim: int = 256  #: embedding size of the separable critics, width of the decoder
     decoder_layers: int = 2  #: depth of the autoencoder's decoder
@@ -50,7 +59,7 @@ class DIMConfig:
     sample_rate: int = 16000  #: waveform rate
 
     def __post_init__(self) -> None:
-        for name in ("dim", "code_dim", "critic_dim", "decoder_layers", "max_frames", "feat_layers"):
+        for name in ("dim", "code_dim", "critic_dim", "decoder_layers", "max_frames", "feat_layers", "local_offset"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"must be a positive integer, got {getattr(self, name)}", field=f"model.args.{name}")
         for name in ("global_weight", "local_weight", "prior_weight"):
@@ -134,7 +143,7 @@ class DIM(nn.Module):
         rows = torch.arange(B, device=x.device)[:, None]
         y = codes[rows, t].reshape(B * per_utt, -1)  # (M, G)
         if cfg.objective == "dim":
-            target = local[rows, t].reshape(B * per_utt, -1)
+            target = local[rows, neighbour_frames(t, T, max_offset=cfg.local_offset)].reshape(B * per_utt, -1)
             scores = self.local_critic.scores(y, target)  # (M, M), positives on the diagonal
             loss_local = mi_loss(scores, torch.eye(len(y), dtype=torch.bool, device=x.device), estimator=cfg.estimator)
         else:
@@ -172,6 +181,31 @@ class DIM(nn.Module):
             raise ConfigError(f"unknown layer {layer!r} (context, encoder)", field="--layer")
         local = self.encoder(self._input(batch))
         return local if layer == "encoder" else self.code_head(local)
+
+
+def neighbour_frames(t: torch.Tensor, num_frames: int, *, max_offset: int) -> torch.Tensor:
+    """A random neighbour ``t + k`` of every frame index, ``0 < |k| <= max_offset``.
+
+    Parameters
+    ----------
+    t : (B, m) frame indices in ``[0, num_frames)``.
+    num_frames : T.
+    max_offset : largest ``|k|``; 0 returns ``t`` itself (the trivially solvable pairing,
+        kept for the test that shows why it is not used).
+
+    Returns
+    -------
+    (B, m) indices in ``[0, num_frames)``, never ``t`` itself unless T = 1.
+    """
+    if max_offset == 0 or num_frames == 1:
+        return t
+    k = torch.randint(1, max_offset + 1, t.shape, device=t.device)
+    sign = torch.where(torch.rand(t.shape, device=t.device) < 0.5, -1, 1)
+    cand = t + sign * k
+    # off one end: go the other way; off both (short utterances): the adjacent frame
+    cand = torch.where((cand < 0) | (cand >= num_frames), t - sign * k, cand)
+    adjacent = torch.where(t + 1 < num_frames, t + 1, t - 1)
+    return torch.where((cand < 0) | (cand >= num_frames), adjacent, cand)
 
 
 @register_model("dim", config=DIMConfig)
