@@ -7,7 +7,7 @@ from speechrep.cli import main
 from speechrep.convert import convert_file, convert_pairs, load_converter, read_input_audio, read_pairs
 from speechrep.errors import CheckpointError, ConfigError, DataError, SpeechrepError
 from speechrep.train.checkpoint import save_checkpoint
-from speechrep.train.registry import build_model
+from speechrep.models.registry import build_model
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 

@@ -7,7 +7,7 @@ from speechrep.errors import ConfigError
 from speechrep.models.context import build_context
 from speechrep.models.cpc import CPC, CPCConfig
 from speechrep.models.encoders import FeatureEncoder, FrequencyWarp, WaveEncoder, strided_conv_btc
-from speechrep.train.registry import build_model
+from speechrep.models.registry import build_model
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 

@@ -6,7 +6,7 @@ import torch
 from speechrep.errors import ConfigError
 from speechrep.models.critics import ReconstructionCritic, SeparableCritic
 from speechrep.models.dim import DIM, DIMConfig
-from speechrep.train.registry import build_model
+from speechrep.models.registry import build_model
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from speechrep.train.config import resolve_config
-from speechrep.train.registry import build_model
+from speechrep.models.registry import build_model
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from speechrep.errors import CheckpointError, ConfigError
-from speechrep.train import registry
+from speechrep.models import registry
 from speechrep.train.checkpoint import (
     find_checkpoint,
     list_checkpoints,
@@ -22,7 +22,7 @@ from speechrep.train.checkpoint import (
     save_checkpoint,
     write_best,
 )
-from speechrep.train.registry import build_model
+from speechrep.models.registry import build_model
 from speechrep.train.toy import ToyConfig, ToyModel
 
 

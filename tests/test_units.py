@@ -8,7 +8,7 @@ import torch
 
 from speechrep.errors import CheckpointError, DataError, SpeechrepError
 from speechrep.train.checkpoint import find_checkpoint, load_weights
-from speechrep.train.registry import build_model
+from speechrep.models.registry import build_model
 from speechrep.train.trainer import train
 from speechrep.units import UnitSet, deduplicate, extract_units, load_unit_file, segment_units, unit_boundaries, write_units
 from tests.test_train_data import write_config, write_feats_dir, write_wave_dir

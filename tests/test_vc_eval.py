@@ -25,7 +25,7 @@ from speechrep.eval.vc import (
     train_phone_recognizer,
 )
 from speechrep.train.checkpoint import save_checkpoint
-from speechrep.train.registry import build_model
+from speechrep.models.registry import build_model
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 

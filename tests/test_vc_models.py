@@ -497,7 +497,7 @@ def test_two_player_terms_train_but_do_not_score_in_evaluation():
 
 def _judge_dir(path):
     from speechrep.train.checkpoint import save_checkpoint
-    from speechrep.train.registry import build_model
+    from speechrep.models.registry import build_model
 
     torch.manual_seed(3)
     args = {"num_speakers": 2, "channels": 8, "embedding_dim": 4, "min_frames": 5}

@@ -140,7 +140,7 @@ def test_neural_vocoder_config_errors():
 def _save_tiny_vocoder(exp):
     """A tiny untrained neural vocoder saved as an experiment directory; returns the model."""
     from speechrep.train.checkpoint import save_checkpoint
-    from speechrep.train.registry import build_model
+    from speechrep.models.registry import build_model
 
     args = {"channels": 16, "resblock_kernel_sizes": [3], "resblock_dilations": [1]}
     model, _ = build_model("vocoder", args)
@@ -342,7 +342,7 @@ def test_vocoder_recipe_quick_trains_fine_tunes_and_scores(tmp_path, synth_tiny_
 def _save_tiny_vc(exp, **extra):
     """A tiny untrained vc_adain model (pitch input) saved as an experiment directory."""
     from speechrep.train.checkpoint import save_checkpoint
-    from speechrep.train.registry import build_model
+    from speechrep.models.registry import build_model
 
     torch.manual_seed(1)
     args = {"channels": 16, "blocks": 1, "content_dim": 4, "speaker_dim": 8, "num_speakers": 2,

@@ -7,7 +7,7 @@ import torch
 
 from speechrep.errors import ConfigError
 from speechrep.models.vqvae import VQVAE, VQVAEConfig
-from speechrep.train.registry import build_model
+from speechrep.models.registry import build_model
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 

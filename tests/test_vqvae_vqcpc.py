@@ -6,7 +6,7 @@ import torch
 import speechrep.models.vqcpc  # noqa: F401  registers vqcpc
 from speechrep.errors import ConfigError
 from speechrep.models.vqcpc import conv_frame_offset, standardize_time
-from speechrep.train.registry import build_model
+from speechrep.models.registry import build_model
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 

@@ -529,7 +529,7 @@ def train_phone_recognizer(
     from speechrep.data.ctm import read_ctm
     from speechrep.train.checkpoint import save_checkpoint
     from speechrep.train.logging import RunLogger
-    from speechrep.train.registry import build_model
+    from speechrep.models.registry import build_model
     from speechrep.train.schedule import lr_at
 
     if num_threads is not None:

@@ -32,7 +32,7 @@ from speechrep.models.context import ContextKind, build_context
 from speechrep.models.encoders import FeatureEncoder, FrequencyWarp, WaveEncoder
 from speechrep.objectives.collapse import collapse_monitors
 from speechrep.objectives.infonce import NegativeMode, infonce_from_logits, infonce_logits, positive_only_loss, sample_negatives
-from speechrep.train.registry import register_model
+from speechrep.models.registry import register_model
 
 __all__ = ["CPCConfig", "CPC", "LinearPredictor", "TransformerPredictor", "build_cpc"]
 

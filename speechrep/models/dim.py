@@ -33,7 +33,7 @@ from speechrep.models.critics import ReconstructionCritic, SeparableCritic, mlp
 from speechrep.models.encoders import FeatureEncoder, WaveEncoder
 from speechrep.objectives.collapse import collapse_monitors
 from speechrep.objectives.mi import Estimator, mi_loss, positive_loss, prior_matching_loss
-from speechrep.train.registry import register_model
+from speechrep.models.registry import register_model
 
 __all__ = ["DIMConfig", "AutoencoderConfig", "DIM", "build_dim", "neighbour_frames"]
 

@@ -21,7 +21,7 @@ from torch import nn
 
 from speechrep.errors import ConfigError
 from speechrep.models.speaker import frame_mask
-from speechrep.train.registry import register_model
+from speechrep.models.registry import register_model
 from speechrep.vocoder.mel import VC_MEL, LogMel
 
 __all__ = ["PhoneCTCConfig", "PhoneRecognizer", "build_phone_ctc", "greedy_ctc_decode"]

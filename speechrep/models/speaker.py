@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from speechrep.errors import ConfigError, SpeechrepError
-from speechrep.train.registry import register_model
+from speechrep.models.registry import register_model
 from speechrep.vocoder.mel import VC_MEL, LogMel
 
 __all__ = [

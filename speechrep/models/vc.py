@@ -41,7 +41,7 @@ from speechrep.models.bottlenecks import BottleneckConfig, build_bottleneck
 from speechrep.models.pitch import PitchFeatures, convert_f0, log_f0_stats
 from speechrep.models.speaker import TDNNSpeakerEncoder, check_speaker_labels, frame_mask
 from speechrep.objectives.mi import frozen_call, grad_reverse, lsgan_losses
-from speechrep.train.registry import register_model
+from speechrep.models.registry import register_model
 from speechrep.vocoder.mel import VC_MEL, LogMel, MelSpec
 
 __all__ = [

@@ -21,7 +21,7 @@ from speechrep.models.bottlenecks import Bottleneck, BottleneckConfig, build_bot
 from speechrep.models.cpc import CPC, CPCConfig
 from speechrep.models.speaker import check_speaker_labels, masked_mean_var
 from speechrep.objectives.mi import grad_reverse
-from speechrep.train.registry import register_model
+from speechrep.models.registry import register_model
 
 __all__ = ["VQCPCConfig", "CPCBottleneck", "VQCPC", "build_vqcpc", "conv_frame_offset", "standardize_time"]
 

@@ -31,7 +31,7 @@ from speechrep.config import dataclass, field
 from speechrep.errors import ConfigError
 from speechrep.models.bottlenecks import BottleneckConfig, BottleneckOutput, build_bottleneck
 from speechrep.models.speaker import check_speaker_labels, frame_mask
-from speechrep.train.registry import register_model
+from speechrep.models.registry import register_model
 from speechrep.vocoder.mel import VC_MEL, LogMel
 
 __all__ = ["VQVAEConfig", "VQVAE", "build_vqvae"]

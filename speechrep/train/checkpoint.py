@@ -301,7 +301,7 @@ def load_model(exp_dir_or_ckpt: str | Path, *, which: str = "best", map_location
     (module, model_name, model_cfg) : the module in eval mode, its registered name and its
     config dataclass.
     """
-    from speechrep.train.registry import build_model
+    from speechrep.models.registry import build_model
 
     ckpt = find_checkpoint(exp_dir_or_ckpt, which=which)
     state = read_state(ckpt)

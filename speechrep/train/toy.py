@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from speechrep.config import dataclass
-from speechrep.train.registry import register_model
+from speechrep.models.registry import register_model
 
 __all__ = ["ToyConfig", "ToyModel", "build_toy"]
 

@@ -30,7 +30,7 @@ from speechrep.train.config import TrainConfig, resolve_config
 from speechrep.train.data import CropDataset, CropSampler, load_corpus, make_loader, read_speakers, valid_batches
 from speechrep.train.distributed import DistInfo, all_gather_object, all_reduce_sum, cleanup, init_distributed
 from speechrep.train.logging import RunLogger
-from speechrep.train.registry import build_model
+from speechrep.models.registry import build_model
 from speechrep.train.schedule import lr_at
 
 __all__ = ["train", "rng_state", "set_rng_state"]

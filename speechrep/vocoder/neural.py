@@ -27,7 +27,7 @@ from torch import nn
 
 from speechrep.errors import CheckpointError, ConfigError, DataError
 from speechrep.objectives.mi import lsgan_losses
-from speechrep.train.registry import register_model
+from speechrep.models.registry import register_model
 from speechrep.vocoder.base import Vocoder, check_mel
 from speechrep.vocoder.discriminators import WaveDiscriminator
 from speechrep.vocoder.mel import VC_MEL, LogMel, MelSpec
