@@ -184,7 +184,7 @@ class Converter:
     def _mel(self, wave: np.ndarray) -> "torch.Tensor":
         import torch
 
-        from speechrep.vocoder.mel import log_mel
+        from speechrep.features.logmel import log_mel
 
         return torch.from_numpy(log_mel(wave, self.model.spec)).to(self.device)[None]  # (1, T, n_mels)
 
@@ -486,7 +486,7 @@ def resynthesize_pairs(
     All or nothing, like :func:`convert_pairs`.
     """
     from speechrep.vocoder.base import load_vocoder
-    from speechrep.vocoder.mel import log_mel
+    from speechrep.features.logmel import log_mel
 
     pair_list = read_pairs(pairs) if isinstance(pairs, (str, Path)) else list(pairs)
     voc = load_vocoder(vocoder, device=device)

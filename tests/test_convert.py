@@ -194,7 +194,7 @@ def test_match_frames_by_hand():
 
 
 def test_frame_matching_pulls_the_conversion_to_target_frames(env, tmp_path, monkeypatch):
-    from speechrep.vocoder.mel import log_mel
+    from speechrep.features.logmel import log_mel
 
     plain = load_converter(env["pitch"])
     full = load_converter(env["pitch"], match_weight=1.0, match_k=1)

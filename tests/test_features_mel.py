@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -59,3 +61,20 @@ def test_bad_mel_options():
         mel_filters(sample_rate=16000, n_fft=512, norm="l2")
     with pytest.raises(ConfigError, match="power"):
         melspectrogram(np.zeros(4000, np.float32), power=3.0)
+
+
+@pytest.mark.parametrize("num_samples", [2, 700, 16000])
+def test_vc_log_mel_matches_librosa(num_samples):
+    # the VC log-mel (features/logmel.py) on the filterbank and STFT of this module: within
+    # 1e-5 absolute of librosa's magnitude mel, logged with the same floor
+    from speechrep.features.logmel import VC_MEL, log_mel
+
+    y = np.random.default_rng(num_samples).standard_normal(num_samples).astype(np.float32) * 0.1
+    s = VC_MEL
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # librosa warns on signals shorter than n_fft
+        ref = librosa.feature.melspectrogram(
+            y=y, sr=s.sample_rate, n_fft=s.n_fft, hop_length=s.hop_length, win_length=s.win_length, window="hann",
+            center=True, pad_mode="reflect", power=1.0, n_mels=s.n_mels, fmin=s.fmin, fmax=s.fmax, norm="slaney",
+        ).T
+    np.testing.assert_allclose(log_mel(y), np.log(np.maximum(ref, s.log_floor)), atol=1e-5)

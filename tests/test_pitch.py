@@ -12,7 +12,7 @@ from speechrep.models.pitch import (
     log_f0_stats,
     normalised_log_f0,
 )
-from speechrep.vocoder.mel import VC_MEL, mel_filterbank
+from speechrep.features.logmel import VC_MEL, mel_filterbank
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 

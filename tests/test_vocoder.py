@@ -5,7 +5,8 @@ import torch
 from speechrep.errors import ConfigError, DataError
 from speechrep.vocoder.base import load_vocoder
 from speechrep.vocoder.griffinlim import GriffinLim, griffin_lim, mel_to_linear
-from speechrep.vocoder.mel import VC_MEL, LogMel, log_mel, mel_filterbank, num_frames, stft_magnitude, warp_frequency
+from speechrep.features.logmel import VC_MEL, log_mel, mel_filterbank, num_frames, stft_magnitude
+from speechrep.models.frontend import LogMel, warp_frequency
 from speechrep.vocoder.neural import NeuralVocoder, NeuralVocoderConfig, build_vocoder, multi_resolution_stft_loss
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")

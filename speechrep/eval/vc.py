@@ -266,7 +266,7 @@ def evaluate_vc(
     from tqdm import tqdm
 
     from speechrep.convert import read_input_audio, read_pairs
-    from speechrep.vocoder.mel import VC_MEL, log_mel
+    from speechrep.features.logmel import VC_MEL, log_mel
 
     if enrol_targets is not None and enrol_targets < 1:
         raise ConfigError(f"enrol_targets must be >= 1, got {enrol_targets}", field="--enrol-targets")

@@ -25,6 +25,7 @@ __all__ = [
     "mel_filters",
     "apply_filters",
     "power_spectrum",
+    "stft",
     "melspectrogram",
 ]
 
@@ -233,6 +234,55 @@ def power_spectrum(spec: np.ndarray, *, use_power: bool = True, use_log: bool = 
     return out
 
 
+def stft(
+    y: np.ndarray,
+    *,
+    n_fft: int = 2048,
+    hop_length: int = 512,
+    win_length: int | None = None,
+    window: str = "hann",
+    center: bool = True,
+    pad_mode: str = "constant",
+) -> np.ndarray:
+    """Complex STFT with librosa's conventions (``librosa.stft``), frames first.
+
+    Parameters
+    ----------
+    y : ``(num_samples,)`` waveform.
+    n_fft, hop_length, win_length, window, center, pad_mode : as in ``librosa.stft``
+        (periodic ``scipy.signal.get_window`` window centred in ``n_fft``).
+
+    Returns
+    -------
+    np.ndarray
+        ``(num_frames, n_fft // 2 + 1)`` complex64.
+    """
+    y = np.ascontiguousarray(y, np.float32)
+    if y.ndim != 1:
+        raise ConfigError(f"expected a 1-D waveform, got shape {y.shape}", field="y")
+    win = _centred_window(window, win_length or n_fft, n_fft)
+    if center:
+        y = np.ascontiguousarray(np.pad(y, n_fft // 2, mode=pad_mode), np.float32)
+    if y.shape[0] < n_fft:
+        raise ConfigError(f"signal of {y.shape[0]} samples is shorter than n_fft={n_fft}", field="n_fft")
+    frames, _ = extract_frames(
+        y, frame_length=n_fft, frame_shift=hop_length, padded_length=n_fft, window=win,
+        remove_dc_offset=False, preemphasis_coefficient=0.0,
+    )
+    return scipy.fft.rfft(frames, axis=1)
+
+
+@functools.lru_cache(maxsize=8)
+def _centred_window(window: str, win_length: int, n_fft: int) -> np.ndarray:
+    import scipy.signal  # slow to import; only the librosa-style STFT needs it
+
+    win = scipy.signal.get_window(window, win_length, fftbins=True)
+    left = (n_fft - win_length) // 2
+    win = np.pad(win, (left, n_fft - win_length - left)).astype(np.float32)
+    win.flags.writeable = False
+    return win
+
+
 def melspectrogram(
     y: np.ndarray,
     *,
@@ -255,8 +305,7 @@ def melspectrogram(
     Parameters
     ----------
     y : ``(num_samples,)`` waveform.
-    sr, n_fft, hop_length, win_length, window, center, pad_mode : as in ``librosa.stft``
-        (periodic ``scipy.signal.get_window`` window centred in ``n_fft``).
+    sr, n_fft, hop_length, win_length, window, center, pad_mode : as in :func:`stft`.
     power : 2.0 (power) or 1.0 (magnitude).
     n_mels, fmin, fmax, htk, norm : as in :func:`mel_filters`.
 
@@ -268,23 +317,6 @@ def melspectrogram(
     """
     if power not in (1.0, 2.0):
         raise ConfigError(f"power must be 1.0 or 2.0, got {power}", field="power")
-    y = np.ascontiguousarray(y, np.float32)
-    if y.ndim != 1:
-        raise ConfigError(f"expected a 1-D waveform, got shape {y.shape}", field="y")
-    import scipy.signal  # slow to import; only this function needs it
-
-    win_length = n_fft if win_length is None else win_length
-    win = scipy.signal.get_window(window, win_length, fftbins=True)
-    left = (n_fft - win_length) // 2
-    win = np.pad(win, (left, n_fft - win_length - left)).astype(np.float32)
-    if center:
-        y = np.ascontiguousarray(np.pad(y, n_fft // 2, mode=pad_mode), np.float32)
-    if y.shape[0] < n_fft:
-        raise ConfigError(f"signal of {y.shape[0]} samples is shorter than n_fft={n_fft}", field="n_fft")
-    frames, _ = extract_frames(
-        y, frame_length=n_fft, frame_shift=hop_length, padded_length=n_fft, window=win,
-        remove_dc_offset=False, preemphasis_coefficient=0.0,
-    )
-    spec = scipy.fft.rfft(frames, axis=1)
+    spec = stft(y, n_fft=n_fft, hop_length=hop_length, win_length=win_length, window=window, center=center, pad_mode=pad_mode)
     filters = mel_filters(sample_rate=sr, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax, htk=htk, norm=norm)
     return apply_filters(spec, filters, use_power=power == 2.0)

@@ -22,7 +22,8 @@ from torch import nn
 from speechrep.errors import ConfigError
 from speechrep.models.speaker import frame_mask
 from speechrep.models.registry import register_model
-from speechrep.vocoder.mel import VC_MEL, LogMel
+from speechrep.features.logmel import VC_MEL
+from speechrep.models.frontend import LogMel
 
 __all__ = ["PhoneCTCConfig", "PhoneRecognizer", "build_phone_ctc", "greedy_ctc_decode"]
 

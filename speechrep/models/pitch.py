@@ -1,4 +1,4 @@
-"""Batched F0 tracking in torch, framed like :class:`speechrep.vocoder.mel.LogMel`.
+"""Batched F0 tracking in torch, framed like :class:`speechrep.models.frontend.LogMel`.
 
 A YIN-style tracker (de Cheveigné and Kawahara, 2002): for each frame, the difference
 function ``d(tau) = 2 (r(0) - r(tau))`` from the autocorrelation ``r`` (computed with an
@@ -24,7 +24,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from speechrep.models.speaker import frame_mask
-from speechrep.vocoder.mel import LogMel, MelSpec
+from speechrep.features.logmel import MelSpec
+from speechrep.models.frontend import LogMel
 
 __all__ = ["PitchTracker", "PitchFeatures", "normalised_log_f0", "log_f0_stats", "convert_f0", "harmonic_excitation"]
 

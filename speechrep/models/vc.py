@@ -24,7 +24,7 @@ and they differ in what keeps speaker information out of the content code:
 
 Training reconstructs the log-mel of a crop from its own content and speaker codes
 (L1 on the normalised log-mel). All families work on the log-mel of
-:mod:`speechrep.vocoder.mel`; a vocoder turns their output into audio.
+:mod:`speechrep.features.logmel`; a vocoder turns their output into audio.
 """
 
 from __future__ import annotations
@@ -42,7 +42,8 @@ from speechrep.models.pitch import PitchFeatures, convert_f0, log_f0_stats
 from speechrep.models.speaker import TDNNSpeakerEncoder, check_speaker_labels, frame_mask
 from speechrep.objectives.mi import frozen_call, grad_reverse, lsgan_losses
 from speechrep.models.registry import register_model
-from speechrep.vocoder.mel import VC_MEL, LogMel, MelSpec
+from speechrep.features.logmel import VC_MEL, MelSpec
+from speechrep.models.frontend import LogMel
 
 __all__ = [
     "VCConfig",
@@ -128,7 +129,7 @@ class VCConfig:
         ``excitation``, the target's F0 statistics: :meth:`VoiceConversionModel.pitch_stats`).
     warp : vocal-tract length perturbation in training (0: off): the spectrum of each
         training crop is stretched along frequency by a factor drawn uniformly from
-        ``[1 - warp, 1 + warp]`` (:class:`~speechrep.vocoder.mel.LogMel` ``warp``; with a
+        ``[1 - warp, 1 + warp]`` (:class:`~speechrep.models.frontend.LogMel` ``warp``; with a
         pitch input its F0 is scaled by the same factor, as the harmonics move with it).
         Formants move as with a shorter or longer vocal tract, so the speaker encoder and
         the decoder learn from a continuum of voices instead of the few of the corpus.

@@ -14,7 +14,7 @@ to get log-mel back.
 
 The decoder is told who speaks, so the codes need not carry speaker identity and are
 pushed towards phonetic content (van den Oord et al., 2017; Chorowski et al., 2019).
-For waveform input the log-mel is the one of :mod:`speechrep.vocoder.mel`, so a vocoder
+For waveform input the log-mel is the one of :mod:`speechrep.features.logmel`, so a vocoder
 trained on it turns the reconstruction into audio; for feature input (``input_dim``
 set) the features are both input and target.
 """
@@ -32,7 +32,8 @@ from speechrep.errors import ConfigError
 from speechrep.models.bottlenecks import BottleneckConfig, BottleneckOutput, build_bottleneck
 from speechrep.models.speaker import check_speaker_labels, frame_mask
 from speechrep.models.registry import register_model
-from speechrep.vocoder.mel import VC_MEL, LogMel
+from speechrep.features.logmel import VC_MEL
+from speechrep.models.frontend import LogMel
 
 __all__ = ["VQVAEConfig", "VQVAE", "build_vqvae"]
 

@@ -8,13 +8,13 @@ from pathlib import Path
 import numpy as np
 
 from speechrep.errors import ConfigError, DataError
-from speechrep.vocoder.mel import VC_MEL, MelSpec
+from speechrep.features.logmel import VC_MEL, MelSpec
 
 __all__ = ["Vocoder", "check_mel", "load_vocoder"]
 
 
 class Vocoder(ABC):
-    """Turns a log-mel spectrogram (:mod:`speechrep.vocoder.mel`) into a waveform.
+    """Turns a log-mel spectrogram (:mod:`speechrep.features.logmel`) into a waveform.
 
     Attributes
     ----------

@@ -15,7 +15,7 @@ from functools import lru_cache
 import numpy as np
 
 from speechrep.vocoder.base import Vocoder, check_mel
-from speechrep.vocoder.mel import VC_MEL, MelSpec, mel_filterbank
+from speechrep.features.logmel import VC_MEL, MelSpec, mel_filterbank
 
 __all__ = ["GriffinLim", "mel_to_linear", "griffin_lim"]
 

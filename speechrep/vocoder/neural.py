@@ -30,7 +30,8 @@ from speechrep.objectives.mi import lsgan_losses
 from speechrep.models.registry import register_model
 from speechrep.vocoder.base import Vocoder, check_mel
 from speechrep.vocoder.discriminators import WaveDiscriminator
-from speechrep.vocoder.mel import VC_MEL, LogMel, MelSpec
+from speechrep.features.logmel import VC_MEL, MelSpec
+from speechrep.models.frontend import LogMel
 
 __all__ = [
     "NeuralVocoderConfig",

@@ -24,7 +24,7 @@ from speechrep.data.audio import iter_audio, write_wav
 from speechrep.eval.vc import estimate_f0, f0_metrics, mel_cepstral_distortion, mel_cepstrum
 from speechrep.utils.io import atomic_write_json, atomic_write_text
 from speechrep.vocoder.base import load_vocoder
-from speechrep.vocoder.mel import log_mel
+from speechrep.features.logmel import log_mel
 
 
 def vocoder_names(specs: list[str]) -> list[str]:
