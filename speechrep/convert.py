@@ -340,7 +340,7 @@ def load_converter(model: str | Path, *, vocoder: str | Path = "griffinlim", dev
     """
     from speechrep.models.vc import VoiceConversionModel
     from speechrep.train.checkpoint import load_model
-    from speechrep.vocoder.base import load_vocoder
+    from speechrep.train.pretrained import load_vocoder
 
     voc = load_vocoder(vocoder, device=device)
     if not Path(model).exists():
@@ -485,7 +485,7 @@ def resynthesize_pairs(
     The baseline of conversion scores: what the vocoder alone does to the source.
     All or nothing, like :func:`convert_pairs`.
     """
-    from speechrep.vocoder.base import load_vocoder
+    from speechrep.train.pretrained import load_vocoder
     from speechrep.features.logmel import log_mel
 
     pair_list = read_pairs(pairs) if isinstance(pairs, (str, Path)) else list(pairs)

@@ -4,6 +4,7 @@ import torch
 from speechrep.errors import ConfigError, SpeechrepError
 from speechrep.models.speaker import _TDNN_LAYERS, SpeakerVerifier, SpeakerVerifierConfig
 from speechrep.models.bottlenecks import BottleneckConfig
+from speechrep.train.checkpoint import attach_frozen_models
 from speechrep.models.vc import (
     VCAdaINConfig,
     VCAdversarialConfig,
@@ -525,15 +526,18 @@ def test_speaker_consistency_loss(tmp_path):
     model = VoiceConversionModel("vc_adain", VCAdaINConfig(**TINY, speaker_loss_weight=0.5,
                                                            speaker_loss_model=str(judge_dir)))
     batch = _batch()
+    with pytest.raises(ConfigError, match="speaker_loss_model: frozen model 'judge' was not loaded"):
+        model(batch)  # a model never loads a checkpoint itself
+    attach_frozen_models(model)
     out = model(batch)
     torch.testing.assert_close(out["loss"], out["loss/recon"] + 0.5 * out["loss/speaker"])
     assert out["loss/speaker"] > 0
     out["loss"].backward()
     assert model.decoder.conv_out.weight.grad.abs().sum() > 0
-    judge = model.__dict__["_judge"]
+    judge = model.frozen("judge", torch.device("cpu"))
     # frozen, and neither trained nor saved with the model
     assert all(p.grad is None and not p.requires_grad for p in judge.parameters())
-    assert not any(k.startswith("_judge") for k in model.state_dict())
+    assert not any(k.startswith("_frozen") for k in model.state_dict())
     # zero for the real log-mel itself, positive for another
     mel = model.mel(batch["wave"])
     assert speaker_consistency(judge, mel, mel).item() == pytest.approx(0.0, abs=1e-5)
@@ -552,7 +556,7 @@ def test_speaker_consistency_loss(tmp_path):
     missing = VoiceConversionModel("vc_adain", VCAdaINConfig(**TINY, speaker_loss_weight=0.5,
                                                              speaker_loss_model=str(tmp_path / "none")))
     with pytest.raises(ConfigError, match="speaker_loss_model"):
-        missing(batch)
+        attach_frozen_models(missing)
 
 
 def test_speaker_consistency_on_conversions(tmp_path):
@@ -560,7 +564,7 @@ def test_speaker_consistency_on_conversions(tmp_path):
     torch.manual_seed(0)
     cfg = dict(TINY, speaker_loss_weight=0.5, speaker_loss_model=str(judge_dir), speaker_loss_on="conversion",
                pitch="excitation", speaker_from="others")
-    model = VoiceConversionModel("vc_adain", VCAdaINConfig(**cfg))
+    model = attach_frozen_models(VoiceConversionModel("vc_adain", VCAdaINConfig(**cfg)))
     batch = _batch()
     batch["speaker"] = torch.tensor([0, 0, 1, 1])
     out = model(batch)
@@ -576,7 +580,7 @@ def test_speaker_consistency_on_conversions(tmp_path):
     with pytest.raises(ConfigError, match="speaker_loss_features"):
         VoiceConversionModel("vc_adain", VCAdaINConfig(**{**cfg, "speaker_loss_features": "stats"}))
     torch.manual_seed(0)
-    emb = VoiceConversionModel("vc_adain", VCAdaINConfig(**{**cfg, "speaker_loss_features": "embedding"}))
+    emb = attach_frozen_models(VoiceConversionModel("vc_adain", VCAdaINConfig(**{**cfg, "speaker_loss_features": "embedding"})))
     assert 0 < emb(batch)["loss/speaker"] < out["loss/speaker"]  # the same model less the layer term
 
 
@@ -587,7 +591,7 @@ def test_content_term_on_conversions(tmp_path):
     batch = _batch()
     batch["speaker"] = torch.tensor([0, 0, 1, 1])
     torch.manual_seed(0)
-    model = VoiceConversionModel("vc_adain", VCAdaINConfig(**cfg, speaker_loss_content_weight=2.0))
+    model = attach_frozen_models(VoiceConversionModel("vc_adain", VCAdaINConfig(**cfg, speaker_loss_content_weight=2.0)))
     grads, values = {}, {}
     for weight in (0.0, 2.0):
         model.cfg.speaker_loss_content_weight = weight
@@ -609,7 +613,7 @@ def test_content_term_on_conversions(tmp_path):
     after = {}
     for weight in (0.0, 2.0):
         torch.manual_seed(0)
-        model = VoiceConversionModel("vc_adain", VCAdaINConfig(**cfg, speaker_loss_content_weight=2.0))
+        model = attach_frozen_models(VoiceConversionModel("vc_adain", VCAdaINConfig(**cfg, speaker_loss_content_weight=2.0)))
         for name, p in model.named_parameters():
             p.requires_grad_(name.startswith("decoder."))
         model.cfg.speaker_loss_content_weight = weight

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from speechrep.errors import ConfigError, DataError
-from speechrep.vocoder.base import load_vocoder
+from speechrep.train.pretrained import load_vocoder
 from speechrep.vocoder.griffinlim import GriffinLim, griffin_lim, mel_to_linear
 from speechrep.features.logmel import VC_MEL, log_mel, mel_filterbank, num_frames, stft_magnitude
 from speechrep.models.frontend import LogMel, warp_frequency
@@ -357,14 +357,14 @@ def _save_tiny_vc(exp, **extra):
 def test_gta_vocoder_reads_the_vc_models_reconstructions_and_learns_the_real_wave(tmp_path, monkeypatch):
     import shutil
 
-    from speechrep.train.checkpoint import load_model, save_checkpoint
+    from speechrep.train.checkpoint import attach_frozen_models, load_model, save_checkpoint
 
     vc_dir = _save_tiny_vc(tmp_path / "vc")
     cfg = NeuralVocoderConfig(channels=16, resblock_kernel_sizes=[3], resblock_dilations=[1],
                               stft_resolutions=[[256, 64, 256]], gta_model=str(vc_dir), gta_fraction=0.5)
     torch.manual_seed(0)
     model = build_vocoder(cfg)
-    model.prepare_training(torch.device("cpu"))
+    attach_frozen_models(model)
     wave = torch.from_numpy(np.stack([_harmonic(0.2, 150.0), _harmonic(0.2, 220.0)]))
     seen = []
     forward = model.generator.forward
@@ -383,7 +383,7 @@ def test_gta_vocoder_reads_the_vc_models_reconstructions_and_learns_the_real_wav
     torch.testing.assert_close(out["loss/mel"], torch.nn.functional.l1_loss(model.mel(pred), real))
     out["loss"].backward()
     assert all(p.grad is not None for p in model.generator.parameters())
-    frozen = model.__dict__["_gta"]
+    frozen = model.frozen("gta", torch.device("cpu"))
     assert all(p.grad is None and not p.requires_grad for p in frozen.parameters())
     assert not any(k.startswith("_gta") for k in model.state_dict())
 
@@ -397,11 +397,11 @@ def test_gta_vocoder_reads_the_vc_models_reconstructions_and_learns_the_real_wav
                     state={"model": {"name": "vocoder", "args": vars(cfg), "input_dim": None}})
     shutil.rmtree(vc_dir)
     voc = load_vocoder(tmp_path / "gta")
-    assert "_gta" not in voc.model.__dict__ and np.isfinite(voc.mel_to_wave(real[0].numpy())).all()
+    assert not any(k.startswith("_frozen") for k in voc.model.__dict__) and np.isfinite(voc.mel_to_wave(real[0].numpy())).all()
 
     def bad(match, **kw):
         with pytest.raises(ConfigError, match=match):
-            build_vocoder(NeuralVocoderConfig(**{**vars(cfg), **kw})).prepare_training(torch.device("cpu"))
+            attach_frozen_models(build_vocoder(NeuralVocoderConfig(**{**vars(cfg), **kw})))
 
     bad(r"model\.args\.gta_model: .*none: no checkpoint found", gta_model=str(tmp_path / "none"))
     bad(r"model\.args\.gta_model: .*vc: no checkpoint found", gta_model=str(vc_dir))  # removed above

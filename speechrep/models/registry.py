@@ -18,9 +18,9 @@ Model contract: ``forward(batch: dict[str, Tensor]) -> dict[str, Tensor]`` with 
 -> (B, T', D'), a ``frame_shift`` attribute (seconds), ``on_step_end(step: int)``, called
 after every optimizer step on every rank (a hook that edits weights from local data, such
 as a VQ dead-code restart, must make the same edit on all ranks, e.g. by broadcasting
-rank 0's choice), and ``prepare_training(device)``, called once when a Trainer is built,
-before the experiment directory is written (to load and check what training alone needs,
-such as a frozen auxiliary model).
+rank 0's choice), and ``frozen_models()`` (:class:`speechrep.models.frozen.FrozenModels`):
+frozen helper models (a judge, a teacher) that the Trainer loads and attaches before the
+experiment directory is written; a model never loads a checkpoint itself.
 """
 
 from __future__ import annotations

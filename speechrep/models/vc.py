@@ -41,6 +41,7 @@ from speechrep.models.bottlenecks import BottleneckConfig, build_bottleneck
 from speechrep.models.pitch import PitchFeatures, convert_f0, log_f0_stats
 from speechrep.models.speaker import TDNNSpeakerEncoder, check_speaker_labels, frame_mask
 from speechrep.objectives.mi import frozen_call, grad_reverse, lsgan_losses
+from speechrep.models.frozen import FrozenModels, FrozenSpec
 from speechrep.models.registry import register_model
 from speechrep.features.logmel import VC_MEL, MelSpec
 from speechrep.models.frontend import LogMel
@@ -431,7 +432,7 @@ class _SpeakerClassifier(nn.Module):
         return self.out(pooled)
 
 
-class VoiceConversionModel(nn.Module):
+class VoiceConversionModel(FrozenModels, nn.Module):
     """One voice-conversion model of any family (see the module docstring).
 
     Training: ``forward(batch)`` with ``batch["wave"]`` ``(B, samples)`` at 16 kHz,
@@ -640,11 +641,13 @@ class VoiceConversionModel(nn.Module):
         """Content code ``(B, frames', content_dim)`` of ``batch["wave"]`` (for ``speechrep extract``)."""
         return self.content_code(self.mel(batch["wave"]))
 
-    def prepare_training(self, device: torch.device) -> None:
-        """Load the speaker-consistency loss's judge before training writes anything, so that a
-        missing or wrong ``speaker_loss_model`` stops the run before its first step."""
+    def frozen_models(self) -> dict[str, FrozenSpec]:
+        """The speaker-consistency loss's judge, when that loss is on."""
+        from speechrep.models.speaker import SpeakerVerifier
+
         if self.cfg.speaker_loss_weight > 0:
-            self._speaker_judge(device)
+            return {"judge": FrozenSpec(str(self.cfg.speaker_loss_model), "model.args.speaker_loss_model", SpeakerVerifier)}
+        return {}
 
     def on_step_end(self, step: int) -> None:
         """Let the bottleneck restart dead codes and anneal temperatures."""
@@ -715,7 +718,7 @@ class VoiceConversionModel(nn.Module):
             game = game + critic_loss + self.cfg.gan_weight * generator_loss
             out["gan/critic"], out["gan/decoder"] = critic_loss.detach(), generator_loss.detach()
         if self.cfg.speaker_loss_weight > 0 and self.training:
-            judge = self._speaker_judge(x.device)
+            judge = self.frozen("judge", x.device)
             if self.cfg.speaker_loss_on == "reconstruction":
                 consistency = speaker_consistency(judge, denormalise_mel(recon), mel, lengths,
                                                   layers=self.cfg.speaker_loss_features == "layers")
@@ -786,18 +789,6 @@ class VoiceConversionModel(nn.Module):
         content encoder frozen) and ``content`` (B, T', D), the source's code (detached)."""
         code = pool_time(frozen_call(self.content_encoder, converted), self.cfg.content_downsample)
         return (code - content.detach()).abs().mean()
-
-    def _speaker_judge(self, device: torch.device) -> nn.Module:
-        """The frozen speaker model of the speaker-consistency loss, loaded on first use. It is
-        kept out of the module tree, so that it is neither trained nor saved with the model."""
-        judge = self.__dict__.get("_judge")
-        if judge is None:
-            from speechrep.models.speaker import SpeakerVerifier
-            from speechrep.train.checkpoint import load_frozen_model
-
-            judge = load_frozen_model(self.cfg.speaker_loss_model, SpeakerVerifier, field="model.args.speaker_loss_model")
-            self.__dict__["_judge"] = judge
-        return judge.to(device).eval()
 
     def _conversion_losses(
         self, decoder_input: torch.Tensor, content: torch.Tensor, speaker: torch.Tensor, lengths: torch.Tensor | None,

@@ -329,3 +329,16 @@ def load_frozen_model(path: str | Path, kind: type, *, field: str) -> torch.nn.M
     if not isinstance(module, kind):
         raise ConfigError(f"{path} holds a '{name}' model, not a {kind.__name__}", field=field)
     return module.requires_grad_(False)
+
+
+def attach_frozen_models(module: torch.nn.Module) -> torch.nn.Module:
+    """Load every frozen helper model that ``module`` declares
+    (:meth:`speechrep.models.frozen.FrozenModels.frozen_models`) and attach it.
+
+    Problems are :class:`ConfigError` naming the config field that gave the path; the Trainer
+    calls this before it writes anything, so that a missing judge stops a run cleanly.
+    """
+    declared = getattr(module, "frozen_models", None)
+    for name, spec in (declared() if declared else {}).items():
+        module.attach_frozen(name, load_frozen_model(spec.path, spec.kind, field=spec.field))
+    return module

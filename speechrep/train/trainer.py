@@ -26,6 +26,7 @@ import torch
 from speechrep.config import save_config, to_dict
 from speechrep.errors import ConfigError, DataError, SpeechrepError
 from speechrep.train import checkpoint as ckpt_io
+from speechrep.train.checkpoint import attach_frozen_models
 from speechrep.train.config import TrainConfig, resolve_config
 from speechrep.train.data import CropDataset, CropSampler, load_corpus, make_loader, read_speakers, valid_batches
 from speechrep.train.distributed import DistInfo, all_gather_object, all_reduce_sum, cleanup, init_distributed
@@ -139,9 +140,7 @@ class _Run:
         self.init_note = ""
         if t.init_from and self.resume_from is None:
             self._init_from(t.init_from)
-        prepare = getattr(self.module, "prepare_training", None)
-        if prepare is not None:  # before anything is written: a missing input fails cleanly
-            prepare(info.device)
+        attach_frozen_models(self.module)  # before anything is written: a missing judge fails cleanly
         cfg.model.args = to_dict(model_cfg)
         self.model_spec = {"name": cfg.model.name, "args": cfg.model.args, "input_dim": self.train_corpus.dim}
         self._check_saved_config()

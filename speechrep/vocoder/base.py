@@ -1,4 +1,4 @@
-"""The vocoder interface and :func:`load_vocoder`."""
+"""The vocoder interface (trained ones are loaded by :func:`speechrep.train.pretrained.load_vocoder`)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import numpy as np
 from speechrep.errors import ConfigError, DataError
 from speechrep.features.logmel import VC_MEL, MelSpec
 
-__all__ = ["Vocoder", "check_mel", "load_vocoder"]
+__all__ = ["Vocoder", "check_mel"]
 
 
 class Vocoder(ABC):
@@ -53,25 +53,3 @@ def check_mel(mel: np.ndarray, spec: MelSpec, *, name: str = "mel") -> np.ndarra
     if not np.all(np.isfinite(mel)):
         raise DataError("log-mel contains NaN or infinite values", field=name)
     return mel
-
-
-def load_vocoder(name_or_dir: str | Path, *, device: str = "cpu") -> Vocoder:
-    """Vocoder from ``"griffinlim"`` or a trained neural-vocoder experiment directory.
-
-    Raises
-    ------
-    ConfigError
-        When ``name_or_dir`` is neither ``griffinlim`` nor an existing directory.
-    CheckpointError
-        When the directory holds no usable vocoder checkpoint.
-    """
-    if str(name_or_dir) in ("griffinlim", "griffin-lim", "gl"):
-        from speechrep.vocoder.griffinlim import GriffinLim
-
-        return GriffinLim()
-    path = Path(name_or_dir)
-    if not path.exists():
-        raise ConfigError("not 'griffinlim' and no such vocoder experiment directory", path=path, field="vocoder")
-    from speechrep.vocoder.neural import NeuralVocoder
-
-    return NeuralVocoder.from_experiment(path, device=device)

@@ -27,6 +27,7 @@ from torch import nn
 
 from speechrep.errors import CheckpointError, ConfigError, DataError
 from speechrep.objectives.mi import lsgan_losses
+from speechrep.models.frozen import FrozenModels, FrozenSpec
 from speechrep.models.registry import register_model
 from speechrep.vocoder.base import Vocoder, check_mel
 from speechrep.vocoder.discriminators import WaveDiscriminator
@@ -160,7 +161,7 @@ def multi_resolution_stft_loss(
     return sc / len(resolutions), mag / len(resolutions)
 
 
-class NeuralVocoderModel(nn.Module):
+class NeuralVocoderModel(FrozenModels, nn.Module):
     """Trainable vocoder: generator + losses, following the speechrep model contract.
 
     ``forward(batch)`` takes ``batch["wave"]`` ``(B, samples)`` at 16 kHz, computes its VC
@@ -211,7 +212,7 @@ class NeuralVocoderModel(nn.Module):
             n = round(self.cfg.gta_fraction * wave.shape[0]) if self.cfg.gta_model else 0
             if n > 0:  # the first n crops read the VC model's reconstruction
                 lengths = batch.get("lengths")
-                recon = self._gta_model(wave.device).reconstruct(wave[:n], None if lengths is None else lengths[:n])
+                recon = self.frozen("gta", wave.device).reconstruct(wave[:n], None if lengths is None else lengths[:n])
                 inp = torch.cat([recon.to(mel.dtype), mel[n:]])
         pred = self.generator(inp)[:, : wave.shape[1]]  # (B, L)
         sc, logmag = multi_resolution_stft_loss(pred, wave, self.cfg.stft_resolutions)
@@ -225,25 +226,17 @@ class NeuralVocoderModel(nn.Module):
         out["loss"] = loss
         return out
 
-    def prepare_training(self, device: torch.device) -> None:
-        """Load the ``gta_model`` before training writes anything (a wrong path stops the run)."""
-        if self.cfg.gta_model:
-            self._gta_model(device)
+    def frozen_models(self) -> dict[str, FrozenSpec]:
+        """The VC model of ``gta_model`` whose reconstructions the vocoder reads in training."""
+        from speechrep.models.vc import VoiceConversionModel
 
-    def _gta_model(self, device: torch.device) -> nn.Module:
-        """The frozen VC model of ``gta_model``, loaded on first use and kept out of the module
-        tree (neither trained nor saved with the vocoder)."""
-        vc = self.__dict__.get("_gta")
-        if vc is None:
-            from speechrep.models.vc import VoiceConversionModel
-            from speechrep.train.checkpoint import load_frozen_model
+        return {"gta": FrozenSpec(self.cfg.gta_model, "model.args.gta_model", VoiceConversionModel)} if self.cfg.gta_model else {}
 
-            vc = load_frozen_model(self.cfg.gta_model, VoiceConversionModel, field="model.args.gta_model")
-            if not vc.has_speaker_encoder:
-                raise ConfigError(f"gta_model {self.cfg.gta_model} has no speaker encoder (speaker_encoder: table): it "
-                                  "cannot reconstruct crops of unknown speakers", field="model.args.gta_model")
-            self.__dict__["_gta"] = vc
-        return vc.to(device).eval()
+    def check_frozen(self, name: str, module: nn.Module) -> None:
+        """A GTA model must encode the speaker of any crop."""
+        if not module.has_speaker_encoder:
+            raise ConfigError(f"gta_model {self.cfg.gta_model} has no speaker encoder (speaker_encoder: table): it "
+                              "cannot reconstruct crops of unknown speakers", field="model.args.gta_model")
 
 
 @register_model("vocoder", config=NeuralVocoderConfig)
@@ -259,16 +252,6 @@ class NeuralVocoder(Vocoder):
         self.model = model.to(device).eval()
         self.spec = model.spec
         self.device = device
-
-    @classmethod
-    def from_experiment(cls, path: str | Path, *, device: str = "cpu", which: str = "best") -> "NeuralVocoder":
-        """Load the vocoder trained in experiment directory (or checkpoint) ``path``."""
-        from speechrep.train.checkpoint import load_model
-
-        model, name, _ = load_model(path, which=which)
-        if not isinstance(model, NeuralVocoderModel):
-            raise CheckpointError(f"holds a '{name}' model, not a 'vocoder'", path=path, field="model.name")
-        return cls(model, device=device)
 
     @torch.no_grad()
     def mel_to_wave(self, mel: np.ndarray) -> np.ndarray:  # noqa: D102  (see Vocoder)

@@ -23,7 +23,7 @@ import numpy as np
 from speechrep.data.audio import iter_audio, write_wav
 from speechrep.eval.vc import estimate_f0, f0_metrics, mel_cepstral_distortion, mel_cepstrum
 from speechrep.utils.io import atomic_write_json, atomic_write_text
-from speechrep.vocoder.base import load_vocoder
+from speechrep.train.pretrained import load_vocoder
 from speechrep.features.logmel import log_mel
 
 
