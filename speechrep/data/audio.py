@@ -95,35 +95,34 @@ class AudioRule:
     min_samples: int = 1
     allow_pipes: bool = True
 
-    def check_spec(self, spec: str | Path, name: str | None) -> None:
-        """Refuse a pipe command when pipes are not allowed (before running it)."""
+    def pipe_problem(self, spec: str | Path) -> str | None:
+        """Why ``spec`` is refused before anything runs (a pipe when pipes are not allowed), or None."""
         if not self.allow_pipes and is_pipe(spec):
-            raise _fail(spec, name, "pipe command refused (--no-pipes): wav.scp entries must be audio files")
+            return "pipe command refused (--no-pipes): wav.scp entries must be audio files"
+        return None
 
-    def check_rate(self, rate: int, where: str | Path, name: str | None) -> None:
-        """Refuse a native ``rate`` that differs from ``sample_rate`` unless resampling that way is allowed."""
+    def rate_problem(self, rate: int) -> str | None:
+        """Why a native ``rate`` is refused (it differs from ``sample_rate`` and resampling
+        that way is not allowed), or None."""
         want = self.sample_rate
         if want is None or rate == want:
-            return
+            return None
         if (rate > want and self.allow_downsample) or (rate < want and self.allow_upsample):
-            return
+            return None
         flag = "allow_downsample" if rate > want else "allow_upsample"
-        raise _fail(
-            where,
-            name,
+        return (
             f"sample rate {rate} Hz differs from sample_frequency={want:g} of the feature config "
-            f"(set {flag}: true to resample)",
+            f"(set {flag}: true to resample)"
         )
 
-    def check_length(self, num_samples: int, rate: int, where: str | Path, name: str | None) -> None:
-        """Refuse audio with fewer than ``min_samples`` samples at ``sample_rate``
-        (``num_samples`` at ``rate`` are converted when the rates differ)."""
+    def length_problem(self, num_samples: int, rate: int) -> str | None:
+        """Why ``num_samples`` at ``rate`` are too few (fewer than ``min_samples`` once
+        counted at ``sample_rate``), or None."""
         target = num_samples if self.sample_rate in (None, rate) else int(round(num_samples * self.sample_rate / rate))
-        if target < self.min_samples:
-            at = self.sample_rate or rate
-            raise _fail(
-                where, name, f"{target} samples are too short for one frame (at least {self.min_samples} at {at} Hz)"
-            )
+        if target >= self.min_samples:
+            return None
+        at = self.sample_rate or rate
+        return f"{target} samples are too short for one frame (at least {self.min_samples} at {at} Hz)"
 
 
 def _check_file(path: Path, name: str | None) -> None:
@@ -253,10 +252,19 @@ def _finish(
     name: str | None,
 ) -> np.ndarray:
     """Apply ``rule`` to decoded audio ``(frames, channels)`` and make it mono at ``sample_rate``."""
-    rule.check_rate(rate, where, name)
-    wave = _to_mono(data, rate, sample_rate=sample_rate, channel=channel, where=where, name=name)
-    rule.check_length(len(wave), sample_rate or rate, where, name)
+    problem = rule.rate_problem(rate)
+    if problem is None:
+        wave = _to_mono(data, rate, sample_rate=sample_rate, channel=channel, where=where, name=name)
+        problem = rule.length_problem(len(wave), sample_rate or rate)
+    if problem is not None:
+        raise _fail(where, name, problem)
     return wave
+
+
+def _check_spec(rule: AudioRule, spec: str | Path, name: str | None) -> None:
+    problem = rule.pipe_problem(spec)
+    if problem is not None:
+        raise _fail(spec, name, problem)
 
 
 def load_audio(
@@ -292,7 +300,7 @@ def load_audio(
         breaks ``rule``; the message names the utterance and the file (or command).
     """
     rule = AudioRule() if rule is None else rule
-    rule.check_spec(spec, name)
+    _check_spec(rule, spec, name)
     if is_pipe(spec):
         data, rate = _run_pipe(str(spec), name)
         begin, stop = _segment_frames(start, end, len(data), rate, str(spec), name)
@@ -322,7 +330,7 @@ class SegmentReader:
                 spec, sample_rate=self.sample_rate, start=start, end=end, name=name, channel=self.channel, rule=self.rule
             )
         command = str(spec)
-        self.rule.check_spec(command, name)
+        _check_spec(self.rule, command, name)
         if self._last is None or self._last[0] != command:
             self._last = None  # free the previous recording before decoding the next
             self._last = (command, *_run_pipe(command, name))
