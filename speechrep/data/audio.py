@@ -50,6 +50,7 @@ from speechrep.utils.io import atomic_open
 __all__ = [
     "SEGMENT_END_TOLERANCE",
     "AudioRule",
+    "check_audio_file",
     "SegmentReader",
     "is_pipe",
     "iter_audio",
@@ -125,8 +126,16 @@ class AudioRule:
         return f"{target} samples are too short for one frame (at least {self.min_samples} at {at} Hz)"
 
 
-def _check_file(path: Path, name: str | None) -> None:
-    """Refuse a missing path, a directory, and a WAV file shorter than its header says."""
+def check_audio_file(path: str | Path, name: str | None = None) -> None:
+    """Refuse a missing path, a directory, and a WAV file shorter than its header says
+    (reads the header only; ``name``: the utterance named in the message).
+
+    Raises
+    ------
+    DataError
+        Naming the file.
+    """
+    path = Path(path)
     if path.is_dir():
         raise _fail(path, name, "is a directory, not an audio file")
     if not path.exists():
@@ -226,7 +235,7 @@ def _to_mono(
 
 
 def _read_file(path: Path, start: float, end: float | None, name: str | None) -> tuple[np.ndarray, int]:
-    _check_file(path, name)
+    check_audio_file(path, name)
     try:
         with sf.SoundFile(path) as f:
             begin, stop = _segment_frames(start, end, f.frames, f.samplerate, path, name)
@@ -408,7 +417,7 @@ def write_utt2dur(data_dir: str | Path, *, progress: bool = False) -> dict[str, 
             data, rate = _run_pipe(spec, utt)
             frames = len(data)
         else:
-            _check_file(Path(spec), utt)
+            check_audio_file(spec, utt)
             try:
                 info = sf.info(spec)
             except (sf.SoundFileError, RuntimeError) as e:

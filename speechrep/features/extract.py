@@ -186,11 +186,12 @@ def feature_config_for_audio(data_dir: str | Path, config: str | Path | None = N
 
 
 def _check_recordings(dd: Any, rule: Any) -> None:
-    """Refuse refused pipes and audio files whose native rate breaks ``rule``, before any
-    job starts (pipes can only be checked once decoded, which the jobs do)."""
+    """Refuse refused pipes, missing, truncated audio files and files whose native rate
+    breaks ``rule``, from their headers, before any job starts (pipes can only be checked
+    once decoded, which the jobs do)."""
     import soundfile as sf
 
-    from speechrep.data.audio import is_pipe
+    from speechrep.data.audio import check_audio_file, is_pipe
 
     for reco, spec in dd.wav_scp.items():
         problem = rule.pipe_problem(spec)
@@ -198,6 +199,7 @@ def _check_recordings(dd: Any, rule: Any) -> None:
             raise DataError(f"recording {reco}: {problem}", path=dd.path / "wav.scp")
         if is_pipe(spec):
             continue
+        check_audio_file(spec)
         try:
             rate = int(sf.info(spec).samplerate)
         except (sf.SoundFileError, RuntimeError, OSError):
