@@ -148,6 +148,11 @@ def _pipe_44k(tmp, data, mp):
     _set_wav(data, "spk1-utt2", f"cat {tmp}/cd.wav |")
 
 
+def _empty_data(tmp, data, mp):
+    for name in ("wav.scp", "utt2spk", "spk2utt", "text", "utt2dur"):
+        (data / name).write_text("")
+
+
 def _nothing(tmp, data, mp):
     pass
 
@@ -191,6 +196,7 @@ CASES = [
     Case("log_dir_is_a_file", _file_at("out/log"), _make_fbank, _named("out/log"), "exists and is not a directory"),
     Case("data_output_is_a_directory", _dir_at("data/frame_shift"), _make_fbank, _named("data/frame_shift"),
          "not a regular file"),
+    Case("no_utterances", _empty_data, _make_fbank, _named("data/utt2spk"), "no utterances"),
     Case("cmd_sge", _nothing, lambda t, d: _make_fbank(t, d, "--cmd", "sge"), _CMD, "unknown job command"),
     Case("nj_zero", _nothing, lambda t, d: _make_fbank(t, d, "--nj", "0"), lambda t, d: "--nj", "must be >= 1"),
     Case("nj_above_utterances", _nothing, lambda t, d: _make_fbank(t, d, "--nj", "9"), lambda t, d: "--nj",

@@ -39,13 +39,17 @@ import os
 import zlib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from speechrep.config import from_dict, load_config, save_config, to_dict
 from speechrep.errors import ConfigError, DataError, SpeechrepError
 from speechrep.features.kaldi import fbank, mfcc, spectrogram
+
+if TYPE_CHECKING:  # imported where used: data/ imports heavy modules (soundfile, soxr)
+    from speechrep.data.audio import AudioRule
+    from speechrep.data.kaldi_dir import DataDir
 
 __all__ = [
     "FbankConfig",
@@ -133,7 +137,7 @@ def _utt_seed(seed: int, utt: str) -> np.random.Generator:
     return np.random.default_rng([seed, zlib.crc32(utt.encode("utf-8"))])
 
 
-def audio_rule(cfg: Any, *, allow_pipes: bool = True) -> Any:
+def audio_rule(cfg: Any, *, allow_pipes: bool = True) -> AudioRule:
     """The :class:`speechrep.data.audio.AudioRule` of a feature configuration: its sample
     rate and resampling options, and enough samples for one frame.
 
@@ -185,10 +189,10 @@ def feature_config_for_audio(data_dir: str | Path, config: str | Path | None = N
     raise errors[0]
 
 
-def _check_recordings(dd: Any, rule: Any) -> None:
-    """Refuse refused pipes, missing, truncated audio files and files whose native rate
-    breaks ``rule``, from their headers, before any job starts (pipes can only be checked
-    once decoded, which the jobs do)."""
+def _check_recordings(dd: DataDir, rule: AudioRule) -> None:
+    """Refuse, before any job starts, pipes that ``rule`` forbids, and audio files that are
+    missing, directories, truncated or of a rate ``rule`` refuses (from their headers; a
+    pipe's rate is known once decoded, which the jobs check with the same rule)."""
     import soundfile as sf
 
     from speechrep.data.audio import check_audio_file, is_pipe
@@ -209,7 +213,7 @@ def _check_recordings(dd: Any, rule: Any) -> None:
             raise DataError(f"recording {reco}: {problem}", path=spec)
 
 
-def _iter_features(part: Path, kind: str, cfg: Any, rule: Any) -> Iterator[tuple[str, np.ndarray]]:
+def _iter_features(part: Path, kind: str, cfg: Any, rule: AudioRule) -> Iterator[tuple[str, np.ndarray]]:
     from speechrep.data.audio import iter_audio
 
     func = _kind(kind)[1]
@@ -429,6 +433,8 @@ def make_features(
     check_cmd(cmd)
     data_dir, out_dir = Path(data_dir), Path(out_dir).absolute()
     dd = DataDir.load(data_dir)
+    if not dd.utts:
+        raise DataError("no utterances", path=data_dir / "utt2spk")
     if nj > len(dd.utts):
         raise ConfigError(f"{nj} jobs for {len(dd.utts)} utterances (at most one job per utterance)", field="--nj")
     _check_recordings(dd, audio_rule(cfg, allow_pipes=allow_pipes))
