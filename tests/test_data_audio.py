@@ -2,7 +2,15 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from speechrep.data.audio import iter_audio, load_audio, write_utt2dur, write_wav
+from speechrep.data.audio import (
+    AudioRule,
+    SegmentReader,
+    check_audio_file,
+    iter_audio,
+    load_audio,
+    write_utt2dur,
+    write_wav,
+)
 from speechrep.data.kaldi_dir import DataDir, read_kaldi_map, write_kaldi_map
 from speechrep.errors import DataError
 
@@ -197,3 +205,67 @@ def test_write_utt2dur(data_dir, tmp_path):
     write_kaldi_map(data_dir / "wav.scp", wav)
     with pytest.raises(DataError, match="gone.wav: utterance spk1-utt2: audio file not found"):
         write_utt2dur(data_dir)
+
+
+def _truncated_wav(path, samples=8000, keep=3000):
+    sf.write(path, _sine(seconds=samples / SR), SR, subtype="PCM_16")
+    data = path.read_bytes()
+    path.write_bytes(data[: 44 + 2 * keep])
+    return path
+
+
+def test_truncated_wav_is_refused_by_every_reader(tmp_path, data_dir):
+    cut = _truncated_wav(tmp_path / "cut.wav")
+    assert sf.info(cut).frames == 3000  # libsndfile alone would read what is there
+    message = rf"{cut}: utterance u: truncated WAV: the header promises 8000 samples, the file holds 3000"
+    with pytest.raises(DataError, match=message):
+        load_audio(cut, name="u")
+    with pytest.raises(DataError, match="truncated WAV"):
+        check_audio_file(cut)
+    wav = read_kaldi_map(data_dir / "wav.scp")
+    wav["spk2-utt1"] = str(cut)
+    write_kaldi_map(data_dir / "wav.scp", wav)
+    with pytest.raises(DataError, match="utterance spk2-utt1: truncated WAV"):
+        list(iter_audio(data_dir))
+    with pytest.raises(DataError, match="utterance spk2-utt1: truncated WAV"):
+        write_utt2dur(data_dir)
+
+
+def test_wav_of_unknown_length_is_read_to_the_end(tmp_path):
+    # a stream saved to a file: data chunk size 0xFFFFFFFF (ffmpeg, sox to a pipe)
+    path = tmp_path / "stream.wav"
+    sf.write(path, _sine(), SR, subtype="PCM_16")
+    data = bytearray(path.read_bytes())
+    data[40:44] = b"\xff\xff\xff\xff"
+    path.write_bytes(bytes(data))
+    check_audio_file(path)
+    assert load_audio(path).shape == _sine().shape
+
+
+def test_directory_given_as_audio_says_so(tmp_path):
+    (tmp_path / "a.wav").mkdir()
+    with pytest.raises(DataError, match=f"{tmp_path}/a.wav: utterance u: is a directory, not an audio file"):
+        load_audio(tmp_path / "a.wav", name="u")
+
+
+def test_audio_rule_applies_to_files_and_pipes_alike(tmp_path):
+    sf.write(tmp_path / "cd.wav", _sine(sr=44100), 44100, subtype="PCM_16")
+    rule = AudioRule(sample_rate=SR)
+    for spec in (tmp_path / "cd.wav", f"cat {tmp_path}/cd.wav |"):
+        with pytest.raises(DataError, match="sample rate 44100 Hz differs from sample_frequency=16000 .*allow_downsample"):
+            load_audio(spec, sample_rate=SR, rule=rule)
+        assert load_audio(spec, sample_rate=SR, rule=AudioRule(sample_rate=SR, allow_downsample=True)).shape == (4000,)
+    # length counted at the rule's rate: 0.25 s at 44.1 kHz is 4000 samples at 16 kHz
+    with pytest.raises(DataError, match=r"4000 samples are too short for one frame \(at least 4001 at 16000 Hz\)"):
+        load_audio(tmp_path / "cd.wav", sample_rate=None,
+                   rule=AudioRule(sample_rate=SR, allow_downsample=True, min_samples=4001))
+
+
+def test_audio_rule_refuses_pipes_without_running_them(tmp_path):
+    sf.write(tmp_path / "a.wav", _sine(), SR, subtype="PCM_16")
+    spec = f"touch {tmp_path}/ran; cat {tmp_path}/a.wav |"
+    with pytest.raises(DataError, match=r"pipe command refused \(--no-pipes\)"):
+        load_audio(spec, rule=AudioRule(allow_pipes=False))
+    with pytest.raises(DataError, match=r"pipe command refused"):
+        SegmentReader(rule=AudioRule(allow_pipes=False)).load(spec, start=0.0, end=0.1)
+    assert not (tmp_path / "ran").exists()

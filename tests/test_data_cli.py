@@ -36,6 +36,12 @@ def test_validate_check_audio_exit_code(data_dir, capsys):
     assert code == 1 and out.count("audio file not found") == 4
 
 
+def test_validate_help_says_pipes_are_shell_code(capsys):
+    code, out, _ = _run(["data", "validate", "--help"], capsys)
+    text = " ".join(out.split())
+    assert code == 0 and "/bin/sh" in text and "--no-pipes" in text and "--config" in text
+
+
 def test_fix_prints_counts(data_dir, capsys):
     (data_dir / "text").write_text("spk1-utt1 a\nspk2-utt2 b\n")
     code, out, _ = _run(["data", "fix", data_dir], capsys)

@@ -2,6 +2,7 @@ from pathlib import Path
 
 import pytest
 
+from speechrep.data.audio import AudioRule
 from speechrep.data.kaldi_dir import DataDir, read_kaldi_map, validate_data_dir, write_kaldi_map
 from speechrep.errors import DataError
 
@@ -143,6 +144,14 @@ def test_datadir_load_missing(tmp_path, data_dir):
         DataDir.load(data_dir)
 
 
+def test_datadir_file_that_is_a_directory(data_dir):
+    (data_dir / "wav.scp").unlink()
+    (data_dir / "wav.scp").mkdir()
+    with pytest.raises(DataError, match=f"^{data_dir}/wav.scp: is a directory, not a file$"):
+        DataDir.load(data_dir)
+    assert f"{data_dir}/wav.scp: is a directory, not a file" in validate_data_dir(data_dir)
+
+
 # --- validate ----------------------------------------------------------------------------
 
 
@@ -219,6 +228,31 @@ def test_validate_check_audio_reports_wav_line(data_dir, tmp_path):
     assert len(problems) == 2
     assert problems[0].startswith(f"{data_dir}/wav.scp:2: {tmp_path}/bad.wav: utterance spk1-utt2: unreadable audio")
     assert problems[1] == f"{data_dir}/wav.scp:3: {tmp_path}/missing.wav: utterance spk2-utt1: audio file not found"
+
+
+def test_validate_applies_the_audio_rule(data_dir, tmp_path):
+    wav = read_kaldi_map(data_dir / "wav.scp")
+    wav["spk2-utt2"] = f"touch {tmp_path}/ran; cat {wav['spk2-utt2']} |"
+    write_kaldi_map(data_dir / "wav.scp", wav)
+    assert validate_data_dir(data_dir, check_audio=True) == []
+    (tmp_path / "ran").unlink()
+    # pipes refused: reported from the line alone, never run, with or without check_audio
+    for check_audio in (False, True):
+        problems = validate_data_dir(data_dir, check_audio=check_audio, rule=AudioRule(allow_pipes=False))
+        assert problems == [
+            f"{data_dir}/wav.scp:4: recording 'spk2-utt2': pipe command refused (--no-pipes): "
+            "wav.scp entries must be audio files"
+        ]
+        assert not (tmp_path / "ran").exists()
+    # rate and length: the files are 16 kHz, 0.5 s
+    problems = validate_data_dir(data_dir, check_audio=True, rule=AudioRule(sample_rate=8000, min_samples=10))
+    assert len(problems) == 4 and all("differs from sample_frequency=8000" in p for p in problems)
+    problems = validate_data_dir(data_dir, check_audio=True, rule=AudioRule(sample_rate=16000, min_samples=8001))
+    assert problems[0] == (
+        f"{data_dir}/wav.scp:1: {wav['spk1-utt1']}: utterance spk1-utt1: 8000 samples are too short for one frame "
+        "(at least 8001 at 16000 Hz)"
+    )
+    assert len(problems) == 4
 
 
 def test_validate_check_audio_segments_of_pipe(data_dir):

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from speechrep.errors import ConfigError, SpeechrepError
-from speechrep.utils.jobs import JobCommand, _slurm_executor, parse_cmd, run_jobs
+from speechrep.utils.jobs import JobCommand, _slurm_executor, check_cmd, output_lock, parse_cmd, run_jobs
 
 
 # --- job functions (module level: the workers import them) -------------------------------
@@ -183,3 +183,37 @@ def test_dask_unreachable_scheduler(tmp_path, monkeypatch):
     monkeypatch.setattr("dask.distributed.Client", quick_client)
     with pytest.raises(SpeechrepError, match="--cmd: cannot connect to the dask scheduler at tcp://127.0.0.1:9"):
         jobs_module.run_jobs(fail_on_three, [{"x": 1}], cmd="dask://127.0.0.1:9", log_dir=tmp_path, log_name="d")
+
+
+def interrupted(*, x: int) -> None:
+    print(f"working on {x}")
+    if x == 2:
+        raise KeyboardInterrupt  # what SIGINT/SIGTERM become inside a local job
+
+
+@pytest.mark.parametrize("cmd, module", [("slurm", "submitit"), ("slurm:time=5", "submitit"), ("dask://h:1", "distributed")])
+def test_cluster_commands_without_the_extra_say_how_to_install_it(cmd, module, monkeypatch, tmp_path):
+    monkeypatch.setitem(sys.modules, module, None)  # importing it fails, as when not installed
+    with pytest.raises(ConfigError, match=r"^--cmd: .* jobs need the cluster extra .*pip install '\.\[cluster\]'$"):
+        check_cmd(cmd)
+    with pytest.raises(ConfigError, match="cluster extra"):
+        run_jobs(fail_on_three, [{"x": 1}], cmd=cmd, log_dir=tmp_path / "log", log_name="j")
+    assert not (tmp_path / "log").exists()
+    assert check_cmd("local") == JobCommand("local")
+
+
+def test_local_interrupted_job_ends_its_log(tmp_path):
+    with pytest.raises(SpeechrepError, match="job 2 of 2 failed"):
+        run_jobs(interrupted, [{"x": 1}, {"x": 2}], log_dir=tmp_path, log_name="i", progress=False)
+    lines = (tmp_path / "i.2.log").read_text().splitlines()
+    assert lines[-1].startswith("# ended at") and lines[-1].endswith(": interrupted")
+    assert not any("Traceback" in line for line in lines)
+
+
+def test_output_lock_refuses_a_second_holder(tmp_path):
+    with output_lock(tmp_path, what="make-fbank run"):
+        with pytest.raises(SpeechrepError, match=f"^{tmp_path}: another make-fbank run is writing to this directory"):
+            with output_lock(tmp_path, what="make-fbank run"):
+                pass
+    with output_lock(tmp_path, what="make-fbank run"):  # released on exit
+        pass

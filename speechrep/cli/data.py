@@ -15,12 +15,32 @@ app = typer.Typer(
 @app.command("validate")
 def validate(
     data_dir: Path = typer.Argument(..., help="Data directory (wav.scp, utt2spk, ...)."),
-    check_audio: bool = typer.Option(False, "--check-audio", help="Also decode every utterance's audio."),
+    check_audio: bool = typer.Option(
+        False, "--check-audio",
+        help="Also decode every utterance's audio and check it as make-fbank/make-mfcc would (sample rate, "
+        "at least one frame, no truncated file). This runs wav.scp pipe commands.",
+    ),
+    config: Optional[Path] = typer.Option(
+        None, "--config",
+        help="Feature config the audio must suit with --check-audio (default: DATA_DIR/conf/<kind>.yaml if there, "
+        "else the fbank defaults: 16 kHz).",
+    ),
+    no_pipes: bool = typer.Option(False, "--no-pipes", help="Report every wav.scp pipe command as a problem."),
 ) -> None:
-    """Print every problem of a data directory as FILE:LINE: MESSAGE; exit 1 if there is any."""
-    from speechrep.data.kaldi_dir import validate_data_dir
+    """Print every problem of a data directory as FILE:LINE: MESSAGE; exit 1 if there is any.
 
-    problems = validate_data_dir(data_dir, check_audio=check_audio, progress=check_audio)
+    A wav.scp line ending in '|' is a shell command run by /bin/sh (as in Kaldi) when its
+    audio is read: it is code. Use --no-pipes for data directories you do not trust.
+    """
+    from speechrep.data.audio import AudioRule
+    from speechrep.data.kaldi_dir import validate_data_dir
+    from speechrep.features.extract import audio_rule, feature_config_for_audio
+
+    if check_audio:
+        rule = audio_rule(feature_config_for_audio(data_dir, config), allow_pipes=not no_pipes)
+    else:
+        rule = AudioRule(allow_pipes=not no_pipes)
+    problems = validate_data_dir(data_dir, check_audio=check_audio, rule=rule, progress=check_audio)
     for problem in problems:
         typer.echo(problem)
     if problems:

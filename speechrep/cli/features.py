@@ -16,15 +16,21 @@ _OUT_DIR = typer.Argument(..., help="Output directory for the ark/scp files, log
 
 
 _LOG_DIR = typer.Option(None, "--log-dir", help="Directory of the job logs (default: OUT_DIR/log).")
+_NO_PIPES = typer.Option(
+    False, "--no-pipes",
+    help="Refuse wav.scp pipe commands ('cmd |', run by /bin/sh as in Kaldi): for data directories you do not trust.",
+)
 
 
 def _make(
-    kind: str, data_dir: Path, out_dir: Path, nj: int, cmd: str, config: Optional[Path], overrides: List[str], log_dir: Optional[Path]
+    kind: str, data_dir: Path, out_dir: Path, nj: int, cmd: str, config: Optional[Path], overrides: List[str],
+    log_dir: Optional[Path], no_pipes: bool,
 ) -> None:
     from speechrep.features.extract import make_features
 
     feats_scp = make_features(
-        data_dir, out_dir, kind=kind, config=config, overrides=overrides, nj=nj, cmd=cmd, log_dir=log_dir
+        data_dir, out_dir, kind=kind, config=config, overrides=overrides, nj=nj, cmd=cmd, log_dir=log_dir,
+        allow_pipes=not no_pipes,
     )
     typer.echo(f"wrote {feats_scp}")
 
@@ -38,9 +44,10 @@ def make_fbank(
     config: Optional[Path] = typer.Option(None, "--config", help="Feature config YAML (e.g. conf/fbank.yaml)."),
     overrides: List[str] = typer.Option([], "--set", help="Override a config value, key=value (repeatable)."),
     log_dir: Optional[Path] = _LOG_DIR,
+    no_pipes: bool = _NO_PIPES,
 ) -> None:
     """Log mel filter-bank features of DATA_DIR (Kaldi compute-fbank-feats) into OUT_DIR."""
-    _make("fbank", data_dir, out_dir, nj, cmd, config, overrides, log_dir)
+    _make("fbank", data_dir, out_dir, nj, cmd, config, overrides, log_dir, no_pipes)
 
 
 @app.command("make-mfcc")
@@ -52,9 +59,10 @@ def make_mfcc(
     config: Optional[Path] = typer.Option(None, "--config", help="Feature config YAML (e.g. conf/mfcc.yaml)."),
     overrides: List[str] = typer.Option([], "--set", help="Override a config value, key=value (repeatable)."),
     log_dir: Optional[Path] = _LOG_DIR,
+    no_pipes: bool = _NO_PIPES,
 ) -> None:
     """MFCC features of DATA_DIR (Kaldi compute-mfcc-feats) into OUT_DIR."""
-    _make("mfcc", data_dir, out_dir, nj, cmd, config, overrides, log_dir)
+    _make("mfcc", data_dir, out_dir, nj, cmd, config, overrides, log_dir, no_pipes)
 
 
 @app.command("compute-cmvn")

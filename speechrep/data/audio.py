@@ -17,16 +17,27 @@ Policies
   past the end of the file by at most :data:`SEGMENT_END_TOLERANCE` seconds (rounding in
   a ``segments`` file) is clipped; further past it is an error, as is anything that would
   give no samples.
-* ``wav.scp`` entries ending in ``|`` are shell commands (Kaldi's convention) whose
-  standard output is read as an audio file; a non-zero exit is an error naming the command.
+* ``wav.scp`` entries ending in ``|`` are shell commands (Kaldi's convention), run by
+  ``/bin/sh``, whose standard output is read as an audio file; a non-zero exit is an error
+  naming the command. A pipe line is code: ``AudioRule(allow_pipes=False)`` (the
+  ``--no-pipes`` option) refuses them for data directories from untrusted sources.
   Relative paths are relative to the working directory, as in Kaldi.
+* Truncation: a WAV file whose ``data`` chunk promises more bytes than the file holds is
+  refused (libsndfile would silently return the samples present). A chunk size of 0 or
+  0xFFFFFFFF means "unknown" (a stream written to a file) and is read to the end.
+* :class:`AudioRule`: what a consumer needs of its audio (native rate, resampling allowed,
+  enough samples for one frame, pipes allowed). Feature extraction and ``data validate
+  --check-audio`` check the same rule, on files and on the output of pipes alike.
 """
 
 from __future__ import annotations
 
 import io
+import os
+import struct
 import subprocess
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +49,8 @@ from speechrep.utils.io import atomic_open
 
 __all__ = [
     "SEGMENT_END_TOLERANCE",
+    "AudioRule",
+    "check_audio_file",
     "SegmentReader",
     "is_pipe",
     "iter_audio",
@@ -61,6 +74,108 @@ def _fail(where: str | Path, name: str | None, message: str) -> DataError:
 
 def _decode_error(e: Exception) -> str:
     return getattr(e, "error_string", None) or str(e)
+
+
+@dataclass(frozen=True)
+class AudioRule:
+    """What a consumer needs of its audio; one rule for every way audio is read.
+
+    Parameters
+    ----------
+    sample_rate : the rate the consumer works at (Hz); ``None``: any rate.
+    allow_downsample, allow_upsample : accept (and resample) audio above / below
+        ``sample_rate`` (Kaldi's options of the same names).
+    min_samples : fewest samples, counted at ``sample_rate``, an utterance may have (one
+        feature frame).
+    allow_pipes : accept ``wav.scp`` pipe commands (they are shell code).
+    """
+
+    sample_rate: int | None = None
+    allow_downsample: bool = False
+    allow_upsample: bool = False
+    min_samples: int = 1
+    allow_pipes: bool = True
+
+    def pipe_problem(self, spec: str | Path) -> str | None:
+        """Why ``spec`` is refused before anything runs (a pipe when pipes are not allowed), or None."""
+        if not self.allow_pipes and is_pipe(spec):
+            return "pipe command refused (--no-pipes): wav.scp entries must be audio files"
+        return None
+
+    def rate_problem(self, rate: int) -> str | None:
+        """Why a native ``rate`` is refused (it differs from ``sample_rate`` and resampling
+        that way is not allowed), or None."""
+        want = self.sample_rate
+        if want is None or rate == want:
+            return None
+        if (rate > want and self.allow_downsample) or (rate < want and self.allow_upsample):
+            return None
+        flag = "allow_downsample" if rate > want else "allow_upsample"
+        return (
+            f"sample rate {rate} Hz differs from sample_frequency={want:g} of the feature config "
+            f"(set {flag}: true to resample)"
+        )
+
+    def length_problem(self, num_samples: int, rate: int) -> str | None:
+        """Why ``num_samples`` at ``rate`` are too few (fewer than ``min_samples`` once
+        counted at ``sample_rate``), or None."""
+        target = num_samples if self.sample_rate in (None, rate) else int(round(num_samples * self.sample_rate / rate))
+        if target >= self.min_samples:
+            return None
+        at = self.sample_rate or rate
+        return f"{target} samples are too short for one frame (at least {self.min_samples} at {at} Hz)"
+
+
+def check_audio_file(path: str | Path, name: str | None = None) -> None:
+    """Refuse a missing path, a directory, and a WAV file shorter than its header says
+    (reads the header only; ``name``: the utterance named in the message).
+
+    Raises
+    ------
+    DataError
+        Naming the file.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise _fail(path, name, "is a directory, not an audio file")
+    if not path.exists():
+        raise _fail(path, name, "audio file not found")
+    _check_wav_length(path, name)
+
+
+def _check_wav_length(path: Path, name: str | None) -> None:
+    """Compare the ``data`` chunk size of a RIFF/RIFX WAV file with the bytes the file holds.
+
+    libsndfile reads a truncated file without complaint (it counts the samples present),
+    so a cut copy would silently give shorter audio.
+    """
+    try:
+        with open(path, "rb") as f:
+            head = f.read(12)
+            if len(head) < 12 or head[:4] not in (b"RIFF", b"RIFX") or head[8:12] != b"WAVE":
+                return  # not a WAV file (or RF64, whose sizes live in its ds64 chunk)
+            order = "<" if head[:4] == b"RIFF" else ">"
+            size = os.fstat(f.fileno()).st_size
+            pos, block_align = 12, 0
+            while pos + 8 <= size:
+                f.seek(pos)
+                chunk, length = struct.unpack(order + "4sI", f.read(8))
+                if chunk == b"fmt " and length >= 14:
+                    block_align = struct.unpack(order + "H", f.read(14)[12:14])[0]
+                elif chunk == b"data":
+                    present = size - pos - 8
+                    if length in (0, 0xFFFFFFFF) or length <= present:
+                        return  # unknown length (streamed) or complete
+                    unit, count = ("samples", block_align) if block_align else ("bytes", 1)
+                    raise _fail(
+                        path,
+                        name,
+                        f"truncated WAV: the header promises {length // count} {unit}, "
+                        f"the file holds {present // count}",
+                    )
+                pos += 8 + length + (length & 1)  # chunks are padded to an even size
+    except OSError as e:
+        raise _fail(path, name, f"unreadable audio: {e.strerror}") from None
 
 
 def _run_pipe(command: str, name: str | None) -> tuple[np.ndarray, int]:
@@ -120,8 +235,7 @@ def _to_mono(
 
 
 def _read_file(path: Path, start: float, end: float | None, name: str | None) -> tuple[np.ndarray, int]:
-    if not path.is_file():
-        raise _fail(path, name, "audio file not found")
+    check_audio_file(path, name)
     try:
         with sf.SoundFile(path) as f:
             begin, stop = _segment_frames(start, end, f.frames, f.samplerate, path, name)
@@ -136,6 +250,32 @@ def _read_file(path: Path, start: float, end: float | None, name: str | None) ->
     return data, rate
 
 
+def _finish(
+    data: np.ndarray,
+    rate: int,
+    *,
+    sample_rate: int | None,
+    channel: int | None,
+    rule: AudioRule,
+    where: str | Path,
+    name: str | None,
+) -> np.ndarray:
+    """Apply ``rule`` to decoded audio ``(frames, channels)`` and make it mono at ``sample_rate``."""
+    problem = rule.rate_problem(rate)
+    if problem is None:
+        wave = _to_mono(data, rate, sample_rate=sample_rate, channel=channel, where=where, name=name)
+        problem = rule.length_problem(len(wave), sample_rate or rate)
+    if problem is not None:
+        raise _fail(where, name, problem)
+    return wave
+
+
+def _check_spec(rule: AudioRule, spec: str | Path, name: str | None) -> None:
+    problem = rule.pipe_problem(spec)
+    if problem is not None:
+        raise _fail(spec, name, problem)
+
+
 def load_audio(
     spec: str | Path,
     *,
@@ -144,6 +284,7 @@ def load_audio(
     end: float | None = None,
     name: str | None = None,
     channel: int | None = None,
+    rule: AudioRule | None = None,
 ) -> np.ndarray:
     """Load one utterance as mono float32.
 
@@ -154,6 +295,7 @@ def load_audio(
     start, end : segment to cut, in seconds (``end=None``: to the end of the file).
     name : utterance id, named in error messages.
     channel : channel to take; ``None`` averages all channels.
+    rule : what the audio must satisfy (native rate, length, no pipes); default: anything.
 
     Returns
     -------
@@ -162,17 +304,19 @@ def load_audio(
     Raises
     ------
     DataError
-        Missing, unreadable/corrupt, truncated or empty audio, NaN/inf samples, a segment
-        beyond the end of the file, a failing pipe command; the message names the
-        utterance and the file (or command).
+        Missing, unreadable/corrupt, truncated or empty audio, a directory, NaN/inf
+        samples, a segment beyond the end of the file, a failing pipe command, audio that
+        breaks ``rule``; the message names the utterance and the file (or command).
     """
+    rule = AudioRule() if rule is None else rule
+    _check_spec(rule, spec, name)
     if is_pipe(spec):
         data, rate = _run_pipe(str(spec), name)
         begin, stop = _segment_frames(start, end, len(data), rate, str(spec), name)
         data = data[begin:stop]
     else:
         data, rate = _read_file(Path(spec), start, end, name)
-    return _to_mono(data, rate, sample_rate=sample_rate, channel=channel, where=spec, name=name)
+    return _finish(data, rate, sample_rate=sample_rate, channel=channel, rule=rule, where=spec, name=name)
 
 
 class SegmentReader:
@@ -180,26 +324,39 @@ class SegmentReader:
     consecutive segments of the same recording (the last decoded recording is kept, so
     memory stays bounded by one recording)."""
 
-    def __init__(self, *, sample_rate: int | None = 16000, channel: int | None = None) -> None:
+    def __init__(
+        self, *, sample_rate: int | None = 16000, channel: int | None = None, rule: AudioRule | None = None
+    ) -> None:
         self.sample_rate = sample_rate
         self.channel = channel
+        self.rule = AudioRule() if rule is None else rule
         self._last: tuple[str, np.ndarray, int] | None = None
 
     def load(self, spec: str | Path, *, start: float = 0.0, end: float | None = None, name: str | None = None) -> np.ndarray:
-        """Like :func:`load_audio` with this reader's rate and channel; (samples,) float32."""
+        """Like :func:`load_audio` with this reader's rate, channel and rule; (samples,) float32."""
         if not (is_pipe(spec) and (start > 0 or end is not None)):
-            return load_audio(spec, sample_rate=self.sample_rate, start=start, end=end, name=name, channel=self.channel)
+            return load_audio(
+                spec, sample_rate=self.sample_rate, start=start, end=end, name=name, channel=self.channel, rule=self.rule
+            )
         command = str(spec)
+        _check_spec(self.rule, command, name)
         if self._last is None or self._last[0] != command:
             self._last = None  # free the previous recording before decoding the next
             self._last = (command, *_run_pipe(command, name))
         _, data, rate = self._last
         begin, stop = _segment_frames(start, end, len(data), rate, command, name)
-        return _to_mono(data[begin:stop], rate, sample_rate=self.sample_rate, channel=self.channel, where=command, name=name)
+        return _finish(
+            data[begin:stop], rate, sample_rate=self.sample_rate, channel=self.channel, rule=self.rule, where=command,
+            name=name,
+        )
 
 
 def iter_audio(
-    data_dir: str | Path | DataDir, *, sample_rate: int | None = 16000, channel: int | None = None
+    data_dir: str | Path | DataDir,
+    *,
+    sample_rate: int | None = 16000,
+    channel: int | None = None,
+    rule: AudioRule | None = None,
 ) -> Iterator[tuple[str, np.ndarray]]:
     """Yield ``(utt, wave)`` for every utterance of a data directory, C-sorted.
 
@@ -214,10 +371,11 @@ def iter_audio(
     Raises
     ------
     DataError
-        An utterance without a ``segments``/``wav.scp`` entry, or unusable audio.
+        An utterance without a ``segments``/``wav.scp`` entry, or unusable audio (or audio
+        that breaks ``rule``, see :class:`AudioRule`).
     """
     dd = data_dir if isinstance(data_dir, DataDir) else DataDir.load(data_dir)
-    reader = SegmentReader(sample_rate=sample_rate, channel=channel)
+    reader = SegmentReader(sample_rate=sample_rate, channel=channel, rule=rule)
     for utt in dd.utts:
         if dd.segments is not None:
             if utt not in dd.segments:
@@ -239,7 +397,7 @@ def write_utt2dur(data_dir: str | Path, *, progress: bool = False) -> dict[str, 
     Raises
     ------
     DataError
-        An utterance without a ``wav.scp`` entry, unreadable or empty audio.
+        An utterance without a ``wav.scp`` entry, unreadable, truncated or empty audio.
     """
     from tqdm import tqdm
 
@@ -259,8 +417,7 @@ def write_utt2dur(data_dir: str | Path, *, progress: bool = False) -> dict[str, 
             data, rate = _run_pipe(spec, utt)
             frames = len(data)
         else:
-            if not Path(spec).is_file():
-                raise _fail(spec, utt, "audio file not found")
+            check_audio_file(spec, utt)
             try:
                 info = sf.info(spec)
             except (sf.SoundFileError, RuntimeError) as e:

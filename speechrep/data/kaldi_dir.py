@@ -30,10 +30,13 @@ import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from speechrep.errors import DataError
 from speechrep.utils.io import atomic_dir, atomic_write_text
+
+if TYPE_CHECKING:  # audio imports this module
+    from speechrep.data.audio import AudioRule
 
 __all__ = [
     "DataDir",
@@ -86,6 +89,10 @@ def _scan(path: Path) -> tuple[list[tuple[int, str, str]], list[tuple[int, str]]
         first_line[key] = lineno
         entries.append((lineno, key, rest))
     return entries, problems
+
+
+def _not_a_file(path: Path) -> str:
+    return "is a directory, not a file" if path.is_dir() else "is not a regular file"
 
 
 def _order_problems(entries: list[tuple[int, str, str]]) -> list[tuple[int, str]]:
@@ -347,6 +354,8 @@ class DataDir:
                 if name in _REQUIRED:
                     raise DataError("missing file", path=file)
                 continue
+            if not file.is_file():
+                raise DataError(_not_a_file(file), path=file)
             values[spec.attr] = _load_file(file, spec)
         if "spk2utt" not in values:
             values["spk2utt"] = spk2utt_from_utt2spk(values["utt2spk"])
@@ -374,7 +383,9 @@ class DataDir:
         return dataclasses.replace(self, **changes)
 
 
-def validate_data_dir(path: str | Path, *, check_audio: bool = False, progress: bool = False) -> list[str]:
+def validate_data_dir(
+    path: str | Path, *, check_audio: bool = False, rule: AudioRule | None = None, progress: bool = False
+) -> list[str]:
     """Check a data directory; return every problem as ``"file:line: message"``.
 
     Checks: each file parses (no empty/duplicate keys, values of the right type), is
@@ -383,8 +394,11 @@ def validate_data_dir(path: str | Path, *, check_audio: bool = False, progress: 
     speaker id; ``spk2utt`` matches ``utt2spk``; per-speaker files cover the speakers;
     ``segments`` reference recordings of ``wav.scp`` and have ``end > start``; without
     ``segments``, ``wav.scp`` has exactly the utterances. With ``check_audio`` every
-    utterance's audio is decoded (at its native rate) and read errors are reported
-    against its ``wav.scp`` line (``progress`` shows a progress bar while decoding).
+    utterance's audio is decoded (at its native rate) and read errors, and breaches of
+    ``rule`` (a :class:`speechrep.data.audio.AudioRule`: the sample rate and length a
+    feature configuration needs, as feature extraction checks them), are reported against
+    its ``wav.scp`` line (``progress`` shows a progress bar while decoding). Pipe commands
+    that ``rule`` refuses are reported without being run, with or without ``check_audio``.
 
     Returns
     -------
@@ -397,6 +411,9 @@ def validate_data_dir(path: str | Path, *, check_audio: bool = False, progress: 
     parsed: dict[str, dict[str, tuple[int, Any]]] = {}
     for name, spec in FILES.items():
         file = path / name
+        if file.exists() and not file.is_file():
+            problems.append(f"{file}: {_not_a_file(file)}")
+            continue
         if not file.is_file():
             if name in (*_REQUIRED, "spk2utt"):
                 problems.append(f"{file}: missing file")
@@ -471,13 +488,26 @@ def validate_data_dir(path: str | Path, *, check_audio: bool = False, progress: 
                     problems.append(f"{seg_file}:{lineno}: recording '{reco}' not in wav.scp")
         else:
             compare("wav.scp", utt_lines, "utterance")
+        refused = set()
+        if rule is not None:
+            for reco, (lineno, spec) in wav.items():
+                problem = rule.pipe_problem(spec)
+                if problem is not None:
+                    refused.add(reco)
+                    problems.append(f"{path / 'wav.scp'}:{lineno}: recording '{reco}': {problem}")
         if check_audio:
-            problems += _audio_problems(path, parsed, utt_lines, progress=progress)
+            problems += _audio_problems(path, parsed, utt_lines, rule=rule, skip=refused, progress=progress)
     return problems
 
 
 def _audio_problems(
-    path: Path, parsed: dict[str, dict[str, tuple[int, Any]]], utt_lines: Mapping[str, int], *, progress: bool
+    path: Path,
+    parsed: dict[str, dict[str, tuple[int, Any]]],
+    utt_lines: Mapping[str, int],
+    *,
+    rule: AudioRule | None,
+    skip: set[str],
+    progress: bool,
 ) -> list[str]:
     from tqdm import tqdm
 
@@ -485,7 +515,8 @@ def _audio_problems(
 
     wav = parsed["wav.scp"]
     segments = parsed.get("segments")
-    reader = SegmentReader(sample_rate=None)  # native rate: decoding is what is checked
+    # native rate (no resampling): decoding and the rule are what is checked
+    reader = SegmentReader(sample_rate=None, rule=rule)
     problems = []
     for utt in tqdm(sorted(utt_lines), desc="checking audio", unit="utt", disable=not progress):
         if segments is not None:
@@ -494,7 +525,7 @@ def _audio_problems(
             reco, start, end = segments[utt][1]
         else:
             reco, start, end = utt, 0.0, None
-        if reco not in wav:
+        if reco not in wav or reco in skip:
             continue
         lineno, spec = wav[reco]
         try:

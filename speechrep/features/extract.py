@@ -12,21 +12,34 @@ parts, runs one job per part (locally, on Slurm or on Dask, see
   and ``data_dir/conf/{kind}.yaml`` (the configuration, beside the features it describes).
 
 Jobs stream one utterance at a time, so memory does not grow with the corpus. Every file
-is written under a temporary name and renamed when complete; a job's ``.scp`` is renamed
-last, so a job whose ``.scp`` lists exactly its utterances is complete and a rerun with the
-same configuration skips it. Audio in [-1, 1] is scaled by ``wave_scale`` (32768: Kaldi's
-16-bit integer scale) before the features are computed.
+is written under a unique temporary name and renamed when complete; a job's ``.scp`` is
+renamed last, after ``raw_{kind}_{data}.{j}.key``: a digest of everything its features
+depend on (the feature type and configuration, the job's ``utt2spk``, ``wav.scp`` and
+``segments`` lines, and the size and modification time of each audio file). A rerun skips
+a job only when its ``.scp`` lists exactly its utterances and its key is unchanged, so
+edited audio or a changed ``wav.scp`` line is never served from stale features. Audio in
+[-1, 1] is scaled by ``wave_scale`` (32768: Kaldi's 16-bit integer scale) before the
+features are computed.
+
+Before anything is written the options, the job engine, the data directory, every
+recording's sample rate (file headers; pipes when decoded, by the same
+:class:`speechrep.data.audio.AudioRule`) and the writability of the outputs are checked.
+An exclusive lock on ``out_dir`` refuses a second run writing there at the same time.
+When any job has to run, ``data_dir/feats.scp`` and ``data_dir/cmvn.scp`` are removed
+first: they would describe features that are about to change.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import inspect
+import json
 import os
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -34,12 +47,18 @@ from speechrep.config import from_dict, load_config, save_config, to_dict
 from speechrep.errors import ConfigError, DataError, SpeechrepError
 from speechrep.features.kaldi import fbank, mfcc, spectrogram
 
+if TYPE_CHECKING:  # imported where used: data/ imports heavy modules (soundfile, soxr)
+    from speechrep.data.audio import AudioRule
+    from speechrep.data.kaldi_dir import DataDir
+
 __all__ = [
     "FbankConfig",
     "MfccConfig",
     "SpectrogramConfig",
     "FEATURE_KINDS",
+    "audio_rule",
     "feature_config",
+    "feature_config_for_audio",
     "make_features",
     "compute_cmvn",
 ]
@@ -118,60 +137,128 @@ def _utt_seed(seed: int, utt: str) -> np.random.Generator:
     return np.random.default_rng([seed, zlib.crc32(utt.encode("utf-8"))])
 
 
-def _native_rate(spec: str) -> int | None:
-    """Sample rate of an audio file from its header; None for pipe commands (unknown
-    without running them; their audio is resampled to the configured rate)."""
-    from speechrep.data.audio import is_pipe
+def audio_rule(cfg: Any, *, allow_pipes: bool = True) -> AudioRule:
+    """The :class:`speechrep.data.audio.AudioRule` of a feature configuration: its sample
+    rate and resampling options, and enough samples for one frame.
 
-    if is_pipe(spec):
-        return None
+    The same rule is checked by :func:`make_features` and by ``data validate --check-audio``.
+    """
+    from speechrep.data.audio import AudioRule
+    from speechrep.features.framing import num_frames, window_shift, window_size
+
+    length = window_size(cfg.sample_frequency, cfg.frame_length)
+    shift = window_shift(cfg.sample_frequency, cfg.frame_shift)
+    min_samples = next(
+        n
+        for n in range(1, max(length, shift) + 1)
+        if num_frames(n, frame_length=length, frame_shift=shift, snip_edges=cfg.snip_edges) > 0
+    )
+    return AudioRule(
+        sample_rate=int(cfg.sample_frequency),
+        allow_downsample=cfg.allow_downsample,
+        allow_upsample=cfg.allow_upsample,
+        min_samples=min_samples,
+        allow_pipes=allow_pipes,
+    )
+
+
+def feature_config_for_audio(data_dir: str | Path, config: str | Path | None = None) -> Any:
+    """The feature configuration the audio of ``data_dir`` is checked against.
+
+    ``config`` (a fbank, MFCC or spectrogram YAML, whichever it parses as); else the
+    ``data_dir/conf/{kind}.yaml`` that :func:`make_features` leaves beside the features;
+    else the fbank defaults.
+
+    Raises
+    ------
+    ConfigError
+        ``config`` parses as no feature type (the fbank error is reported).
+    """
+    if config is None:
+        for kind in FEATURE_KINDS:
+            beside = Path(data_dir) / "conf" / f"{kind}.yaml"
+            if beside.is_file():
+                return feature_config(kind, beside)
+        return feature_config("fbank")
+    errors = []
+    for kind in FEATURE_KINDS:
+        try:
+            return feature_config(kind, config)
+        except ConfigError as e:
+            errors.append(e)
+    raise errors[0]
+
+
+def _check_recordings(dd: DataDir, rule: AudioRule) -> None:
+    """Refuse, before any job starts, pipes that ``rule`` forbids, and audio files that are
+    missing, directories, truncated or of a rate ``rule`` refuses (from their headers; a
+    pipe's rate is known once decoded, which the jobs check with the same rule)."""
     import soundfile as sf
 
-    try:
-        return int(sf.info(spec).samplerate)
-    except (sf.SoundFileError, RuntimeError, OSError):
-        return None  # load_audio reports unreadable files with the utterance name
+    from speechrep.data.audio import check_audio_file, is_pipe
 
-
-def _check_rates(dd: Any, cfg: Any) -> None:
-    """Kaldi refuses audio whose rate differs from ``sample_frequency`` unless allowed."""
-    want = cfg.sample_frequency
     for reco, spec in dd.wav_scp.items():
-        rate = _native_rate(spec)
-        if rate is None or rate == want:
+        problem = rule.pipe_problem(spec)
+        if problem is not None:
+            raise DataError(f"recording {reco}: {problem}", path=dd.path / "wav.scp")
+        if is_pipe(spec):
             continue
-        if (rate > want and cfg.allow_downsample) or (rate < want and cfg.allow_upsample):
-            continue
-        flag = "allow_downsample" if rate > want else "allow_upsample"
-        raise DataError(
-            f"recording {reco}: sample rate {rate} Hz differs from sample_frequency={want:g} of the feature config "
-            f"(set {flag}: true to resample)",
-            path=spec,
-        )
+        check_audio_file(spec)
+        try:
+            rate = int(sf.info(spec).samplerate)
+        except (sf.SoundFileError, RuntimeError, OSError):
+            continue  # the job reports unreadable files with the utterance name
+        problem = rule.rate_problem(rate)
+        if problem is not None:
+            raise DataError(f"recording {reco}: {problem}", path=spec)
 
 
-def _iter_features(part: Path, kind: str, cfg: Any) -> Iterator[tuple[str, np.ndarray]]:
+def _iter_features(part: Path, kind: str, cfg: Any, rule: AudioRule) -> Iterator[tuple[str, np.ndarray]]:
     from speechrep.data.audio import iter_audio
 
     func = _kind(kind)[1]
     options = _function_options(cfg)
-    for utt, wave in iter_audio(part, sample_rate=int(cfg.sample_frequency)):
+    # the rule guarantees at least one frame per utterance
+    for utt, wave in iter_audio(part, sample_rate=int(cfg.sample_frequency), rule=rule):
         options["seed"] = _utt_seed(cfg.seed, utt)
         try:
             feats = func(wave * np.float32(cfg.wave_scale), **options)
         except DataError as e:
             raise DataError(f"utterance {utt}: {e}", path=part / "wav.scp") from None
-        if feats.shape[0] == 0:
-            raise DataError(
-                f"utterance {utt}: {wave.shape[0]} samples are too short for one frame (frame_length={cfg.frame_length} ms)",
-                path=part / "wav.scp",
-            )
         yield utt, feats
 
 
-def _job_files(out_dir: Path, kind: str, data_name: str, j: int) -> tuple[Path, Path, Path]:
+def _job_files(out_dir: Path, kind: str, data_name: str, j: int) -> tuple[Path, Path, Path, Path]:
+    """``(ark, scp, utt2num_frames, key)`` of job ``j``."""
     stem = out_dir / f"raw_{kind}_{data_name}.{j}"
-    return stem.with_name(stem.name + ".ark"), stem.with_name(stem.name + ".scp"), out_dir / f"utt2num_frames.{kind}.{j}"
+    return (
+        stem.with_name(stem.name + ".ark"),
+        stem.with_name(stem.name + ".scp"),
+        out_dir / f"utt2num_frames.{kind}.{j}",
+        stem.with_name(stem.name + ".key"),
+    )
+
+
+def _job_key(part: Path, kind: str, cfg: Any) -> str:
+    """Digest of everything the features of the data directory ``part`` depend on: feature
+    type and configuration, the ``utt2spk``/``wav.scp``/``segments`` lines, and the size and
+    modification time of every audio file (so audio replaced under the same name counts)."""
+    from speechrep.data.audio import is_pipe
+    from speechrep.data.kaldi_dir import read_kaldi_map
+
+    digest = hashlib.sha256(json.dumps([kind, to_dict(cfg)], sort_keys=True).encode("utf-8"))
+    for name in ("utt2spk", "wav.scp", "segments"):
+        file = part / name
+        digest.update(f"\0{name}\0".encode("utf-8") + (file.read_bytes() if file.is_file() else b"-"))
+    for spec in read_kaldi_map(part / "wav.scp").values():
+        if is_pipe(spec):
+            continue  # the command line itself is hashed above
+        try:
+            st = os.stat(spec)
+            digest.update(f"\0{spec}\0{st.st_size}\0{st.st_mtime_ns}".encode("utf-8"))
+        except OSError:
+            digest.update(f"\0{spec}\0missing".encode("utf-8"))
+    return digest.hexdigest()
 
 
 def _read_scp_keys(path: Path) -> list[str]:
@@ -179,52 +266,98 @@ def _read_scp_keys(path: Path) -> list[str]:
         return [line.split(maxsplit=1)[0] for line in f if line.strip()]
 
 
-def _job_complete(part: Path, ark: Path, scp: Path, num_frames: Path) -> bool:
+def _job_complete(part: Path, key: str, ark: Path, scp: Path, num_frames: Path, key_file: Path) -> bool:
     from speechrep.data.kaldi_dir import read_kaldi_map
 
-    if not (ark.is_file() and scp.is_file() and num_frames.is_file()):
+    if not all(p.is_file() for p in (ark, scp, num_frames, key_file)):
+        return False
+    if key_file.read_text(encoding="utf-8").strip() != key:
         return False
     utts = sorted(read_kaldi_map(part / "utt2spk"))
     return _read_scp_keys(scp) == utts and sorted(read_kaldi_map(num_frames)) == utts
 
 
-def extract_job(*, part: str, out_dir: str, kind: str, config: dict[str, Any], data_name: str, job: int) -> None:
-    """One extraction job: features of the data directory ``part`` into job ``job``'s
-    ark/scp (temporary names until complete). Runs in a worker process."""
+def _write_ark(ark: Path, items: Iterable[tuple[str, np.ndarray]]) -> dict[str, str]:
+    """Write matrices to the Kaldi ark ``ark`` atomically; return their scp entries
+    (``key -> "ark:offset"``, the offset pointing just past ``"key "``)."""
     import kaldiio
 
+    from speechrep.utils.io import atomic_open
+
+    entries: dict[str, str] = {}
+    with atomic_open(ark, "wb") as f:
+        for key, mat in items:
+            entries[key] = f"{ark}:{f.tell() + len(key.encode('utf-8')) + 1}"
+            kaldiio.save_ark(f, {key: mat})
+    return entries
+
+
+def _remove_stale_temporaries(outputs: Iterable[Path]) -> None:
+    """Remove the temporary files of ``outputs`` left by a killed run (the output lock
+    guarantees no other run is writing them now)."""
+    for path in outputs:
+        for tmp in path.parent.glob(f".{path.name}.*.tmp"):
+            tmp.unlink(missing_ok=True)
+
+
+def extract_job(
+    *, part: str, out_dir: str, kind: str, config: dict[str, Any], data_name: str, job: int, key: str,
+    allow_pipes: bool = True,
+) -> None:
+    """One extraction job: features of the data directory ``part`` into job ``job``'s
+    ark/scp (unique temporary names until complete); ``key`` is :func:`_job_key` of the
+    part. Runs in a worker process."""
     from speechrep.data.kaldi_dir import write_kaldi_map
     from speechrep.utils.io import atomic_write_text
 
     part_dir, out = Path(part), Path(out_dir)
     cfg = from_dict(_kind(kind)[0], config)
-    ark, scp, num_frames_file = _job_files(out, kind, data_name, job)
-    if _job_complete(part_dir, ark, scp, num_frames_file):
+    files = _job_files(out, kind, data_name, job)
+    ark, scp, num_frames_file, key_file = files
+    if _job_complete(part_dir, key, *files):
         print(f"outputs of job {job} are complete, skipping")
         return
-    tmp_ark = ark.with_name(f".{ark.name}.tmp")
-    tmp_scp = scp.with_name(f".{scp.name}.tmp")
-    scp.unlink(missing_ok=True)  # the scp marks a complete job: remove it before touching the ark
+    # the scp (then the key) marks a complete job: remove them before touching the ark
+    scp.unlink(missing_ok=True)
+    key_file.unlink(missing_ok=True)
+    _remove_stale_temporaries(files)
     frames: dict[str, int] = {}
-    try:
-        with kaldiio.WriteHelper(f"ark,scp:{tmp_ark},{tmp_scp}") as writer:
-            for utt, feats in _iter_features(part_dir, kind, cfg):
-                writer(utt, feats)
-                frames[utt] = feats.shape[0]
-        # the scp points into the temporary ark: point it at the final name
-        lines = []
-        with open(tmp_scp, encoding="utf-8") as f:
-            for line in f:
-                utt, _, rest = line.rstrip("\n").partition(" ")
-                offset = rest.rpartition(":")[2]
-                lines.append(f"{utt} {ark}:{offset}\n")
-        os.replace(tmp_ark, ark)
-        write_kaldi_map(num_frames_file, frames)
-        atomic_write_text(scp, "".join(lines))
-    finally:
-        tmp_ark.unlink(missing_ok=True)
-        tmp_scp.unlink(missing_ok=True)
+
+    def features() -> Iterator[tuple[str, np.ndarray]]:
+        for utt, feats in _iter_features(part_dir, kind, cfg, audio_rule(cfg, allow_pipes=allow_pipes)):
+            frames[utt] = feats.shape[0]
+            yield utt, feats
+
+    entries = _write_ark(ark, features())
+    write_kaldi_map(num_frames_file, frames)
+    atomic_write_text(key_file, key + "\n")
+    write_kaldi_map(scp, entries)
     print(f"job {job}: {len(frames)} utterances, {sum(frames.values())} frames -> {ark}")
+
+
+def _check_file_targets(*paths: Path) -> None:
+    """Refuse outputs that exist as something other than a regular file."""
+    for path in paths:
+        if path.exists() and not path.is_file():
+            raise DataError("exists and is not a regular file (it would be replaced by an output)", path=path)
+
+
+def _check_dir_target(path: Path) -> None:
+    """Refuse an output directory that exists as something else (a file)."""
+    if path.exists() and not path.is_dir():
+        raise DataError("exists and is not a directory", path=path)
+    for parent in path.absolute().parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise DataError("is not a directory", path=parent)
+            break
+
+
+def _check_writable(*dirs: Path) -> None:
+    """Refuse existing directories that cannot be written to, before any work is done."""
+    for d in dirs:
+        if d.is_dir() and not os.access(d, os.W_OK | os.X_OK):
+            raise DataError("directory is not writable (outputs go here)", path=d)
 
 
 def _failure_detail(log_dir: Path, log_name: str, nj: int) -> str:
@@ -254,6 +387,7 @@ def make_features(
     nj: int = 1,
     cmd: str = "local",
     log_dir: str | Path | None = None,
+    allow_pipes: bool = True,
     progress: bool = True,
 ) -> Path:
     """Extract features of every utterance of a data directory (see the module docstring).
@@ -267,6 +401,8 @@ def make_features(
     nj : number of jobs (the data directory is split into ``nj`` parts).
     cmd : ``local``, ``slurm[:...]`` or ``dask://HOST:PORT`` (:func:`speechrep.utils.jobs.parse_cmd`).
     log_dir : where the job logs go (default ``out_dir/log``).
+    allow_pipes : accept ``wav.scp`` pipe commands (shell code run by ``/bin/sh``); False
+        refuses them, for data directories from untrusted sources.
     progress : show a progress bar.
 
     Returns
@@ -277,67 +413,78 @@ def make_features(
     Raises
     ------
     ConfigError
-        Bad configuration (unknown key: named with the file).
+        Bad configuration (unknown key: named with the file), ``nj`` out of range, bad
+        ``cmd`` or its engine not installed.
     DataError
-        Bad data directory, audio whose sample rate differs from the configuration.
+        Bad data directory, audio whose sample rate differs from the configuration, a
+        refused pipe, an output path that is not writable or is in the way.
     SpeechrepError
-        A failed job: its error line and its log file. No ``feats.scp`` is written then;
-        jobs that finished keep their outputs for the rerun.
+        Another run holds ``out_dir``; a failed job: its error line and its log file. No
+        ``feats.scp`` is written then; jobs that finished keep their outputs for the rerun.
     """
     from speechrep.data.kaldi_dir import DataDir, read_kaldi_map, split_data_dir, write_kaldi_map
     from speechrep.utils.io import atomic_write_text
-    from speechrep.utils.jobs import run_jobs
+    from speechrep.utils.jobs import check_cmd, output_lock, run_jobs
 
+    # everything that can be refused is checked before anything is written
     cfg = feature_config(kind, config, overrides=overrides)
-    data_dir, out_dir = Path(data_dir), Path(out_dir).absolute()
     if nj < 1:
         raise ConfigError(f"must be >= 1, got {nj}", field="--nj")
+    check_cmd(cmd)
+    data_dir, out_dir = Path(data_dir), Path(out_dir).absolute()
     dd = DataDir.load(data_dir)
-    _check_rates(dd, cfg)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    if not dd.utts:
+        raise DataError("no utterances", path=data_dir / "utt2spk")
+    if nj > len(dd.utts):
+        raise ConfigError(f"{nj} jobs for {len(dd.utts)} utterances (at most one job per utterance)", field="--nj")
+    _check_recordings(dd, audio_rule(cfg, allow_pipes=allow_pipes))
+    logs = out_dir / "log" if log_dir is None else Path(log_dir)
     data_name = data_dir.absolute().name
     resolved = out_dir / f"{kind}.yaml"
-    if resolved.is_file():
-        try:
-            previous = load_config(type(cfg), resolved)
-        except ConfigError:
-            previous = None
-        if previous != cfg:
-            # outputs of another configuration must not count as complete
-            for j in range(1, nj + 1):
-                _job_files(out_dir, kind, data_name, j)[1].unlink(missing_ok=True)
-    save_config(cfg, resolved)
-    parts = [data_dir] if nj == 1 else split_data_dir(data_dir, nj)
-    files = [_job_files(out_dir, kind, data_name, j) for j in range(1, nj + 1)]
-    if not all(_job_complete(p, *f) for p, f in zip(parts, files)):
-        jobs = [
-            dict(part=str(p.absolute()), out_dir=str(out_dir), kind=kind, config=to_dict(cfg), data_name=data_name, job=j)
-            for j, p in enumerate(parts, start=1)
-        ]
-        log_name = f"make_{kind}"
-        logs = out_dir / "log" if log_dir is None else Path(log_dir)
-        try:
-            run_jobs(extract_job, jobs, cmd=cmd, log_dir=logs, log_name=log_name, progress=progress)
-        except SpeechrepError as e:
-            detail = _failure_detail(logs, log_name, nj)
-            raise SpeechrepError(f"{e}: {detail}" if detail else str(e)) from None
-    feats: dict[str, str] = {}
-    num_frames: dict[str, str] = {}
-    for _, scp, frames_file in files:
-        with open(scp, encoding="utf-8") as f:
-            for line in f:
-                utt, _, rest = line.rstrip("\n").partition(" ")
-                feats[utt] = rest
-        num_frames.update(read_kaldi_map(frames_file))
-    write_kaldi_map(data_dir / "utt2num_frames", num_frames)
-    atomic_write_text(data_dir / "frame_shift", f"{cfg.frame_shift / 1000:g}\n")
-    # Centre of frame 0: half a window with snip_edges, else half a shift (Kaldi's framing).
-    offset = (cfg.frame_length if cfg.snip_edges else cfg.frame_shift) / 2000
-    atomic_write_text(data_dir / "frame_offset", f"{offset:g}\n")
-    for other in FEATURE_KINDS:
-        (data_dir / "conf" / f"{other}.yaml").unlink(missing_ok=True)
-    save_config(cfg, data_dir / "conf" / f"{kind}.yaml")
-    write_kaldi_map(data_dir / "feats.scp", feats)  # last: feats.scp announces finished features
+    data_outputs = [data_dir / name for name in ("feats.scp", "utt2num_frames", "frame_shift", "frame_offset")]
+    _check_dir_target(out_dir)
+    _check_dir_target(logs)
+    _check_dir_target(data_dir / "conf")
+    _check_file_targets(resolved, data_dir / "conf" / f"{kind}.yaml", *data_outputs)
+    _check_writable(data_dir, data_dir / "conf", out_dir, logs)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with output_lock(out_dir, what=f"make-{kind} run"):
+        save_config(cfg, resolved)
+        parts = [data_dir] if nj == 1 else split_data_dir(data_dir, nj)
+        files = [_job_files(out_dir, kind, data_name, j) for j in range(1, nj + 1)]
+        keys = [_job_key(p, kind, cfg) for p in parts]
+        if not all(_job_complete(p, k, *f) for p, k, f in zip(parts, keys, files)):
+            # features change: what describes the old ones must not outlive them
+            for stale in (data_dir / "feats.scp", data_dir / "cmvn.scp"):
+                stale.unlink(missing_ok=True)
+            jobs = [
+                dict(part=str(p.absolute()), out_dir=str(out_dir), kind=kind, config=to_dict(cfg), data_name=data_name,
+                     job=j, key=k, allow_pipes=allow_pipes)
+                for j, (p, k) in enumerate(zip(parts, keys), start=1)
+            ]
+            log_name = f"make_{kind}"
+            try:
+                run_jobs(extract_job, jobs, cmd=cmd, log_dir=logs, log_name=log_name, progress=progress)
+            except SpeechrepError as e:
+                detail = _failure_detail(logs, log_name, nj)
+                raise SpeechrepError(f"{e}: {detail}" if detail else str(e)) from None
+        feats: dict[str, str] = {}
+        num_frames: dict[str, str] = {}
+        for _, scp, frames_file, _ in files:
+            with open(scp, encoding="utf-8") as f:
+                for line in f:
+                    utt, _, rest = line.rstrip("\n").partition(" ")
+                    feats[utt] = rest
+            num_frames.update(read_kaldi_map(frames_file))
+        write_kaldi_map(data_dir / "utt2num_frames", num_frames)
+        atomic_write_text(data_dir / "frame_shift", f"{cfg.frame_shift / 1000:g}\n")
+        # Centre of frame 0: half a window with snip_edges, else half a shift (Kaldi's framing).
+        offset = (cfg.frame_length if cfg.snip_edges else cfg.frame_shift) / 2000
+        atomic_write_text(data_dir / "frame_offset", f"{offset:g}\n")
+        for other in FEATURE_KINDS:
+            (data_dir / "conf" / f"{other}.yaml").unlink(missing_ok=True)
+        save_config(cfg, data_dir / "conf" / f"{kind}.yaml")
+        write_kaldi_map(data_dir / "feats.scp", feats)  # last: feats.scp announces finished features
     return data_dir / "feats.scp"
 
 
@@ -357,19 +504,25 @@ def compute_cmvn(data_dir: str | Path, out_dir: str | Path, *, per_utt: bool = F
     ------
     DataError
         No ``feats.scp`` (run make-fbank first), unreadable features, utterances without a
-        speaker.
+        speaker, an output path that is not writable or is in the way (checked before the
+        features are read).
     """
     import kaldiio
     from tqdm import tqdm
 
     from speechrep.data.kaldi_dir import DataDir, write_kaldi_map
     from speechrep.features.cmvn import accumulate_cmvn_stats
-    from speechrep.utils.io import atomic_open
 
     data_dir, out_dir = Path(data_dir), Path(out_dir).absolute()
     dd = DataDir.load(data_dir)
     if dd.feats_scp is None:
         raise DataError("no feats.scp: extract features first (speechrep features make-fbank)", path=data_dir)
+    ark = out_dir / f"cmvn_{data_dir.absolute().name}.ark"
+    scp = ark.with_suffix(".scp")
+    # refused before the features are read
+    _check_dir_target(out_dir)
+    _check_file_targets(ark, scp, data_dir / "cmvn.scp")
+    _check_writable(data_dir, out_dir)
 
     def feats() -> Iterator[tuple[str, np.ndarray]]:
         for utt in tqdm(dd.utts, desc="compute-cmvn", unit="utt", disable=None if progress else True):
@@ -382,14 +535,7 @@ def compute_cmvn(data_dir: str | Path, out_dir: str | Path, *, per_utt: bool = F
 
     stats = accumulate_cmvn_stats(feats(), utt2spk=None if per_utt else dd.utt2spk)
     out_dir.mkdir(parents=True, exist_ok=True)
-    ark = out_dir / f"cmvn_{data_dir.absolute().name}.ark"
-    scp = ark.with_suffix(".scp")
-    entries: dict[str, str] = {}
-    with atomic_open(ark, "wb") as f:
-        for key in sorted(stats):
-            # an scp offset points just past "key " in the ark
-            entries[key] = f"{ark}:{f.tell() + len(key.encode('utf-8')) + 1}"
-            kaldiio.save_ark(f, {key: stats[key]})
+    entries = _write_ark(ark, ((key, stats[key]) for key in sorted(stats)))
     write_kaldi_map(scp, entries)
     write_kaldi_map(data_dir / "cmvn.scp", entries)
     return data_dir / "cmvn.scp"

@@ -13,32 +13,46 @@ scheduler:
   A task's Python output is redirected to its log, which is process-wide: start the
   workers with one thread each (``--nthreads 1``) so that logs do not mix.
 
+Slurm and Dask need the ``cluster`` extra (``pip install '.[cluster]'``); :func:`check_cmd`
+says so before anything is written.
+
 Job ``i`` (1-based) writes ``{log_dir}/{log_name}.{i}.log``: a start line, everything
-the job prints, the traceback if it fails, and an end line with its status. The log
-directory must be visible to the workers (a shared file system on a cluster). All jobs
-run to the end; then any failure raises one error naming the log of the first failed job.
+the job prints, the traceback if it fails, and an end line with its status (also when
+it is interrupted by SIGINT or SIGTERM). The log directory must be visible to the
+workers (a shared file system on a cluster). All jobs run to the end; then any failure
+raises one error naming the log of the first failed job.
+
+Local jobs die with their parent: on Linux each job asks the kernel for SIGTERM when the
+process that started it dies (``PR_SET_PDEATHSIG``), so a ``kill -9`` of the driver leaves
+no job writing behind a rerun's back. A job turns SIGINT and SIGTERM into
+``KeyboardInterrupt``, so its ``finally`` clauses remove its temporary files.
+:func:`output_lock` keeps two runs from writing into one output directory.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import datetime
+import errno
+import importlib
 import os
 import pickle
 import re
+import signal
 import socket
 import subprocess
 import sys
 import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
 from speechrep.errors import ConfigError, SpeechrepError
 
-__all__ = ["JobCommand", "parse_cmd", "run_jobs"]
+__all__ = ["JobCommand", "check_cmd", "output_lock", "parse_cmd", "run_jobs"]
 
 _CMD_HELP = "expected local, slurm[:key=value,...] or dask://HOST:PORT"
 # --cmd slurm:<key>=... -> submitit AutoExecutor parameter
@@ -144,6 +158,67 @@ def parse_cmd(cmd: str) -> JobCommand:
     raise _cmd_error(cmd, "unknown job command")
 
 
+#: module each job engine imports (both come with the ``cluster`` extra)
+_ENGINE_MODULES = {"slurm": "submitit", "dask": "distributed"}
+#: seconds interrupted local jobs get to clean up before they are killed
+_TERMINATE_GRACE = 10.0
+#: environment variable that tells a local job its parent's pid
+_PARENT_ENV = "SPEECHREP_JOB_PARENT"
+
+
+def check_cmd(cmd: str) -> JobCommand:
+    """Parse ``cmd`` (:func:`parse_cmd`) and check that its job engine is installed.
+
+    Raises
+    ------
+    ConfigError
+        A bad ``cmd``, or Slurm/Dask without the ``cluster`` extra (the message says how
+        to install it).
+    """
+    command = parse_cmd(cmd)
+    module = _ENGINE_MODULES.get(command.kind)
+    if module is not None:
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            raise ConfigError(
+                f"{command.kind} jobs need the cluster extra ({module} is not installed): pip install '.[cluster]'",
+                field="--cmd",
+            ) from None
+    return command
+
+
+@contextlib.contextmanager
+def output_lock(out_dir: str | Path, *, what: str) -> Iterator[None]:
+    """Hold an exclusive lock on ``out_dir`` (``fcntl.flock`` on ``out_dir/.lock``).
+
+    The kernel releases the lock when the process dies, however it dies, so a stale lock
+    never blocks a rerun. ``out_dir`` must exist.
+
+    Raises
+    ------
+    SpeechrepError
+        Another process holds the lock (a concurrent run writing to the same place).
+    """
+    import fcntl
+
+    lock = Path(out_dir) / ".lock"
+    with open(lock, "a+b") as f:
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            if e.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                raise
+            raise SpeechrepError(
+                f"another {what} is writing to this directory (locked); wait for it to end or use another output",
+                path=out_dir,
+            ) from None
+        try:
+            yield
+        finally:
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+
+
 def _describe(func: Callable[..., Any]) -> str:
     return f"{func.__module__}.{func.__qualname__}"
 
@@ -159,17 +234,20 @@ def _write_header(log: TextIO, func: Callable[..., Any], job: dict[str, Any], in
 
 
 def _run_and_log(func: Callable[..., Any], job: dict[str, Any], log: TextIO) -> int:
-    """Call ``func(**job)``; write any traceback and an end line to ``log``; 0 = success."""
+    """Call ``func(**job)``; write any traceback and an end line to ``log``; 0 = success,
+    130 = interrupted, 1 = failed."""
     start = time.monotonic()
-    status = 0
+    status, outcome = 0, "ok"
     try:
         func(**job)
+    except KeyboardInterrupt:  # SIGINT, or SIGTERM through _interrupt_on_signals
+        status, outcome = 130, "interrupted"
     except BaseException:  # noqa: BLE001  (the log must record any failure)
-        status = 1
+        status, outcome = 1, "FAILED"
         traceback.print_exc(file=log)
     sys.stdout.flush()
     sys.stderr.flush()
-    log.write(f"# ended at {_stamp()} after {time.monotonic() - start:.1f} s: {'ok' if status == 0 else 'FAILED'}\n")
+    log.write(f"# ended at {_stamp()} after {time.monotonic() - start:.1f} s: {outcome}\n")
     log.flush()
     return status
 
@@ -206,9 +284,35 @@ def run_logged_job(
             return _run_and_log(func, job, log)
 
 
+def _die_with_parent() -> None:
+    """Have the kernel send SIGTERM to this process when its parent dies (Linux), and exit
+    now if the parent already died before that was set up."""
+    parent = int(os.environ.get(_PARENT_ENV, "0"))
+    if sys.platform.startswith("linux"):
+        pr_set_pdeathsig = 1  # <linux/prctl.h>
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, int(signal.SIGTERM), 0, 0, 0)
+    if parent and os.getppid() != parent:
+        os._exit(1)
+
+
+def _interrupt_on_signals() -> None:
+    """Turn the first SIGINT or SIGTERM into ``KeyboardInterrupt`` and ignore later ones,
+    so that cleanup (temporary files, the log's end line) is not itself interrupted."""
+
+    def interrupt(signum: int, frame: Any) -> None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGINT, interrupt)
+    signal.signal(signal.SIGTERM, interrupt)
+
+
 def _local_job_main() -> None:
     """Entry point of a local job process: stdin holds the pickled (sys.path, (func, job))
     payload; stdout and stderr are the job's log file."""
+    _die_with_parent()
+    _interrupt_on_signals()
     search_path, blob = pickle.load(sys.stdin.buffer)
     # the parent's import path, so that func's module (e.g. next to a driver script) imports
     sys.path[:0] = [p for p in search_path if p not in sys.path]
@@ -233,7 +337,7 @@ def _run_local(
     of C code and child processes is logged too.
     """
     package_root = str(Path(__file__).resolve().parents[2])
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    env = dict(os.environ, PYTHONUNBUFFERED="1", **{_PARENT_ENV: str(os.getpid())})
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH")]))
     argv = [sys.executable, "-c", "from speechrep.utils.jobs import _local_job_main; _local_job_main()"]
     pending = list(range(len(jobs)))
@@ -260,14 +364,27 @@ def _run_local(
                 if code != 0:
                     failed.add(i)
                 if code < 0:
-                    with open(logs[i], "a", encoding="utf-8") as log:
-                        log.write(f"# killed by signal {-code}\n")
+                    _log_killed(logs[i], -code)
                 bar.update(1)
     finally:
+        # interrupted (Ctrl-C, SIGTERM): jobs clean up and end their logs, or are killed
         for proc in running.values():
             proc.terminate()
-            proc.wait()
+        deadline = time.monotonic() + _TERMINATE_GRACE
+        for i, proc in running.items():
+            try:
+                proc.wait(timeout=max(deadline - time.monotonic(), 0.1))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            if proc.returncode < 0:
+                _log_killed(logs[i], -proc.returncode)
     return failed
+
+
+def _log_killed(log_path: Path, signum: int) -> None:
+    with open(log_path, "a", encoding="utf-8") as log:
+        log.write(f"# ended at {_stamp()}: killed by signal {signum}\n")
 
 
 def _slurm_executor(options: dict[str, Any], folder: Path, *, name: str, max_parallel: int, cluster: str = "slurm"):
@@ -366,13 +483,13 @@ def run_jobs(
     Raises
     ------
     ConfigError
-        Bad ``cmd`` or ``max_parallel``.
+        Bad ``cmd`` (or its engine not installed) or ``max_parallel``.
     SpeechrepError
         After all jobs ended, when any failed: ``"job 3 of 4 failed, see <log>"``.
     """
     from tqdm import tqdm
 
-    command = parse_cmd(cmd)
+    command = check_cmd(cmd)
     if max_parallel is not None and max_parallel < 1:
         raise ConfigError(f"must be >= 1, got {max_parallel}", field="max_parallel")
     qualname = getattr(func, "__qualname__", "")
