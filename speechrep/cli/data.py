@@ -34,7 +34,7 @@ def validate(
     """
     from speechrep.data.audio import AudioRule
     from speechrep.data.kaldi_dir import validate_data_dir
-    from speechrep.features.extract import audio_rule, feature_config_for_audio
+    from speechrep.data.make_features import audio_rule, feature_config_for_audio
 
     if check_audio:
         rule = audio_rule(feature_config_for_audio(data_dir, config), allow_pipes=not no_pipes)
