@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from speechrep.errors import DataError
-from speechrep.utils.io import atomic_dir, atomic_write_text
+from speechrep.utils.io import atomic_dir, atomic_open, atomic_write_text
 
 __all__ = [
     "DataDir",
@@ -151,7 +151,11 @@ def write_kaldi_map(path: str | Path, mapping: Mapping[str, object]) -> None:
     DataError
         A key that is empty or contains whitespace, or a value with a newline.
     """
-    path = Path(path)
+    atomic_write_text(path, _kaldi_map_text(path, mapping))
+
+
+def _kaldi_map_text(path: str | Path, mapping: Mapping[str, object]) -> str:
+    """What :func:`write_kaldi_map` writes to ``path`` (named in errors)."""
     lines = []
     for key in sorted(mapping):
         if not key or any(c.isspace() for c in key):
@@ -163,7 +167,7 @@ def write_kaldi_map(path: str | Path, mapping: Mapping[str, object]) -> None:
         if "\n" in value or "\r" in value:
             raise DataError(f"key '{key}': value contains a newline", path=path)
         lines.append(f"{key} {value}" if value else key)
-    atomic_write_text(path, "".join(line + "\n" for line in lines))
+    return "".join(line + "\n" for line in lines)
 
 
 # --- value parsers: raise ValueError with a message; the caller adds file and line ------
@@ -378,7 +382,7 @@ def validate_data_dir(path: str | Path, *, check_audio: bool = False, progress: 
     """Check a data directory; return every problem as ``"file:line: message"``.
 
     Checks: each file parses (no empty/duplicate keys, values of the right type), is
-    C-sorted; ``wav.scp`` and ``utt2spk`` exist; every utterance of ``utt2spk`` is in every
+    C-sorted; ``wav.scp`` and ``utt2spk`` exist and are not empty; every utterance of ``utt2spk`` is in every
     per-utterance file and no file has extra utterances; utterance ids start with their
     speaker id; ``spk2utt`` matches ``utt2spk``; per-speaker files cover the speakers;
     ``segments`` reference recordings of ``wav.scp`` and have ``end > start``; without
@@ -403,6 +407,8 @@ def validate_data_dir(path: str | Path, *, check_audio: bool = False, progress: 
             continue
         entries, file_problems = _parse_file(file, spec, check_order=True)
         problems += [f"{file}:{lineno}: {message}" for lineno, message in sorted(file_problems)]
+        if name in _REQUIRED and not entries and not file_problems:
+            problems.append(f"{file}: empty file (a data directory needs at least one utterance)")
         parsed[name] = entries
     if "utt2spk" not in parsed:
         return problems
@@ -541,14 +547,22 @@ def _count_lines(path: Path) -> int:
     return sum(1 for line in path.read_bytes().splitlines() if line.strip())
 
 
+#: Where :func:`fix_data_dir` keeps the previous version of each file it changes
+#: (Kaldi's ``fix_data_dir.sh`` does the same).
+BACKUP_DIR = ".backup"
+
+
 def fix_data_dir(path: str | Path) -> dict[str, tuple[int, int]]:
     """Repair a data directory in place (Kaldi ``utils/fix_data_dir.sh``).
 
     Malformed lines and repeated keys (all but the first) are dropped; an utterance is
     kept only if it is in ``utt2spk`` and in every per-utterance file present, its
-    recording is in ``wav.scp`` and its speaker in every per-speaker file present;
+    recording is in ``wav.scp`` and its speaker in every per-speaker file present (so a
+    malformed ``spk2gender`` line drops that speaker's utterances, as in Kaldi);
     recordings no segment uses are dropped; every file is rewritten C-sorted and
-    ``spk2utt`` is rebuilt from ``utt2spk``.
+    ``spk2utt`` is rebuilt from ``utt2spk``. Before a file is changed, its previous
+    version is copied to ``path/.backup/`` (replacing the copy of an earlier fix), so
+    nothing dropped is lost.
 
     Returns
     -------
@@ -559,7 +573,9 @@ def fix_data_dir(path: str | Path) -> dict[str, tuple[int, int]]:
     ------
     DataError
         Not a directory, ``wav.scp``/``utt2spk`` missing, or nothing left to keep (then
-        nothing is rewritten).
+        nothing is rewritten); or the directory is still invalid after the fix (problems
+        fixing cannot repair, such as an utterance id that does not start with its
+        speaker id): the message gives the first problem :func:`validate_data_dir` finds.
     """
     path = Path(path)
     if not path.is_dir():
@@ -595,12 +611,35 @@ def fix_data_dir(path: str | Path) -> dict[str, tuple[int, int]]:
     if not utts:
         raise DataError("no utterance is consistent across the files; nothing kept", path=path)
     fixed = restrict_data_dir(dd, utts, path)
+    _back_up_changes(fixed)
     fixed.save()
     counts = {}
     for name, count in lines.items():
         written = getattr(fixed, FILES[name].attr)
         counts[name] = (len(written), count - len(original_keys[name] & set(written)))
+    remaining = validate_data_dir(path)
+    if remaining:
+        raise DataError(
+            f"{remaining[0]} (still invalid after fixing: {len(remaining)} problem(s), "
+            f"see 'speechrep data validate {path}'; previous files in {path / BACKUP_DIR})"
+        )
     return counts
+
+
+def _back_up_changes(dd: DataDir) -> None:
+    """Copy each file of ``dd.path`` that saving ``dd`` would change to ``.backup/``."""
+    backup = dd.path / BACKUP_DIR
+    for name, spec in FILES.items():
+        file = dd.path / name
+        if not file.is_file():
+            continue
+        value = spk2utt_from_utt2spk(dd.utt2spk) if name == "spk2utt" else getattr(dd, spec.attr)
+        old = file.read_bytes()
+        if value is not None and _kaldi_map_text(file, value).encode("utf-8") == old:
+            continue
+        backup.mkdir(exist_ok=True)
+        with atomic_open(backup / name, "wb") as f:
+            f.write(old)
 
 
 def _read_id_list(source: str | Path | Iterable[str]) -> list[str]:
