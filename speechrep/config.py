@@ -41,6 +41,7 @@ __all__ = [
     "to_dict",
     "save_config",
     "apply_overrides",
+    "OVERRIDE_SOURCE",
     "override_keys",
     "source_of",
     "dataclass",

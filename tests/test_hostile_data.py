@@ -168,6 +168,9 @@ CASES = [
          "error: --set: train.num_threads:", "expected an integer (or null), got 'many'"),
     Case("--set bad value checked after parsing", lambda t, d: ["train", _train_cfg(t), "--set", "optim.lr=-1"],
          "error: --set: optim.lr:", "must be positive"),
+    Case("make-fbank --set value the front end refuses", lambda t, d: [
+        "features", "make-fbank", d, t / "out", "--set", "num_mel_bins=0"],
+        "error: --set: num_mel_bins:", "must be at least 3, got 0"),
     Case("config file literal", lambda t, d: ["train", _train_cfg(t, optim={"amp": "fp32"})],
          "c.yaml: optim.amp:", "expected one of none, bf16, fp16, got 'fp32'"),
     # data directories

@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from speechrep.config import from_dict, load_config, save_config, to_dict
+from speechrep.config import OVERRIDE_SOURCE, from_dict, load_config, save_config, to_dict
 from speechrep.errors import ConfigError, DataError, SpeechrepError
 from speechrep.features.kaldi import fbank, mfcc, spectrogram
 
@@ -104,7 +104,8 @@ def feature_config(kind: str, path: str | Path | None = None, *, overrides: list
     try:
         func(np.zeros(int(cfg.sample_frequency * 0.1) + 1, np.float32), **_function_options(cfg))
     except ConfigError as e:
-        raise ConfigError(str(e), path=path if path is not None else "<defaults>") from None
+        # without a file, what the defaults do not allow came from --set
+        raise ConfigError(str(e), path=path if path is not None else OVERRIDE_SOURCE) from None
     return cfg
 
 
