@@ -196,7 +196,7 @@ def _coerce(tp: Any, value: Any, *, source: str, key: str, overridden: frozenset
             value = [value]
         if origin is tuple:
             if len(args) == 2 and args[1] is Ellipsis:
-                return tuple(_coerce(args[0], v, source=source, key=f"{key}[{i}]") for i, v in enumerate(value))
+                return tuple(coerce(args[0], v, f"{key}[{i}]") for i, v in enumerate(value))
             if args and len(args) != len(value):
                 raise fail(f"a list of {len(args)} values")
             return tuple(coerce(a, v, f"{key}[{i}]") for i, (a, v) in enumerate(zip(args, value)))
