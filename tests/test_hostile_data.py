@@ -171,6 +171,10 @@ CASES = [
     Case("make-fbank --set value the front end refuses", lambda t, d: [
         "features", "make-fbank", d, t / "out", "--set", "num_mel_bins=0"],
         "error: --set: num_mel_bins:", "must be at least 3, got 0"),
+    Case("train.device tpu in the config", lambda t, d: ["train", _train_cfg(t, train={"device": "tpu"})],
+         "c.yaml: train.device:", "device 'tpu' not available"),
+    Case("train.device cuda by --set", lambda t, d: ["train", _train_cfg(t), "--set", "train.device=cuda:7"],
+         "error: --set: train.device:", "not available"),
     Case("config file literal", lambda t, d: ["train", _train_cfg(t, optim={"amp": "fp32"})],
          "c.yaml: optim.amp:", "expected one of none, bf16, fp16, got 'fp32'"),
     # data directories

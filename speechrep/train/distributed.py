@@ -36,7 +36,9 @@ class DistInfo:
         return self.backend is not None
 
 
-def resolve_device(name: str, *, local_rank: int = 0, field: str = "train.device") -> torch.device:
+def resolve_device(
+    name: str, *, local_rank: int = 0, field: str = "train.device", source: str | None = None
+) -> torch.device:
     """The torch device ``name`` (``auto``, ``cpu``, ``cuda`` or ``cuda:N``) stands for here.
 
     ``auto`` is CUDA when there is a GPU, else the CPU; plain ``cuda`` is GPU ``local_rank``.
@@ -45,7 +47,8 @@ def resolve_device(name: str, *, local_rank: int = 0, field: str = "train.device
     ------
     ConfigError
         An unknown device, or one this machine or this torch build does not have; named
-        as ``field`` (the config key or the command-line option that gave it).
+        as ``field`` (the config key or the command-line option that gave it) of
+        ``source`` (the config file, if any).
     """
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
@@ -53,23 +56,26 @@ def resolve_device(name: str, *, local_rank: int = 0, field: str = "train.device
     try:
         device = torch.device(name)
     except RuntimeError:
-        raise ConfigError(f"device {name!r} not available: not a device torch knows ({choices})", field=field) from None
+        raise ConfigError(f"device {name!r} not available: not a device torch knows ({choices})", path=source,
+                          field=field) from None
     if device.type == "cuda":
         if not torch.cuda.is_available():
             raise ConfigError(f"device {name!r} not available: this machine or torch build has no CUDA GPU (use cpu)",
-                              field=field)
+                              path=source, field=field)
         if device.index is None:
             device = torch.device("cuda", local_rank)
         if device.index >= torch.cuda.device_count():
             raise ConfigError(f"device {name!r} not available: {torch.cuda.device_count()} CUDA GPU(s) here",
-                              field=field)
+                              path=source, field=field)
     elif device.type != "cpu":
-        raise ConfigError(f"device {name!r} not available ({choices})", field=field)
+        raise ConfigError(f"device {name!r} not available ({choices})", path=source, field=field)
     return device
 
 
-def init_distributed(device: str = "auto") -> DistInfo:
+def init_distributed(device: str = "auto", *, source: str | None = None) -> DistInfo:
     """Join the ``torchrun`` process group if there is one and pick this rank's device.
+
+    ``source``: the config file that gave ``device``, named in errors.
 
     ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK`` and the rendezvous variables come from
     ``torchrun`` (one node or many, e.g. under Slurm).
@@ -77,7 +83,7 @@ def init_distributed(device: str = "auto") -> DistInfo:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    dev = resolve_device(device, local_rank=local_rank)
+    dev = resolve_device(device, local_rank=local_rank, source=source)
     if dev.type == "cuda":
         torch.cuda.set_device(dev)
     backend = None

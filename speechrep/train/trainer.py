@@ -23,7 +23,7 @@ from typing import Any, Iterable, Iterator
 import numpy as np
 import torch
 
-from speechrep.config import save_config, to_dict
+from speechrep.config import override_keys, save_config, source_of, to_dict
 from speechrep.errors import CheckpointError, ConfigError, DataError, SpeechrepError
 from speechrep.train import checkpoint as ckpt_io
 from speechrep.train.config import TrainConfig, resolve_config
@@ -53,8 +53,9 @@ def train(config: str | Path | TrainConfig, overrides: Iterable[str] = (), resum
     ConfigError, DataError, CheckpointError
         Bad config key/value, missing or unusable data directory, unusable checkpoint.
     """
+    overrides = list(overrides)
     cfg, source = resolve_config(config, overrides)
-    info = init_distributed(cfg.train.device)
+    info = init_distributed(cfg.train.device, source=source_of("train.device", source, override_keys(overrides)))
     try:
         return _Run(cfg, source, info, resume=resume).run()
     finally:
