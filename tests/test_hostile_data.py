@@ -186,7 +186,8 @@ CASES = [
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
-def test_hostile_input_is_one_line(case, tmp_path, data_dir, capsys):
+def test_hostile_input_is_one_line(case, tmp_path, data_dir, capsys, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # the same on a GPU machine
     argv = case.setup(tmp_path, data_dir)
     capsys.readouterr()
     code, _, err = _run(argv, capsys)
