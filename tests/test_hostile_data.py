@@ -214,9 +214,15 @@ def test_fix_backs_up_every_file_it_changes(data_dir):
     changed = {name for name, old in before.items() if (data_dir / name).read_bytes() != old}
     assert changed == {"wav.scp", "utt2spk", "spk2utt", "text", "utt2dur", "spk2gender"}
     assert {p.name: p.read_bytes() for p in backup.iterdir()} == {name: before[name] for name in changed}
-    # a second run changes nothing and keeps the backup of the first
+    # a second run that changes nothing keeps the backup of the first
     fix_data_dir(data_dir)
     assert (backup / "spk2gender").read_bytes() == b"spk1 f\nspk2 x\n"
+    assert not (data_dir / ".backup.1").exists()
+    # one that changes something keeps it too, as .backup.1: the originals are never lost
+    (data_dir / "text").write_text("spk1-utt2 b\nspk1-utt1 a\n")
+    fix_data_dir(data_dir)
+    assert (data_dir / ".backup.1" / "spk2gender").read_bytes() == b"spk1 f\nspk2 x\n"
+    assert {p.name for p in backup.iterdir()} == {"text"}
 
 
 def test_fix_of_a_valid_dir_makes_no_backup(data_dir):

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from speechrep.errors import DataError
-from speechrep.utils.io import atomic_dir, atomic_open, atomic_write_text
+from speechrep.utils.io import atomic_dir, atomic_write_text
 
 __all__ = [
     "DataDir",
@@ -561,8 +561,8 @@ def fix_data_dir(path: str | Path) -> dict[str, tuple[int, int]]:
     malformed ``spk2gender`` line drops that speaker's utterances, as in Kaldi);
     recordings no segment uses are dropped; every file is rewritten C-sorted and
     ``spk2utt`` is rebuilt from ``utt2spk``. Before a file is changed, its previous
-    version is copied to ``path/.backup/`` (replacing the copy of an earlier fix), so
-    nothing dropped is lost.
+    version is copied to ``path/.backup/``, so nothing dropped is lost; the backup of an
+    earlier fix is kept as ``.backup.1``, ``.backup.2``, ... (oldest first).
 
     Returns
     -------
@@ -627,19 +627,28 @@ def fix_data_dir(path: str | Path) -> dict[str, tuple[int, int]]:
 
 
 def _back_up_changes(dd: DataDir) -> None:
-    """Copy each file of ``dd.path`` that saving ``dd`` would change to ``.backup/``."""
-    backup = dd.path / BACKUP_DIR
+    """Copy each file of ``dd.path`` that saving ``dd`` would change to ``.backup/``; the
+    backup of an earlier fix is kept, renamed ``.backup.1``, ``.backup.2``, ... (oldest first)."""
+    old: dict[str, bytes] = {}
     for name, spec in FILES.items():
         file = dd.path / name
         if not file.is_file():
             continue
         value = spk2utt_from_utt2spk(dd.utt2spk) if name == "spk2utt" else getattr(dd, spec.attr)
-        old = file.read_bytes()
-        if value is not None and _kaldi_map_text(file, value).encode("utf-8") == old:
-            continue
-        backup.mkdir(exist_ok=True)
-        with atomic_open(backup / name, "wb") as f:
-            f.write(old)
+        content = file.read_bytes()
+        if value is None or _kaldi_map_text(file, value).encode("utf-8") != content:
+            old[name] = content
+    if not old:
+        return
+    backup = dd.path / BACKUP_DIR
+    if backup.exists():
+        n = 1
+        while backup.with_name(f"{BACKUP_DIR}.{n}").exists():
+            n += 1
+        backup.rename(backup.with_name(f"{BACKUP_DIR}.{n}"))
+    with atomic_dir(backup) as tmp:
+        for name, content in old.items():
+            (tmp / name).write_bytes(content)
 
 
 def _read_id_list(source: str | Path | Iterable[str]) -> list[str]:
