@@ -353,20 +353,23 @@ def test_main_ctrl_c_in_process(monkeypatch, data_dir, capsys):
 
 def test_ctrl_c_prints_interrupted_and_exits_130(tmp_path, data_dir):
     # a pipe in wav.scp that signals when it runs, then blocks: SIGINT arrives mid-command
+    # (one process both signals and blocks, so that Ctrl-C cannot fall between the two)
     started = tmp_path / "started"
     wav = read_kaldi_map(data_dir / "wav.scp")
     first = sorted(wav)[0]
-    wav[first] = f"touch {started}; sleep 60; cat {wav[first]} |"
+    block = f"import pathlib,time;pathlib.Path('{started}').touch();time.sleep(60)"
+    wav[first] = f"{sys.executable} -c \"{block}\"; cat {wav[first]} |"
     (data_dir / "wav.scp").write_text("".join(f"{k} {v}\n" for k, v in sorted(wav.items())))
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.Popen([sys.executable, "-m", "speechrep", "data", "validate", "--check-audio", str(data_dir)],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
     try:
         deadline = time.monotonic() + 60
         while not started.exists() and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.05)
         assert started.exists(), proc.communicate()
-        proc.send_signal(signal.SIGINT)
+        os.killpg(proc.pid, signal.SIGINT)  # as a terminal's Ctrl-C: the whole foreground group
         _, err = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
