@@ -382,8 +382,8 @@ def validate_data_dir(path: str | Path, *, check_audio: bool = False, progress: 
     """Check a data directory; return every problem as ``"file:line: message"``.
 
     Checks: each file parses (no empty/duplicate keys, values of the right type), is
-    C-sorted; ``wav.scp`` and ``utt2spk`` exist and are not empty; every utterance of ``utt2spk`` is in every
-    per-utterance file and no file has extra utterances; utterance ids start with their
+    C-sorted; ``wav.scp`` and ``utt2spk`` exist and are not empty; every utterance of
+    ``utt2spk`` is in every per-utterance file and no file has extra utterances; utterance ids start with their
     speaker id; ``spk2utt`` matches ``utt2spk``; per-speaker files cover the speakers;
     ``segments`` reference recordings of ``wav.scp`` and have ``end > start``; without
     ``segments``, ``wav.scp`` has exactly the utterances. With ``check_audio`` every
@@ -557,8 +557,9 @@ def fix_data_dir(path: str | Path) -> dict[str, tuple[int, int]]:
 
     Malformed lines and repeated keys (all but the first) are dropped; an utterance is
     kept only if it is in ``utt2spk`` and in every per-utterance file present, its
-    recording is in ``wav.scp`` and its speaker in every per-speaker file present (so a
-    malformed ``spk2gender`` line drops that speaker's utterances, as in Kaldi);
+    recording is in ``wav.scp`` and its speaker in every per-speaker file present (a
+    speaker missing from ``spk2gender``, as in Kaldi, or with a malformed line there loses
+    its utterances);
     recordings no segment uses are dropped; every file is rewritten C-sorted and
     ``spk2utt`` is rebuilt from ``utt2spk``. Before a file is changed, its previous
     version is copied to ``path/.backup/``, so nothing dropped is lost; the backup of an
