@@ -61,22 +61,27 @@ def _toy_exp(root: Path, *, edit: Callable[[dict], None] | None = None) -> Path:
     return root / "exp"
 
 
+_UTTS = ("s1-a", "s1-b", "s2-a")
+#: 5 phones of 0.1 s per utterance: enough triphone items for ABX
+_GOOD_CTM = "".join(f"{u} 1 {i / 10} 0.1 {p}\n" for u in _UTTS for i, p in enumerate("abcab"))
+#: line 7 (s1-b's 2nd phone) starts inside its 1st one
+_OVERLAP_CTM = _GOOD_CTM.replace("s1-b 1 0.1 0.1 b", "s1-b 1 0.05 0.15 b")
+
+
 def _eval_inputs(root: Path, ctm: str) -> tuple[Path, Path]:
-    """A directory of <utt>.npy features and a CTM (with utt2spk beside it)."""
+    """A directory of <utt>.npy features (10 ms frames) and a CTM (with utt2spk beside it)."""
     feats = root / "feats"
     feats.mkdir()
     rng = np.random.default_rng(0)
-    for utt in ("s1-a", "s1-b"):
-        np.save(feats / f"{utt}.npy", rng.normal(size=(30, 3)).astype(np.float32))
+    for utt in _UTTS:
+        np.save(feats / f"{utt}.npy", rng.normal(size=(49, 3)).astype(np.float32))
+    (feats / "frame_shift").write_text("0.01\n")
+    (feats / "frame_offset").write_text("0.0125\n")
     ali = root / "ali"
     ali.mkdir()
     (ali / "phones.ctm").write_text(ctm)
-    (ali / "utt2spk").write_text("s1-a s1\ns1-b s1\n")
+    (ali / "utt2spk").write_text("".join(f"{u} {u[:2]}\n" for u in _UTTS))
     return feats, ali / "phones.ctm"
-
-
-_GOOD_CTM = "s1-a 1 0 0.1 a\ns1-a 1 0.1 0.2 b\ns1-b 1 0 0.15 b\ns1-b 1 0.15 0.15 a\n"
-_OVERLAP_CTM = "s1-a 1 0 0.1 a\ns1-a 1 0.1 0.2 b\ns1-b 1 0 0.15 b\ns1-b 1 0.1 0.2 a\n"
 
 
 def _pairs(root: Path, data_dir: Path, encoding: str) -> Path:
@@ -153,10 +158,15 @@ CASES = [
     Case("eval --feats missing.scp", lambda t, d: [
         "eval", "features", "--feats", t / "missing.scp", "--ali", _eval_inputs(t, _GOOD_CTM)[1],
         "--out", t / "out.json"], "missing.scp: not found", ""),
+    Case("eval features --threads beyond numba's", lambda t, d: [
+        "eval", "features", "--feats", _eval_inputs(t, _GOOD_CTM)[0], "--ali", t / "ali" / "phones.ctm",
+        "--out", t / "out.json", "--threads", str(10**6)], "error: threads:", "must be between 1 and"),
+    Case("eval features --set threads=0", lambda t, d: [
+        "eval", "features", "--feats", _eval_inputs(t, _GOOD_CTM)[0], "--ali", t / "ali" / "phones.ctm",
+        "--out", t / "out.json", "--set", "threads=0"], "error: threads:", "must be between 1 and"),
     Case("overlapping CTM segments", lambda t, d: [
         "eval", "features", "--feats", _eval_inputs(t, _OVERLAP_CTM)[0], "--ali", t / "ali" / "phones.ctm",
-        "--frame-shift", "0.01", "--frame-offset", "0.0125", "--out", t / "out.json"],
-        "phones.ctm:4:", "a 0.1-0.3 s overlaps b 0-0.15 s (line 3)"),
+        "--out", t / "out.json"], "phones.ctm:7:", "b 0.05-0.2 s overlaps a 0-0.1 s (line 6)"),
     # config values: named with --set or the file, choices listed in plain words
     Case("--distance not a choice", lambda t, d: [
         "eval", "features", "--feats", _eval_inputs(t, _GOOD_CTM)[0], "--ali", t / "ali" / "phones.ctm",
@@ -378,3 +388,12 @@ def test_ctrl_c_prints_interrupted_and_exits_130(tmp_path, data_dir):
     assert proc.returncode == 130
     assert err.splitlines()[-1] == "interrupted" and "Traceback" not in err
 
+
+
+def test_the_eval_inputs_of_the_table_are_otherwise_good(tmp_path, capsys):
+    # so that the eval rows above fail for the reason they name, not for their inputs
+    feats, ctm = _eval_inputs(tmp_path, _GOOD_CTM)
+    code, _, err = _run(["eval", "features", "--feats", feats, "--ali", ctm, "--out", tmp_path / "r.json",
+                         "--threads", "1"], capsys)
+    assert code == 0, err
+    assert json.loads((tmp_path / "r.json").read_text())["kind"] == "features"
