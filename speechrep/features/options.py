@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from speechrep.config import load_config
+from speechrep.config import OVERRIDE_SOURCE, load_config
 from speechrep.errors import ConfigError
 from speechrep.features.kaldi import fbank, mfcc, spectrogram
 
@@ -78,7 +78,8 @@ def feature_config(kind: str, path: str | Path | None = None, *, overrides: list
     try:
         func(np.zeros(int(cfg.sample_frequency * 0.1) + 1, np.float32), **function_options(cfg))
     except ConfigError as e:
-        raise ConfigError(str(e), path=path if path is not None else "<defaults>") from None
+        # without a file, what the defaults do not allow came from --set
+        raise ConfigError(str(e), path=path if path is not None else OVERRIDE_SOURCE) from None
     return cfg
 
 
