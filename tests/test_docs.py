@@ -29,7 +29,7 @@ SCORE = re.compile(
 )
 
 #: Directories that hold runs, corpora or installed packages, never the project's pages.
-SKIP_DIRS = {".git", ".venv", "venv", "node_modules", "__pycache__", "exp", "db", "dist", "build"}
+SKIP_DIRS = {"venv", "node_modules", "__pycache__", "exp", "db", "dist", "build"}
 
 
 def _repo_files(pattern: str) -> list[Path]:
@@ -41,8 +41,13 @@ def _repo_files(pattern: str) -> list[Path]:
         ).stdout
         paths = [ROOT / line for line in out.splitlines() if line]
     except (OSError, subprocess.CalledProcessError):  # not a git checkout (e.g. a tarball)
-        paths = list(ROOT.rglob(pattern.split("/")[-1]))
-    return sorted(p for p in paths if p.is_file() and not SKIP_DIRS & set(p.relative_to(ROOT).parts))
+        paths = list(ROOT.glob(pattern) if "/" in pattern else ROOT.rglob(pattern))
+    return sorted(p for p in paths if p.is_file() and not _skipped(p.relative_to(ROOT).parts))
+
+
+def _skipped(parts: tuple[str, ...]) -> bool:
+    """Inside a run, corpus or package directory, or a hidden one (.pytest_cache, .git)."""
+    return any(part in SKIP_DIRS or part.startswith(".") for part in parts[:-1])
 
 
 def readme_problem(text: str) -> str | None:
@@ -153,3 +158,13 @@ def test_undated_rows_finds_rows_without_a_date():
     )
     assert undated_rows(page) == ["line 6: | | `vc_vq` | 27.2 % |"]
     assert undated_rows(page.replace("| | `vc_vq`", "| 2026-11-27 | `vc_vq`")) == []
+
+
+def test_file_listing_without_git_finds_the_same_pages(monkeypatch):
+    with_git = _repo_files("*README.md")
+
+    def no_git(*args, **kwargs):
+        raise OSError("git: not found")
+
+    monkeypatch.setattr(subprocess, "run", no_git)
+    assert _repo_files("*README.md") == with_git
