@@ -384,7 +384,12 @@ def make_features(
             ]
             log_name = f"make_{kind}"
             try:
-                run_jobs(extract_job, jobs, cmd=cmd, log_dir=logs, log_name=log_name, progress=progress)
+                try:
+                    run_jobs(extract_job, jobs, cmd=cmd, log_dir=logs, log_name=log_name, progress=progress)
+                finally:
+                    # every job has ended here; one interrupted right after creating a temporary
+                    # file (before its own clean-up was armed) cannot remove it itself
+                    _remove_stale_temporaries(path for job_files in files for path in job_files)
             except SpeechrepError as e:
                 detail = _failure_detail(logs, log_name, nj)
                 raise SpeechrepError(f"{e}: {detail}" if detail else str(e)) from None
