@@ -236,6 +236,8 @@ class CPC(nn.Module):
             )
         # speaker-changing augmentation of feature input; identity in eval mode
         self.augment = FrequencyWarp(cfg.feat_warp) if input_dim is not None and cfg.feat_warp > 0 else None
+        #: the Trainer may give ``wave_aug`` (data.augment_side: past), read by forward
+        self.accepts_wave_aug = input_dim is None
         self.frame_shift: float = self.encoder.frame_shift
         self.frame_offset: float = self.encoder.frame_offset
         self.bottleneck = bottleneck
@@ -271,7 +273,8 @@ class CPC(nn.Module):
         Parameters
         ----------
         batch : ``wave`` (B, S) or ``feats`` (B, T, F), and ``speaker`` (B,) for
-            within-speaker negatives.
+            within-speaker negatives; optional ``wave_aug`` (B, S), an augmented copy of
+            ``wave`` that the context network reads instead.
         neg_idx : (B, W, N) negatives to use instead of sampling (tests, benchmarks).
         """
         cfg = self.cfg
@@ -283,7 +286,14 @@ class CPC(nn.Module):
         if T <= K + 1:
             raise ConfigError(f"a crop gives {T} frames but {K} prediction steps need more than {K + 1}", field="data.crop")
         W = T - K
-        pred = self.predictor(self.context(z)[:, :W])  # (B, W, K, D)
+        past = z
+        if "wave_aug" in batch:
+            # augmented past (Kharitonov et al. 2021): the context reads the augmented crop,
+            # the targets stay the clean crop's codes
+            past, extra_aug = self.codes({**batch, "wave": batch["wave_aug"]})
+            if "loss" in extra_aug:
+                extra["loss"] = extra.get("loss", 0.0) + extra_aug["loss"]
+        pred = self.predictor(self.context(past)[:, :W])  # (B, W, K, D)
         if neg_idx is None:
             neg_idx = sample_negatives(
                 B, T, W, cfg.num_negatives, mode=cfg.negatives, speaker=batch.get("speaker"), device=z.device

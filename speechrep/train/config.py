@@ -39,6 +39,12 @@ class DataConfig:
     short: Literal["pad", "skip"] = "skip"  #: utterances shorter than the crop
     sample_rate: int = 16000  #: waveform rate the audio is resampled to
     memory_budget_mb: float = 2048.0  #: load the corpus into RAM when it fits, else read per crop
+    #: waveform augmentation of training crops, e.g. ``[{name: reverb, rt60: [0.2, 0.6], p: 0.5}]``
+    #: (transforms and their parameters: speechrep.data.augment)
+    augment: list[dict[str, Any]] = field(default_factory=list)
+    #: both: the model reads the augmented crop; past: it reads the clean crop as ``wave`` and
+    #: the augmented one as ``wave_aug`` (CPC: context from ``wave_aug``, targets from ``wave``)
+    augment_side: Literal["past", "both"] = "both"
 
 
 @dataclass
@@ -147,6 +153,13 @@ def _check(cfg: TrainConfig, source: str, overridden: frozenset[str] = frozenset
             "data.speakers_per_batch",
             f"must divide data.batch_size ({d.batch_size})",
         )
+    if d.augment:
+        from speechrep.data.augment import parse_augment
+
+        need(d.input == "wave", "data.augment", "waveform augmentation needs data.input: wave (features cannot be augmented)")
+        transforms = parse_augment(d.augment, sample_rate=d.sample_rate, source=source, overridden=overridden)
+        need(d.augment_side == "both" or all(t.input_ratio() == 1.0 for t in transforms), "data.augment_side",
+             "past needs the augmented crop aligned with the clean one: no speed transform")
     need(o.lr > 0, "optim.lr", "must be positive")
     need(o.max_steps > 0, "optim.max_steps", "must be positive")
     need(0 <= o.warmup_steps <= o.max_steps, "optim.warmup_steps", "must be between 0 and optim.max_steps")

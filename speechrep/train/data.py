@@ -17,12 +17,15 @@ from typing import TYPE_CHECKING, Callable, Iterator
 import numpy as np
 import torch
 
-from speechrep.errors import DataError
+from speechrep.errors import ConfigError, DataError
 
 if TYPE_CHECKING:
+    from speechrep.data.augment import Augmenter
     from speechrep.data.kaldi_dir import DataDir
+    from speechrep.train.config import DataConfig
 
-__all__ = ["Corpus", "load_corpus", "read_speakers", "CropDataset", "CropSampler", "valid_batches", "make_loader"]
+__all__ = ["Corpus", "load_corpus", "read_speakers", "CropDataset", "CropSampler", "valid_batches", "build_augmenter",
+           "make_loader"]
 
 # Batches are described by the utterance index and crop start of each row.
 BatchSpec = tuple[np.ndarray, np.ndarray]
@@ -238,25 +241,46 @@ class CropDataset(torch.utils.data.Dataset):
     The batch holds ``"wave"`` (B, crop) or ``"feats"`` (B, crop, D) float32 (zero-padded
     past the end of short utterances), ``"speaker"`` (B,) int64 and ``"lengths"`` (B,)
     int64 valid lengths.
+
+    With ``augment`` (an :class:`~speechrep.data.augment.Augmenter`), specs carry a third
+    array, the crops' stream positions (B,) (:class:`CropSampler` with ``numbered=True``),
+    which seed each crop's augmentation. ``augment_side="both"``: ``"wave"`` is the
+    augmented crop; ``"past"``: ``"wave"`` is the clean crop and ``"wave_aug"`` the
+    augmented one.
     """
 
-    def __init__(self, corpus: Corpus, *, input: str, crop: int):
+    def __init__(self, corpus: Corpus, *, input: str, crop: int, augment: Augmenter | None = None,
+                 augment_side: str = "both"):
         self.corpus, self.key, self.crop = corpus, input, crop
+        self.augment, self.augment_side = augment, augment_side
 
     def __len__(self) -> int:
         return len(self.corpus.utts)
 
     def __getitem__(self, spec: BatchSpec) -> dict[str, torch.Tensor]:
-        idx, starts = spec
+        idx, starts, *numbers = spec
         c = self.corpus
         shape = (len(idx), self.crop) if c.dim is None else (len(idx), self.crop, c.dim)
         out = torch.zeros(shape, dtype=torch.float32)
         lengths = torch.empty(len(idx), dtype=torch.int64)
+        aug = torch.zeros(shape, dtype=torch.float32) if self.augment is not None else None
         for row, (i, s) in enumerate(zip(idx, starts)):
-            x = c.span(int(i), int(s), int(s) + self.crop)
+            if aug is not None:
+                # a speed-up reads a longer span: moved back to stay inside the utterance
+                need = self.augment.input_length(self.crop)
+                s = max(0, min(int(s), int(c.lengths[i]) - need))
+                x = c.span(int(i), s, s + need)
+                y = torch.from_numpy(self.augment(x.numpy(), int(numbers[0][row])))[: self.crop]
+                aug[row, : len(y)] = y
+                x = x[: self.crop] if self.augment_side == "past" else y
+            else:
+                x = c.span(int(i), int(s), int(s) + self.crop)
             out[row, : len(x)] = x
             lengths[row] = len(x)
-        return {self.key: out, "speaker": torch.from_numpy(c.speaker[idx]), "lengths": lengths}
+        batch = {self.key: out, "speaker": torch.from_numpy(c.speaker[idx]), "lengths": lengths}
+        if aug is not None and self.augment_side == "past":
+            batch["wave_aug"] = aug
+        return batch
 
 
 class CropSampler(torch.utils.data.Sampler):
@@ -277,6 +301,9 @@ class CropSampler(torch.utils.data.Sampler):
     speaker : (N,) speaker index of each utterance.
     crop, batch_size, seed, rank, world_size, speakers_per_batch : as named.
     start : index of the first batch to produce (batches consumed before a resume).
+    numbered : yield ``(idx, starts, positions)``: positions (B,) number the crops of the
+        global stream (``(k * world_size + rank) * B + row``, the same for any split of a
+        batch into accumulation steps); they seed per-crop augmentation.
     """
 
     def __init__(
@@ -291,13 +318,14 @@ class CropSampler(torch.utils.data.Sampler):
         world_size: int = 1,
         speakers_per_batch: int | None = None,
         start: int = 0,
+        numbered: bool = False,
     ):
         self.lengths = np.asarray(lengths, dtype=np.int64)
         self.speaker = np.asarray(speaker, dtype=np.int64)
         self.crop, self.batch_size, self.seed = crop, batch_size, seed
         self.rank, self.world_size = rank, world_size
         self.speakers_per_batch = speakers_per_batch
-        self.start = start
+        self.start, self.numbered = start, numbered
         self._epochs: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         if speakers_per_batch:
             self._spk_utts = [np.flatnonzero(self.speaker == s) for s in np.unique(self.speaker)]
@@ -305,7 +333,11 @@ class CropSampler(torch.utils.data.Sampler):
     def __iter__(self) -> Iterator[BatchSpec]:
         k = self.start
         while True:
-            yield self.batch(k)
+            spec = self.batch(k)
+            if self.numbered:
+                first = (k * self.world_size + self.rank) * self.batch_size
+                spec = (*spec, np.arange(first, first + self.batch_size, dtype=np.int64))
+            yield spec
             k += 1
 
     def _epoch(self, e: int) -> tuple[np.ndarray, np.ndarray]:
@@ -357,6 +389,29 @@ def valid_batches(corpus: Corpus, *, crop: int, batch_size: int, seed: int,
     starts = (rng.random(n) * room).astype(np.int64)
     specs = [(np.arange(a, min(a + batch_size, n)), starts[a : a + batch_size]) for a in range(0, n, batch_size)]
     return specs if max_batches is None else specs[:max_batches]
+
+
+def build_augmenter(data: DataConfig, *, seed: int, source: str, accepts_past: bool) -> Augmenter | None:
+    """The :class:`~speechrep.data.augment.Augmenter` of ``data.augment`` (None when empty).
+
+    ``accepts_past``: the model reads ``batch["wave_aug"]`` (needed by ``augment_side: past``).
+
+    Raises
+    ------
+    ConfigError
+        ``augment_side: past`` for a model that reads only ``wave``.
+    DataError
+        Unreadable noise recordings.
+    """
+    from speechrep.data.augment import Augmenter, parse_augment
+
+    if not data.augment:
+        return None
+    if data.augment_side == "past" and not accepts_past:
+        raise ConfigError("past needs a model that reads the augmented crop beside the clean one (cpc, vqcpc); "
+                          "use both", path=source, field="data.augment_side")
+    return Augmenter(parse_augment(data.augment, sample_rate=data.sample_rate, source=source),
+                     sample_rate=data.sample_rate, seed=seed)
 
 
 def make_loader(dataset: CropDataset, specs, *, num_workers: int, seed: int = 0,

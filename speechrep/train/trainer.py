@@ -28,7 +28,8 @@ from speechrep.errors import CheckpointError, ConfigError, DataError, SpeechrepE
 from speechrep.train import checkpoint as ckpt_io
 from speechrep.train.checkpoint import attach_frozen_models
 from speechrep.train.config import TrainConfig, resolve_config
-from speechrep.train.data import CropDataset, CropSampler, load_corpus, make_loader, read_speakers, valid_batches
+from speechrep.train.data import (CropDataset, CropSampler, build_augmenter, load_corpus, make_loader,
+                                  read_speakers, valid_batches)
 from speechrep.train.distributed import DistInfo, all_gather_object, all_reduce_sum, cleanup, init_distributed
 from speechrep.train.logging import RunLogger
 from speechrep.models.registry import build_model
@@ -152,6 +153,8 @@ class _Run:
         if t.init_from and self.resume_from is None:
             self._init_from(t.init_from)
         attach_frozen_models(self.module)  # before anything is written: a missing judge fails cleanly
+        self.augment = build_augmenter(d, seed=t.seed, source=source, accepts_past=getattr(
+            self.module, "accepts_wave_aug", False))
         cfg.model.args = to_dict(model_cfg)
         self.model_spec = {"name": cfg.model.name, "args": cfg.model.args, "input_dim": self.train_corpus.dim}
         self._check_saved_config()
@@ -323,8 +326,9 @@ class _Run:
         o, t, d = cfg.optim, cfg.train, cfg.data
         sampler = CropSampler(self.train_corpus.lengths, self.train_corpus.speaker, crop=d.crop,
                               batch_size=d.batch_size, seed=t.seed, rank=info.rank, world_size=info.world_size,
-                              speakers_per_batch=d.speakers_per_batch, start=self.batches)
-        dataset = CropDataset(self.train_corpus, input=d.input, crop=d.crop)
+                              speakers_per_batch=d.speakers_per_batch, start=self.batches, numbered=True)
+        dataset = CropDataset(self.train_corpus, input=d.input, crop=d.crop, augment=self.augment,
+                              augment_side=d.augment_side)
         batches = iter(make_loader(dataset, sampler, num_workers=d.num_workers, seed=t.seed,
                                    pin_memory=info.device.type == "cuda"))
         per_step = d.batch_size * d.crop * o.accum_steps * info.world_size
