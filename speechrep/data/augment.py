@@ -8,9 +8,9 @@ which every crop draws its own value (uniformly), and a probability ``p`` of bei
             ``2 ** (s / 12)`` (``librosa.effects.pitch_shift``, soxr resampler); formants
             move with the pitch, as in WavAugment's ``pitch`` (sox) effect.
 ``formant`` ``factor: [lo, hi]`` in [0.5, 2]. Vocal-tract (formant / VTLP) warp that keeps
-            the pitch: in each STFT frame the cepstrally smoothed log-spectral envelope
-            ``E(f)`` is replaced by ``E(f / factor)`` (the magnitude is multiplied by
-            ``exp(E(f / factor) - E(f))``), the phase and the harmonics are kept.
+            the pitch: in each STFT frame the LPC envelope ``E(f)`` (order 16) is replaced
+            by ``E(f / factor)`` (the magnitude is multiplied by ``E(f / factor) / E(f)``);
+            the phase and the harmonics are kept.
 ``speed``   ``factor: [lo, hi]`` in [0.5, 2]. Resampling (soxr): duration / factor, pitch
             and formants x factor (Ko et al. 2015's speed perturbation). The crop is read
             ``max(factor)`` times longer so that the result still fills it.
@@ -65,27 +65,43 @@ def pitch_shift(x: np.ndarray, sample_rate: int, semitones: float) -> np.ndarray
     return librosa.effects.pitch_shift(x, sr=sample_rate, n_steps=semitones, res_type="soxr_hq")
 
 
-def _envelope(log_mag: np.ndarray, cutoff: int) -> np.ndarray:
-    """Cepstrally smoothed log magnitude: (bins, frames) -> (bins, frames)."""
-    ceps = np.fft.irfft(log_mag, axis=0)
-    ceps[cutoff : ceps.shape[0] - cutoff + 1] = 0.0  # keep quefrencies below the pitch period
-    return np.fft.rfft(ceps, axis=0).real
+def _lpc_log_envelope(frames: np.ndarray, order: int, n_fft: int) -> np.ndarray:
+    """Log LPC envelope ``-log|A|`` (n_fft // 2 + 1, F) of windowed frames (n, F).
+
+    Autocorrelation method, Levinson-Durbin run on all frames at once; silent frames get a
+    flat envelope.
+    """
+    from scipy.fft import irfft, rfft
+
+    r = irfft(np.abs(rfft(frames, 2 * frames.shape[0], axis=0)) ** 2, axis=0)[: order + 1]
+    r[0] *= 1.0 + 1e-9  # white-noise correction: keeps the recursion stable
+    silent = r[0] <= 1e-12
+    r[:, silent] = np.eye(order + 1, 1)  # unit impulse autocorrelation: A = 1
+    a = np.zeros_like(r)
+    a[0] = 1.0
+    err = r[0].copy()
+    for i in range(1, order + 1):
+        k = -(r[i] + np.einsum("jf,jf->f", a[1:i], r[i - 1 : 0 : -1])) / err
+        a[1 : i + 1] = a[1 : i + 1] + k * a[i - 1 :: -1][:i]
+        err *= 1.0 - k * k
+    return -np.log(np.abs(rfft(a, n_fft, axis=0)) + 1e-12)
 
 
 def formant_shift(x: np.ndarray, sample_rate: int, factor: float, *, n_fft: int = 512,
-                  lifter_s: float = 0.0015) -> np.ndarray:
+                  order: int = 16) -> np.ndarray:
     """Move the spectral envelope of ``x`` (samples,) up by ``factor``, keeping pitch and phase.
 
-    ``lifter_s`` is the cepstral cut-off (1.5 ms: below the period of voices up to 600 Hz).
+    The envelope of each STFT frame is its LPC envelope of ``order`` (16 at 16 kHz: eight
+    resonances up to 8 kHz); the magnitude is multiplied by ``env(f / factor) / env(f)``.
     """
     import librosa
 
     if len(x) < n_fft or factor == 1.0:
         return x
     hop = n_fft // 4
-    spec = librosa.stft(x, n_fft=n_fft, hop_length=hop)
-    log_mag = np.log(np.abs(spec) + 1e-8)
-    env = _envelope(log_mag, max(2, int(lifter_s * sample_rate)))
+    spec = librosa.stft(x, n_fft=n_fft, hop_length=hop)  # centred frames, reflect padding
+    frames = librosa.util.frame(np.pad(x, n_fft // 2, mode="reflect"), frame_length=n_fft, hop_length=hop)
+    env = _lpc_log_envelope(frames[:, : spec.shape[1]] * np.hanning(n_fft)[:, None], order, n_fft)
     src = np.arange(env.shape[0]) / factor  # bin f takes the envelope of bin f / factor
     lo = np.clip(np.floor(src).astype(np.int64), 0, env.shape[0] - 1)
     hi = np.minimum(lo + 1, env.shape[0] - 1)
