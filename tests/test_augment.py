@@ -176,7 +176,8 @@ def test_noise_recordings_from_a_data_dir(tmp_path):
     assert measured == pytest.approx(5.0, abs=0.5)
     noise = y - x  # a recording (a sine of 200, 300 or 400 Hz), not white noise
     spec = np.abs(np.fft.rfft(noise))
-    assert np.fft.rfftfreq(len(noise), 1 / SR)[spec.argmax()] in pytest.approx([200, 300, 400], abs=3)
+    peak = np.fft.rfftfreq(len(noise), 1 / SR)[spec.argmax()]
+    assert min(abs(peak - f) for f in (200, 300, 400)) < 3
 
 
 def _corpus(tmp_path):
@@ -258,8 +259,9 @@ def test_config_errors_name_the_key(tmp_path, augment, data, field, words):
     path = _yaml(tmp_path, augment, **data)
     with pytest.raises(ConfigError) as e:
         resolve_config(path)
-    assert e.value.field == field or str(e.value).startswith(f"{path}: {field}: ")
-    assert str(e.value).startswith(f"{path}: ") and f"{field}: " in str(e.value) and words in str(e.value)
+    # one line: the file, the key (as the field, or quoted in the project's unknown-key message), the problem
+    assert str(e.value).startswith(f"{path}: {field}: ") or f"unknown config key '{field}'" in str(e.value)
+    assert str(e.value).startswith(f"{path}: ") and words in str(e.value)
     assert "\n" not in str(e.value)
 
 
@@ -311,7 +313,7 @@ def test_cpc_context_reads_wave_aug_and_targets_stay_clean():
     neg = torch.randint(0, 2 * 20, (2, 18, 4), generator=g)
 
     def loss(batch):
-        return float(model(batch, neg_idx=neg)["loss"])
+        return float(model(batch, neg_idx=neg)["loss"].detach())
 
     z_a, z_b = model.encoder(a), model.encoder(b)
     assert z_a.shape[1] == 20  # the fixed negatives index 2 x 20 frames

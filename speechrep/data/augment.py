@@ -25,7 +25,8 @@ which every crop draws its own value (uniformly), and a probability ``p`` of bei
             ratio 0 dB); the output keeps the input's RMS level.
 ``bandreject`` ``freq: [lo, hi]`` Hz, lower edge of the band; ``width: [lo, hi]`` Hz.
             The band ``[freq, freq + width]`` is removed from the crop's spectrum (one FFT
-            of the crop, bins in the band set to zero), as WavAugment's ``band_reject``.
+            of the crop, bins in the band set to zero, 50 Hz raised-cosine edges outside
+            it), as WavAugment's ``band_reject``.
 
 Randomness is a :class:`numpy.random.Generator` per crop, seeded with
 ``(seed, key)`` where ``key`` is the crop's position in the training stream: a resumed
@@ -167,14 +168,20 @@ def reverberate(x: np.ndarray, rir: np.ndarray) -> np.ndarray:
     return (y * (rms_x / rms_y) if rms_y > 0 else y).astype(np.float32)
 
 
-def band_reject(x: np.ndarray, sample_rate: int, low: float, high: float) -> np.ndarray:
-    """``x`` without the frequencies in ``[low, high]`` Hz (spectral bins set to zero)."""
+def band_reject(x: np.ndarray, sample_rate: int, low: float, high: float, *, edge: float = 50.0) -> np.ndarray:
+    """``x`` without the frequencies in ``[low, high]`` Hz.
+
+    Spectral bins in the band are set to zero, with raised-cosine edges ``edge`` Hz wide
+    outside it (a brick wall would ring in time and leak into any windowed analysis).
+    """
     from scipy.fft import irfft, next_fast_len, rfft
 
     m = next_fast_len(len(x), real=True)  # FFTs of prime lengths are slow
     spec = rfft(x, m)
     f = np.fft.rfftfreq(m, 1.0 / sample_rate)
-    spec[(f >= low) & (f <= high)] = 0.0
+    # distance outside the band in units of the edge width: 0 inside, 1 and more far away
+    d = np.clip(np.maximum(low - f, f - high) / edge, 0.0, 1.0)
+    spec *= 0.5 - 0.5 * np.cos(np.pi * d)
     return irfft(spec, m)[: len(x)].astype(np.float32)
 
 
