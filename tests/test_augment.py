@@ -337,3 +337,20 @@ def test_cpc_trains_with_an_augmented_past(tmp_path):
                        optim={"max_steps": 2})
     exp = train(cfg)
     assert len(_losses(exp)) == 2 and all(np.isfinite(_losses(exp)))
+
+
+def test_vqcpc_adds_the_bottleneck_loss_of_the_augmented_pass():
+    from speechrep.models.registry import build_model
+
+    torch.manual_seed(0)
+    model, _ = build_model("vqcpc", {"dim": 16, "context": "gru", "context_dim": 16, "num_steps": 2, "num_negatives": 4,
+                                     "negatives": "batch", "bottleneck": {"kind": "vq", "code_dim": 16, "num_codes": 8}},
+                           input_dim=None, num_speakers=2)
+    model.eval()  # no codebook updates between the calls
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.randn(2, 3200, generator=g), torch.randn(2, 3200, generator=g)
+    neg = torch.randint(0, 40, (2, 18, 4), generator=g)
+    clean = model({"wave": a}, neg_idx=neg)
+    mixed = model({"wave": a, "wave_aug": b}, neg_idx=neg)
+    bottleneck_b = model.codes({"wave": b})[1]["loss"]
+    assert float(mixed["loss/bottleneck"]) == pytest.approx(float(clean["loss/bottleneck"] + bottleneck_b.detach()), rel=1e-5)
