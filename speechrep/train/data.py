@@ -27,8 +27,9 @@ if TYPE_CHECKING:
 __all__ = ["Corpus", "load_corpus", "read_speakers", "CropDataset", "CropSampler", "valid_batches", "build_augmenter",
            "make_loader"]
 
-# Batches are described by the utterance index and crop start of each row.
-BatchSpec = tuple[np.ndarray, np.ndarray]
+# Batches are described by the utterance index and crop start of each row (and, from a
+# numbered sampler, each crop's stream position: it seeds the crop's augmentation).
+BatchSpec = tuple[np.ndarray, ...]
 
 
 @dataclass
