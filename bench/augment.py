@@ -7,7 +7,8 @@ pipeline (:class:`~speechrep.train.data.CropDataset` under a DataLoader), forwar
 InfoNCE, backward, AdamW step. The corpus is synthetic (harmonic voices with vibrato
 and a little noise, in memory), so that only the augmentation differs between runs.
 
-Configurations, each after warm-up steps, the same crops and seeds:
+Configurations, each with its own model and loader, their steps alternating (one of
+each in turn, after warm-up steps), the same crops and seeds:
 
 - ``clean``: no augmentation;
 - ``both``: the augmentation list below on the crop the model reads;
@@ -63,7 +64,8 @@ def _corpus(num_utts: int, seconds: float, sample_rate: int):
                   offsets=np.arange(num_utts + 1, dtype=np.int64) * n, reader=None, num_short=0, short="skip")
 
 
-def _run(args, corpus, augment, side: str) -> dict[str, float]:
+def _pipeline(args, corpus, augment, side: str):
+    """``step() -> seconds`` of one configuration: next batch, forward, backward, AdamW."""
     import torch
 
     from speechrep.data.augment import Augmenter, parse_augment
@@ -73,32 +75,35 @@ def _run(args, corpus, augment, side: str) -> dict[str, float]:
     conf = yaml.safe_load(Path(args.config).read_text())
     torch.manual_seed(0)
     model, _ = build_model(conf["model"]["name"], conf["model"]["args"], input_dim=None, num_speakers=4)
+    model.train()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
     aug = None if side == "clean" else Augmenter(parse_augment(augment, sample_rate=16000), sample_rate=16000, seed=0)
-    crop = args.crop
-    dataset = CropDataset(corpus, input="wave", crop=crop, augment=aug, augment_side="past" if side == "past" else "both")
-    sampler = CropSampler(corpus.lengths, corpus.speaker, crop=crop, batch_size=args.batch, seed=0, numbered=True,
-                          speakers_per_batch=conf["data"].get("speakers_per_batch"))
+    dataset = CropDataset(corpus, input="wave", crop=args.crop, augment=aug,
+                          augment_side="past" if side == "past" else "both")
+    sampler = CropSampler(corpus.lengths, corpus.speaker, crop=args.crop, batch_size=args.batch, seed=0,
+                          numbered=True, speakers_per_batch=conf["data"].get("speakers_per_batch"))
     batches = iter(make_loader(dataset, sampler, num_workers=args.workers))
-    model.train()
-    times = []
-    for i in range(args.warmup + args.steps):
+
+    def step() -> float:
         t0 = time.perf_counter()
-        batch = next(batches)
-        loss = model(batch)["loss"]
+        loss = model(next(batches))["loss"]
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        if i >= args.warmup:
-            times.append(time.perf_counter() - t0)
-    aug_time = 0.0
-    if aug is not None:  # the augmentation alone, one batch's worth of crops
-        x = corpus.data[: aug.input_length(crop)].numpy()
-        t0 = time.perf_counter()
-        for key in range(args.batch * 4):
-            aug(x, key)
-        aug_time = (time.perf_counter() - t0) / 4
-    return {"s_per_step": float(np.mean(times)), "s_min": float(np.min(times)), "aug_s_per_batch": aug_time}
+        return time.perf_counter() - t0
+
+    return step, aug
+
+
+def _augment_time(aug, corpus, args) -> float:
+    """Seconds the augmentation alone takes for one batch's crops (main process, warm)."""
+    x = corpus.data[: aug.input_length(args.crop)].numpy()
+    for key in range(2):
+        aug(x, key)  # imports and first calls
+    t0 = time.perf_counter()
+    for key in range(args.batch * 4):
+        aug(x, key)
+    return (time.perf_counter() - t0) / 4
 
 
 def main() -> None:
@@ -124,17 +129,24 @@ def main() -> None:
     print(f"config {args.config} (model section), wave input, batch {args.batch} x {args.crop} samples, "
           f"{args.threads} thread(s), {args.workers} DataLoader worker(s), {args.warmup} warm-up + {args.steps} steps")
     print(f"augment: {augment}")
-    results = {}
-    for side in args.sides:
-        r = results[side] = _run(args, corpus, augment, side)
-        extra = f"  (augmentation alone {r['aug_s_per_batch']:.3f} s/batch)" if side != "clean" else ""
-        print(f"{side:<6} {r['s_per_step']:.3f} s/step (min {r['s_min']:.3f}){extra}", flush=True)
-    if "clean" in results:
-        base = results["clean"]["s_per_step"]
+    # Steps of the configurations alternate, so that a change of the machine's load
+    # (a shared box) falls on all of them alike.
+    pipes = {side: _pipeline(args, corpus, augment, side) for side in args.sides}
+    for _ in range(args.warmup):
+        for step, _aug in pipes.values():
+            step()
+    times: dict[str, list[float]] = {side: [] for side in args.sides}
+    for _ in range(args.steps):
+        for side, (step, _aug) in pipes.items():
+            times[side].append(step())
+    median = {side: float(np.median(t)) for side, t in times.items()}
+    for side, t in times.items():
+        aug = pipes[side][1]
+        extra = f"  (augmentation alone {_augment_time(aug, corpus, args):.3f} s/batch)" if aug is not None else ""
+        print(f"{side:<6} median {median[side]:.3f} s/step (mean {np.mean(t):.3f}, min {np.min(t):.3f}){extra}")
+    if "clean" in median:
         for side in (s for s in args.sides if s != "clean"):
-            r = results[side]
-            print(f"{side}: {100 * (r['s_per_step'] / base - 1):+.1f} % per step against clean; the augmentation "
-                  f"itself is {100 * r['aug_s_per_batch'] / base:.1f} % of a clean step")
+            print(f"{side}: {100 * (median[side] / median['clean'] - 1):+.1f} % per step (median) against clean")
 
 
 if __name__ == "__main__":
