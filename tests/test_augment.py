@@ -13,7 +13,7 @@ import yaml
 
 from speechrep.data.augment import (Augmenter, add_noise, band_reject, change_speed, colored_noise, formant_shift,
                                     parse_augment, pitch_shift, reverberate, room_impulse_response)
-from speechrep.errors import ConfigError
+from speechrep.errors import ConfigError, DataError
 from speechrep.models.pitch import PitchTracker
 from speechrep.train.config import resolve_config
 from speechrep.train.data import CropDataset, CropSampler, load_corpus
@@ -354,3 +354,13 @@ def test_vqcpc_adds_the_bottleneck_loss_of_the_augmented_pass():
     mixed = model({"wave": a, "wave_aug": b}, neg_idx=neg)
     bottleneck_b = model.codes({"wave": b})[1]["loss"]
     assert float(mixed["loss/bottleneck"]) == pytest.approx(float(clean["loss/bottleneck"] + bottleneck_b.detach()), rel=1e-5)
+
+
+def test_missing_noise_dir_stops_the_run_before_anything_is_written(tmp_path):
+    d = write_wave_dir(tmp_path)
+    cfg = write_config(tmp_path / "c.yaml", exp_dir=tmp_path / "exp", data_dir=d, input="wave",
+                       data={"augment": [{"name": "reverb"}, {"name": "noise", "kind": "recordings",
+                                                              "dir": str(tmp_path / "nowhere")}]})
+    with pytest.raises(DataError, match=r"nowhere: data.augment\[1\].dir: noise data directory not found"):
+        train(cfg)
+    assert not (tmp_path / "exp").exists()

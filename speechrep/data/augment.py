@@ -193,6 +193,7 @@ class _Transform:
 
     #: ranged field -> (smallest, largest allowed value)
     LIMITS: ClassVar[dict[str, tuple[float, float]]] = {}
+
     def input_ratio(self) -> float:
         """Largest input/output length ratio (a speed-up reads a longer crop)."""
         return 1.0
@@ -210,6 +211,7 @@ class _Transform:
         """Load what the transform needs (noise recordings)."""
 
     def apply(self, x: np.ndarray, rng: np.random.Generator, sample_rate: int) -> np.ndarray:
+        """Transformed ``x`` (samples,), with parameters drawn from ``rng``."""
         raise NotImplementedError
 
 
@@ -278,8 +280,12 @@ class Noise(_Transform):
         if self.kind != "recordings":
             return
         from speechrep.data.audio import load_audio
+        from pathlib import Path
+
         from speechrep.data.kaldi_dir import DataDir
 
+        if not Path(self.dir).is_dir():
+            raise DataError("noise data directory not found", path=self.dir, field=f"{field}.dir")
         dd = DataDir.load(self.dir)
         self._recordings = [x for x in (load_audio(spec, sample_rate=sample_rate, name=rec)
                                         for rec, spec in sorted(dd.wav_scp.items())) if np.any(x)]
