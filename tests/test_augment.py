@@ -343,9 +343,9 @@ def test_vqcpc_adds_the_bottleneck_loss_of_the_augmented_pass():
     from speechrep.models.registry import build_model
 
     torch.manual_seed(0)
-    model, _ = build_model("vqcpc", {"dim": 16, "context": "gru", "context_dim": 16, "num_steps": 2, "num_negatives": 4,
-                                     "negatives": "batch", "bottleneck": {"kind": "vq", "code_dim": 16, "num_codes": 8}},
-                           input_dim=None, num_speakers=2)
+    args = {"dim": 16, "context": "gru", "context_dim": 16, "num_steps": 2, "num_negatives": 4, "negatives": "batch",
+            "bottleneck": {"kind": "vq", "code_dim": 16, "num_codes": 8}}
+    model, _ = build_model("vqcpc", args, input_dim=None, num_speakers=2)
     model.eval()  # no codebook updates between the calls
     g = torch.Generator().manual_seed(0)
     a, b = torch.randn(2, 3200, generator=g), torch.randn(2, 3200, generator=g)
@@ -353,7 +353,8 @@ def test_vqcpc_adds_the_bottleneck_loss_of_the_augmented_pass():
     clean = model({"wave": a}, neg_idx=neg)
     mixed = model({"wave": a, "wave_aug": b}, neg_idx=neg)
     bottleneck_b = model.codes({"wave": b})[1]["loss"]
-    assert float(mixed["loss/bottleneck"]) == pytest.approx(float(clean["loss/bottleneck"] + bottleneck_b.detach()), rel=1e-5)
+    expected = float(clean["loss/bottleneck"] + bottleneck_b.detach())
+    assert float(mixed["loss/bottleneck"]) == pytest.approx(expected, rel=1e-5)
 
 
 def test_missing_noise_dir_stops_the_run_before_anything_is_written(tmp_path):

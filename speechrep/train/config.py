@@ -156,7 +156,8 @@ def _check(cfg: TrainConfig, source: str, overridden: frozenset[str] = frozenset
     if d.augment:
         from speechrep.data.augment import parse_augment
 
-        need(d.input == "wave", "data.augment", "waveform augmentation needs data.input: wave (features cannot be augmented)")
+        need(d.input == "wave", "data.augment",
+             "waveform augmentation needs data.input: wave (features cannot be augmented)")
         transforms = parse_augment(d.augment, sample_rate=d.sample_rate, source=source, overridden=overridden)
         need(d.augment_side == "both" or all(t.input_ratio() == 1.0 for t in transforms), "data.augment_side",
              "past needs the augmented crop aligned with the clean one: no speed transform")
