@@ -328,13 +328,20 @@ def test_cpc_context_reads_wave_aug_and_targets_stay_clean():
     assert mixed == pytest.approx(float(expected), rel=1e-6)
 
 
-def test_cpc_trains_with_an_augmented_past(tmp_path):
+CPC_ARGS = {"dim": 16, "context": "gru", "context_dim": 16, "num_steps": 2, "num_negatives": 4, "negatives": "batch"}
+
+
+@pytest.mark.parametrize("name, args, side", [
+    ("cpc", CPC_ARGS, "past"),
+    ("vqcpc", {**CPC_ARGS, "bottleneck": {"kind": "vq", "code_dim": 16, "num_codes": 8}}, "past"),
+    ("dim", {"dim": 16, "code_dim": 8, "critic_dim": 16}, "both"),
+    ("autoencoder", {"dim": 16, "code_dim": 8, "critic_dim": 16}, "both"),
+])
+def test_trainer_models_train_on_augmented_crops(tmp_path, name, args, side):
     d = write_wave_dir(tmp_path, lengths=(6400, 5600, 4800))
     cfg = write_config(tmp_path / "c.yaml", exp_dir=tmp_path / "exp", data_dir=d, input="wave", crop=3200,
-                       data={"augment": [{"name": "pitch"}, {"name": "reverb", "p": 0.5}], "augment_side": "past"},
-                       model={"name": "cpc", "args": {"dim": 16, "context": "gru", "context_dim": 16, "num_steps": 2,
-                                                      "num_negatives": 4, "negatives": "batch"}},
-                       optim={"max_steps": 2})
+                       data={"augment": [{"name": "pitch"}, {"name": "reverb", "p": 0.5}], "augment_side": side},
+                       model={"name": name, "args": args}, optim={"max_steps": 2})
     exp = train(cfg)
     assert len(_losses(exp)) == 2 and all(np.isfinite(_losses(exp)))
 
