@@ -1,0 +1,187 @@
+"""Independent VC judges (``speechrep[judges]``): WER, EER threshold, choice of judges, missing
+extra, and the real judges on synthetic voices (skipped without the extra)."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import shutil
+import sys
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from speechrep.cli import main
+from speechrep.data.align import require_judge_package
+from speechrep.errors import ConfigError, SpeechrepError
+from speechrep.eval import judges
+from speechrep.eval.judges import eer_threshold, resolve_judges, word_error_rate
+
+NEEDS_EXTRA = "needs the judges extra: pip install 'speechrep[judges]'"
+
+
+def test_word_error_rate_hand_examples():
+    # one substitution (b -> x) and one deletion (c) over 3 words
+    assert word_error_rate([["a", "b", "c"]], [["a", "x"]]) == pytest.approx(2 / 3)
+    # corpus level: (0 + 2 insertions) / (2 + 1) words
+    assert word_error_rate([["a", "b"], ["c"]], [["a", "b"], ["c", "d", "e"]]) == pytest.approx(2 / 3)
+    assert word_error_rate([["a"]], [[]]) == 1.0
+    with pytest.raises(ValueError):
+        word_error_rate([[]], [["a"]])
+
+
+def test_eer_threshold_hand_examples():
+    # separable: any threshold in (0.4, 0.6] gives EER 0; the lowest candidate is the midpoint
+    assert eer_threshold(np.array([0.9, 0.6, 0.4, 0.1]), np.array([1, 1, 0, 0])) == pytest.approx(0.5)
+    # targets 0.8, 0.5; non-targets 0.6, 0.2: at 0.6 one target missed (1/2) and one non-target
+    # accepted (1/2); at 0.55 (midpoint 0.5..0.6) FRR 1/2, FAR 1/2 too; the lowest is 0.55
+    thr = eer_threshold(np.array([0.8, 0.5, 0.6, 0.2]), np.array([1, 1, 0, 0]))
+    assert thr == pytest.approx(0.55)
+    with pytest.raises(ValueError):
+        eer_threshold(np.array([0.1, 0.2]), np.array([1, 1]))
+
+
+def test_resolve_judges(monkeypatch):
+    monkeypatch.setattr(judges, "judges_installed", lambda: True)
+    assert resolve_judges(None, inhouse_models=False) == "independent"
+    assert resolve_judges(None, inhouse_models=True) == "inhouse"  # as before the judges existed
+    assert resolve_judges("both", inhouse_models=True) == "both"
+    monkeypatch.setattr(judges, "judges_installed", lambda: False)
+    assert resolve_judges(None, inhouse_models=True) == "inhouse"
+    with pytest.raises(ConfigError, match=r"--judges: the in-house judges need --speaker-model .*speechrep\[judges\]"):
+        resolve_judges(None, inhouse_models=False)
+    with pytest.raises(ConfigError, match="--judges: unknown judges 'outside'"):
+        resolve_judges("outside", inhouse_models=False)
+    with pytest.raises(ConfigError, match="does not use --speaker-model"):
+        resolve_judges("independent", inhouse_models=True)
+
+
+def test_missing_resemblyzer_is_one_line_naming_the_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "resemblyzer", None)  # as if not installed
+    assert not judges.judges_installed()
+    with pytest.raises(SpeechrepError, match=r"^judges: the Python package 'resemblyzer' is not installed: "
+                                             r"pip install 'speechrep\[judges\]'$"):
+        judges.SpeakerJudge()
+
+
+def test_broken_webrtcvad_names_the_fix(monkeypatch):
+    real = importlib.import_module
+
+    def fake(name, *args):
+        if name == "resemblyzer":
+            raise ModuleNotFoundError("No module named 'pkg_resources'", name="pkg_resources")
+        return real(name, *args)
+
+    monkeypatch.setattr(importlib, "import_module", fake)
+    with pytest.raises(SpeechrepError, match="webrtcvad needs pkg_resources.*pip install --force-reinstall --no-deps "
+                                             "webrtcvad-wheels$"):
+        require_judge_package("resemblyzer")
+
+
+def test_cli_independent_judges_missing_extra_writes_nothing(monkeypatch, tmp_path, capsys):
+    monkeypatch.setitem(sys.modules, "resemblyzer", None)
+    pairs = tmp_path / "pairs.tsv"
+    pairs.write_text("id\tsource\ttarget\tsource_speaker\ttarget_speaker\np1\ta.wav\tb.wav\tA\tB\n")
+    out = tmp_path / "vc.json"
+    for extra in ([], ["--judges", "independent"]):  # the default without in-house models, and by name
+        with pytest.raises(SystemExit) as e:
+            main(["eval", "vc", "--pairs", str(pairs), "--converted", str(tmp_path), "--out", str(out), *extra])
+        assert e.value.code == 1
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("error: ") and "pip install 'speechrep[judges]'" in err[0]
+        assert not out.exists()
+
+
+# ----------------------------------------------------------------------------- real judges
+def _no_text(src, dst):
+    """A copy of data directory ``src`` without its transcripts (speaker judge only: faster)."""
+    dst.mkdir(parents=True)
+    for name in ("wav.scp", "utt2spk", "spk2utt"):
+        shutil.copy(src / name, dst / name)
+    return dst
+
+
+def _oracle_and_unconverted(db, tmp_path, voices=("awb", "slt")):
+    """Pairs between two synthetic voices with two 'systems': the oracle (the target's own reading of
+    the source sentence) and no conversion at all (the source itself)."""
+    wav = dict(line.split(maxsplit=1) for line in (db / "data" / "test" / "wav.scp").read_text().splitlines())
+    sents = sorted({u.split("-", 1)[1] for u in wav})
+    rows = ["id\tsource\ttarget\tsource_speaker\ttarget_speaker\treference"]
+    for d in ("oracle", "none"):
+        (tmp_path / d).mkdir()
+    for a in voices:
+        for b in voices:
+            if a != b:
+                s, other = sents[0], sents[1]
+                pid = f"{a}__{b}__{s}"
+                rows.append("\t".join([pid, wav[f"{a}-{s}"], wav[f"{b}-{other}"], a, b, wav[f"{b}-{s}"]]))
+                shutil.copy(wav[f"{b}-{s}"], tmp_path / "oracle" / f"{pid}.wav")
+                shutil.copy(wav[f"{a}-{s}"], tmp_path / "none" / f"{pid}.wav")
+    pairs = tmp_path / "pairs.tsv"
+    pairs.write_text("\n".join(rows) + "\n")
+    return pairs
+
+
+def test_speaker_judge_tells_synthetic_voices_apart(synth_tiny_db, tmp_path, capsys):
+    pytest.importorskip("resemblyzer", reason=NEEDS_EXTRA)
+    pytest.importorskip("pocketsphinx", reason=NEEDS_EXTRA)
+    pairs = _oracle_and_unconverted(synth_tiny_db, tmp_path)
+    jd = [_no_text(synth_tiny_db / "data" / s, tmp_path / "jd" / s) for s in ("train", "test")]
+    seen = tmp_path / "seen"  # the VC model's training speakers: awb
+    seen.mkdir()
+    (seen / "wav.scp").write_text(f"awb-1 {tmp_path / 'x.wav'}\n")
+    (seen / "utt2spk").write_text("awb-1 awb\n")
+    docs = {}
+    for system in ("oracle", "none"):
+        out = tmp_path / f"{system}.json"
+        args = ["eval", "vc", "--pairs", str(pairs), "--converted", str(tmp_path / system), "--out", str(out),
+                "--seen-data", str(seen)]
+        for d in jd:
+            args += ["--judge-data", str(d)]
+        with pytest.raises(SystemExit) as e:
+            main(args)  # the default judges: independent (installed, no in-house model given)
+        assert e.value.code == 0
+        docs[system] = json.loads(out.read_text())
+        assert "independent judges" in capsys.readouterr().out
+    for doc in docs.values():
+        assert doc["settings"]["judges"] == "independent" and "summary" not in doc
+        ind = doc["independent"]
+        s = ind["settings"]
+        # real utterances of the four voices (kal16 among them: a voice to be taken for)
+        assert s["voices"] == ["awb", "kal16", "slt"] and s["real_utterances"] == 24
+        assert s["real_eer"] < 0.1 and s["word_judge"] is None  # no text: no WER
+        assert sorted(ind["by_target"]) == ["awb", "slt"] and set(ind["by_group"]) == {"seen", "unseen"}
+        assert "wer" not in ind["summary"]
+    oracle, none = docs["oracle"]["independent"]["summary"], docs["none"]["independent"]["summary"]
+    # measured: oracle accept 100 %, taken for the target 100 %, cos 0.92-0.94; no conversion
+    # accept 0 %, taken for the source 100 %, cos to the target 0.5-0.6
+    assert oracle["accept_rate"] == 1.0 and oracle["target_accuracy"] == 1.0 and oracle["source_rate"] == 0.0
+    assert none["accept_rate"] == 0.0 and none["target_accuracy"] == 0.0 and none["source_rate"] == 1.0
+    assert oracle["target_similarity"] > none["target_similarity"] + 0.2
+
+
+def test_word_judge_wer_of_converted_beside_source(synth_tiny_db, tmp_path):
+    pytest.importorskip("resemblyzer", reason=NEEDS_EXTRA)
+    pytest.importorskip("pocketsphinx", reason=NEEDS_EXTRA)
+    pairs = _oracle_and_unconverted(synth_tiny_db, tmp_path)
+    # one pair keeps the run short; the word judge reads the source text from the test split
+    lines = pairs.read_text().splitlines()
+    pairs.write_text("\n".join(lines[:2]) + "\n")
+    jd = [synth_tiny_db / "data" / "test", _no_text(synth_tiny_db / "data" / "train", tmp_path / "train")]
+    # the oracle played backwards: the same voice, no words
+    backwards = tmp_path / "backwards"
+    backwards.mkdir()
+    pid = lines[1].split("\t")[0]
+    wave, sr = sf.read(tmp_path / "oracle" / f"{pid}.wav")
+    sf.write(backwards / f"{pid}.wav", wave[::-1], sr)
+    r_oracle = judges.independent_scores(pairs, tmp_path / "oracle", judge_data=jd, resynth_dir=tmp_path / "none",
+                                         progress=False)
+    r_backwards = judges.independent_scores(pairs, backwards, judge_data=jd, progress=False)
+    s = r_oracle["summary"]
+    assert r_oracle["settings"]["word_judge"].startswith("pocketsphinx") and s["wer_pairs"] == 1
+    row = r_oracle["pairs"][0]
+    assert row["ref_words"] and row["hyp_words"] and row["source_words"] == row["resynth_words"]
+    # measured on this pair: source WER 0-15 %, the other voice reading it about the same
+    assert s["source_wer"] < 0.35 and s["wer"] < 0.5 and s["resynth_wer"] == s["source_wer"]
+    assert r_backwards["summary"]["wer"] > 0.8 and r_backwards["summary"]["source_wer"] == s["source_wer"]
