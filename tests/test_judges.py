@@ -17,6 +17,7 @@ from speechrep.data.align import require_judge_package
 from speechrep.errors import ConfigError, SpeechrepError
 from speechrep.eval import judges
 from speechrep.eval.judges import eer_threshold, resolve_judges, word_error_rate
+from tests.test_vc_eval import vc_env  # noqa: F401  (fixture: sine-wave pairs and tiny in-house scorers)
 
 NEEDS_EXTRA = "needs the judges extra: pip install 'speechrep[judges]'"
 
@@ -94,11 +95,15 @@ def test_cli_independent_judges_missing_extra_writes_nothing(monkeypatch, tmp_pa
 
 
 # ----------------------------------------------------------------------------- real judges
-def _no_text(src, dst):
-    """A copy of data directory ``src`` without its transcripts (speaker judge only: faster)."""
+def _no_text(src, dst, per_speaker=3):
+    """The first ``per_speaker`` utterances of every speaker of data directory ``src``, without
+    their transcripts (fewer utterances to embed, no word judge: a faster test)."""
     dst.mkdir(parents=True)
-    for name in ("wav.scp", "utt2spk", "spk2utt"):
-        shutil.copy(src / name, dst / name)
+    utt2spk = dict(line.split() for line in (src / "utt2spk").read_text().splitlines())
+    keep = [u for u in sorted(utt2spk) if sorted(v for v in utt2spk if utt2spk[v] == utt2spk[u]).index(u) < per_speaker]
+    wav = dict(line.split(maxsplit=1) for line in (src / "wav.scp").read_text().splitlines())
+    (dst / "wav.scp").write_text("".join(f"{u} {wav[u]}\n" for u in keep))
+    (dst / "utt2spk").write_text("".join(f"{u} {utt2spk[u]}\n" for u in keep))
     return dst
 
 
@@ -127,7 +132,7 @@ def test_speaker_judge_tells_synthetic_voices_apart(synth_tiny_db, tmp_path, cap
     pytest.importorskip("resemblyzer", reason=NEEDS_EXTRA)
     pytest.importorskip("pocketsphinx", reason=NEEDS_EXTRA)
     pairs = _oracle_and_unconverted(synth_tiny_db, tmp_path)
-    jd = [_no_text(synth_tiny_db / "data" / s, tmp_path / "jd" / s) for s in ("train", "test")]
+    jd = [_no_text(synth_tiny_db / "data" / "train", tmp_path / "train")]
     seen = tmp_path / "seen"  # the VC model's training speakers: awb
     seen.mkdir()
     (seen / "wav.scp").write_text(f"awb-1 {tmp_path / 'x.wav'}\n")
@@ -148,8 +153,8 @@ def test_speaker_judge_tells_synthetic_voices_apart(synth_tiny_db, tmp_path, cap
         assert doc["settings"]["judges"] == "independent" and "summary" not in doc
         ind = doc["independent"]
         s = ind["settings"]
-        # real utterances of the four voices (kal16 among them: a voice to be taken for)
-        assert s["voices"] == ["awb", "kal16", "slt"] and s["real_utterances"] == 24
+        # real utterances: 3 a voice from --judge-data (kal16 too: a voice to be taken for), 4 of the pairs
+        assert s["voices"] == ["awb", "kal16", "slt"] and s["real_utterances"] == 13
         assert s["real_eer"] < 0.1 and s["word_judge"] is None  # no text: no WER
         assert sorted(ind["by_target"]) == ["awb", "slt"] and set(ind["by_group"]) == {"seen", "unseen"}
         assert "wer" not in ind["summary"]
@@ -169,19 +174,49 @@ def test_word_judge_wer_of_converted_beside_source(synth_tiny_db, tmp_path):
     lines = pairs.read_text().splitlines()
     pairs.write_text("\n".join(lines[:2]) + "\n")
     jd = [synth_tiny_db / "data" / "test", _no_text(synth_tiny_db / "data" / "train", tmp_path / "train")]
-    # the oracle played backwards: the same voice, no words
+    # the oracle played backwards, as the copy synthesis: the same voice, no words
     backwards = tmp_path / "backwards"
     backwards.mkdir()
     pid = lines[1].split("\t")[0]
     wave, sr = sf.read(tmp_path / "oracle" / f"{pid}.wav")
     sf.write(backwards / f"{pid}.wav", wave[::-1], sr)
-    r_oracle = judges.independent_scores(pairs, tmp_path / "oracle", judge_data=jd, resynth_dir=tmp_path / "none",
-                                         progress=False)
-    r_backwards = judges.independent_scores(pairs, backwards, judge_data=jd, progress=False)
-    s = r_oracle["summary"]
-    assert r_oracle["settings"]["word_judge"].startswith("pocketsphinx") and s["wer_pairs"] == 1
-    row = r_oracle["pairs"][0]
-    assert row["ref_words"] and row["hyp_words"] and row["source_words"] == row["resynth_words"]
-    # measured on this pair: source WER 0-15 %, the other voice reading it about the same
-    assert s["source_wer"] < 0.35 and s["wer"] < 0.5 and s["resynth_wer"] == s["source_wer"]
-    assert r_backwards["summary"]["wer"] > 0.8 and r_backwards["summary"]["source_wer"] == s["source_wer"]
+    r = judges.independent_scores(pairs, tmp_path / "oracle", judge_data=jd, resynth_dir=backwards, progress=False)
+    s = r["summary"]
+    assert r["settings"]["word_judge"].startswith("pocketsphinx") and s["wer_pairs"] == 1
+    row = r["pairs"][0]
+    assert row["ref_words"] and row["hyp_words"] and row["source_words"]
+    # measured on this pair: source WER 0-15 %, the other voice reading it about the same, backwards 100 %
+    assert s["source_wer"] < 0.35 and s["wer"] < 0.5 and s["resynth_wer"] > 0.8
+
+
+def _fake_independent(pairs, converted_dir, **kw):
+    """What :func:`independent_scores` returns, without running the judges."""
+    rates = {"pairs": 2, "accept_rate": 0.5, "target_accuracy": 0.5, "source_rate": 0.0, "target_similarity": 0.8,
+             "source_similarity": 0.6}
+    return {"summary": {**rates, "speakers": 2}, "by_target": {"A": rates}, "pairs": [],
+            "settings": {"speaker_judge": "fake", "word_judge": None, "threshold": 0.7, "real_eer": 0.1,
+                         "real_utterances": 4, "kwargs": sorted(kw)}}
+
+
+def test_cli_both_judges_in_one_json(vc_env, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(judges, "independent_scores", _fake_independent)
+    out = tmp_path / "vc.json"
+    jd = tmp_path / "jd"
+    with pytest.raises(SystemExit) as e:
+        main(["eval", "vc", "--pairs", str(vc_env["pairs"]), "--converted", str(vc_env["conv"]), "--speaker-model",
+              str(vc_env["spk"]), "--out", str(out), "--no-f0", "--judges", "both", "--judge-data", str(jd)])
+    assert e.value.code == 0
+    doc = json.loads(out.read_text())
+    # the in-house layout as before, the independent scores beside it
+    assert doc["summary"]["pairs"] == 2 and doc["settings"]["judges"] == "both"
+    assert doc["independent"]["summary"]["accept_rate"] == 0.5
+    assert doc["independent"]["settings"]["kwargs"] == ["judge_data", "progress", "resynth_dir", "seen_speakers"]
+    printed = capsys.readouterr().out
+    assert "misses taken for" in printed and "independent judges" in printed and "target A" in printed
+    # in-house alone: no independent block
+    with pytest.raises(SystemExit) as e:
+        main(["eval", "vc", "--pairs", str(vc_env["pairs"]), "--converted", str(vc_env["conv"]), "--speaker-model",
+              str(vc_env["spk"]), "--out", str(out), "--no-f0"])
+    assert e.value.code == 0
+    doc = json.loads(out.read_text())
+    assert doc["settings"]["judges"] == "inhouse" and "independent" not in doc

@@ -11,10 +11,10 @@ def align_cmd(
     data_dir: Path = typer.Argument(..., help="English Kaldi data directory (wav.scp, text)."),
     out: Path = typer.Argument(..., help="Output directory: OUT/phones.ctm (written atomically)."),
 ) -> None:
-    """Write OUT/phones.ctm by forced alignment with pocketsphinx's en-us model (pip install 'speechrep[judges]').
+    """Write OUT/phones.ctm by forced alignment with pocketsphinx's en-us model (pip install 'speechrep\\[judges]').
 
-    Phones are lowercase ARPAbet, silences 'pau'; utterances with a word outside the CMU
-    dictionary, or that do not align, are left out and listed."""
+    Phones are lowercase ARPAbet, silences 'pau'; utterances with a word outside the CMU dictionary, or that do not align, are left out and listed.
+    """
     from speechrep.data.align import align_data_dir
 
     stats = align_data_dir(data_dir, out)

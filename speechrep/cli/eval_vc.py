@@ -31,7 +31,7 @@ def eval_vc(
         "are also scored apart (seen targets) from the others (unseen: zero-shot conversion)."),
     judges: Optional[str] = typer.Option(
         None, "--judges", help="independent (pretrained on real speech: Resemblyzer, pocketsphinx; "
-        "pip install 'speechrep[judges]'), inhouse (--speaker-model, --phone-model) or both. Default: inhouse when "
+        "pip install 'speechrep\\[judges]'), inhouse (--speaker-model, --phone-model) or both. Default: inhouse when "
         "--speaker-model is given, else independent when installed."),
     judge_data: Optional[List[Path]] = typer.Option(
         None, "--judge-data", help="Data directory of real utterances of the test voices (repeatable): the independent "
