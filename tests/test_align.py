@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from speechrep.cli import main
-from speechrep.data.align import align_data_dir, english_words, pcm16, require_judge_package
+from speechrep.data.align import (align_data_dir, align_utterance, english_words, pcm16, pocketsphinx_decoder,
+                                  require_judge_package)
 from speechrep.data.ctm import read_ctm
 from speechrep.errors import SpeechrepError
 
@@ -123,3 +124,39 @@ def test_align_bad_inputs_one_line_and_no_output(data_dir, tmp_path, capsys):
     err = [ln for ln in capsys.readouterr().err.strip().splitlines() if not ln.startswith("align:")]  # progress bar
     assert len(err) == 1 and err[0].startswith("error: ") and "no utterance could be aligned" in err[0]
     assert not out.exists() or not any(out.iterdir())
+
+
+class _FailingDecoder:
+    """A decoder whose search finds no path (pocketsphinx raises from end_utt then)."""
+
+    def set_align_text(self, text):
+        pass
+
+    def start_utt(self):
+        pass
+
+    def process_raw(self, pcm, full_utt=False):
+        pass
+
+    def end_utt(self):
+        raise RuntimeError("Failed to stop utterance processing")
+
+
+def test_align_utterance_without_a_path_is_empty():
+    assert align_utterance(_FailingDecoder(), np.zeros(1600), ["hello"]) == []
+
+
+def test_alignment_does_not_depend_on_the_utterances_before(synth_tiny_db):
+    pytest.importorskip("pocketsphinx", reason="needs the judges extra: pip install 'speechrep[judges]'")
+    from speechrep.data.audio import iter_audio
+    from speechrep.data.kaldi_dir import DataDir
+
+    dd = DataDir.load(synth_tiny_db / "data" / "test_unseen_spk")
+    (u1, w1), (u2, w2) = list(iter_audio(dd))[:2]
+    alone = align_utterance(pocketsphinx_decoder(language_model=False), w2, english_words(dd.text[u2]))
+    decoder = pocketsphinx_decoder(language_model=False)
+    align_utterance(decoder, w1, english_words(dd.text[u1]))
+    # batch CMN (live CMN would carry the first utterance's mean into the second); no lattice
+    # best path, which gave phones impossible durations and failed utterances
+    assert align_utterance(decoder, w2, english_words(dd.text[u2])) == alone
+    assert decoder.config["cmn"] == "batch" and decoder.config["bestpath"] is False
