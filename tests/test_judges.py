@@ -220,3 +220,56 @@ def test_cli_both_judges_in_one_json(vc_env, tmp_path, capsys, monkeypatch):
     assert e.value.code == 0
     doc = json.loads(out.read_text())
     assert doc["settings"]["judges"] == "inhouse" and "independent" not in doc
+
+
+class _ToneJudge:
+    """Stands in for the GE2E encoder: a sine's 'voice' is its frequency (spectrum in 100 Hz bands)."""
+
+    def embed(self, wave, *, name="audio"):
+        spec = np.abs(np.fft.rfft(wave, n=16000))[:1000]
+        return spec.reshape(10, 100).sum(1)
+
+
+def _tone(path, f0, seconds=0.3):
+    t = np.arange(int(16000 * seconds)) / 16000
+    sf.write(path, (0.3 * np.sin(2 * np.pi * f0 * t)).astype(np.float32), 16000)
+    return path
+
+
+def test_enrolment_leaves_out_the_pairs_own_utterances(tmp_path, monkeypatch):
+    """Logic of the speaker judge without its model: voices A, B, C are tones of 150, 450 and 750 Hz."""
+    monkeypatch.setattr(judges, "SpeakerJudge", _ToneJudge)
+    wav = {f"{v}{k}": _tone(tmp_path / f"{v}{k}.wav", f + 5 * k) for v, f in (("A", 150), ("B", 450), ("C", 750))
+           for k in range(3)}
+    conv = tmp_path / "conv"
+    conv.mkdir()
+    _tone(conv / "p1.wav", 452)  # A -> B, sounds like B
+    _tone(conv / "p2.wav", 150)  # B -> A, not converted at all... but A is the target: sounds like A
+    _tone(conv / "p3.wav", 455)  # B -> C, left as B
+    pairs = tmp_path / "pairs.tsv"
+    pairs.write_text("id\tsource\ttarget\tsource_speaker\ttarget_speaker\treference\n"
+                     f"p1\t{wav['A0']}\t{wav['B0']}\tA\tB\t{wav['B1']}\n"
+                     f"p2\t{wav['B0']}\t{wav['A0']},{wav['A1']}\tB\tA\t{wav['A2']}\n"
+                     f"p3\t{wav['B2']}\t{wav['C0']}\tB\tC\t{wav['C1']}\n")
+    # p2 uses all three utterances of A: A can only be enrolled with more data
+    with pytest.raises(SpeechrepError, match="pair 'p2': the target voice 'A' has no utterance that the pair does not use"):
+        judges.independent_scores(pairs, conv, progress=False)
+    jd = tmp_path / "jd"
+    jd.mkdir()
+    extra = {"A-3": _tone(tmp_path / "A3.wav", 160), "C-3": _tone(tmp_path / "C3.wav", 760)}
+    (jd / "wav.scp").write_text("".join(f"{u} {p}\n" for u, p in extra.items()))
+    (jd / "utt2spk").write_text("A-3 A\nC-3 C\n")
+    r = judges.independent_scores(pairs, conv, judge_data=[jd], seen_speakers=["B"], progress=False)
+    rows = {row["id"]: row for row in r["pairs"]}
+    assert [rows[p]["predicted_speaker"] for p in ("p1", "p2", "p3")] == ["B", "A", "B"]
+    assert [rows[p]["accepted"] for p in ("p1", "p2", "p3")] == [True, True, False]
+    s = r["summary"]
+    assert s["pairs"] == 3 and s["target_accuracy"] == pytest.approx(2 / 3) and s["source_rate"] == pytest.approx(1 / 3)
+    assert r["by_target"]["C"]["taken_for"] == {"B": 1} and r["by_group"]["seen"]["pairs"] == 1
+    assert r["settings"]["real_utterances"] == 10 and r["settings"]["real_eer"] == 0.0
+    assert r["settings"]["word_judge"] is None and "wer" not in s
+    # a pairs file and judge data that disagree on a voice
+    (jd / "utt2spk").write_text("A-3 A\nC-3 B\n")
+    (jd / "wav.scp").write_text(f"A-3 {extra['A-3']}\nC-3 {wav['C0']}\n")
+    with pytest.raises(SpeechrepError, match="is speaker 'C' here and 'B' in --judge-data"):
+        judges.independent_scores(pairs, conv, judge_data=[jd], progress=False)
