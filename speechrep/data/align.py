@@ -12,8 +12,10 @@ so that alignments of real speech and the exact alignments of the synthetic voic
 one inventory. pocketsphinx's noise fillers (``+NSN+``, ``+SPN+`` ...) become ``spn``
 (Kaldi's spoken noise); both ``pau`` and ``spn`` are silences to the scorers.
 
-Measured on the tiny synthetic corpus (18 training utterances of three flite/festival
-voices, against their exact phone CTMs): median boundary error 9 ms, 90th percentile 25 ms.
+Measured against the exact phone CTMs of the synthetic corpus (``make-synth --size small``,
+test and test_unseen_spk: 70 utterances of 12 flite/festival voices, 5088 phone boundaries):
+every utterance aligned, 96 % of the phones shared, boundary error median 9.9 ms, 90th
+percentile 25 ms, 83 % within 20 ms.
 """
 
 from __future__ import annotations
