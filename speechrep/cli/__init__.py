@@ -22,6 +22,7 @@ import sys
 import typer
 
 from speechrep import __version__
+from speechrep.cli import align as _align
 from speechrep.cli import data as _data
 from speechrep.cli import eval as _eval
 from speechrep.cli import features as _features
@@ -65,7 +66,7 @@ app.add_typer(_features.app, name="features")
 app.add_typer(_eval.app, name="eval")
 # Modules that add top-level commands (train, extract, units, convert) or extend a group
 # (corpus adds `data make-synth` / `data prepare`, eval_vc adds `eval vc`).
-for _module in (_corpus, _eval_vc, _train, _extract, _units, _convert, _report, _sidetasks):
+for _module in (_corpus, _eval_vc, _train, _extract, _units, _convert, _report, _sidetasks, _align):
     _module.register(app)
 
 

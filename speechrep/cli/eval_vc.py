@@ -15,7 +15,8 @@ def eval_vc(
     pairs: Path = typer.Option(..., "--pairs", help="Pairs file used for conversion (needs source_speaker, "
                                "target_speaker; phones for the PER; reference for MCD/F0 against parallel speech)."),
     converted: Path = typer.Option(..., "--converted", help="Directory with the converted <id>.wav of every pair."),
-    speaker_model: Path = typer.Option(..., "--speaker-model", help="Experiment dir of a speaker_tdnn model."),
+    speaker_model: Optional[Path] = typer.Option(
+        None, "--speaker-model", help="Experiment dir of a speaker_tdnn model (the in-house speaker judge)."),
     phone_model: Optional[List[Path]] = typer.Option(
         None, "--phone-model", help="Experiment dir of a phone_ctc model (PER); repeat it to average the PERs "
         "of several recognisers."),
@@ -28,19 +29,32 @@ def eval_vc(
     seen_data: Optional[Path] = typer.Option(
         None, "--seen-data", help="Data directory the VC model was trained on: the pairs whose target speaker is in it "
         "are also scored apart (seen targets) from the others (unseen: zero-shot conversion)."),
+    judges: Optional[str] = typer.Option(
+        None, "--judges", help="independent (pretrained on real speech: Resemblyzer, pocketsphinx; "
+        "pip install 'speechrep\\[judges]'), inhouse (--speaker-model, --phone-model) or both. Default: inhouse when "
+        "--speaker-model is given, else independent when installed."),
+    judge_data: Optional[List[Path]] = typer.Option(
+        None, "--judge-data", help="Data directory of real utterances of the test voices (repeatable): the independent "
+        "judges enrol the voices with the utterances a pair does not use, and read the source texts (text) for the WER."),
 ) -> None:
     """Score voice conversion: speaker similarity/accuracy/EER, PER, MCD and log-F0; JSON + table
-    (with --seen-data also for seen and unseen targets apart; and the rates and misses per target speaker)."""
+    (with --seen-data also for seen and unseen targets apart; and the rates and misses per target speaker).
+    The independent judges add verification accept, identification and WER per target voice."""
     from speechrep.data.kaldi_dir import DataDir
-    from speechrep.eval.vc import evaluate_vc, format_by_target, format_vc_table
+    from speechrep.eval.judges import format_independent, score_vc
+    from speechrep.eval.vc import format_by_target, format_vc_table
     from speechrep.utils.io import atomic_write_json
 
     seen = None if seen_data is None else DataDir.load(seen_data).speakers
-    result = evaluate_vc(pairs, converted, speaker_model=speaker_model, phone_model=phone_model or None,
-                         resynth_dir=resynth, f0=not no_f0, enrol_targets=enrol_targets, seen_speakers=seen)
+    result = score_vc(pairs, converted, judges=judges, speaker_model=speaker_model, phone_model=phone_model or None,
+                      judge_data=judge_data or (), resynth_dir=resynth, f0=not no_f0, enrol_targets=enrol_targets,
+                      seen_speakers=seen)
     atomic_write_json(out, result)
-    typer.echo(format_vc_table({name: result}))
-    typer.echo(format_by_target(result))
+    if "summary" in result:
+        typer.echo(format_vc_table({name: result}))
+        typer.echo(format_by_target(result))
+    if "independent" in result:
+        typer.echo(format_independent(result["independent"]))
 
 
 def register(app: typer.Typer) -> None:

@@ -20,6 +20,10 @@ speaker reading the source text) when present, else against the source:
   magnitude), averaged over the DTW path between the two utterances; the DCT scaling
   differs from SPTK mel-cepstra, so compare values within the project only;
 - log-F0 correlation and RMSE (in cents) over DTW-aligned frames voiced in both (pYIN).
+
+Judges that never saw the project's corpus (pretrained on real speech: a GE2E speaker
+encoder, an en-us recogniser) are in :mod:`speechrep.eval.judges`; ``speechrep eval vc
+--judges`` runs them, these, or both.
 """
 
 from __future__ import annotations

@@ -1,0 +1,275 @@
+"""Independent VC judges (``speechrep[judges]``): WER, EER threshold, choice of judges, missing
+extra, and the real judges on synthetic voices (skipped without the extra)."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import shutil
+import sys
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from speechrep.cli import main
+from speechrep.data.align import require_judge_package
+from speechrep.errors import ConfigError, SpeechrepError
+from speechrep.eval import judges
+from speechrep.eval.judges import eer_threshold, resolve_judges, word_error_rate
+from tests.test_vc_eval import vc_env  # noqa: F401  (fixture: sine-wave pairs and tiny in-house scorers)
+
+NEEDS_EXTRA = "needs the judges extra: pip install 'speechrep[judges]'"
+
+
+def test_word_error_rate_hand_examples():
+    # one substitution (b -> x) and one deletion (c) over 3 words
+    assert word_error_rate([["a", "b", "c"]], [["a", "x"]]) == pytest.approx(2 / 3)
+    # corpus level: (0 + 2 insertions) / (2 + 1) words
+    assert word_error_rate([["a", "b"], ["c"]], [["a", "b"], ["c", "d", "e"]]) == pytest.approx(2 / 3)
+    assert word_error_rate([["a"]], [[]]) == 1.0
+    with pytest.raises(ValueError):
+        word_error_rate([[]], [["a"]])
+
+
+def test_eer_threshold_hand_examples():
+    # separable: any threshold in (0.4, 0.6] gives EER 0; the lowest candidate is the midpoint
+    assert eer_threshold(np.array([0.9, 0.6, 0.4, 0.1]), np.array([1, 1, 0, 0])) == pytest.approx(0.5)
+    # targets 0.8, 0.5; non-targets 0.6, 0.2: at 0.6 one target missed (1/2) and one non-target
+    # accepted (1/2); at 0.55 (midpoint 0.5..0.6) FRR 1/2, FAR 1/2 too; the lowest is 0.55
+    thr = eer_threshold(np.array([0.8, 0.5, 0.6, 0.2]), np.array([1, 1, 0, 0]))
+    assert thr == pytest.approx(0.55)
+    with pytest.raises(ValueError):
+        eer_threshold(np.array([0.1, 0.2]), np.array([1, 1]))
+
+
+def test_resolve_judges(monkeypatch):
+    monkeypatch.setattr(judges, "judges_installed", lambda: True)
+    assert resolve_judges(None, inhouse_models=False) == "independent"
+    assert resolve_judges(None, inhouse_models=True) == "inhouse"  # as before the judges existed
+    assert resolve_judges("both", inhouse_models=True) == "both"
+    monkeypatch.setattr(judges, "judges_installed", lambda: False)
+    assert resolve_judges(None, inhouse_models=True) == "inhouse"
+    with pytest.raises(ConfigError, match=r"--judges: the in-house judges need --speaker-model .*speechrep\[judges\]"):
+        resolve_judges(None, inhouse_models=False)
+    with pytest.raises(ConfigError, match="--judges: unknown judges 'outside'"):
+        resolve_judges("outside", inhouse_models=False)
+    with pytest.raises(ConfigError, match="does not use --speaker-model"):
+        resolve_judges("independent", inhouse_models=True)
+
+
+def test_missing_resemblyzer_is_one_line_naming_the_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "resemblyzer", None)  # as if not installed
+    assert not judges.judges_installed()
+    with pytest.raises(SpeechrepError, match=r"^judges: the Python package 'resemblyzer' is not installed: "
+                                             r"pip install 'speechrep\[judges\]'$"):
+        judges.SpeakerJudge()
+
+
+def test_broken_webrtcvad_names_the_fix(monkeypatch):
+    real = importlib.import_module
+
+    def fake(name, *args):
+        if name == "resemblyzer":
+            raise ModuleNotFoundError("No module named 'pkg_resources'", name="pkg_resources")
+        return real(name, *args)
+
+    monkeypatch.setattr(importlib, "import_module", fake)
+    with pytest.raises(SpeechrepError, match="webrtcvad needs pkg_resources.*pip install --force-reinstall --no-deps "
+                                             "webrtcvad-wheels$"):
+        require_judge_package("resemblyzer")
+
+
+def test_cli_independent_judges_missing_extra_writes_nothing(monkeypatch, tmp_path, capsys):
+    monkeypatch.setitem(sys.modules, "resemblyzer", None)
+    pairs = tmp_path / "pairs.tsv"
+    pairs.write_text("id\tsource\ttarget\tsource_speaker\ttarget_speaker\np1\ta.wav\tb.wav\tA\tB\n")
+    out = tmp_path / "vc.json"
+    for extra in ([], ["--judges", "independent"]):  # the default without in-house models, and by name
+        with pytest.raises(SystemExit) as e:
+            main(["eval", "vc", "--pairs", str(pairs), "--converted", str(tmp_path), "--out", str(out), *extra])
+        assert e.value.code == 1
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("error: ") and "pip install 'speechrep[judges]'" in err[0]
+        assert not out.exists()
+
+
+# ----------------------------------------------------------------------------- real judges
+def _no_text(src, dst, per_speaker=3):
+    """The first ``per_speaker`` utterances of every speaker of data directory ``src``, without
+    their transcripts (fewer utterances to embed, no word judge: a faster test)."""
+    dst.mkdir(parents=True)
+    utt2spk = dict(line.split() for line in (src / "utt2spk").read_text().splitlines())
+    keep = [u for u in sorted(utt2spk) if sorted(v for v in utt2spk if utt2spk[v] == utt2spk[u]).index(u) < per_speaker]
+    wav = dict(line.split(maxsplit=1) for line in (src / "wav.scp").read_text().splitlines())
+    (dst / "wav.scp").write_text("".join(f"{u} {wav[u]}\n" for u in keep))
+    (dst / "utt2spk").write_text("".join(f"{u} {utt2spk[u]}\n" for u in keep))
+    return dst
+
+
+def _oracle_and_unconverted(db, tmp_path, voices=("awb", "slt")):
+    """Pairs between two synthetic voices with two 'systems': the oracle (the target's own reading of
+    the source sentence) and no conversion at all (the source itself)."""
+    wav = dict(line.split(maxsplit=1) for line in (db / "data" / "test" / "wav.scp").read_text().splitlines())
+    sents = sorted({u.split("-", 1)[1] for u in wav})
+    rows = ["id\tsource\ttarget\tsource_speaker\ttarget_speaker\treference"]
+    for d in ("oracle", "none"):
+        (tmp_path / d).mkdir()
+    for a in voices:
+        for b in voices:
+            if a != b:
+                s, other = sents[0], sents[1]
+                pid = f"{a}__{b}__{s}"
+                rows.append("\t".join([pid, wav[f"{a}-{s}"], wav[f"{b}-{other}"], a, b, wav[f"{b}-{s}"]]))
+                shutil.copy(wav[f"{b}-{s}"], tmp_path / "oracle" / f"{pid}.wav")
+                shutil.copy(wav[f"{a}-{s}"], tmp_path / "none" / f"{pid}.wav")
+    pairs = tmp_path / "pairs.tsv"
+    pairs.write_text("\n".join(rows) + "\n")
+    return pairs
+
+
+def test_speaker_judge_tells_synthetic_voices_apart(synth_tiny_db, tmp_path, capsys):
+    pytest.importorskip("resemblyzer", reason=NEEDS_EXTRA)
+    pytest.importorskip("pocketsphinx", reason=NEEDS_EXTRA)
+    pairs = _oracle_and_unconverted(synth_tiny_db, tmp_path)
+    jd = [_no_text(synth_tiny_db / "data" / "train", tmp_path / "train")]
+    seen = tmp_path / "seen"  # the VC model's training speakers: awb
+    seen.mkdir()
+    (seen / "wav.scp").write_text(f"awb-1 {tmp_path / 'x.wav'}\n")
+    (seen / "utt2spk").write_text("awb-1 awb\n")
+    docs = {}
+    for system in ("oracle", "none"):
+        out = tmp_path / f"{system}.json"
+        args = ["eval", "vc", "--pairs", str(pairs), "--converted", str(tmp_path / system), "--out", str(out),
+                "--seen-data", str(seen)]
+        for d in jd:
+            args += ["--judge-data", str(d)]
+        with pytest.raises(SystemExit) as e:
+            main(args)  # the default judges: independent (installed, no in-house model given)
+        assert e.value.code == 0
+        docs[system] = json.loads(out.read_text())
+        assert "independent judges" in capsys.readouterr().out
+    for doc in docs.values():
+        assert doc["settings"]["judges"] == "independent" and "summary" not in doc
+        ind = doc["independent"]
+        s = ind["settings"]
+        # real utterances: 3 a voice from --judge-data (kal16 too: a voice to be taken for), 4 of the pairs
+        assert s["voices"] == ["awb", "kal16", "slt"] and s["real_utterances"] == 13
+        assert s["real_eer"] < 0.1 and s["word_judge"] is None  # no text: no WER
+        assert sorted(ind["by_target"]) == ["awb", "slt"] and set(ind["by_group"]) == {"seen", "unseen"}
+        assert "wer" not in ind["summary"]
+    oracle, none = docs["oracle"]["independent"]["summary"], docs["none"]["independent"]["summary"]
+    # measured: oracle accept 100 %, taken for the target 100 %, cos 0.92-0.94; no conversion
+    # accept 0 %, taken for the source 100 %, cos to the target 0.5-0.6
+    assert oracle["accept_rate"] == 1.0 and oracle["target_accuracy"] == 1.0 and oracle["source_rate"] == 0.0
+    assert none["accept_rate"] == 0.0 and none["target_accuracy"] == 0.0 and none["source_rate"] == 1.0
+    assert oracle["target_similarity"] > none["target_similarity"] + 0.2
+
+
+def test_word_judge_wer_of_converted_beside_source(synth_tiny_db, tmp_path):
+    pytest.importorskip("resemblyzer", reason=NEEDS_EXTRA)
+    pytest.importorskip("pocketsphinx", reason=NEEDS_EXTRA)
+    pairs = _oracle_and_unconverted(synth_tiny_db, tmp_path)
+    # one pair keeps the run short; the word judge reads the source text from the test split
+    lines = pairs.read_text().splitlines()
+    pairs.write_text("\n".join(lines[:2]) + "\n")
+    jd = [synth_tiny_db / "data" / "test", _no_text(synth_tiny_db / "data" / "train", tmp_path / "train")]
+    # the oracle played backwards, as the copy synthesis: the same voice, no words
+    backwards = tmp_path / "backwards"
+    backwards.mkdir()
+    pid = lines[1].split("\t")[0]
+    wave, sr = sf.read(tmp_path / "oracle" / f"{pid}.wav")
+    sf.write(backwards / f"{pid}.wav", wave[::-1], sr)
+    r = judges.independent_scores(pairs, tmp_path / "oracle", judge_data=jd, resynth_dir=backwards, progress=False)
+    s = r["summary"]
+    assert r["settings"]["word_judge"].startswith("pocketsphinx") and s["wer_pairs"] == 1
+    row = r["pairs"][0]
+    assert row["ref_words"] and row["hyp_words"] and row["source_words"]
+    # measured on this pair: source WER 0-15 %, the other voice reading it about the same, backwards 100 %
+    assert s["source_wer"] < 0.35 and s["wer"] < 0.5 and s["resynth_wer"] > 0.8
+
+
+def _fake_independent(pairs, converted_dir, **kw):
+    """What :func:`independent_scores` returns, without running the judges."""
+    rates = {"pairs": 2, "accept_rate": 0.5, "target_accuracy": 0.5, "source_rate": 0.0, "target_similarity": 0.8,
+             "source_similarity": 0.6}
+    return {"summary": {**rates, "speakers": 2}, "by_target": {"A": rates}, "pairs": [],
+            "settings": {"speaker_judge": "fake", "word_judge": None, "threshold": 0.7, "real_eer": 0.1,
+                         "real_utterances": 4, "kwargs": sorted(kw)}}
+
+
+def test_cli_both_judges_in_one_json(vc_env, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(judges, "independent_scores", _fake_independent)
+    out = tmp_path / "vc.json"
+    jd = tmp_path / "jd"
+    with pytest.raises(SystemExit) as e:
+        main(["eval", "vc", "--pairs", str(vc_env["pairs"]), "--converted", str(vc_env["conv"]), "--speaker-model",
+              str(vc_env["spk"]), "--out", str(out), "--no-f0", "--judges", "both", "--judge-data", str(jd)])
+    assert e.value.code == 0
+    doc = json.loads(out.read_text())
+    # the in-house layout as before, the independent scores beside it
+    assert doc["summary"]["pairs"] == 2 and doc["settings"]["judges"] == "both"
+    assert doc["independent"]["summary"]["accept_rate"] == 0.5
+    assert doc["independent"]["settings"]["kwargs"] == ["judge_data", "progress", "resynth_dir", "seen_speakers"]
+    printed = capsys.readouterr().out
+    assert "misses taken for" in printed and "independent judges" in printed and "target A" in printed
+    # in-house alone: no independent block
+    with pytest.raises(SystemExit) as e:
+        main(["eval", "vc", "--pairs", str(vc_env["pairs"]), "--converted", str(vc_env["conv"]), "--speaker-model",
+              str(vc_env["spk"]), "--out", str(out), "--no-f0"])
+    assert e.value.code == 0
+    doc = json.loads(out.read_text())
+    assert doc["settings"]["judges"] == "inhouse" and "independent" not in doc
+
+
+class _ToneJudge:
+    """Stands in for the GE2E encoder: a sine's 'voice' is its frequency (spectrum in 100 Hz bands)."""
+
+    def embed(self, wave, *, name="audio"):
+        spec = np.abs(np.fft.rfft(wave, n=16000))[:1000]
+        return spec.reshape(10, 100).sum(1)
+
+
+def _tone(path, f0, seconds=0.3):
+    t = np.arange(int(16000 * seconds)) / 16000
+    sf.write(path, (0.3 * np.sin(2 * np.pi * f0 * t)).astype(np.float32), 16000)
+    return path
+
+
+def test_enrolment_leaves_out_the_pairs_own_utterances(tmp_path, monkeypatch):
+    """Logic of the speaker judge without its model: voices A, B, C are tones of 150, 450 and 750 Hz."""
+    monkeypatch.setattr(judges, "SpeakerJudge", _ToneJudge)
+    wav = {f"{v}{k}": _tone(tmp_path / f"{v}{k}.wav", f + 5 * k) for v, f in (("A", 150), ("B", 450), ("C", 750))
+           for k in range(3)}
+    conv = tmp_path / "conv"
+    conv.mkdir()
+    _tone(conv / "p1.wav", 452)  # A -> B, sounds like B
+    _tone(conv / "p2.wav", 150)  # B -> A, not converted at all... but A is the target: sounds like A
+    _tone(conv / "p3.wav", 455)  # B -> C, left as B
+    pairs = tmp_path / "pairs.tsv"
+    pairs.write_text("id\tsource\ttarget\tsource_speaker\ttarget_speaker\treference\n"
+                     f"p1\t{wav['A0']}\t{wav['B0']}\tA\tB\t{wav['B1']}\n"
+                     f"p2\t{wav['B0']}\t{wav['A0']},{wav['A1']}\tB\tA\t{wav['A2']}\n"
+                     f"p3\t{wav['B2']}\t{wav['C0']}\tB\tC\t{wav['C1']}\n")
+    # p2 uses all three utterances of A: A can only be enrolled with more data
+    with pytest.raises(SpeechrepError, match="pair 'p2': the target voice 'A' has no utterance that the pair does not use"):
+        judges.independent_scores(pairs, conv, progress=False)
+    jd = tmp_path / "jd"
+    jd.mkdir()
+    extra = {"A-3": _tone(tmp_path / "A3.wav", 160), "C-3": _tone(tmp_path / "C3.wav", 760)}
+    (jd / "wav.scp").write_text("".join(f"{u} {p}\n" for u, p in extra.items()))
+    (jd / "utt2spk").write_text("A-3 A\nC-3 C\n")
+    r = judges.independent_scores(pairs, conv, judge_data=[jd], seen_speakers=["B"], progress=False)
+    rows = {row["id"]: row for row in r["pairs"]}
+    assert [rows[p]["predicted_speaker"] for p in ("p1", "p2", "p3")] == ["B", "A", "B"]
+    assert [rows[p]["accepted"] for p in ("p1", "p2", "p3")] == [True, True, False]
+    s = r["summary"]
+    assert s["pairs"] == 3 and s["target_accuracy"] == pytest.approx(2 / 3) and s["source_rate"] == pytest.approx(1 / 3)
+    assert r["by_target"]["C"]["taken_for"] == {"B": 1} and r["by_group"]["seen"]["pairs"] == 1
+    assert r["settings"]["real_utterances"] == 10 and r["settings"]["real_eer"] == 0.0
+    assert r["settings"]["word_judge"] is None and "wer" not in s
+    # a pairs file and judge data that disagree on a voice
+    (jd / "utt2spk").write_text("A-3 A\nC-3 B\n")
+    (jd / "wav.scp").write_text(f"A-3 {extra['A-3']}\nC-3 {wav['C0']}\n")
+    with pytest.raises(SpeechrepError, match="is speaker 'C' here and 'B' in --judge-data"):
+        judges.independent_scores(pairs, conv, judge_data=[jd], progress=False)
