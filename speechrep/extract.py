@@ -19,6 +19,7 @@ anything but an earlier ``speechrep extract`` output (replaced only with ``force
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -26,7 +27,7 @@ import numpy as np
 
 from speechrep.errors import DataError
 
-__all__ = ["LAYERS", "extract_representations", "model_inputs"]
+__all__ = ["LAYERS", "extract_representations", "model_inputs", "refused_input"]
 
 LAYERS = ("context", "encoder")
 #: Feature configurations written by ``speechrep features make-*`` beside the features.
@@ -84,6 +85,26 @@ def model_inputs(
                             path=shift_file)
     _check_feature_conf(model, which, dd.path)
     return _read_feats(dd.utts, dd.feats_scp, scp, _input_dim(model, which)), len(dd.utts)
+
+
+@contextlib.contextmanager
+def refused_input(utt: str, x: np.ndarray, data_dir: str | Path) -> Iterator[None]:
+    """Turn the model's failure on one input into a :class:`DataError` naming the utterance.
+
+    The inputs are checked against what the model was trained on (:func:`model_inputs`);
+    what is left is an input the network cannot take, e.g. audio shorter than the front
+    end's analysis window (torch reports that as a RuntimeError about padding).
+    """
+    import torch
+
+    try:
+        yield
+    except RuntimeError as e:
+        if isinstance(e, torch.cuda.OutOfMemoryError):
+            raise
+        reason = (str(e).strip().splitlines() or ["?"])[0]
+        raise DataError(f"utterance {utt}: the model cannot take this input of shape {tuple(np.shape(x))} "
+                        f"(too short?): {reason}", path=data_dir) from None
 
 
 def _input_dim(model: str | Path, which: str) -> int | None:
@@ -222,7 +243,8 @@ def extract_representations(
         with kaldiio.WriteHelper(f"ark,scp:{tmp / 'feats.ark'},{tmp / 'feats.scp'}") as writer:
             for utt, x in tqdm(inputs, total=total, desc=f"extract {layer}", unit="utt", disable=not progress):
                 batch = {input_key: torch.tensor(x, dtype=torch.float32).unsqueeze(0)}
-                rep = module.encode(batch, layer=layer)[0].float().numpy()
+                with refused_input(utt, x, data_dir):
+                    rep = module.encode(batch, layer=layer)[0].float().numpy()
                 writer(utt, rep)
                 num_frames[utt] = rep.shape[0]
                 dim = rep.shape[1]

@@ -215,7 +215,7 @@ def read_output_marker(path: str | Path) -> str | None:
 
 def write_output_marker(path: str | Path, command: str) -> None:
     """Mark the directory ``path`` as an output of ``speechrep <command>``."""
-    (Path(path) / OUTPUT_MARKER).write_text(command + "\n", encoding="utf-8")
+    atomic_write_text(Path(path) / OUTPUT_MARKER, command + "\n")
 
 
 @contextlib.contextmanager
