@@ -73,16 +73,11 @@ def model_inputs(
     missing = [u for u in dd.utts if u not in dd.feats_scp]
     if missing:
         raise DataError(f"{len(missing)} of {len(dd.utts)} utterances have no features (first: {missing[0]})", path=scp)
-    shift_file = dd.path / "frame_shift"
     want_shift = getattr(cfg, "feat_frame_shift", None)
-    if want_shift is not None and shift_file.is_file():
-        try:
-            shift = float(shift_file.read_text(encoding="utf-8").split()[0])
-        except (ValueError, IndexError):
-            raise DataError("expected one number of seconds", path=shift_file) from None
-        if abs(shift - want_shift) > 1e-6:
-            raise DataError(f"the features have a frame shift of {shift:g} s, the model was trained on {want_shift:g} s",
-                            path=shift_file)
+    found = _input_frame_shift(dd.path)
+    if want_shift is not None and found is not None and abs(found[0] - want_shift) > 1e-6:
+        raise DataError(f"the features have a frame shift of {found[0]:g} s, the model was trained on {want_shift:g} s",
+                        path=found[1])
     _check_feature_conf(model, which, dd.path)
     return _read_feats(dd.utts, dd.feats_scp, scp, _input_dim(model, which)), len(dd.utts)
 
@@ -105,6 +100,24 @@ def refused_input(utt: str, x: np.ndarray, data_dir: str | Path) -> Iterator[Non
         reason = (str(e).strip().splitlines() or ["?"])[0]
         raise DataError(f"utterance {utt}: the model cannot take this input of shape {tuple(np.shape(x))} "
                         f"(too short?): {reason}", path=data_dir) from None
+
+
+def _input_frame_shift(data_dir: Path) -> tuple[float, Path] | None:
+    """Frame shift in seconds of a data directory's features, and the file that says so.
+
+    ``frame_shift`` (seconds) first, then ``frame_shift`` of the feature configuration
+    (milliseconds, as make-fbank/make-mfcc write it); None when neither is there.
+    """
+    shift_file = data_dir / "frame_shift"
+    if shift_file.is_file():
+        try:
+            return float(shift_file.read_text(encoding="utf-8").split()[0]), shift_file
+        except (ValueError, IndexError):
+            raise DataError("expected one number of seconds", path=shift_file) from None
+    conf = _feature_conf(data_dir)
+    if conf is not None and isinstance(conf[1].get("frame_shift"), (int, float)):
+        return float(conf[1]["frame_shift"]) / 1000, conf[0]
+    return None
 
 
 def _input_dim(model: str | Path, which: str) -> int | None:

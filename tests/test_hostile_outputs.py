@@ -151,6 +151,21 @@ def extract_20ms_features_into_a_10ms_model(w, t):
                 absent=[t / "out"])
 
 
+def extract_20ms_fbank_config_into_a_10ms_model(w, t):
+    data = _copy_feats_dir(w["feats"], t / "data")  # no frame_shift file: the configuration says 20 ms
+    (data / "conf").mkdir()
+    (data / "conf" / "fbank.yaml").write_text(yaml.safe_dump({**TRAIN_CONF, "frame_shift": 20.0}))
+    return dict(argv=["extract", "--model", w["cpc"], data, t / "out"],
+                names=f"{data / 'conf' / 'fbank.yaml'}: the features have a frame shift of 0.02 s",
+                keep=[data], absent=[t / "out"])
+
+
+def extract_under_a_file(w, t):
+    (t / "notes.txt").write_text("a file\n")
+    return dict(argv=["extract", "--model", w["cpc"], w["feats"], t / "notes.txt" / "out"], names=str(t / "notes.txt"),
+                keep=[t / "notes.txt"])
+
+
 def extract_13_dim_features_into_a_4_dim_model(w, t):
     data = _copy_feats_dir(w["feats"], t / "data", dim=13)
     return dict(argv=["extract", "--model", w["cpc"], data, t / "out"], names=str(data / "feats.scp"), keep=[data],
@@ -170,7 +185,8 @@ def extract_other_fbank_config(w, t):
     (data / "conf").mkdir()
     # another frame length; another dither does not change what the features are
     (data / "conf" / "fbank.yaml").write_text(yaml.safe_dump({**TRAIN_CONF, "frame_length": 50.0, "dither": 0.0}))
-    return dict(argv=["extract", "--model", w["cpc"], data, t / "out"], names=f"{data / 'conf' / 'fbank.yaml'}: frame_length",
+    return dict(argv=["extract", "--model", w["cpc"], data, t / "out"],
+                names=f"{data / 'conf' / 'fbank.yaml'}: frame_length",
                 keep=[data], absent=[t / "out"])
 
 
@@ -341,7 +357,8 @@ CASES: dict[str, Case] = {f.__name__: f for f in (
     extract_into_its_data_dir, extract_over_unrelated_results, extract_over_the_experiment,
     extract_inside_its_data_dir, extract_over_a_dir_holding_the_data, extract_over_a_file,
     extract_over_its_earlier_output_without_force, extract_over_another_commands_output, extract_with_missing_features,
-    extract_20ms_features_into_a_10ms_model, extract_13_dim_features_into_a_4_dim_model, extract_mfcc_into_an_fbank_model,
+    extract_20ms_features_into_a_10ms_model, extract_20ms_fbank_config_into_a_10ms_model, extract_under_a_file,
+    extract_13_dim_features_into_a_4_dim_model, extract_mfcc_into_an_fbank_model,
     extract_other_fbank_config, extract_truncated_ark,
     report_of_a_missing_dir, report_over_the_experiment, report_over_unrelated_results, report_over_a_file,
     report_with_a_text_file_as_audio, report_with_truncated_eval_json, report_with_list_eval_json,

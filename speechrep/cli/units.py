@@ -21,7 +21,9 @@ def units_cmd(
         "quantisation error (default: nearest code per frame).",
     ),
     max_segment: int = typer.Option(50, "--max-segment", help="Longest segment in unit frames (with --segment-penalty)."),
-    force: bool = typer.Option(False, "--force", help="Replace an earlier output of speechrep units at OUT (other data is never replaced)."),
+    force: bool = typer.Option(
+        False, "--force", help="Replace an earlier output of speechrep units at OUT (other data is never replaced)."
+    ),
 ) -> None:
     """Write frame-level units, deduplicated unit sequences and unit boundaries of DATA_DIR."""
     from speechrep.units import extract_units, write_units

@@ -174,7 +174,8 @@ def check_output_dir(
     Raises
     ------
     SpeechrepError
-        ``path`` is an input, lies inside one or holds one; is an existing file; is a
+        ``path`` is an input, lies inside one or holds one; is (or lies under) an existing
+        file; is a
         non-empty directory that is not an output of ``command`` (whatever ``force``
         says: it may be anybody's data); or is a previous output and ``force`` is false.
     """
@@ -193,6 +194,9 @@ def check_output_dir(
                                      path=path, field=field)
     if real.exists() and not real.is_dir():
         raise SpeechrepError("exists and is not a directory; give a directory name", path=path, field=field)
+    above = next(p for p in real.parents if p.exists())
+    if not above.is_dir():
+        raise SpeechrepError(f"lies under {above}, which is not a directory", path=path, field=field)
     if real.is_dir() and any(real.iterdir()):
         if read_output_marker(real) != command:
             raise SpeechrepError(
