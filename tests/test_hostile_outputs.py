@@ -493,26 +493,38 @@ def test_atomic_write_through_a_symlink_keeps_the_link(tmp_path):
     assert dangling.is_symlink() and (tmp_path / "real" / "b.txt").read_text() == "created"
 
 
-@pytest.fixture
-def null_device(tmp_path) -> Path:
-    """A writable character device like /dev/null that a regression may not damage.
+def _char_device(tmp_path: Path, name: str, minor: int) -> Path:
+    """A writable memory device (1, minor) that a regression may not damage.
 
     As root (where a rename over /dev/null would succeed and break the machine), a private
-    node with /dev/null's numbers is made in the test's directory; otherwise /dev/null
+    node with the same numbers is made in the test's directory; otherwise /dev/<name>
     itself, which a non-root rename cannot replace.
     """
     if os.geteuid() == 0:
-        node = tmp_path / "null"
+        node = tmp_path / name
         try:
-            os.mknod(node, stat.S_IFCHR | 0o666, os.makedev(1, 3))
+            os.mknod(node, stat.S_IFCHR | 0o666, os.makedev(1, minor))
             node.open("w").close()
         except OSError as e:  # no mknod in a container, or a nodev mount
             pytest.skip(f"cannot make a device node: {e}")
         return node
-    null = Path("/dev/null")
-    if not null.exists() or not stat.S_ISCHR(null.stat().st_mode) or not os.access(null, os.W_OK):
-        pytest.skip("no writable /dev/null character device")
-    return null
+    dev = Path("/dev") / name
+    if not dev.exists() or not stat.S_ISCHR(dev.stat().st_mode) or not os.access(dev, os.W_OK):
+        pytest.skip(f"no writable {dev} character device")
+    return dev
+
+
+@pytest.fixture
+def null_device(tmp_path) -> Path:
+    """/dev/null or a private node like it (see :func:`_char_device`)."""
+    return _char_device(tmp_path, "null", 3)
+
+
+def test_atomic_write_to_a_full_device_names_it(tmp_path):
+    full = _char_device(tmp_path, "full", 7)
+    with pytest.raises(OSError) as err:
+        atomic_write_text(full, "x" * 100)
+    assert err.value.filename == str(full) and stat.S_ISCHR(os.lstat(full).st_mode)
 
 
 def test_atomic_write_to_a_device_node_writes_it_in_place(null_device):
@@ -548,3 +560,7 @@ def test_convert_out_flac_symlink_and_device(world, tmp_path, capfd, null_device
     assert (tmp_path / "link.wav").is_symlink() and (tmp_path / "real.wav").read_bytes()[:4] == b"RIFF"
     assert _cli([*base, null_device], capfd)[0] == 0
     assert stat.S_ISCHR(os.lstat(null_device).st_mode)
+    full = _char_device(tmp_path, "full", 7)  # as root, convert turned /dev/full into a WAV file
+    code, err = _cli([*base, full], capfd)
+    assert code == 1 and err.strip().splitlines()[-1].startswith(f"error: {full}: ") and "Traceback" not in err
+    assert stat.S_ISCHR(os.lstat(full).st_mode)

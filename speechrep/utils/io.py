@@ -47,11 +47,11 @@ def atomic_open(path: str | Path, mode: str = "w", **kwargs: Any) -> Iterator[IO
     if path.exists() and not path.is_file():
         # a device node or FIFO: there is nothing to keep atomic, and a rename would
         # replace the node itself with a regular file
-        with open(path, mode, **kwargs) as f:
-            try:
+        try:
+            with open(path, mode, **kwargs) as f:
                 yield f
-            except BaseException as e:
-                _raise_naming(e, path)
+        except BaseException as e:  # /dev/full reports ENOSPC when the buffer is flushed on close
+            _raise_naming(e, path)
         return
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
