@@ -296,5 +296,10 @@ def write_wav(path: str | Path, wave: np.ndarray, sample_rate: int, *, format: s
     if int(sample_rate) <= 0:
         raise DataError(f"sample rate must be positive, got {sample_rate}", path=path)
     clipped = np.clip(wave.astype(np.float32, copy=False), -1.0, 1.0)
+    # Encoded in memory first: soundfile seeks back to complete the header, which a pipe or
+    # a device cannot do, and its I/O callbacks swallow the output's errors (a full disk)
+    # into "Exception ignored" noise; a plain write reports them as an ordinary OSError.
+    encoded = io.BytesIO()
+    sf.write(encoded, clipped, int(sample_rate), format=format, subtype="PCM_16")
     with atomic_open(path, "wb") as f:
-        sf.write(f, clipped, int(sample_rate), format=format, subtype="PCM_16")
+        f.write(encoded.getbuffer())
