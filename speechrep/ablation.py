@@ -11,7 +11,9 @@ table::
     OUT/ablation.json             [{"variant", "kind", "bits", "num_codes", "pnmi", ...}]
     OUT/ablation.md               the same as a table
 
-A variant whose ``eval.json`` exists is not retrained (rerun to add variants).
+A variant whose ``eval.json`` exists is not retrained (rerun to add variants). ``OUT``
+must be new, empty or an earlier ablation output (its marker file says so), and none of
+the inputs.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from speechrep.errors import ConfigError
-from speechrep.utils.io import atomic_write_json, atomic_write_text
+from speechrep.utils.io import atomic_write_json, atomic_write_text, check_output_dir, write_output_marker
 
 __all__ = ["variant_overrides", "summarise_report", "run_ablation", "format_table"]
 
@@ -84,7 +86,8 @@ def run_ablation(
     config : base experiment YAML of a ``vqvae`` model.
     eval_data : data directory whose units are scored (its ``utt2spk`` names the speakers).
     ali : phone CTM of ``eval_data``.
-    out_dir : where the variants' experiments and the summary go.
+    out_dir : where the variants' experiments and the summary go: new, empty, or an
+        earlier ablation output (which this run adds to).
     bits, kinds : the grid of bit budgets and bottleneck kinds.
     overrides : ``a.b=value`` applied to the base config of every variant.
 
@@ -92,14 +95,23 @@ def run_ablation(
     -------
     One row per variant: ``variant``, ``kind``, ``bits``, ``num_codes`` and the columns
     of :func:`summarise_report`.
+
+    Raises
+    ------
+    SpeechrepError
+        ``out_dir`` is an input or holds other data
+        (:func:`speechrep.utils.io.check_output_dir`).
     """
     from speechrep.eval.phone_discovery import PhoneDiscoveryConfig, run_phone_discovery
     from speechrep.train.trainer import train
     from speechrep.units import extract_units, write_units
 
-    out = Path(out_dir)
+    # an earlier ablation is added to, not replaced: resume, no --force
+    out = check_output_dir(out_dir, command="ablation", field="OUT", inputs=[config, eval_data, ali], resume=True)
     bits, kinds = list(bits), list(kinds)
     grid = [(kind, b, variant_overrides(kind, b)) for b in bits for kind in kinds]  # validates first
+    out.mkdir(parents=True, exist_ok=True)
+    write_output_marker(out, "ablation")
     rows = []
     for kind, b, changes in grid:
         name = f"{kind}_{b}bit"
@@ -108,7 +120,7 @@ def run_ablation(
         if not report_path.is_file():
             train(config, overrides=[*overrides, f"exp_dir={exp}", *changes])
             unit_set = extract_units(exp, eval_data, which="last", progress=progress)
-            write_units(unit_set, exp / "units")
+            write_units(unit_set, exp / "units", force=True)  # a run stopped after this step left them
             eval_cfg = PhoneDiscoveryConfig(codebook_size=unit_set.num_codes)
             run_phone_discovery(
                 exp / "units" / "units.txt",

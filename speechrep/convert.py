@@ -24,10 +24,13 @@ close to one another (similar speakers, unseen ones) then come out further apart
 Inputs of any sample rate and format soundfile reads are resampled to the model's rate;
 audio that is unreadable, empty, silent, sampled below :data:`MIN_INPUT_RATE`, or (for
 targets) shorter than the speaker encoder's minimum is refused with one clear error,
-before any output is written. Outputs are written atomically.
+before any output is written. Outputs are written atomically: a single ``out`` as 16-bit
+WAV, or FLAC when its name ends in ``.flac`` (other extensions are refused); a batch as
+one directory, built under a temporary name and refused when it holds anything but an
+earlier ``speechrep convert`` output (replaced only with ``force``).
 
 Pairs files (batch mode) are tab-separated with a header line naming the columns:
-``id`` (output name), ``source`` and ``target`` (audio paths; several targets separated
+``id`` (output name: a plain file name, no ``/``, ``.``, ``..`` or NUL), ``source`` and ``target`` (audio paths; several targets separated
 by commas) are required; ``source_speaker``, ``target_speaker``, ``reference`` (a
 recording of the target speaker saying the source text, for MCD/F0) and ``phones`` (the
 source's phone sequence, space-separated) are optional and used by ``speechrep eval vc``.
@@ -35,9 +38,6 @@ source's phone sequence, space-separated) are optional and used by ``speechrep e
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
@@ -74,6 +74,10 @@ MIN_INPUT_RATE = 8000
 SILENCE_PEAK = 1e-4
 #: Shortest input accepted, in seconds (a few frames of the 64 ms analysis window).
 MIN_DURATION = 0.1
+
+#: soundfile format of each output extension; a name without one is written as WAV (a
+#: device such as /dev/null has none).
+_OUT_FORMATS = {".wav": "WAV", ".flac": "FLAC", "": "WAV"}
 
 _PAIR_COLUMNS = ("id", "source", "target", "source_speaker", "target_speaker", "reference", "phones")
 
@@ -362,17 +366,34 @@ def convert_file(
     device: str = "cpu",
     **options: Any,
 ) -> Path:
-    """Convert one source file to the voice of ``targets``; write ``out`` (16-bit WAV) atomically.
+    """Convert one source file to the voice of ``targets``; write ``out`` atomically.
 
-    Returns the output path. On any error nothing is written. ``options``: frame matching
-    and exaggeration, as in :func:`load_converter`.
+    ``out`` is 16-bit WAV, or FLAC when it ends in ``.flac``. Returns the output path. On
+    any error nothing is written. ``options``: frame matching and exaggeration, as in
+    :func:`load_converter`.
+
+    Raises
+    ------
+    SpeechrepError
+        ``out`` is a directory, an input, or has an extension other than .wav/.flac
+        (checked before the model is loaded).
     """
     from speechrep.data.audio import write_wav
+    from speechrep.utils.io import check_output_file
 
+    out_format = _out_format(out)
+    check_output_file(out, field="--out", inputs=[source, *targets, options.get("population")])
     conv = load_converter(model, vocoder=vocoder, device=device, **options)
     wave = conv.convert(source, targets)
-    write_wav(out, wave, conv.sample_rate)
+    write_wav(out, wave, conv.sample_rate, format=out_format)
     return Path(out)
+
+
+def _out_format(out: str | Path) -> str:
+    suffix = Path(out).suffix.lower()
+    if suffix not in _OUT_FORMATS:
+        raise ConfigError(f"unknown audio extension '{Path(out).suffix}' (write .wav or .flac)", path=out, field="--out")
+    return _OUT_FORMATS[suffix]
 
 
 def read_pairs(path: str | Path) -> list[ConversionPair]:
@@ -408,6 +429,10 @@ def read_pairs(path: str | Path) -> list[ConversionPair]:
         for c in ("id", "source", "target"):
             if not row[c]:
                 raise DataError(f"line {lineno}: empty '{c}'", path=path)
+        if "/" in row["id"] or "\0" in row["id"] or row["id"] in (".", ".."):
+            # the id names the output file: a path would write outside the output directory
+            raise DataError(f"line {lineno}: id '{row['id']}' is not a plain file name (no '/', NUL, '.' or '..')",
+                            path=path)
         if row["id"] in seen:
             raise DataError(f"line {lineno}: duplicate id '{row['id']}'", path=path)
         seen.add(row["id"])
@@ -425,31 +450,33 @@ def read_pairs(path: str | Path) -> list[ConversionPair]:
     return pairs
 
 
+def _out_dir_rule(pairs: str | Path | list[ConversionPair], pair_list: list[ConversionPair], *, force: bool,
+                  model: str | Path | None = None, population: str | Path | None = None) -> dict[str, Any]:
+    """Where a batch may be written (:func:`speechrep.utils.io.check_output_dir`)."""
+    audio = [f for p in pair_list for f in (p.source, *p.targets)]
+    pairs_file = pairs if isinstance(pairs, (str, Path)) else None
+    return dict(command="convert", field="--out-dir", force=force, inputs=[pairs_file, population, *audio],
+                containers=[model])
+
+
 def _write_all(pair_list: list[ConversionPair], out_dir: str | Path, make, *, sample_rate: int, desc: str,
-               progress: bool) -> list[Path]:
-    # Outputs go to a temporary directory inside out_dir and are moved into place only
-    # when every pair succeeded, so an error leaves no new file behind.
+               progress: bool, rule: dict[str, Any]) -> list[Path]:
+    # The whole directory is built under a temporary name and renamed when every pair
+    # succeeded, so an error leaves no new file behind.
     from tqdm import tqdm
 
     from speechrep.data.audio import write_wav
+    from speechrep.utils.io import output_dir
 
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".convert.", suffix=".tmp", dir=out_dir))
-    try:
+    with output_dir(out_dir, **rule) as tmp:
         for p in tqdm(pair_list, desc=desc, unit="pair", disable=not progress):
             try:
                 wave = make(p)
             except DataError as e:
                 raise DataError(f"pair '{p.id}': {e}") from None
             write_wav(tmp / f"{p.id}.wav", wave, sample_rate)
-        outputs = []
-        for p in pair_list:
-            os.replace(tmp / f"{p.id}.wav", out_dir / f"{p.id}.wav")
-            outputs.append(out_dir / f"{p.id}.wav")
-        return outputs
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    return [out_dir / f"{p.id}.wav" for p in pair_list]
 
 
 def convert_pairs(
@@ -459,18 +486,24 @@ def convert_pairs(
     *,
     vocoder: str | Path = "griffinlim",
     device: str = "cpu",
+    force: bool = False,
     progress: bool = True,
     **options: Any,
 ) -> list[Path]:
     """Convert every pair of a pairs file into ``out_dir/<id>.wav``; all or nothing.
 
-    Returns the output paths, in the order of the pairs. ``options``: frame matching and
-    exaggeration, as in :func:`load_converter`.
+    Returns the output paths, in the order of the pairs. ``force`` replaces an earlier
+    output of ``speechrep convert`` at ``out_dir`` (nothing else is ever replaced).
+    ``options``: frame matching and exaggeration, as in :func:`load_converter`.
     """
+    from speechrep.utils.io import check_output_dir
+
     pair_list = read_pairs(pairs) if isinstance(pairs, (str, Path)) else list(pairs)
+    rule = _out_dir_rule(pairs, pair_list, force=force, model=model, population=options.get("population"))
+    check_output_dir(out_dir, **rule)  # before the model is loaded
     conv = load_converter(model, vocoder=vocoder, device=device, **options)
     return _write_all(pair_list, out_dir, lambda p: conv.convert(p.source, p.targets), sample_rate=conv.sample_rate,
-                      desc="convert", progress=progress)
+                      desc="convert", progress=progress, rule=rule)
 
 
 def resynthesize_pairs(
@@ -479,20 +512,25 @@ def resynthesize_pairs(
     *,
     vocoder: str | Path = "griffinlim",
     device: str = "cpu",
+    force: bool = False,
     progress: bool = True,
 ) -> list[Path]:
     """Copy synthesis: vocode the log-mel of every pair's source into ``out_dir/<id>.wav``.
 
     The baseline of conversion scores: what the vocoder alone does to the source.
-    All or nothing, like :func:`convert_pairs`.
+    All or nothing, and ``out_dir`` checked, like :func:`convert_pairs`.
     """
-    from speechrep.train.pretrained import load_vocoder
     from speechrep.features.logmel import log_mel
+    from speechrep.train.pretrained import load_vocoder
+    from speechrep.utils.io import check_output_dir
 
     pair_list = read_pairs(pairs) if isinstance(pairs, (str, Path)) else list(pairs)
+    rule = _out_dir_rule(pairs, pair_list, force=force, model=vocoder if vocoder != "griffinlim" else None)
+    check_output_dir(out_dir, **rule)
     voc = load_vocoder(vocoder, device=device)
 
     def make(p: ConversionPair) -> np.ndarray:
         return voc.mel_to_wave(log_mel(read_input_audio(p.source, sample_rate=voc.sample_rate, field_name="source"), voc.spec))
 
-    return _write_all(pair_list, out_dir, make, sample_rate=voc.sample_rate, desc="resynthesize", progress=progress)
+    return _write_all(pair_list, out_dir, make, sample_rate=voc.sample_rate, desc="resynthesize", progress=progress,
+                      rule=rule)

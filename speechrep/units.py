@@ -13,6 +13,10 @@ centre of feature frame 0). :func:`extract_units` runs one over every utterance 
     OUT/frame_offset     centre of frame 0 in seconds (when known)
     OUT/num_codes        size of the unit inventory
 
+``OUT`` is built under a temporary name and renamed when complete; it is refused when it
+is an input or holds anything but an earlier ``speechrep units`` output (replaced only
+with ``force``).
+
 ``frame_shift``/``frame_offset`` beside ``units.txt`` are what the phone-discovery
 evaluation (``speechrep eval units --units OUT/units.txt``) reads to place the frames.
 
@@ -34,7 +38,7 @@ from typing import Iterable, Iterator, Mapping
 import numpy as np
 
 from speechrep.errors import DataError, SpeechrepError
-from speechrep.utils.io import atomic_write_text
+from speechrep.utils.io import output_dir
 
 __all__ = [
     "UnitSet",
@@ -156,6 +160,7 @@ def units_from_model(
     device: str = "cpu",
     segment_penalty: float | None = None,
     max_segment: int = 50,
+    source: str | Path = "inputs",
 ) -> Iterator[tuple[str, np.ndarray]]:
     """Run a unit model over ``(utt, array)`` pairs, one utterance at a time.
 
@@ -167,6 +172,7 @@ def units_from_model(
     segment_penalty : None: nearest code per frame (``model.units``); a number: units by
         :func:`segment_units` of ``model.unit_costs`` with this penalty and segments of at
         most ``max_segment`` frames.
+    source : where the inputs come from, named when the model cannot take one of them.
 
     Yields
     ------
@@ -174,17 +180,22 @@ def units_from_model(
     """
     import torch
 
+    from speechrep.extract import refused_input
+
     key = getattr(model, "input_key", "wave")
     with torch.inference_mode():
         for utt, x in inputs:
             t = torch.tensor(np.asarray(x, dtype=np.float32), device=device).unsqueeze(0)
             batch = {key: t, "lengths": torch.tensor([x.shape[0]], device=device)}
-            if segment_penalty is None:
-                idx, lengths = model.units(batch)
-                yield utt, idx[0, : int(lengths[0])].cpu().numpy().astype(np.int64)
-            else:
-                costs, lengths = model.unit_costs(batch)
-                yield utt, segment_units(costs[0, : int(lengths[0])].cpu().numpy(), segment_penalty, max_frames=max_segment)
+            with refused_input(utt, x, source):
+                if segment_penalty is None:
+                    idx, lengths = model.units(batch)
+                    found = idx[0, : int(lengths[0])].cpu().numpy().astype(np.int64)
+                else:
+                    costs, lengths = model.unit_costs(batch)
+                    found = segment_units(costs[0, : int(lengths[0])].cpu().numpy(), segment_penalty,
+                                          max_frames=max_segment)
+            yield utt, found
 
 
 def _feature_frame_offset(data_dir: Path) -> float:
@@ -233,33 +244,24 @@ def extract_units(
 
     from speechrep.data.kaldi_dir import DataDir
     from speechrep.train.checkpoint import load_model
+    from speechrep.extract import model_inputs
 
     if threads is not None:
         torch.set_num_threads(threads)
-    model, name, _ = load_model(model_dir, which=which, map_location=device)
+    model, name, cfg = load_model(model_dir, which=which, map_location=device)
     if not hasattr(model, "units"):
         raise SpeechrepError(f"model '{name}' has no discrete units (use a vqvae or vqcpc experiment)", path=model_dir)
     if segment_penalty is not None and not hasattr(model, "unit_costs"):
         raise SpeechrepError(f"model '{name}' has no per-unit costs to segment with", path=model_dir)
     dd = DataDir.load(data_dir)
-    key = getattr(model, "input_key", "wave")
     offset = getattr(model, "frame_offset", None)
-    if key == "feats":
-        if dd.feats_scp is None:
-            raise DataError(f"model '{name}' was trained on features but the data directory has no feats.scp", path=dd.path, field="feats.scp")
-        import kaldiio
-
-        reader = kaldiio.load_scp(str(dd.path / "feats.scp"))
-        inputs: Iterable[tuple[str, np.ndarray]] = ((utt, np.asarray(reader[utt])) for utt in dd.utts)
-        if offset is not None:
-            offset += _feature_frame_offset(dd.path)
-    else:
-        from speechrep.data.audio import iter_audio
-
-        inputs = iter_audio(dd, sample_rate=getattr(getattr(model, "cfg", None), "sample_rate", 16000))
+    inputs, total = model_inputs(model_dir, model, cfg, dd.path, which=which)
+    if getattr(model, "input_key", "wave") == "feats" and offset is not None:
+        offset += _feature_frame_offset(dd.path)
     units = {}
-    found = units_from_model(model, inputs, device=device, segment_penalty=segment_penalty, max_segment=max_segment)
-    for utt, u in tqdm(found, total=len(dd.utts), desc="units", disable=not progress):
+    found = units_from_model(model, inputs, device=device, segment_penalty=segment_penalty, max_segment=max_segment,
+                             source=dd.path)
+    for utt, u in tqdm(found, total=total, desc="units", disable=not progress):
         units[utt] = u
     return UnitSet(units, float(model.frame_shift), offset, int(model.bottleneck.num_codes))
 
@@ -268,10 +270,20 @@ def _line(utt: str, values: Iterable[object]) -> str:
     return " ".join([utt, *map(str, values)]) + "\n"
 
 
-def write_units(unit_set: UnitSet, out_dir: str | Path) -> Path:
-    """Write the files listed in the module docstring into ``out_dir`` (each atomically)."""
+def write_units(
+    unit_set: UnitSet,
+    out_dir: str | Path,
+    *,
+    force: bool = False,
+    inputs: Iterable[str | Path | None] = (),
+    containers: Iterable[str | Path | None] = (),
+) -> Path:
+    """Write the files listed in the module docstring into ``out_dir`` (atomically, as one).
+
+    ``force`` replaces an earlier ``speechrep units`` output; ``inputs`` and ``containers``
+    are what the units were made from (see :func:`speechrep.utils.io.check_output_dir`).
+    """
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     shift, offset = unit_set.frame_shift, unit_set.frame_offset
     frames, dedup, bounds = [], [], []
     for utt in sorted(unit_set.units):  # Python's str order is C collation
@@ -280,13 +292,13 @@ def write_units(unit_set: UnitSet, out_dir: str | Path) -> Path:
         dedup.append(_line(utt, deduplicate(u)[0].tolist()))
         times = unit_boundaries(u, frame_shift=shift, frame_offset=offset or 0.0)
         bounds.append(_line(utt, (f"{t:.4f}" for t in times)))
-    atomic_write_text(out / "units.txt", "".join(frames))
-    atomic_write_text(out / "units_dedup.txt", "".join(dedup))
-    atomic_write_text(out / "boundaries.txt", "".join(bounds))
-    atomic_write_text(out / "frame_shift", f"{shift:g}\n")
+    files = {"units.txt": frames, "units_dedup.txt": dedup, "boundaries.txt": bounds, "frame_shift": [f"{shift:g}\n"],
+             "num_codes": [f"{unit_set.num_codes}\n"]}
     if offset is not None:
-        atomic_write_text(out / "frame_offset", f"{offset:g}\n")
-    atomic_write_text(out / "num_codes", f"{unit_set.num_codes}\n")
+        files["frame_offset"] = [f"{offset:g}\n"]
+    with output_dir(out, command="units", field="OUT", force=force, inputs=inputs, containers=containers) as tmp:
+        for name, lines in files.items():
+            (tmp / name).write_text("".join(lines), encoding="utf-8")
     return out
 
 

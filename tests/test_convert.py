@@ -149,11 +149,12 @@ def test_convert_pairs_all_or_nothing(env, tmp_path):
     good = _pairs(tmp_path / "good.tsv", [("p1", env["src"], env["tgt"]), ("p2", env["tgt"], env["tgt2"])])
     written = convert_pairs(env["model"], good, out, progress=False)
     assert [w.name for w in written] == ["p1.wav", "p2.wav"]
-    assert sorted(x.name for x in out.iterdir()) == ["p1.wav", "p2.wav"]
+    assert sorted(x.name for x in out.iterdir()) == [".speechrep_output", "p1.wav", "p2.wav"]
     bad = _pairs(tmp_path / "bad.tsv", [("p3", env["src"], env["tgt"]), ("p4", env["silent"], env["tgt"])])
     with pytest.raises(DataError, match="pair 'p4'"):
-        convert_pairs(env["model"], bad, out, progress=False)
-    assert sorted(x.name for x in out.iterdir()) == ["p1.wav", "p2.wav"]  # no p3, no temp dir
+        convert_pairs(env["model"], bad, out, progress=False, force=True)
+    assert sorted(x.name for x in out.iterdir()) == [".speechrep_output", "p1.wav", "p2.wav"]  # no p3, no temp dir
+    assert sorted(x.name for x in tmp_path.iterdir() if x.name.startswith(".")) == []
 
 
 def _cli(*args):

@@ -16,11 +16,17 @@ def convert(
     target: Optional[list[Path]] = typer.Option(
         None, "--target", help="Target utterance: who says it. Repeat to average several target utterances."
     ),
-    out: Optional[Path] = typer.Option(None, "--out", help="Output WAV (single-pair mode)."),
+    out: Optional[Path] = typer.Option(
+        None, "--out", help="Output audio (single-pair mode): 16-bit WAV, or FLAC for a name ending in .flac."
+    ),
     pairs: Optional[Path] = typer.Option(
         None, "--pairs", help="Batch mode: tab-separated pairs file with a header line (columns id, source, target, ...)."
     ),
     out_dir: Optional[Path] = typer.Option(None, "--out-dir", help="Batch mode: directory receiving <id>.wav per pair."),
+    force: bool = typer.Option(
+        False, "--force", help="Batch mode: replace an earlier output of speechrep convert at --out-dir "
+        "(other data is never replaced)."
+    ),
     vocoder: str = typer.Option("griffinlim", "--vocoder", help="'griffinlim' or a trained neural vocoder experiment directory."),
     device: str = typer.Option(
         "cpu", "--device", help="Torch device: cpu, cuda, cuda:N or auto.", callback=check_device
@@ -56,13 +62,13 @@ def convert(
         if resynthesize:
             from speechrep.convert import resynthesize_pairs
 
-            written = resynthesize_pairs(pairs, out_dir, vocoder=vocoder, device=device)
+            written = resynthesize_pairs(pairs, out_dir, vocoder=vocoder, device=device, force=force)
         else:
             from speechrep.convert import convert_pairs
 
             if model is None:
                 raise ConfigError("--model is required (or --resynthesize)", field="--model")
-            written = convert_pairs(model, pairs, out_dir, vocoder=vocoder, device=device, **options)
+            written = convert_pairs(model, pairs, out_dir, vocoder=vocoder, device=device, force=force, **options)
         typer.echo(f"wrote {len(written)} utterances to {out_dir}")
         return
     if resynthesize:

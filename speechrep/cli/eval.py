@@ -45,6 +45,13 @@ def _config(config: Optional[Path], overrides: list[str], *, exact: bool = False
     return load_config(PhoneDiscoveryConfig, config, overrides=[*overrides, *extra])
 
 
+def _check_out(out: Path, *inputs: Optional[Path]) -> None:
+    """Refuse a directory or an input as --out before the evaluation runs (minutes)."""
+    from speechrep.utils.io import check_output_file
+
+    check_output_file(out, field="--out", inputs=inputs)
+
+
 def _print(tables: dict, out: Path) -> None:
     from rich.console import Console
 
@@ -66,6 +73,7 @@ def make_items_cmd(
     """Build a ZeroSpeech ABX .item file from a phone CTM."""
     from speechrep.eval.items import make_item_file
 
+    _check_out(out, ctm, utt2spk)
     items = make_item_file(ctm, out, utt2spk=utt2spk, level=level)
     typer.echo(f"wrote {len(items)} {level} items to {out}")
 
@@ -91,6 +99,7 @@ def features_cmd(
     """Evaluate continuous features: ABX within/across speakers and linear phone/speaker probes."""
     from speechrep.eval.phone_discovery import run_phone_discovery
 
+    _check_out(out, feats, ali, utt2spk, items, config)
     cfg = _config(
         config,
         overrides,
@@ -126,6 +135,7 @@ def units_cmd(
     """Evaluate discrete units: ABX, purity/PNMI/V-measure, codebook use, bitrate, boundaries."""
     from speechrep.eval.phone_discovery import run_phone_discovery
 
+    _check_out(out, units, ali, utt2spk, items, config)
     cfg = _config(
         config,
         overrides,
@@ -154,6 +164,7 @@ def baseline_cmd(
     """Evaluate MFCC (+deltas) and fbank features of DATA_DIR, each utterance mean-normalised: the reference line."""
     from speechrep.eval.phone_discovery import run_baseline
 
+    _check_out(out, data_dir, ali, items, config)
     cfg = _config(config, overrides, exact=exact, threads=threads)
     report = run_baseline(data_dir, ali, out=out, items=items, config=cfg)
     _print({f"baseline {name}": metrics for name, metrics in report["baselines"].items()}, out)

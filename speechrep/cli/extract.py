@@ -17,9 +17,12 @@ def register(app: typer.Typer) -> None:
         model: Path = typer.Option(..., "--model", help="Experiment directory (or checkpoint) of speechrep train."),
         layer: str = typer.Option("context", "--layer", help="Representation to write: context or encoder."),
         which: str = typer.Option("best", "--which", help="Checkpoint of the experiment: best or last."),
+        force: bool = typer.Option(
+            False, "--force", help="Replace an earlier output of speechrep extract at OUT_DIR (other data is never replaced)."
+        ),
     ) -> None:
         """Write a trained model's representations of DATA_DIR as Kaldi ark/scp in OUT_DIR."""
         from speechrep.extract import extract_representations
 
-        scp = extract_representations(model, data_dir, out_dir, layer=layer, which=which)
+        scp = extract_representations(model, data_dir, out_dir, layer=layer, which=which, force=force)
         typer.echo(f"wrote {scp}")

@@ -22,6 +22,9 @@ def register(app: typer.Typer) -> None:
         unit_frame_offset: Optional[float] = typer.Option(None, help="Centre of unit frame 0 in seconds (default: half a shift)."),
         audio: Optional[Path] = typer.Option(None, help="TSV of audio examples: header of column names, rows of wav paths."),
         baseline: str = typer.Option("mfcc", help="System name of the reference line."),
+        force: bool = typer.Option(
+            False, "--force", help="Replace an earlier report at --out (other data is never replaced)."
+        ),
     ) -> None:
         """Write EXP_DIR/report/index.html: results table, loss plots, alignment plot, audio players.
 
@@ -31,7 +34,7 @@ def register(app: typer.Typer) -> None:
 
         page, summary = build_pipeline_report(
             exp_dir, out, data_dir=data, ctm=ali, units=units, unit_frame_shift=unit_frame_shift,
-            unit_frame_offset=unit_frame_offset, audio_tsv=audio, baseline=baseline,
+            unit_frame_offset=unit_frame_offset, audio_tsv=audio, baseline=baseline, force=force,
         )
         if summary:
             typer.echo(summary)

@@ -27,14 +27,20 @@ def units_cmd(
         "quantisation error (default: nearest code per frame).",
     ),
     max_segment: int = typer.Option(50, "--max-segment", help="Longest segment in unit frames (with --segment-penalty)."),
+    force: bool = typer.Option(
+        False, "--force", help="Replace an earlier output of speechrep units at OUT (other data is never replaced)."
+    ),
 ) -> None:
     """Write frame-level units, deduplicated unit sequences and unit boundaries of DATA_DIR."""
     from speechrep.units import extract_units, write_units
+    from speechrep.utils.io import check_output_dir
 
+    where = dict(force=force, inputs=[data_dir], containers=[model])
+    check_output_dir(out, command="units", field="OUT", **where)  # before minutes of work
     unit_set = extract_units(
         model, data_dir, which=which, device=device, threads=threads, segment_penalty=segment_penalty, max_segment=max_segment
     )
-    write_units(unit_set, out)
+    write_units(unit_set, out, **where)
     frames = sum(len(u) for u in unit_set.units.values())
     used = len(set().union(*(set(u.tolist()) for u in unit_set.units.values()))) if unit_set.units else 0
     typer.echo(

@@ -454,14 +454,15 @@ def write_utt2dur(data_dir: str | Path, *, progress: bool = False) -> dict[str, 
     return durations
 
 
-def write_wav(path: str | Path, wave: np.ndarray, sample_rate: int) -> None:
-    """Write ``wave`` as a 16-bit PCM WAV file, atomically.
+def write_wav(path: str | Path, wave: np.ndarray, sample_rate: int, *, format: str = "WAV") -> None:
+    """Write ``wave`` as a 16-bit PCM WAV (or FLAC) file, atomically.
 
     Parameters
     ----------
     path : output file.
     wave : (samples,) or (samples, channels) float in [-1, 1]; values outside are clipped.
     sample_rate : Hz.
+    format : ``WAV`` or ``FLAC`` (soundfile's format names).
 
     Raises
     ------
@@ -476,5 +477,10 @@ def write_wav(path: str | Path, wave: np.ndarray, sample_rate: int) -> None:
     if int(sample_rate) <= 0:
         raise DataError(f"sample rate must be positive, got {sample_rate}", path=path)
     clipped = np.clip(wave.astype(np.float32, copy=False), -1.0, 1.0)
+    # Encoded in memory first: soundfile seeks back to complete the header, which a pipe or
+    # a device cannot do, and its I/O callbacks swallow the output's errors (a full disk)
+    # into "Exception ignored" noise; a plain write reports them as an ordinary OSError.
+    encoded = io.BytesIO()
+    sf.write(encoded, clipped, int(sample_rate), format=format, subtype="PCM_16")
     with atomic_open(path, "wb") as f:
-        sf.write(f, clipped, int(sample_rate), format="WAV", subtype="PCM_16")
+        f.write(encoded.getbuffer())

@@ -12,9 +12,9 @@ import json
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterable, Sequence
 
-from speechrep.utils.io import atomic_dir
+from speechrep.utils.io import output_dir
 
 #: (column label, dotted key path in a results JSON); the first path found is shown.
 DEFAULT_COLUMNS: tuple[tuple[str, tuple[str, ...]], ...] = (
@@ -217,13 +217,25 @@ def text_summary(inputs: ReportInputs) -> str:
     return "\n\n".join(blocks)
 
 
-def build_report(inputs: ReportInputs, out_dir: str | Path) -> Path:
+def build_report(
+    inputs: ReportInputs,
+    out_dir: str | Path,
+    *,
+    force: bool = False,
+    sources: Iterable[str | Path | None] = (),
+    containers: Iterable[str | Path | None] = (),
+) -> Path:
     """Write ``out_dir/index.html`` with its assets under ``out_dir`` (atomically).
 
-    Returns the path of ``index.html``.
+    ``out_dir`` is refused when it holds anything but an earlier report (replaced only
+    with ``force``), is one of ``sources`` or lies inside one, or is or holds one of
+    ``containers`` (see :func:`speechrep.utils.io.check_output_dir`). Returns the path of
+    ``index.html``.
     """
     out_dir = Path(out_dir)
-    with atomic_dir(out_dir) as tmp:
+    audio = [f for row in inputs.audio for f in row["files"].values()]
+    with output_dir(out_dir, command="report", field="--out", force=force, inputs=[*sources, *audio],
+                    containers=containers) as tmp:
         (tmp / "img").mkdir()
         (tmp / "audio").mkdir()
         parts = [f"<h1>{html.escape(inputs.title)}</h1>"]

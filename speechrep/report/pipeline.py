@@ -9,6 +9,9 @@ Layout read (every part optional; what is missing is left off the page, never fa
 - ``EXP/stage_times.tsv``: ``stage<TAB>description<TAB>seconds`` rows from recipes/lib.sh.
 - alignment figure: an utterance of ``data_dir`` with its CTM segments and frame-level units.
 - audio: a TSV with a header of column names and one row per example of wav paths.
+
+A missing experiment directory, a results JSON that does not parse or is not an object,
+and an audio cell that soundfile cannot read are refused with the file named.
 """
 
 from __future__ import annotations
@@ -33,18 +36,27 @@ def collect(
     baseline: str = "mfcc",
     title: str = "speechrep: embedded-corpus pipeline",
 ) -> ReportInputs:
-    """Gather the report inputs found under ``exp_dir`` (see the module docstring)."""
+    """Gather the report inputs found under ``exp_dir`` (see the module docstring).
+
+    Raises
+    ------
+    DataError
+        ``exp_dir`` is not a directory; a results JSON is unreadable or not shaped as the
+        evaluation writes it; an audio cell is missing or not audio.
+    """
     exp_dir = Path(exp_dir)
+    if not exp_dir.is_dir():
+        raise DataError("experiment directory not found", path=exp_dir)
     inputs = ReportInputs(title=title)
     nested_vc = sorted(exp_dir.glob("*/eval/vc*.json"))  # a task recipe run inside this one
     for path in sorted((exp_dir / "eval").glob("*.json")) + nested_vc:
-        doc = json.loads(path.read_text(encoding="utf-8"))
+        doc = _read_results(path)
         if path.stem.startswith("vc"):
-            families = doc.get("families", {path.stem: doc})
+            families = _systems(doc["families"], path, "families") if "families" in doc else {path.stem: doc}
             for name, scores in families.items():
                 inputs.vc_results[name] = _flat_numbers(scores)
         elif "baselines" in doc:  # `speechrep eval baseline`: several systems in one file
-            inputs.results.update(doc["baselines"])
+            inputs.results.update(_systems(doc["baselines"], path, "baselines"))
         else:
             inputs.results[path.stem] = doc
     if baseline in inputs.results:
@@ -65,6 +77,24 @@ def collect(
     if audio_tsv is not None:
         inputs.audio = _audio_rows(Path(audio_tsv))
     return inputs
+
+
+def _read_results(path: Path) -> dict:
+    """A results JSON object; anything else (cut off, a list, not UTF-8) names the file."""
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        raise DataError(f"unreadable results JSON ({e})", path=path) from None
+    if not isinstance(doc, dict):
+        raise DataError(f"expected a JSON object of results, got a {type(doc).__name__}", path=path)
+    return doc
+
+
+def _systems(doc: object, path: Path, key: str) -> dict:
+    """``{system: results}`` of a multi-system results file, each results an object."""
+    if not isinstance(doc, dict) or not all(isinstance(v, dict) for v in doc.values()):
+        raise DataError("expected an object of system name -> results object", path=path, field=key)
+    return doc
 
 
 def _flat_numbers(d: dict, prefix: str = "") -> dict:
@@ -118,15 +148,37 @@ def _audio_rows(tsv: Path) -> list[dict]:
                     path = Path(p) if Path(p).is_absolute() else tsv.parent / p
                     if not path.is_file():
                         raise DataError(f"audio file {path} not found", path=tsv, field=col)
+                    _check_audio(path, tsv, col)
                     files[col] = path
             rows.append({"label": label, "files": files})
     return rows
 
 
-def build_pipeline_report(exp_dir: str | Path, out_dir: str | Path | None = None, **kwargs) -> tuple[Path, str]:
+def _check_audio(path: Path, tsv: Path, column: str) -> None:
+    import soundfile as sf
+
+    try:
+        sf.info(str(path))
+    except (RuntimeError, sf.LibsndfileError) as e:
+        raise DataError(f"{path} is not audio that soundfile reads ({e})", path=tsv, field=column) from None
+
+
+def build_pipeline_report(
+    exp_dir: str | Path, out_dir: str | Path | None = None, *, force: bool = False, **kwargs
+) -> tuple[Path, str]:
     """Collect ``exp_dir`` and write ``out_dir`` (default ``exp_dir/report``)/index.html.
 
-    Returns the page and the result tables as plain text (for the terminal).
+    ``force`` replaces an earlier report at ``out_dir``; ``out_dir`` may lie inside
+    ``exp_dir`` but never be or hold it, nor any other input (see
+    :func:`speechrep.utils.io.check_output_dir`). Returns the page and the result tables
+    as plain text (for the terminal).
     """
+    from speechrep.utils.io import check_output_dir
+
+    out = Path(out_dir) if out_dir is not None else Path(exp_dir) / "report"
+    sources = [kwargs.get(k) for k in ("data_dir", "ctm", "units", "audio_tsv")]
+    where = dict(force=force, sources=sources, containers=[exp_dir])
+    # checked before anything is read or plotted, and again when the page is written
+    check_output_dir(out, command="report", field="--out", force=force, inputs=sources, containers=[exp_dir])
     inputs = collect(exp_dir, **kwargs)
-    return build_report(inputs, out_dir if out_dir is not None else Path(exp_dir) / "report"), text_summary(inputs)
+    return build_report(inputs, out, **where), text_summary(inputs)

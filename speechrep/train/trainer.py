@@ -187,6 +187,10 @@ class _Run:
 
     # -- setup helpers ----------------------------------------------------------------
     def _resume_point(self, resume: bool) -> Path | None:
+        for path in (self.exp_dir, self.ckpt_root):
+            if path.exists() and not path.is_dir():
+                # before any work: mkdir would fail only once the data is loaded
+                raise ConfigError("exists and is not a directory; choose another exp_dir", path=path, field="exp_dir")
         ckpts = ckpt_io.list_checkpoints(self.ckpt_root)
         if ckpts and not resume:
             raise ConfigError(f"already holds checkpoints (up to step {ckpts[-1][0]}); resume with --resume or "

@@ -44,7 +44,7 @@ run_stage 1 "Train: $db/data/$train_set -> $model" \
   speechrep train "$conf" --set "exp_dir=$model" --set "data.train=$db/data/$train_set" \
     --set "data.valid=$db/data/$valid_set" --resume
 run_stage 2 "Extract: $db/data/$eval_set -> $feats" \
-  speechrep extract --model "$model" --layer context "$db/data/$eval_set" "$feats"
+  speechrep extract --force --model "$model" --layer context "$db/data/$eval_set" "$feats"
 if [ -n "${ALI:-}" ]; then
   items=()
   item_file=$db/abx/${eval_set//_/-}.item

@@ -60,13 +60,13 @@ train() {  # train NAME CONFIG [--set ...]: resumable training into exp/NAME
 }
 
 eval_cpc() {
-  speechrep extract --model "$exp/cpc" --layer context "$db/data/test" "$exp/cpc/extract_test"
+  speechrep extract --force --model "$exp/cpc" --layer context "$db/data/test" "$exp/cpc/extract_test"
   speechrep eval features --feats "$exp/cpc/extract_test/feats.scp" --ali "$db/ali/test/phones.ctm" \
     --utt2spk "$db/data/test/utt2spk" --out "$exp/eval/cpc.json"
 }
 
 eval_units() {
-  speechrep units --model "$exp/vqvae" "$db/data/test" "$exp/vqvae/units_test"
+  speechrep units --force --model "$exp/vqvae" "$db/data/test" "$exp/vqvae/units_test"
   speechrep eval units --units "$exp/vqvae/units_test/units.txt" --ali "$db/ali/test/phones.ctm" \
     --utt2spk "$db/data/test/utt2spk" --codebook-size "$(cat "$exp/vqvae/units_test/num_codes")" \
     --out "$exp/eval/vqvae_units.json"
@@ -81,7 +81,7 @@ report() {
   if [ -f "$exp/vc/demo_audio.tsv" ]; then
     extra+=(--audio "$exp/vc/demo_audio.tsv")
   fi
-  speechrep report "$exp" --data "$db/data/test" --ali "$db/ali/test/phones.ctm" "${extra[@]}"
+  speechrep report --force "$exp" --data "$db/data/test" --ali "$db/ali/test/phones.ctm" "${extra[@]}"
 }
 
 stage_if 0 "Corpus: synthesizers ($size) -> $db/data/{train,dev,test,test_unseen_spk}" "data make-synth" \

@@ -29,7 +29,7 @@ run_stage 1 "Features: $db/data/{train,dev,test} -> $db/fbank" \
   bash -c 'for s in train dev test; do ../../../recipes/make_feats.sh --nj "$1" "$2/data/$s" "$2/fbank/$s" || exit 1; done' _ "$nj" "$db"
 run_stage 2 "Train: $db/data/train -> $model" \
   speechrep train "$conf" --set "exp_dir=$model" --set "data.train=$db/data/train" --set "data.valid=$db/data/dev" --resume
-run_stage 3 "Extract: $db/data/test -> $feats" speechrep extract --model "$model" --layer context "$db/data/test" "$feats"
+run_stage 3 "Extract: $db/data/test -> $feats" speechrep extract --force --model "$model" --layer context "$db/data/test" "$feats"
 run_stage 4 "Evaluate: $feats, MFCC, fbank -> $exp/eval/{cpc,baseline}.json, table.md" bash -c '
   set -e
   speechrep eval features --feats "$1/feats.scp" --ali "$2/ali/test/phones.ctm" --utt2spk "$2/data/test/utt2spk" --out "$3/cpc.json"

@@ -33,7 +33,7 @@ run_stage 3 "Train autoencoder: $db/data/train -> $exp/autoencoder" \
   speechrep train "$conf" --set "exp_dir=$exp/autoencoder" --set model.args.objective=autoencoder "${data[@]}" --resume
 run_stage 4 "Extract: $db/data/test -> $exp/{dim,autoencoder}/extract_test" bash -c '
   set -e
-  for m in dim autoencoder; do speechrep extract --model "$1/$m" --layer context "$2/data/test" "$1/$m/extract_test"; done
+  for m in dim autoencoder; do speechrep extract --force --model "$1/$m" --layer context "$2/data/test" "$1/$m/extract_test"; done
 ' _ "$exp" "$db"
 run_stage 5 "Evaluate: DIM, autoencoder, MFCC, fbank -> $exp/eval/table.md" bash -c '
   set -e

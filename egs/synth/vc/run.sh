@@ -147,7 +147,7 @@ run_stage 2 "Pairs: $db/data/{test,test_unseen_spk} -> $exp/pairs.tsv; closed-se
 
 resynthesize() {
   for v in $vocoders; do
-    speechrep convert --resynthesize --pairs "$exp/pairs.tsv" --out-dir "$exp/convert/resynth_$v" \
+    speechrep convert --force --resynthesize --pairs "$exp/pairs.tsv" --out-dir "$exp/convert/resynth_$v" \
       --vocoder "$(vocoder_path "$v")"
   done
 }
@@ -156,7 +156,7 @@ run_stage 3 "Copy synthesis ($vocoders): $exp/pairs.tsv -> $exp/convert/resynth_
 convert_all() {
   for f in $families; do
     for v in $vocoders; do
-      speechrep convert --model "$exp/$f" --pairs "$exp/pairs.tsv" --out-dir "$exp/convert/${f}_$v" \
+      speechrep convert --force --model "$exp/$f" --pairs "$exp/pairs.tsv" --out-dir "$exp/convert/${f}_$v" \
         --match-weight "${MATCH_WEIGHT:-0}" --match-k "${MATCH_K:-4}" \
         --exaggerate "${EXAGGERATE:-0}" --population "$db/data/train" \
         --vocoder "$(vocoder_path "$v")"
@@ -188,7 +188,7 @@ run_stage 5 "Scores: $exp/convert/* -> $exp/scores/*.json, $exp/eval/vc.json, $e
 
 demo_page() {
   python local/demo_audio.py "$exp/pairs.tsv" "$exp/convert" "$exp/demo_audio.tsv" --per-kind 2
-  speechrep report "$exp" --audio "$exp/demo_audio.tsv" --out "$exp/demo"
+  speechrep report --force "$exp" --audio "$exp/demo_audio.tsv" --out "$exp/demo"
   printf '<!doctype html><meta charset=utf-8><meta http-equiv="refresh" content="0; url=demo/index.html">'\
 '<a href="demo/index.html">voice-conversion demo</a>\n' > "$exp/demo.html"
 }

@@ -37,7 +37,7 @@ run_stage 2 "Train: $db/data/train -> $model" \
 units_opts=()  # duration-penalised units (speechrep units --segment-penalty P) unless the penalty is none
 penalty=${SEGMENT_PENALTY:-$penalty}
 [ "$penalty" != none ] && units_opts=(--segment-penalty "$penalty")
-run_stage 3 "Units: $db/data/test -> $units" speechrep units --model "$model" "${units_opts[@]}" "$db/data/test" "$units"
+run_stage 3 "Units: $db/data/test -> $units" speechrep units --force --model "$model" "${units_opts[@]}" "$db/data/test" "$units"
 run_stage 4 "Evaluate: $units/units.txt -> $model/eval_units_test.json" \
   bash -c 'speechrep eval units --units "$1/units.txt" --ali "$2/ali/test/phones.ctm" --utt2spk "$2/data/test/utt2spk" \
              --codebook-size "$(cat "$1/num_codes")" --out "$3"' _ "$units" "$db" "$model/eval_units_test.json"

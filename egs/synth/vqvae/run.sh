@@ -34,7 +34,7 @@ run_stage 1 "Train: $db/data/train -> $model" speechrep train "$conf" --set "exp
 units_opts=()  # SEGMENT_PENALTY=P: duration-penalised units (speechrep units --segment-penalty P)
 penalty=${SEGMENT_PENALTY:-none}
 [ "$penalty" != none ] && units_opts=(--segment-penalty "$penalty")
-run_stage 2 "Units: $db/data/test -> $units" speechrep units --model "$model" "${units_opts[@]}" "$db/data/test" "$units"
+run_stage 2 "Units: $db/data/test -> $units" speechrep units --force --model "$model" "${units_opts[@]}" "$db/data/test" "$units"
 run_stage 3 "Evaluate: $units/units.txt -> $model/eval_units_test.json" \
   bash -c 'speechrep eval units --units "$1/units.txt" --ali "$2/ali/test/phones.ctm" --utt2spk "$2/data/test/utt2spk" \
              --codebook-size "$(cat "$1/num_codes")" --out "$3"' _ "$units" "$db" "$model/eval_units_test.json"
