@@ -180,7 +180,7 @@ def units_from_model(
     """
     import torch
 
-    from speechrep.extract import refused_input
+    from speechrep.train.inputs import refused_input
 
     key = getattr(model, "input_key", "wave")
     with torch.inference_mode():
@@ -244,7 +244,7 @@ def extract_units(
 
     from speechrep.data.kaldi_dir import DataDir
     from speechrep.train.checkpoint import load_model
-    from speechrep.extract import model_inputs
+    from speechrep.train.inputs import model_inputs
 
     if threads is not None:
         torch.set_num_threads(threads)
