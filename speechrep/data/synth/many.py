@@ -23,6 +23,7 @@ error that names them (``bash tools/setup.sh --voices`` installs them).
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import zlib
 from collections import Counter
@@ -198,7 +199,7 @@ def _work(speaker: SynthSpeaker | RealPack, items: list[tuple[str, str]]) -> lis
 def make_many(
     out: str | Path,
     *,
-    size: str = "many",
+    size: str | VoiceSize = "many",
     seed: int = 0,
     nj: int = 1,
     voices: Sequence[str] | None = None,
@@ -212,7 +213,7 @@ def make_many(
     Parameters
     ----------
     out : output directory (built under a temporary name, renamed when complete).
-    size : ``"many"`` or ``"large"`` (:data:`VOICE_SIZES`).
+    size : ``"many"``, ``"large"`` (:data:`VOICE_SIZES`) or a custom :class:`VoiceSize`.
     seed : seeds the sentence and prompt draws.
     nj : parallel jobs.
     voices : base voice and pack ids to use (default: all); for small builds in tests.
@@ -232,9 +233,9 @@ def make_many(
     """
     from speechrep.data.synth.build import _run_jobs, _write_corpus
 
-    if size not in VOICE_SIZES:
+    if isinstance(size, str) and size not in VOICE_SIZES:
         raise DataError(f"unknown size {size!r} (choose from {', '.join(VOICE_SIZES)})", field="size")
-    preset = VOICE_SIZES[size]
+    preset = VOICE_SIZES[size] if isinstance(size, str) else size
     known = {v.id for v in VOICES} | {p.id for p in PACKS}
     unknown = sorted(set(voices or ()) - known)
     if unknown:
@@ -255,7 +256,7 @@ def make_many(
     missing = _required_packages(base, packs, fortunes_dir, sounds_dir, doc_dirs)
     if missing:
         raise DataError(
-            f"--size {size} needs: {', '.join(missing)}; install them with 'bash tools/setup.sh --voices'",
+            f"the many-voice corpus needs: {', '.join(missing)}; install them with 'bash tools/setup.sh --voices'",
             field="size",
         )
     check_output_dir(out, marker="stats.json", what="a synthetic corpus")
@@ -356,7 +357,7 @@ def make_many(
         stats = _write_corpus(tmp, out, done, kept, gender, False)
         stats.update(
             corpus="speechrep-synth",
-            size=size,
+            size=size if isinstance(size, str) else dataclasses.asdict(size),
             seed=seed,
             sample_rate=SAMPLE_RATE,
             voices=_voice_table(family_of, kept),
