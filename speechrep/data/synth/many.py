@@ -153,14 +153,23 @@ def _sentences(language: str, root: Path) -> list[str]:
 
 
 def _required_packages(
-    voices: Sequence[SynthSpeaker], packs: Sequence[RealPack], fortunes_dir: Path, sounds_dir: Path, doc_dirs: Sequence[Path]
+    voices: Sequence[SynthSpeaker],
+    packs: Sequence[RealPack],
+    fortunes_dir: Path,
+    sounds_dir: Path,
+    doc_dirs: Sequence[Path],
 ) -> list[str]:
     """Debian packages (and the Python module) the selection needs that are missing."""
     missing = []
     try:
         check_voices(voices)
     except DataError:
-        missing += sorted({v.package for v in voices} | {v.engine for v in voices})
+        # which ones: one voice at a time (slower, so only once something is missing)
+        for voice in voices:
+            try:
+                check_voices([voice])
+            except DataError:
+                missing += [voice.engine, voice.package]
     for language in sorted({v.language for v in voices}):
         package, categories = NATIVE_TEXTS.get(language, ("fortunes", ("wisdom",)))
         if not (fortunes_dir / (language if language != "en" else "") / categories[0]).is_file():
@@ -286,12 +295,7 @@ def make_many(
                     "test": test,
                 }
             )
-            items = []
-            for split, indices in draws.items():
-                for index in sorted(int(i) for i in indices):
-                    utt = f"{spk.id}-{index:05d}"
-                    entries[split].append((utt, spk.id, pool[index]))
-                    items.append((utt, pool[index]))
+            items = _assign(entries, spk.id, draws, [(text, text) for text in pool])
             jobs += [(spk, items[i : i + _CHUNK]) for i in range(0, len(items), _CHUNK)]
             family_of[spk.id] = (spk.engine, spk.family, voice.id)
             gender[spk.id] = spk.gender
@@ -312,12 +316,8 @@ def make_many(
                 "dev": order[preset.real_test : preset.real_test + preset.real_dev],
                 "test": order[: preset.real_test],
             }
-        items = []
-        for split, indices in draws.items():
-            for index in sorted(int(i) for i in indices):
-                utt = f"{pack.id}-{index:05d}"
-                entries[split].append((utt, pack.id, prompts[index][1]))
-                items.append((utt, prompts[index][0]))
+        items = _assign(entries, pack.id, draws, [(text, path) for path, text in prompts])
+        # decoding is fast: bigger chunks
         jobs += [(pack, items[i : i + 4 * _CHUNK]) for i in range(0, len(items), 4 * _CHUNK)]
         family_of[pack.id] = ("asterisk", pack.family, pack.id)
         gender[pack.id] = pack.gender
@@ -367,6 +367,27 @@ def make_many(
         )
         atomic_write_json(tmp / "stats.json", stats)
     return stats
+
+
+def _assign(
+    entries: dict[str, list[tuple[str, str, str]]],
+    speaker: str,
+    draws: dict[str, np.ndarray],
+    pool: Sequence[tuple[str, str]],
+) -> list[tuple[str, str]]:
+    """Add the speaker's utterances to ``entries``; return its ``(utt, source)`` work items.
+
+    ``draws``: split -> indices into ``pool``, a list of ``(text, source)`` (the sentence
+    to synthesize, or a prompt file to decode). Utterance ids are ``<speaker>-<index>``, so
+    the same sentence has the same suffix for every speaker of a language.
+    """
+    items = []
+    for split, indices in draws.items():
+        for index in sorted(int(i) for i in indices):
+            utt = f"{speaker}-{index:05d}"
+            entries[split].append((utt, speaker, pool[index][0]))
+            items.append((utt, pool[index][1]))
+    return items
 
 
 def _skip(voice: SynthSpeaker | RealPack, reason: str) -> dict:

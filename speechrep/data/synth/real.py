@@ -86,7 +86,9 @@ def read_transcripts(path: Path) -> dict[str, str]:
     return entries
 
 
-def pack_prompts(pack: RealPack, transcripts: dict[str, str], english: dict[str, str], root: Path) -> list[tuple[str, str]]:
+def pack_prompts(
+    pack: RealPack, transcripts: dict[str, str], english: dict[str, str], root: Path
+) -> list[tuple[str, str]]:
     """``[(file, text), ...]`` of the pack's speech prompts, sorted by file name.
 
     A prompt is kept when it has a transcript in its language and its English transcript
