@@ -236,3 +236,29 @@ def test_cli_many_refuses_frame_labels(tmp_path: Path) -> None:
     ]
     with pytest.raises(DataError, match="choose from tiny, small, default, many, large"):
         make_synth(tmp_path / "o", size="huge")
+
+
+def _has_festival_voice(voice: str) -> bool:
+    if shutil.which("festival") is None:
+        return False
+    out = subprocess.run(["festival", "--batch", "(print (voice.list))"], capture_output=True, text=True).stdout
+    return voice in out.split("(")[-1].replace(")", " ").split()
+
+
+@pytest.mark.skipif(not _has_festival_voice("czech_dita"), reason="festvox-czech-dita is not installed")
+def test_czech_voice_reads_its_encoding() -> None:
+    # in UTF-8 the Czech letter-to-sound rules spell every byte out (measured: 18 s for this)
+    (voice,) = [v for v in many.VOICES if v.id == "dita_cs"]
+    (result,) = many.synthesize(voice, [("dita_cs-00000", "Příliš žluťoučký kůň úpěl ďábelské ódy.")])
+    assert result.error is None and result.segments is None
+    assert 2.0 < result.duration < 5.0
+
+
+@pytest.mark.skipif(not _has_festival_voice("lp_diphone"), reason="festvox-italp16k is not installed")
+def test_italian_pseudo_speaker_has_no_ctm() -> None:
+    (voice,) = [v for v in many.VOICES if v.id == "lp_it"]
+    base, warped = many._speakers(voice, [1.12])
+    text = [("x", "Questa è una città molto bella, però piove.")]
+    (a,), (b,) = many.synthesize(base, text), many.synthesize(warped, text)
+    assert a.segments is None and b.segments is None and warped.family == "lp"
+    assert b.duration == pytest.approx(a.duration / 1.12, rel=0.01)
