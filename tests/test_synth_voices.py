@@ -110,15 +110,19 @@ def test_many_splits_hold_families_out(small_many: tuple[Path, dict]) -> None:
     for split in many.SPLITS:
         assert validate_data_dir(out / "data" / split) == []
         speakers[split] = set(DataDir.load(out / "data" / split).speakers)
-    assert speakers["train"] == speakers["dev"] == speakers["test"] == {"awb", "awb_w090", "allison_en"}
+    seen = {"awb", "awb_hi", "awb_lo", "awb_w090", "allison_en"}
+    assert speakers["train"] == speakers["dev"] == speakers["test"] == seen
     assert speakers["test_unseen_family"] == {"rms", "ivr_ru"}
     family = {spk: fam for eng in stats["voices"].values() for fam, row in eng.items() for spk in row["speakers"]}
-    assert family["awb_w090"] == "awb"
+    assert family["awb_w090"] == family["awb_hi"] == "awb"
     seen = {family[s] for s in speakers["train"]}
     assert seen.isdisjoint(family[s] for s in speakers["test_unseen_family"])
     assert "ivr_ru" in UNSEEN_FAMILIES
     assert stats["voices"]["asterisk"]["ivr_ru"]["splits"] == ["test_unseen_family"]
-    assert stats["voices"]["flite"]["awb"] == {"speakers": ["awb", "awb_w090"], "splits": ["train", "dev", "test"]}
+    assert stats["voices"]["flite"]["awb"] == {
+        "speakers": ["awb", "awb_hi", "awb_lo", "awb_w090"],
+        "splits": ["train", "dev", "test"],
+    }
 
 
 def test_many_ctm_only_for_english_synthesis(small_many: tuple[Path, dict]) -> None:
@@ -172,7 +176,9 @@ def test_failing_voice_and_undecodable_pack_are_skipped(tmp_path: Path, monkeypa
     assert not (tmp_path / "out" / "wav" / "slt").exists() and not (tmp_path / "out" / "wav" / "ivr_ru").exists()
     assert "slt" not in stats["voices"]["flite"] and "ivr_ru" not in stats["voices"]["asterisk"]
     assert set(DataDir.load(tmp_path / "out" / "data" / "test_unseen_family").speakers) == {"rms"}
-    assert set(DataDir.load(tmp_path / "out" / "data" / "train").speakers) == {"awb", "awb_w090", "allison_en"}
+    assert set(DataDir.load(tmp_path / "out" / "data" / "train").speakers) == {
+        "awb", "awb_hi", "awb_lo", "awb_w090", "allison_en"
+    }
 
 
 def test_missing_packages_are_named(tmp_path: Path) -> None:

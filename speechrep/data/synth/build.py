@@ -33,7 +33,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TypeVar
 
 import numpy as np
 
@@ -152,13 +152,16 @@ def _check_size(size: SynthSize) -> list[SynthSpeaker]:
     return [_SPEAKERS_BY_ID[s] for s in dict.fromkeys(size.seen + size.unseen)]
 
 
+_Voice = TypeVar("_Voice")
+
+
 def _run_jobs(
-    jobs: list[tuple[Any, list[tuple[str, str]]]],
+    jobs: list[tuple[_Voice, list[tuple[str, str]]]],
     *,
     nj: int,
-    store: Callable[[Any, Synthesized], None],
+    store: Callable[[_Voice, Synthesized], None],
     progress: bool,
-    work: Callable[[Any, list[tuple[str, str]]], list[Synthesized]] = synthesize,
+    work: Callable[[_Voice, list[tuple[str, str]]], list[Synthesized]] = synthesize,
 ) -> None:
     """Run ``work(speaker, items)`` for every job on ``nj`` threads (synthesis runs in
     subprocesses) and hand each result to ``store``."""

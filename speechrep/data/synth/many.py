@@ -10,10 +10,11 @@ Layout as :mod:`speechrep.data.synth.build`, with the splits::
                             and the real Russian voice (ivr_ru)
 
 Only English synthetic voices get phone CTMs (``ali/<split>/phones.ctm`` lists just
-them); every utterance has a ``text``. Pseudo-speakers (``<voice>_w<warp*100>``) are a
-seen voice resampled by a warp factor (formants and pitch times the factor, durations
-divided by it, see :func:`speechrep.data.synth.voices.resample`): new speakers of the
-same family, so they stay on the side of their family in the splits.
+them); every utterance has a ``text``. Pseudo-speakers are new speakers of a seen
+voice's family, so they stay on the side of their family in the splits: the voice
+resampled by a warp factor (``<voice>_w<warp*100>``: formants and pitch times the
+factor, durations divided by it, see :func:`speechrep.data.synth.voices.resample`), and
+for flite, the pitch-only variants of the default corpus (``awb_hi``, ``slt_lo``, ...).
 
 Voices that cannot be used are skipped, never written in part, and listed in
 ``stats.json`` (``skipped_voices``) with the reason: no text in their language in
@@ -144,8 +145,10 @@ def _rng(seed: int, key: str) -> np.random.Generator:
 
 
 def _speakers(voice: SynthSpeaker, warps: Sequence[float]) -> list[SynthSpeaker]:
-    """The voice and its pseudo-speakers (ids ``<voice>_w<warp * 100>``)."""
-    return [voice] + [replace(voice, id=f"{voice.id}_w{round(w * 100):03d}", warp=w) for w in warps]
+    """The voice and its pseudo-speakers: its pitch variants of the default corpus (flite
+    ``awb_hi``, ...: F0 target and rate) and its warped copies (``<voice>_w<warp * 100>``)."""
+    pitched = [s for s in SPEAKERS if (s.engine, s.voice) == (voice.engine, voice.voice) and s.f0_mean is not None]
+    return [voice, *pitched] + [replace(voice, id=f"{voice.id}_w{round(w * 100):03d}", warp=w) for w in warps]
 
 
 def _sentences(language: str, root: Path) -> list[str]:
