@@ -23,7 +23,7 @@ from speechrep.data.synth import SIZES, SPEAKERS, SynthSize, assign_sentences, f
 from speechrep.data.synth import many
 from speechrep.data.synth.many import PACKS, UNSEEN_FAMILIES, VoiceSize, make_many
 from speechrep.data.synth.real import pack_prompts, read_transcripts
-from speechrep.data.synth.text import NATIVE_TEXTS, native_sentences
+from speechrep.data.synth.text import NATIVE_TEXTS, NO_TEXT, native_sentences
 from speechrep.data.synth.voices import Synthesized, resample
 from speechrep.errors import DataError
 
@@ -268,3 +268,15 @@ def test_italian_pseudo_speaker_has_no_ctm() -> None:
     (a,), (b,) = many.synthesize(base, text), many.synthesize(warped, text)
     assert a.segments is None and b.segments is None and warped.family == "lp"
     assert b.duration == pytest.approx(a.duration / 1.12, rel=0.01)
+
+
+def test_setup_voices_installs_what_the_catalog_needs() -> None:
+    setup = Path(__file__).resolve().parents[1] / "tools" / "setup.sh"
+    text = setup.read_text()
+    listed = set(text.split("voice_pkgs=(", 1)[1].split(")", 1)[0].split())
+    base = {"flite", "festival", "festvox-kdlpc16k", "festvox-kallpc16k", "festvox-us-slt-hts", "fortunes"}
+    needed = {v.package for v in many.VOICES if v.language not in NO_TEXT} | {p.package for p in PACKS}
+    needed |= {package for package, _ in NATIVE_TEXTS.values()}
+    assert needed - base == listed
+    help_text = subprocess.run(["bash", str(setup), "--help"], capture_output=True, text=True, check=True).stdout
+    assert "--voices" in help_text
