@@ -298,7 +298,7 @@ def test_cli_error_is_one_line(tmp_path: Path):
         text=True,
     )
     assert r.returncode == 1
-    assert r.stderr.strip().splitlines() == ["error: size: unknown size 'huge' (choose from tiny, small, default)"]
+    assert r.stderr.strip().splitlines() == ["error: size: unknown size 'huge' (choose from tiny, small, default, many, large)"]
 
 
 @needs_flite

@@ -3,6 +3,9 @@
 #
 #   bash tools/setup.sh          # library, CLI, recipes, speech synthesizers
 #   bash tools/setup.sh --dev    # + what the tests need (pytest, parity references, chromium, sox)
+#   bash tools/setup.sh --voices # + the many-voice corpus (make-synth --size many|large): every
+#                                #   festival voice, fortunes in it/cs/ru, Asterisk G.722 prompts
+#                                #   and their transcripts, the PyPI G.722 decoder
 #
 # System packages come from apt when missing (as root, or through sudo); a clear error
 # names them when neither works. Python packages go into .venv; torch is pinned to the
@@ -11,10 +14,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 dev=0
+voices=0
 for arg in "$@"; do
   case "$arg" in
     --dev) dev=1 ;;
-    -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
+    --voices) voices=1 ;;
+    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
     *) echo "setup.sh: unknown option $arg" >&2; exit 2 ;;
   esac
 done
@@ -24,6 +29,14 @@ apt_pkgs=(flite festival festvox-kdlpc16k festvox-kallpc16k festvox-us-slt-hts f
 if [ "$dev" = 1 ]; then
   apt_pkgs+=(chromium sox)  # sox: the tests read Kaldi pipe commands ("sox ... |")
 fi
+# the many-voice corpus (speechrep/data/synth/many.py); voices of languages without text
+# in Debian (Finnish, Catalan, Hindi, Telugu, Marathi) are skipped there, so not installed
+voice_pkgs=(festvox-italp16k festvox-itapc16k festvox-czech-dita festvox-czech-krb festvox-czech-machac
+  festvox-czech-ph festvox-ru fortunes-it fortunes-cs fortunes-ru
+  asterisk-core-sounds-en-g722 asterisk-core-sounds-es-g722 asterisk-core-sounds-fr-g722 asterisk-core-sounds-ru-g722)
+if [ "$voices" = 1 ]; then
+  apt_pkgs+=("${voice_pkgs[@]}")
+fi
 PY=${PYTHON:-python3}
 if ! "$PY" -c 'import ensurepip, venv' >/dev/null 2>&1; then
   apt_pkgs+=(python3-venv)
@@ -32,13 +45,31 @@ missing=()
 for p in "${apt_pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+if [ "$(id -u)" = 0 ]; then SUDO=""; elif command -v sudo >/dev/null 2>&1; then SUDO="sudo -n"; else SUDO=none; fi
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "setup: installing system packages: ${missing[*]}"
-  if [ "$(id -u)" = 0 ]; then SUDO=""; elif command -v sudo >/dev/null 2>&1; then SUDO="sudo -n"; else SUDO=none; fi
   if [ "$SUDO" = none ] || ! { $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null; }; then
     echo "setup: error: could not install system packages: ${missing[*]} (run as root or with sudo, or install them yourself)" >&2
     exit 1
   fi
+fi
+
+# The prompts' transcripts are docs of asterisk-core-sounds-<lang>; images that exclude
+# /usr/share/doc (Docker's Debian) drop them, so they are read from the .deb instead.
+if [ "$voices" = 1 ]; then
+  for lang in en es fr ru; do
+    name=asterisk-core-sounds-$lang/core-sounds-$lang.txt.gz
+    [ -f "/usr/share/doc/$name" ] || [ -f "/usr/local/share/doc/$name" ] && continue
+    echo "setup: extracting $name from the asterisk-core-sounds-$lang package"
+    tmp=$(mktemp -d)
+    if [ "$SUDO" = none ] || ! { (cd "$tmp" && apt-get download -qq "asterisk-core-sounds-$lang") \
+        && dpkg-deb -x "$tmp"/*.deb "$tmp/x" && $SUDO install -D -m 644 "$tmp/x/usr/share/doc/$name" "/usr/local/share/doc/$name"; }; then
+      rm -rf "$tmp"
+      echo "setup: error: could not extract $name (run as root or with sudo)" >&2
+      exit 1
+    fi
+    rm -rf "$tmp"
+  done
 fi
 
 # --- python environment -----------------------------------------------------------
@@ -47,6 +78,10 @@ if ! "$PY" -c 'import sys; sys.exit(sys.version_info < (3, 10))'; then
   exit 1
 fi
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
+# the G.722 decoder of the Asterisk prompts (chosen over ffmpeg: same samples, 30x faster)
+if [ "$voices" = 1 ] && ! .venv/bin/python -c 'import G722' >/dev/null 2>&1; then
+  .venv/bin/python -m pip install -q --disable-pip-version-check g722==1.2.8
+fi
 key=$(cat pyproject.toml tools/setup.sh | sha1sum | cut -c1-12)
 stamp_dev=.venv/.speechrep-dev-$key
 stamp_base=.venv/.speechrep-base-$key

@@ -16,7 +16,13 @@ def register(app: typer.Typer) -> None:
 @data_app.command("make-synth")
 def make_synth(
     out_dir: Path = typer.Argument(..., help="Output corpus directory (data/, ali/, wav/, phones.txt, stats.json)."),
-    size: str = typer.Option("default", "--size", help="tiny (tests, seconds), small, or default (demo, ~1 min)."),
+    size: str = typer.Option(
+        "default",
+        "--size",
+        help="tiny (tests, seconds), small, default (demo, ~1 min), or the many-voice corpus: many (every "
+        "flite/festival voice, pseudo-speakers, real Asterisk prompts; a few minutes) or large "
+        "(needs 'bash tools/setup.sh --voices').",
+    ),
     nj: int = typer.Option(1, "--nj", help="Parallel synthesizer jobs."),
     seed: int = typer.Option(0, "--seed", help="Seed of the sentence and speaker draw."),
     frame_labels: bool = typer.Option(False, "--frame-labels", help="Also write ali/<split>/frame_labels (10 ms)."),

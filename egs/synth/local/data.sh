@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Generate the embedded synthetic corpus (egs/synth) with `speechrep data make-synth`.
 #
-# Usage: local/data.sh [--size tiny|small|default] [--nj N] [--seed S] [--frame-labels] <out-dir>
+# Usage: local/data.sh [--size tiny|small|default|many|large] [--nj N] [--seed S] [--frame-labels] <out-dir>
 #   e.g. local/data.sh --size default --nj 2 db/synth
 # Writes <out-dir>/data/{train,dev,test,test_unseen_spk}, <out-dir>/ali/<split>/phones.ctm,
 # phones.txt and stats.json (see local/README.md); skipped when <out-dir>/.done exists.
+# many/large (the many-voice corpus, test_unseen_family instead of test_unseen_spk) need
+# more packages than the ones below: 'bash tools/setup.sh --voices' (make-synth names them).
 # Missing Debian packages are installed with apt-get when running as root or with
 # password-less sudo; otherwise the script stops and names them.
 set -euo pipefail

@@ -5,6 +5,8 @@ festival) reading sentences of the ``fortunes`` package, with exact phone timing
 * :mod:`speechrep.data.synth.voices`: speakers, synthesizer drivers, phone set, edge
   handling of the alignments (with the measured mismatches).
 * :mod:`speechrep.data.synth.build`: splits, output layout, :func:`make_synth`.
+* :mod:`speechrep.data.synth.many`: the many-voice corpus (sizes ``many``, ``large``).
+* :mod:`speechrep.data.synth.real`: real voices (Asterisk G.722 prompt packs).
 """
 
 from speechrep.data.corpora.common import normalize_text

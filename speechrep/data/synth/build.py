@@ -33,6 +33,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
@@ -55,6 +56,9 @@ from speechrep.errors import DataError
 from speechrep.utils.io import atomic_dir, atomic_write_json, atomic_write_text
 
 __all__ = ["SIZES", "SPLITS", "SynthSize", "assign_sentences", "make_synth"]
+
+# Sizes of the many-voice corpus (speechrep.data.synth.many), which make_synth hands over.
+_VOICE_SIZES = ("many", "large")
 
 #: Split names, in the order they are drawn and written.
 SPLITS = ("train", "dev", "test", "test_unseen_spk")
@@ -148,20 +152,25 @@ def _check_size(size: SynthSize) -> list[SynthSpeaker]:
     return [_SPEAKERS_BY_ID[s] for s in dict.fromkeys(size.seen + size.unseen)]
 
 
+_Voice = TypeVar("_Voice")
+
+
 def _run_jobs(
-    jobs: list[tuple[SynthSpeaker, list[tuple[str, str]]]],
+    jobs: list[tuple[_Voice, list[tuple[str, str]]]],
     *,
     nj: int,
-    store: Callable[[SynthSpeaker, Synthesized], None],
+    store: Callable[[_Voice, Synthesized], None],
     progress: bool,
+    work: Callable[[_Voice, list[tuple[str, str]]], list[Synthesized]] = synthesize,
 ) -> None:
-    """Synthesize every job on ``nj`` threads (the work runs in subprocesses)."""
+    """Run ``work(speaker, items)`` for every job on ``nj`` threads (synthesis runs in
+    subprocesses) and hand each result to ``store``."""
     from tqdm import tqdm
 
     total = sum(len(items) for _, items in jobs)
     with tqdm(total=total, desc="synthesizing", unit="utt", disable=not progress) as bar:
         with ThreadPoolExecutor(max_workers=nj) as pool:
-            futures = {pool.submit(synthesize, speaker, items): speaker for speaker, items in jobs}
+            futures = {pool.submit(work, speaker, items): speaker for speaker, items in jobs}
             for future in as_completed(futures):
                 for result in future.result():
                     store(futures[future], result)
@@ -186,7 +195,9 @@ def make_synth(
     Parameters
     ----------
     out : output directory.
-    size : ``"tiny"``, ``"small"``, ``"default"`` (:data:`SIZES`) or a custom :class:`SynthSize`.
+    size : ``"tiny"``, ``"small"``, ``"default"`` (:data:`SIZES`), a custom :class:`SynthSize`,
+        or ``"many"`` / ``"large"``: the many-voice corpus (:func:`speechrep.data.synth.many.make_many`,
+        without ``write_frame_labels`` and ``sentences``).
     seed : seeds the choice of sentences per split and speaker.
     nj : parallel synthesizer jobs.
     write_frame_labels : also write ``ali/<split>/frame_labels``.
@@ -204,8 +215,14 @@ def make_synth(
         fortune files, too few sentences, ``out`` holding something else, or a split
         left without any utterance.
     """
+    if isinstance(size, str) and size in _VOICE_SIZES:
+        from speechrep.data.synth.many import make_many  # builds on this module's writers
+
+        if write_frame_labels or sentences is not None:
+            raise DataError(f"--size {size} reads its own texts and writes no frame labels", field="size")
+        return make_many(out, size=size, seed=seed, nj=nj, progress=progress)
     if isinstance(size, str) and size not in SIZES:
-        raise DataError(f"unknown size {size!r} (choose from {', '.join(SIZES)})", field="size")
+        raise DataError(f"unknown size {size!r} (choose from {', '.join([*SIZES, *_VOICE_SIZES])})", field="size")
     if nj < 1:
         raise DataError(f"nj must be >= 1, got {nj}", field="nj")
     out = Path(out).resolve()
@@ -243,7 +260,8 @@ def make_synth(
             done[result.utt] = result
 
         _run_jobs(jobs, nj=nj, store=store, progress=progress)
-        stats = _write_corpus(tmp, out, done, entries, texts, speakers, write_frame_labels)
+        read = {split: [(utt, spk, texts[index]) for utt, spk, index in entries[split]] for split in SPLITS}
+        stats = _write_corpus(tmp, out, done, read, {s.id: s.gender for s in speakers}, write_frame_labels)
         stats.update(
             corpus="speechrep-synth",
             size=size if isinstance(size, str) else dataclasses.asdict(size),
@@ -261,31 +279,35 @@ def _write_corpus(
     tmp: Path,
     out: Path,
     done: dict[str, Synthesized],
-    entries: dict[str, list[tuple[str, str, int]]],
-    texts: list[str],
-    speakers: list[SynthSpeaker],
+    entries: dict[str, list[tuple[str, str, str]]],
+    gender: dict[str, str],
     write_frame_labels: bool,
 ) -> dict:
-    """Write data dirs, CTMs, phones.txt into ``tmp``; return the statistics."""
-    gender = {s.id: s.gender for s in speakers}
+    """Write data dirs, CTMs, phones.txt into ``tmp``; return the statistics.
+
+    ``entries``: split -> ``[(utt, speaker, sentence), ...]`` (its keys are the splits, in
+    order). Only utterances with phone segments (English synthetic voices) go into the
+    CTMs, phone counts and edge statistics.
+    """
     split_stats: dict[str, dict] = {}
     skipped = []
     edges: dict[str, list[float]] = {}
-    for split in SPLITS:
+    for split, split_entries in entries.items():
         utt2spk, wav_scp, text, utt2dur, ctm = {}, {}, {}, {}, {}
         phones: Counter[str] = Counter()
-        for utt, spk, index in entries[split]:
+        for utt, spk, sentence in split_entries:
             result = done[utt]
             if result.error is not None:
-                skipped.append({"utt": utt, "split": split, "text": texts[index], "reason": result.error})
+                skipped.append({"utt": utt, "split": split, "text": sentence, "reason": result.error})
                 continue
             utt2spk[utt] = spk
             wav_scp[utt] = str(out / "wav" / spk / f"{utt}.wav")
-            text[utt] = normalize_text(texts[index])
+            text[utt] = normalize_text(sentence)
             utt2dur[utt] = result.duration
-            ctm[utt] = result.segments
-            phones.update(phone for _, _, phone in result.segments)
-            edges.setdefault(spk, []).append(result.audio_minus_end)
+            if result.segments is not None:
+                ctm[utt] = result.segments
+                phones.update(phone for _, _, phone in result.segments)
+                edges.setdefault(spk, []).append(result.audio_minus_end)
         if not utt2spk:
             raise DataError(f"no utterance of split {split} could be synthesized", field=split)
         spk2utt = spk2utt_from_utt2spk(utt2spk)

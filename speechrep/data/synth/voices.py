@@ -43,6 +43,7 @@ import soundfile as sf
 from speechrep.errors import DataError
 
 __all__ = [
+    "FESTIVAL_ENCODINGS",
     "PHONES",
     "SAMPLE_RATE",
     "SPEAKERS",
@@ -51,6 +52,7 @@ __all__ = [
     "check_voices",
     "fit_alignment",
     "normalize_phone",
+    "resample",
     "synthesize",
     "synthesizer_versions",
 ]
@@ -100,6 +102,11 @@ class SynthSpeaker:
     package : the Debian package that provides the voice.
     f0_mean : flite ``int_f0_target_mean`` in Hz (``None``: the voice's own).
     duration_stretch : flite ``duration_stretch`` (``None``: 1.0).
+    language : ISO 639-1 code of the text the voice reads. Only English voices get phone
+        alignments (their phones are CMU ARPAbet); the others are audio and text only.
+    warp : vocal-tract / pitch warp factor of a pseudo-speaker (``None``: 1.0). The
+        output is resampled as if played ``warp`` times faster: formants and F0 move up
+        by ``warp``, durations (and the phone times with them) shrink by ``1 / warp``.
     """
 
     id: str
@@ -110,6 +117,8 @@ class SynthSpeaker:
     package: str
     f0_mean: float | None = None
     duration_stretch: float | None = None
+    language: str = "en"
+    warp: float | None = None
 
 
 def _flite(id: str, voice: str, family: str, gender: str, **variant: float) -> SynthSpeaker:
@@ -269,34 +278,51 @@ def synthesizer_versions(engines: Iterable[str]) -> dict[str, str]:
 # --- synthesis ------------------------------------------------------------------------
 
 
-def _load(path: Path) -> tuple[np.ndarray, int]:
-    """Read a synthesizer's wav as (samples,) float32 resampled to SAMPLE_RATE, and its length in s."""
+def _load(path: Path, warp: float | None = None) -> tuple[np.ndarray, float]:
+    """Read a synthesizer's wav as (samples,) float32 resampled to SAMPLE_RATE (and warped
+    by ``warp``, see :class:`SynthSpeaker`), and its native length in s."""
     data, rate = sf.read(path, dtype="float32", always_2d=True)
     wave = data[:, 0]
     duration = len(wave) / rate
+    return resample(wave, rate, warp=warp), duration
+
+
+def resample(wave: np.ndarray, rate: float, *, warp: float | None = None) -> np.ndarray:
+    """(samples,) float32 at ``rate`` -> (samples',) float32 at :data:`SAMPLE_RATE`.
+
+    With ``warp``, the wave is taken as sampled at ``rate * warp`` (played faster): the
+    vocal-tract (formant) and pitch warp of a pseudo-speaker, exact for phone times.
+    """
+    rate = rate * (warp or 1.0)
     if rate != SAMPLE_RATE:
         import soxr
 
         wave = soxr.resample(wave, rate, SAMPLE_RATE, quality="HQ").astype(np.float32)
-    return wave, duration
+    return wave
 
 
-def _finish(utt: str, wav: Path, ends: list[tuple[float, str]]) -> Synthesized:
-    """Check and package one synthesized item (wave file + raw segment ends)."""
-    try:
-        ends = [(end, normalize_phone(phone)) for end, phone in ends]
-    except ValueError as e:
-        return Synthesized(utt, error=str(e))
-    if not any(phone != "pau" for _, phone in ends):
+def _finish(speaker: SynthSpeaker, utt: str, wav: Path, ends: list[tuple[float, str]]) -> Synthesized:
+    """Check and package one synthesized item (wave file + raw segment ends).
+
+    Only English voices speak :data:`PHONES`; the others keep their audio, no segments.
+    """
+    aligned = speaker.language == "en"
+    if aligned:
+        try:
+            ends = [(end, normalize_phone(phone)) for end, phone in ends]
+        except ValueError as e:
+            return Synthesized(utt, error=str(e))
+    if not any(phone not in ("pau", "#", "_") for _, phone in ends):
         return Synthesized(utt, error="no speech phones in the synthesizer's output")
     try:
-        wave, native_duration = _load(wav)
+        wave, native_duration = _load(wav, speaker.warp)
     except (sf.SoundFileError, RuntimeError) as e:
         return Synthesized(utt, error=f"unreadable audio: {e}")
     if wave.size == 0 or not np.any(wave):
         return Synthesized(utt, error="empty audio")
     duration = wave.size / SAMPLE_RATE
-    segments = fit_alignment(ends, duration)
+    scale = 1.0 / (speaker.warp or 1.0)
+    segments = fit_alignment([(end * scale, phone) for end, phone in ends], duration) if aligned else None
     return Synthesized(utt, wave, segments, duration=duration, audio_minus_end=native_duration - ends[-1][0])
 
 
@@ -331,9 +357,13 @@ def _synth_flite(speaker: SynthSpeaker, items: Sequence[tuple[str, str]], tmp: P
         except ValueError:
             results.append(Synthesized(utt, error="unparsable flite -psdur output"))
             continue
-        results.append(_finish(utt, wav, ends))
+        results.append(_finish(speaker, utt, wav, ends))
     return results
 
+
+#: Text encoding festival's voices of each language expect (default UTF-8: English is
+#: ASCII, the Russian voice reads UTF-8). Sentences are kept only when they encode.
+FESTIVAL_ENCODINGS = {"it": "latin-1", "ca": "latin-1", "cs": "iso-8859-2"}
 
 _FESTIVAL_PRELUDE = """\
 (define (synth_one id text wav segs)
@@ -369,7 +399,9 @@ def _synth_festival(speaker: SynthSpeaker, items: Sequence[tuple[str, str]], tmp
         lines = [_FESTIVAL_PRELUDE, f"(voice_{speaker.voice})"]
         for i in pending:
             lines.append(f'(synth_one "{i}" {_scheme_string(items[i][1])} "{tmp / f"{i}.wav"}" "{tmp / f"{i}.segs"}")')
-        script.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        # festival reads bytes: each language's lexicon and letter-to-sound rules expect
+        # its own legacy encoding (measured: Czech text in UTF-8 is spelt out as garbage)
+        script.write_bytes(("\n".join(lines) + "\n").encode(FESTIVAL_ENCODINGS.get(speaker.language, "utf-8")))
         proc = subprocess.run(["festival", "--batch", str(script)], capture_output=True, text=True, check=False)
         reports = dict(line.split()[::-1] for line in proc.stdout.splitlines() if re.fullmatch(r"(OK|FAIL) \d+", line))
         for i in pending:
@@ -377,7 +409,7 @@ def _synth_festival(speaker: SynthSpeaker, items: Sequence[tuple[str, str]], tmp
             status = reports.get(str(i))
             if status == "OK":
                 try:
-                    done[i] = _finish(utt, tmp / f"{i}.wav", _parse_segs(tmp / f"{i}.segs"))
+                    done[i] = _finish(speaker, utt, tmp / f"{i}.wav", _parse_segs(tmp / f"{i}.segs"))
                 except (OSError, ValueError) as e:
                     done[i] = Synthesized(utt, error=f"unreadable festival output: {e}")
             elif status == "FAIL":
