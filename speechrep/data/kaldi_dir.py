@@ -616,6 +616,8 @@ def fix_data_dir(path: str | Path) -> dict[str, tuple[int, int]]:
     lines: dict[str, int] = {}
     for name, spec in FILES.items():
         file = path / name
+        if file.exists() and not file.is_file():
+            raise DataError(_not_a_file(file), path=file)
         if not file.is_file():
             if name in _REQUIRED:
                 raise DataError("missing file", path=file)
