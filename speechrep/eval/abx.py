@@ -59,6 +59,8 @@ __all__ = ["AbxItems", "prepare_abx_items", "subsample_groups", "abx_errors", "D
 DISTANCES = ("cosine", "kl", "onehot", "edit")
 _KIND = {name: i for i, name in enumerate(DISTANCES)}
 _KL_FLOOR = 1e-10
+# frames per side of one frame-distance tile: <= ~40 MB of float64 per thread
+_TILE_FRAMES = 2048
 
 
 @dataclass
@@ -364,71 +366,79 @@ def _score(data: AbxItems, cells: Iterator[_Cell], *, mode: str, max_batch_pairs
 
 def _score_batch(data: AbxItems, batch: list[_Cell], acc_sum: np.ndarray, acc_cnt: np.ndarray, n_ph: int) -> None:
     """Compute every item distance the batch's cells need, then score all their triplets."""
-    pi, pj, dst1, dst2 = [], [], [], []
+    rows_all, cols_all = [], []
+    # tile columns: matrix offset, matrix width, rows base, first row, row count, cols
+    # base, first column, column count, symmetric (0 no, 1 yes, 2 yes and diagonal tile)
+    tiles: list[tuple[int, ...]] = []
     # task columns: matrix offset, matrix width, A rows, B rows, X columns, symmetric, accumulator
     tasks: list[tuple[int, ...]] = []
-    offset = 0
+    offset = rbase = cbase = 0
     for cell in batch:
         rows = cell.rows
-        if cell.cols is None:
-            # within: one symmetric (rows x rows) matrix, X ranges over the A rows themselves
-            n = len(rows)
-            p, q = np.triu_indices(n, k=1)
-            pi.append(rows[p])
-            pj.append(rows[q])
-            dst1.append(offset + p * n + q)
-            dst2.append(offset + q * n + p)
+        sym = cell.cols is None
+        # within: one symmetric (rows x rows) matrix, X ranges over the A rows themselves;
+        # across: (rows x X columns) matrix, X columns grouped by (A phone, X speaker)
+        cols = rows if sym else cell.cols
+        n = len(cols)
+        row_chunks = _chunks(data.lengths[rows])
+        col_chunks = row_chunks if sym else _chunks(data.lengths[cols])
+        for ci, (p0, np_) in enumerate(row_chunks):
+            for cj, (q0, nq) in enumerate(col_chunks):
+                if not sym or cj > ci:
+                    tiles.append((offset, n, rbase, p0, np_, cbase, q0, nq, int(sym)))
+                elif cj == ci:
+                    tiles.append((offset, n, rbase, p0, np_, cbase, q0, nq, 2))
+        rows_all.append(rows)
+        cols_all.append(cols)
+        if sym:
             for a, a0, na in cell.row_groups:
                 if na < 2:
                     continue
                 for b, b0, nb in cell.row_groups:
                     if b != a:
                         tasks.append((offset, n, a0, na, b0, nb, a0, na, 1, (cell.speaker * n_ph + a) * n_ph + b))
-            offset += n * n
         else:
-            # across: (rows x X columns) matrix, X columns grouped by (A phone, X speaker)
-            n = len(cell.cols)
-            r, q = np.divmod(np.arange(len(rows) * n), n)
-            pi.append(rows[r])
-            pj.append(cell.cols[q])
-            dst1.append(offset + r * n + q)
-            dst2.append(np.full(r.size, -1, np.int64))
             row_of = {p: (p0, np_) for p, p0, np_ in cell.row_groups}
             for a, x0, nx in cell.col_groups:
                 a0, na = row_of[a]
                 for b, b0, nb in cell.row_groups:
                     if b != a:
                         tasks.append((offset, n, a0, na, b0, nb, x0, nx, 0, (cell.speaker * n_ph + a) * n_ph + b))
-            offset += len(rows) * n
+        offset += len(rows) * n
+        rbase += len(rows)
+        cbase += n
     if not tasks:
         return
-    i = np.concatenate(pi)
-    j = np.concatenate(pj)
-    # symmetric distance: the earlier item of the item set is always aligned first
-    first, second = np.minimum(i, j), np.maximum(i, j)
-    d = _pair_distances(
-        _KIND[data.kind], data.feats, data.aux, data.codes, data.starts, data.lengths, first, second
-    )
     matrices = np.empty(offset)
-    matrices[np.concatenate(dst1)] = d
-    d2 = np.concatenate(dst2)
-    sel = d2 >= 0
-    matrices[d2[sel]] = d[sel]
+    _tile_distances(
+        _KIND[data.kind],
+        data.feats,
+        data.aux,
+        data.codes,
+        data.starts,
+        data.lengths,
+        np.concatenate(rows_all),
+        np.concatenate(cols_all),
+        np.array(tiles, np.int64),
+        matrices,
+    )
     t = np.array(tasks, np.int64)
     err = _task_errors(matrices, t[:, :9])
     np.add.at(acc_sum, t[:, 9], err)
     np.add.at(acc_cnt, t[:, 9], 1.0)
 
 
+def _chunks(lengths: np.ndarray) -> list[tuple[int, int]]:
+    """Runs of consecutive items of about ``_TILE_FRAMES`` frames: ``[(first, count)]``."""
+    if lengths.sum() <= _TILE_FRAMES:
+        return [(0, len(lengths))]
+    # an item joins the tile its first frame falls in: a tile holds < _TILE_FRAMES + one item
+    tile = (np.cumsum(lengths) - lengths) // _TILE_FRAMES
+    first = np.flatnonzero(np.diff(tile, prepend=-1))
+    return list(zip(first.tolist(), np.diff(first, append=len(lengths)).tolist()))
+
+
 # reassociation lets LLVM vectorise the reductions (summation order differs by ~1e-16)
-@numba.njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
-def _dot(feats, u, v):
-    s = 0.0
-    for k in range(feats.shape[1]):
-        s += np.float64(feats[u, k]) * np.float64(feats[v, k])
-    return s
-
-
 @numba.njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
 def _kl_dot(feats, aux, u, v):
     s = 0.0
@@ -438,31 +448,75 @@ def _kl_dot(feats, aux, u, v):
 
 
 @numba.njit(cache=True, nogil=True)
-def _frame_distance(kind, feats, aux, codes, u, v):
-    if kind == 0:  # cosine: angle / pi
-        nu = aux[u, 0]
-        nv = aux[v, 0]
-        if nu == 0.0 or nv == 0.0:
-            return 0.0 if nu == nv else 0.5
-        c = _dot(feats, u, v) / (nu * nv)
-        c = min(1.0, max(-1.0, c))
-        return np.arccos(c) / np.pi
-    if kind == 1:  # symmetrised KL of renormalised posteriors
-        return 0.5 * _kl_dot(feats, aux, u, v)
-    return 0.0 if codes[u] == codes[v] else 1.0
+def _frame_offsets(starts, lengths, items):
+    """First frame of each item in the feature array and in a tile: ``(frames, offsets)``."""
+    offsets = np.empty(len(items) + 1, np.int64)
+    offsets[0] = 0
+    for k in range(len(items)):
+        offsets[k + 1] = offsets[k] + lengths[items[k]]
+    frames = np.empty(offsets[-1], np.int64)
+    for k in range(len(items)):
+        for f in range(lengths[items[k]]):
+            frames[offsets[k] + f] = starts[items[k]] + f
+    return frames, offsets
 
 
 @numba.njit(cache=True, nogil=True)
-def _dtw(kind, feats, aux, codes, s1, n1, s2, n2):
-    # cost and length of the chosen path, two rows at a time; the predecessor is chosen
-    # exactly as a backtrack from the end would choose it, so the path length is exact
+def _unit_frames(feats, aux, frames):
+    """``(len(frames), dim + 1)`` float64 frames scaled to unit norm.
+
+    A zero frame becomes the extra unit axis instead: at angle 0 from another zero frame
+    and pi/2 from every other frame, as the cosine distance defines it.
+    """
+    dim = feats.shape[1]
+    out = np.zeros((len(frames), dim + 1))
+    for k in range(len(frames)):
+        f = frames[k]
+        norm = aux[f, 0]
+        if norm == 0.0:
+            out[k, dim] = 1.0
+        else:
+            for c in range(dim):
+                out[k, c] = np.float64(feats[f, c]) / norm
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _frame_matrix(kind, feats, aux, codes, row_frames, col_frames, same):
+    """Frame-level values of a tile: cosines (``kind`` 0, one BLAS call), else distances."""
+    if kind == 0:
+        r = _unit_frames(feats, aux, row_frames)
+        c = r if same else _unit_frames(feats, aux, col_frames)
+        return np.dot(r, c.T)
+    g = np.empty((len(row_frames), len(col_frames)))
+    for i in range(len(row_frames)):
+        for j in range(len(col_frames)):
+            u, v = row_frames[i], col_frames[j]
+            if kind == 1:  # symmetrised KL of renormalised posteriors
+                g[i, j] = 0.5 * _kl_dot(feats, aux, u, v)
+            else:
+                g[i, j] = 0.0 if codes[u] == codes[v] else 1.0
+    return g
+
+
+@numba.njit(cache=True, nogil=True)
+def _dtw(kind, g, r0, n1, c0, n2, transpose):
+    # frame distance (i, j) of the two items: tile entry (r0 + i, c0 + j), or (r0 + j, c0 + i)
+    # when ``transpose`` (the column item is aligned first); cosines become angles / pi here,
+    # only for the entries a pair needs. Cost and length of the chosen path, two rows at a
+    # time; the predecessor is chosen exactly as a backtrack from the end would choose it,
+    # so the path length is exact.
+    if transpose:
+        n1, n2 = n2, n1
     prev_c = np.empty(n2)
     cur_c = np.empty(n2)
     prev_l = np.empty(n2, np.int64)
     cur_l = np.empty(n2, np.int64)
     for i in range(n1):
         for j in range(n2):
-            d = _frame_distance(kind, feats, aux, codes, s1 + i, s2 + j)
+            d = g[r0 + j, c0 + i] if transpose else g[r0 + i, c0 + j]
+            if kind == 0:
+                d = np.arccos(min(1.0, max(-1.0, d))) / np.pi
             if i == 0 and j == 0:
                 c, ln = d, 1
             elif i == 0:
@@ -511,15 +565,38 @@ def _edit(codes, s1, n1, s2, n2):
 
 
 @numba.njit(cache=True, parallel=True)
-def _pair_distances(kind, feats, aux, codes, starts, lengths, first, second):
-    out = np.empty(len(first))
-    for k in numba.prange(len(first)):
-        u, v = first[k], second[k]
+def _tile_distances(kind, feats, aux, codes, starts, lengths, rows, cols, tiles, out):
+    """Item distances of every tile into ``out`` (the batch's item matrices, flattened).
+
+    A tile is a run of row items against a run of column items of one cell; its frame
+    distances come in one matrix (one BLAS call for cosine), then DTW runs over each pair.
+    """
+    for t in numba.prange(tiles.shape[0]):
+        off, width, rb, p0, np_, cb, q0, nq, sym = tiles[t]
+        ru = rows[rb + p0 : rb + p0 + np_]
+        cv = cols[cb + q0 : cb + q0 + nq]
         if kind == 3:
-            out[k] = _edit(codes, starts[u], lengths[u], starts[v], lengths[v])
+            g = np.empty((0, 0))
+            roff = coff = np.empty(0, np.int64)
         else:
-            out[k] = _dtw(kind, feats, aux, codes, starts[u], lengths[u], starts[v], lengths[v])
-    return out
+            row_frames, roff = _frame_offsets(starts, lengths, ru)
+            col_frames, coff = _frame_offsets(starts, lengths, cv)
+            g = _frame_matrix(kind, feats, aux, codes, row_frames, col_frames, sym == 2)
+        for a in range(np_):
+            u = ru[a]
+            for b in range(nq):
+                if sym == 2 and b <= a:
+                    continue
+                v = cv[b]
+                # symmetric distance: the earlier item of the item set is always aligned first
+                if kind == 3:
+                    s, e = min(u, v), max(u, v)
+                    d = _edit(codes, starts[s], lengths[s], starts[e], lengths[e])
+                else:
+                    d = _dtw(kind, g, roff[a], lengths[u], coff[b], lengths[v], v < u)
+                out[off + (p0 + a) * width + q0 + b] = d
+                if sym:
+                    out[off + (q0 + b) * width + p0 + a] = d
 
 
 @numba.njit(cache=True, parallel=True)
