@@ -268,16 +268,22 @@ def abx_errors(
             raise DataError(f"speaker mode must be 'within' or 'across', got {mode!r}", field="speaker_mode")
     if max_x_across is not None and max_x_across < 1:
         raise DataError(f"must be >= 1 or None, got {max_x_across}", field="max_x_across")
+    import scipy.linalg.cython_blas  # noqa: F401  (the BLAS numba's np.dot calls: loaded, so limited below)
+    from threadpoolctl import threadpool_limits
+
     previous_threads = numba.get_num_threads()
     if threads is not None:
         numba.set_num_threads(threads)
+    # the numba threads run one single-threaded BLAS call per tile each: a multi-threaded
+    # BLAS would spin idle threads (3x the CPU time measured) and exceed ``threads``
     try:
-        kept = subsample_groups(data, max_size_group=max_size_group, seed=seed)
-        out: dict[str, float | None] = {}
-        for mode in speaker_modes:
-            rng = np.random.default_rng([seed, 1])
-            cells = _cells(data, kept, mode=mode, max_x_across=max_x_across, rng=rng)
-            out[mode] = _score(data, cells, mode=mode, max_batch_pairs=max_batch_pairs, progress=progress)
+        with threadpool_limits(limits=1, user_api="blas"):
+            kept = subsample_groups(data, max_size_group=max_size_group, seed=seed)
+            out: dict[str, float | None] = {}
+            for mode in speaker_modes:
+                rng = np.random.default_rng([seed, 1])
+                cells = _cells(data, kept, mode=mode, max_x_across=max_x_across, rng=rng)
+                out[mode] = _score(data, cells, mode=mode, max_batch_pairs=max_batch_pairs, progress=progress)
         return out
     finally:
         numba.set_num_threads(previous_threads)
@@ -500,42 +506,47 @@ def _frame_matrix(kind, feats, aux, codes, row_frames, col_frames, same):
 
 
 @numba.njit(cache=True, nogil=True)
-def _dtw(kind, g, r0, n1, c0, n2, transpose):
+def _dtw(kind, g, r0, n1, c0, n2, transpose, work):
     # frame distance (i, j) of the two items: tile entry (r0 + i, c0 + j), or (r0 + j, c0 + i)
     # when ``transpose`` (the column item is aligned first); cosines become angles / pi here,
-    # only for the entries a pair needs. Cost and length of the chosen path, two rows at a
-    # time; the predecessor is chosen exactly as a backtrack from the end would choose it,
-    # so the path length is exact.
+    # only for the entries a pair needs. ``work``: (3, >= n2) scratch. Cost and length of
+    # the chosen path, one row at a time in place; the predecessor is chosen exactly as a
+    # backtrack from the end would choose it, so the path length is exact.
     if transpose:
         n1, n2 = n2, n1
-    prev_c = np.empty(n2)
-    cur_c = np.empty(n2)
-    prev_l = np.empty(n2, np.int64)
-    cur_l = np.empty(n2, np.int64)
+    d, cost, length = work[0], work[1], work[2]
     for i in range(n1):
-        for j in range(n2):
-            d = g[r0 + j, c0 + i] if transpose else g[r0 + i, c0 + j]
-            if kind == 0:
-                d = np.arccos(min(1.0, max(-1.0, d))) / np.pi
-            if i == 0 and j == 0:
-                c, ln = d, 1
-            elif i == 0:
-                c, ln = cur_c[j - 1] + d, cur_l[j - 1] + 1
-            elif j == 0:
-                c, ln = prev_c[0] + d, prev_l[0] + 1
-            else:
-                diag, left, up = prev_c[j - 1], cur_c[j - 1], prev_c[j]
-                if diag <= left and diag <= up:
-                    c, ln = diag + d, prev_l[j - 1] + 1
-                elif left <= up:
-                    c, ln = left + d, cur_l[j - 1] + 1
-                else:
-                    c, ln = up + d, prev_l[j] + 1
-            cur_c[j] = c
-            cur_l[j] = ln
-        prev_c, cur_c = cur_c, prev_c
-        prev_l, cur_l = cur_l, prev_l
-    return prev_c[n2 - 1] / prev_l[n2 - 1]
+        if transpose:
+            for j in range(n2):
+                d[j] = g[r0 + j, c0 + i]
+        else:
+            for j in range(n2):
+                d[j] = g[r0 + i, c0 + j]
+        if kind == 0:
+            for j in range(n2):
+                d[j] = np.arccos(min(1.0, max(-1.0, d[j]))) / np.pi
+        if i == 0:
+            c, ln = d[0], 1.0
+            cost[0], length[0] = c, ln
+            for j in range(1, n2):
+                c, ln = c + d[j], ln + 1.0
+                cost[j], length[j] = c, ln
+            continue
+        diag, diag_l = cost[0], length[0]
+        c, ln = diag + d[0], diag_l + 1.0
+        cost[0], length[0] = c, ln
+        for j in range(1, n2):
+            up, up_l = cost[j], length[j]
+            # ties: diagonal, then left (c), then up; selects, not branches: the choice is
+            # unpredictable and mispredicted branches cost 3x the whole step
+            use_diag = (diag <= c) & (diag <= up)
+            use_up = up < c
+            best = diag if use_diag else (up if use_up else c)
+            best_l = diag_l if use_diag else (up_l if use_up else ln)
+            c, ln = best + d[j], best_l + 1.0
+            diag, diag_l = up, up_l
+            cost[j], length[j] = c, ln
+    return cost[n2 - 1] / length[n2 - 1]
 
 
 @numba.njit(cache=True, nogil=True)
@@ -582,6 +593,7 @@ def _tile_distances(kind, feats, aux, codes, starts, lengths, rows, cols, tiles,
             row_frames, roff = _frame_offsets(starts, lengths, ru)
             col_frames, coff = _frame_offsets(starts, lengths, cv)
             g = _frame_matrix(kind, feats, aux, codes, row_frames, col_frames, sym == 2)
+        work = np.empty((3, max(lengths[ru].max(), lengths[cv].max())))
         for a in range(np_):
             u = ru[a]
             for b in range(nq):
@@ -593,7 +605,7 @@ def _tile_distances(kind, feats, aux, codes, starts, lengths, rows, cols, tiles,
                     s, e = min(u, v), max(u, v)
                     d = _edit(codes, starts[s], lengths[s], starts[e], lengths[e])
                 else:
-                    d = _dtw(kind, g, roff[a], lengths[u], coff[b], lengths[v], v < u)
+                    d = _dtw(kind, g, roff[a], lengths[u], coff[b], lengths[v], v < u, work)
                 out[off + (p0 + a) * width + q0 + b] = d
                 if sym:
                     out[off + (q0 + b) * width + p0 + a] = d
