@@ -286,7 +286,7 @@ def test_bad_inputs():
     with pytest.raises(DataError, match="#file"):
         prepare_abx_items({k: v for k, v in frames.items() if k != "s0_u0"}, items, TIMES, source="x.item")
     with pytest.raises(DataError, match="no item has a frame"):
-        prepare_abx_items(frames, items, FrameTimes(0.01, 100.0))
+        prepare_abx_items({"u": np.eye(6, dtype=np.float32)}, _hand_items([("u", 0.015, 0.02, "a", "s")]), TIMES)
     with pytest.raises(DataError, match="non-negative"):
         prepare_abx_items(frames, items, TIMES, distance="kl")
     with pytest.raises(DataError, match="integer units"):
@@ -294,3 +294,66 @@ def test_bad_inputs():
     data = prepare_abx_items(frames, items, TIMES)
     with pytest.raises(DataError, match="speaker mode"):
         abx_errors(data, speaker_modes=("both",))
+
+
+# ---------------------------------------------------------------- bad input, one line naming the utterance
+
+
+def _one_line(excinfo) -> str:
+    msg = str(excinfo.value)
+    assert "\n" not in msg
+    return msg
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("distance", ["cosine", "kl"])
+def test_non_finite_features_name_the_utterance(bad, distance):
+    frames, items = _synthetic(seed=0)
+    frames = {u: np.abs(x) for u, x in frames.items()}
+    frames["s1_u1"][7, 2] = bad
+    with pytest.raises(DataError, match="NaN or infinite") as e:
+        prepare_abx_items(frames, items, TIMES, distance=distance, source="x.item")
+    msg = _one_line(e)
+    assert "s1_u1" in msg and "frame 7" in msg and "x.item" in msg
+
+
+def test_item_outside_the_features_names_the_utterance():
+    frames, items = _synthetic(seed=0)
+    # the features of one utterance end before its items start: not the same recording
+    frames["s2_u0"] = frames["s2_u0"][:3]
+    with pytest.raises(DataError, match="lies outside the 3 frames") as e:
+        prepare_abx_items(frames, items, TIMES, source="x.item")
+    assert "s2_u0" in _one_line(e)
+    # an utterance without frames at all
+    frames["s2_u0"] = frames["s2_u0"][:0]
+    with pytest.raises(DataError, match="lies outside the 0 frames") as e:
+        prepare_abx_items(frames, items, TIMES, source="x.item")
+    assert "s2_u0" in _one_line(e)
+    # items that only reach a little past the end are kept, clipped (padding conventions)
+    frames, items = _synthetic(seed=0)
+    data = prepare_abx_items({u: x[:-8] for u, x in frames.items()}, items, TIMES)
+    assert data.num_clipped > 0
+
+
+def test_zero_dimension_and_mixed_dimension_features_name_the_utterance():
+    frames, items = _synthetic(seed=0)
+    frames["s0_u1"] = np.zeros((len(frames["s0_u1"]), 0), np.float32)
+    with pytest.raises(DataError, match="zero dimensions") as e:
+        prepare_abx_items(frames, items, TIMES)
+    assert "s0_u1" in _one_line(e)
+    frames, items = _synthetic(seed=0)
+    frames["s0_u1"] = np.zeros((len(frames["s0_u1"]), 3), np.float32)
+    with pytest.raises(DataError, match="dimension 3 differs from 4") as e:
+        prepare_abx_items(frames, items, TIMES)
+    assert "s0_u1" in _one_line(e)
+
+
+def test_non_integer_units_name_the_utterance():
+    frames, items = _synthetic(seed=0, units=3)
+    frames = {u: x.astype(np.float64) for u, x in frames.items()}
+    data = prepare_abx_items(frames, items, TIMES, distance="onehot")  # integral floats are fine
+    assert data.codes.dtype == np.int64
+    frames["s1_u0"][4] = np.nan
+    with pytest.raises(DataError, match="units must be integers") as e:
+        prepare_abx_items(frames, items, TIMES, distance="onehot")
+    assert "s1_u0" in _one_line(e)

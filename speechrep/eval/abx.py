@@ -125,9 +125,11 @@ def prepare_abx_items(
     Raises
     ------
     DataError
-        Unknown distance or context, an item whose utterance has no frames, negative
-        posteriors for ``"kl"``, continuous input for discrete distances (or the reverse),
-        or no item left with frames.
+        Unknown distance or context, an item whose utterance has no frames, an item
+        entirely outside its utterance's frames, features with NaN or infinite values,
+        zero dimensions or dimensions that differ between utterances, non-integer units,
+        negative posteriors for ``"kl"``, continuous input for discrete distances (or the
+        reverse), or no item left with frames. The message names the utterance.
     """
     if distance not in _KIND:
         raise DataError(f"unknown distance {distance!r} (choose from {', '.join(DISTANCES)})", field="distance")
@@ -142,19 +144,34 @@ def prepare_abx_items(
             path=source,
             field="#file",
         )
-    utt_start, total = {}, 0
+    utt_start, utt_frames, total, dim = {}, {}, 0, None
     for u in utts:
         x = np.asarray(frames[u])
-        if discrete != (x.ndim == 1):
+        if discrete != (x.ndim == 1) or x.ndim > 2:
             want = "(frames,) integer units" if discrete else "(frames, dim) features"
-            raise DataError(f"distance {distance!r} needs {want}, got shape {x.shape}", field=u)
-        utt_start[u] = total
+            raise DataError(f"distance {distance!r} needs {want}, got shape {x.shape}", path=source, field=u)
+        if not discrete:
+            if x.shape[1] == 0:
+                raise DataError("features have zero dimensions", path=source, field=u)
+            if dim is not None and x.shape[1] != dim:
+                raise DataError(f"dimension {x.shape[1]} differs from {dim} of {utts[0]}", path=source, field=u)
+            dim = x.shape[1]
+        utt_start[u], utt_frames[u] = total, x.shape[0]
         total += x.shape[0]
     starts, lengths, keep = [], [], []
     clipped = empty = 0
     for i, u in enumerate(items.files):
-        n = np.asarray(frames[u]).shape[0]
-        a, b, clip = times.frame_range(float(items.onsets[i]), float(items.offsets[i]), n)
+        n = utt_frames[u]
+        onset, offset = float(items.onsets[i]), float(items.offsets[i])
+        a, b, clip = times.frame_range(onset, offset, n)
+        if clip and _outside(times, onset, offset, n):
+            # not a few frames of padding convention: these features are not this item's
+            span = f"{times.frame_offset - times.frame_shift / 2:.4f}-{times.frame_offset + (n - 0.5) * times.frame_shift:.4f}"
+            raise DataError(
+                f"item {i} ({onset:.4f}-{offset:.4f} s) lies outside the {n} frames of its utterance ({span} s)",
+                path=source,
+                field=u,
+            )
         if drop_last_frame:
             b -= 1
         if b <= a:
@@ -166,18 +183,34 @@ def prepare_abx_items(
         keep.append(i)
     if not keep:
         raise DataError("no item has a frame centre inside it (wrong frame shift or offset?)", path=source, field="items")
+    utt_bounds = np.array([utt_start[u] for u in utts] + [total], np.int64)
     if discrete:
-        codes = np.concatenate([np.asarray(frames[u], dtype=np.int64) for u in utts])
+        codes = np.empty(total, np.int64)
+        for u in utts:
+            x = np.asarray(frames[u])
+            if x.dtype.kind not in "iub" and not (np.isfinite(x).all() and (x == np.round(x)).all()):
+                raise DataError("units must be integers (found a fraction, NaN or infinity)", path=source, field=u)
+            codes[utt_start[u] : utt_start[u] + len(x)] = x
         feats = np.zeros((0, 1), np.float32)
         aux = np.zeros((0, 1), np.float64)
     else:
         codes = np.zeros(0, np.int64)
-        feats = np.ascontiguousarray(np.concatenate([np.asarray(frames[u], dtype=np.float32) for u in utts]))
+        # held once: every utterance's frames in one contiguous array, items as offsets
+        feats = np.empty((total, dim), np.float32)
+        for u in utts:
+            feats[utt_start[u] : utt_start[u] + utt_frames[u]] = frames[u]
+        norms = _frame_norms(feats)
+        bad = np.flatnonzero(~np.isfinite(norms))  # a NaN or infinity makes the norm non-finite
+        if len(bad):
+            u = utts[int(np.searchsorted(utt_bounds, bad[0], side="right")) - 1]
+            raise DataError(
+                f"features contain NaN or infinite values (frame {bad[0] - utt_start[u]})", path=source, field=u
+            )
         if distance == "cosine":
-            aux = np.sqrt(np.einsum("td,td->t", feats.astype(np.float64), feats.astype(np.float64)))[:, None]
+            aux = norms[:, None]
         else:
             if (feats < 0).any():
-                raise DataError("KL distance needs non-negative posteriorgrams", field="features")
+                raise DataError("KL distance needs non-negative posteriorgrams", path=source, field="features")
             p = feats.astype(np.float64) + _KL_FLOOR
             p /= p.sum(axis=1, keepdims=True)
             feats = p.astype(np.float32)
@@ -209,6 +242,26 @@ def _encode(labels: list[str]) -> tuple[np.ndarray, list[str]]:
     names = sorted(set(labels))
     lookup = {n: i for i, n in enumerate(names)}
     return np.array([lookup[x] for x in labels], np.int64), names
+
+
+def _outside(times: FrameTimes, onset: float, offset: float, num_frames: int) -> bool:
+    """Whether ``[onset, offset]`` misses the span the frames cover altogether."""
+    half = times.frame_shift / 2
+    first = times.frame_offset - half
+    last = times.frame_offset + (num_frames - 1) * times.frame_shift + half
+    return num_frames == 0 or onset >= last or offset <= first
+
+
+@numba.njit(cache=True, parallel=True, fastmath={"reassoc", "contract"})
+def _frame_norms(feats):
+    """``(frames,)`` float64 Euclidean norm of each float32 frame (no float64 copy)."""
+    out = np.empty(feats.shape[0])
+    for t in numba.prange(feats.shape[0]):
+        s = 0.0
+        for k in range(feats.shape[1]):
+            s += np.float64(feats[t, k]) * np.float64(feats[t, k])
+        out[t] = np.sqrt(s)
+    return out
 
 
 def subsample_groups(data: AbxItems, *, max_size_group: int | None, seed: int) -> np.ndarray:
