@@ -61,6 +61,18 @@ _KIND = {name: i for i, name in enumerate(DISTANCES)}
 _KL_FLOOR = 1e-10
 # frames per side of one frame-distance tile: <= ~40 MB of float64 per thread
 _TILE_FRAMES = 2048
+# fdlibm's arccos constants (e_acos.c): pi/2 in two parts, arcsin's rational approximation
+_PIO2_HI = 1.57079632679489655800e00
+_PIO2_LO = 6.12323399573676603587e-17
+_PS = (
+    1.66666666666666657415e-01,
+    -3.25565818622400915405e-01,
+    2.01212532134862925881e-01,
+    -4.00555345006794114027e-02,
+    7.91534994289814532176e-04,
+    3.47933107596021167570e-05,
+)
+_QS = (-2.40339491173441421878e00, 2.02094576023350569471e00, -6.88283971605453293030e-01, 7.70381505559019352791e-02)
 
 
 @dataclass
@@ -558,6 +570,32 @@ def _frame_matrix(kind, feats, aux, codes, row_frames, col_frames, same):
     return g
 
 
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _angles(d, n):
+    """``d[:n] = arccos(d[:n]) / pi`` in place (clipped to [-1, 1]), within 2.3e-16 of libm.
+
+    fdlibm's arccos (rational approximation of arcsin; ``2 arcsin(sqrt((1 - |x|) / 2))``
+    above 0.5) with selects instead of branches, so that LLVM vectorises it: 4x faster than
+    libm's scalar call, which was a quarter of the ABX time.
+    """
+    for j in range(n):
+        x = min(1.0, max(-1.0, d[j]))
+        ax = abs(x)
+        big = ax > 0.5
+        zb = (1.0 - ax) * 0.5
+        zs = x * x
+        z = zb if big else zs
+        p = z * (_PS[0] + z * (_PS[1] + z * (_PS[2] + z * (_PS[3] + z * (_PS[4] + z * _PS[5])))))
+        q = 1.0 + z * (_QS[0] + z * (_QS[1] + z * (_QS[2] + z * _QS[3])))
+        r = p / q
+        s = np.sqrt(z)
+        pos = 2.0 * (s + s * r)
+        neg = 2.0 * _PIO2_HI - 2.0 * (s + (r * s - _PIO2_LO))
+        small = _PIO2_HI - (x - (_PIO2_LO - x * r))
+        big_x = pos if x > 0.0 else neg
+        d[j] = (big_x if big else small) / np.pi
+
+
 @numba.njit(cache=True, nogil=True)
 def _dtw(kind, g, r0, n1, c0, n2, transpose, work):
     # frame distance (i, j) of the two items: tile entry (r0 + i, c0 + j), or (r0 + j, c0 + i)
@@ -576,8 +614,7 @@ def _dtw(kind, g, r0, n1, c0, n2, transpose, work):
             for j in range(n2):
                 d[j] = g[r0 + i, c0 + j]
         if kind == 0:
-            for j in range(n2):
-                d[j] = np.arccos(min(1.0, max(-1.0, d[j]))) / np.pi
+            _angles(d, n2)
         if i == 0:
             c, ln = d[0], 1.0
             cost[0], length[0] = c, ln
