@@ -540,15 +540,15 @@ def _unit_frames(feats, aux, frames):
     and pi/2 from every other frame, as the cosine distance defines it.
     """
     dim = feats.shape[1]
-    out = np.zeros((len(frames), dim + 1))
+    out = np.empty((len(frames), dim + 1))
     for k in range(len(frames)):
         f = frames[k]
         norm = aux[f, 0]
-        if norm == 0.0:
-            out[k, dim] = 1.0
-        else:
-            for c in range(dim):
-                out[k, c] = np.float64(feats[f, c]) / norm
+        # a multiplication vectorises, a division per element would cost as much as the BLAS call
+        scale = 0.0 if norm == 0.0 else 1.0 / norm
+        for c in range(dim):
+            out[k, c] = np.float64(feats[f, c]) * scale
+        out[k, dim] = 1.0 if norm == 0.0 else 0.0
     return out
 
 
