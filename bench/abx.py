@@ -274,7 +274,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--repeat", type=int, default=1, help="runs of each (implementation, threads); medians printed")
     parser.add_argument("--workdir", default=str(CACHE / "abx-bench"), help="where the corpus files are written")
-    parser.add_argument("--fastabx-venv", default=str(CACHE / "fastabx-venv"), help="venv with fastabx (made if absent)")
+    parser.add_argument(
+        "--fastabx-venv", default=str(CACHE / "fastabx-venv"), help="venv with fastabx (made if absent)"
+    )
     parser.add_argument("--python312", default=shutil.which("python3.12") or "", help="Python >= 3.12 for that venv")
     parser.add_argument("--skip-fastabx", action="store_true", help="time speechrep only")
     parser.add_argument("--torch-cells", type=float, default=0.0, metavar="F",
@@ -300,7 +302,10 @@ def main() -> None:
         for impl in ("speechrep",) + (("fastabx",) if python else ()):
             runs = []
             for _ in range(args.repeat):
-                cmd = me + [impl, str(threads)] if impl == "speechrep" else [python, "-c", FASTABX_WORKER, item_file, feats, str(threads)]
+                if impl == "speechrep":
+                    cmd = me + [impl, str(threads)]
+                else:
+                    cmd = [python, "-c", FASTABX_WORKER, item_file, feats, str(threads)]
                 runs.append(_run(cmd))
                 print(_line(runs[-1]), flush=True)
             med = dict(runs[0])

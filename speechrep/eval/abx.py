@@ -161,12 +161,12 @@ def prepare_abx_items(
         x = np.asarray(frames[u])
         if discrete != (x.ndim == 1) or x.ndim > 2:
             want = "(frames,) integer units" if discrete else "(frames, dim) features"
-            raise DataError(f"distance {distance!r} needs {want}, got shape {x.shape}", path=source, field=u)
+            raise DataError(f"distance {distance!r} needs {want}, got shape {x.shape}", field=u)
         if not discrete:
             if x.shape[1] == 0:
-                raise DataError("features have zero dimensions", path=source, field=u)
+                raise DataError("features have zero dimensions", field=u)
             if dim is not None and x.shape[1] != dim:
-                raise DataError(f"dimension {x.shape[1]} differs from {dim} of {utts[0]}", path=source, field=u)
+                raise DataError(f"feature dimension {x.shape[1]} differs from {dim} of {utts[0]}", field=u)
             dim = x.shape[1]
         utt_start[u], utt_frames[u] = total, x.shape[0]
         total += x.shape[0]
@@ -176,14 +176,16 @@ def prepare_abx_items(
         n = utt_frames[u]
         onset, offset = float(items.onsets[i]), float(items.offsets[i])
         a, b, clip = times.frame_range(onset, offset, n)
-        if clip and _outside(times, onset, offset, n):
-            # not a few frames of padding convention: these features are not this item's
-            span = f"{times.frame_offset - times.frame_shift / 2:.4f}-{times.frame_offset + (n - 0.5) * times.frame_shift:.4f}"
-            raise DataError(
-                f"item {i} ({onset:.4f}-{offset:.4f} s) lies outside the {n} frames of its utterance ({span} s)",
-                path=source,
-                field=u,
-            )
+        if clip:
+            first, last = _frame_span(times, n)
+            if n == 0 or onset >= last or offset <= first:
+                # not a frame or two of padding convention: these are not this item's features
+                raise DataError(
+                    f"item {i} ({onset:.4f}-{offset:.4f} s) lies outside the {n} frames of its utterance "
+                    f"({first:.4f}-{last:.4f} s)",
+                    path=source,
+                    field=u,
+                )
         if drop_last_frame:
             b -= 1
         if b <= a:
@@ -201,7 +203,7 @@ def prepare_abx_items(
         for u in utts:
             x = np.asarray(frames[u])
             if x.dtype.kind not in "iub" and not (np.isfinite(x).all() and (x == np.round(x)).all()):
-                raise DataError("units must be integers (found a fraction, NaN or infinity)", path=source, field=u)
+                raise DataError("units must be integers (found a fraction, NaN or infinity)", field=u)
             codes[utt_start[u] : utt_start[u] + len(x)] = x
         feats = np.zeros((0, 1), np.float32)
         aux = np.zeros((0, 1), np.float64)
@@ -215,14 +217,12 @@ def prepare_abx_items(
         bad = np.flatnonzero(~np.isfinite(norms))  # a NaN or infinity makes the norm non-finite
         if len(bad):
             u = utts[int(np.searchsorted(utt_bounds, bad[0], side="right")) - 1]
-            raise DataError(
-                f"features contain NaN or infinite values (frame {bad[0] - utt_start[u]})", path=source, field=u
-            )
+            raise DataError(f"features contain NaN or infinite values (frame {bad[0] - utt_start[u]})", field=u)
         if distance == "cosine":
             aux = norms[:, None]
         else:
             if (feats < 0).any():
-                raise DataError("KL distance needs non-negative posteriorgrams", path=source, field="features")
+                raise DataError("KL distance needs non-negative posteriorgrams", field="features")
             p = feats.astype(np.float64) + _KL_FLOOR
             p /= p.sum(axis=1, keepdims=True)
             feats = p.astype(np.float32)
@@ -256,12 +256,10 @@ def _encode(labels: list[str]) -> tuple[np.ndarray, list[str]]:
     return np.array([lookup[x] for x in labels], np.int64), names
 
 
-def _outside(times: FrameTimes, onset: float, offset: float, num_frames: int) -> bool:
-    """Whether ``[onset, offset]`` misses the span the frames cover altogether."""
+def _frame_span(times: FrameTimes, num_frames: int) -> tuple[float, float]:
+    """Start and end in seconds of the span ``num_frames`` frames cover."""
     half = times.frame_shift / 2
-    first = times.frame_offset - half
-    last = times.frame_offset + (num_frames - 1) * times.frame_shift + half
-    return num_frames == 0 or onset >= last or offset <= first
+    return times.frame_offset - half, times.frame_offset + (num_frames - 1) * times.frame_shift + half
 
 
 @numba.njit(cache=True, parallel=True, fastmath={"reassoc", "contract"})
