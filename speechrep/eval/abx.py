@@ -35,11 +35,16 @@ Subsampling (ZeroSpeech 2021): each (phone, context, speaker) group keeps at mos
 X speakers, drawn once with a generator seeded by ``seed``; ``None`` keeps everything
 (exact mode).
 
-Implementation: items are processed cell by cell, a cell being the items of one
-(context, speaker) pair plus, across speakers, the X items of the sampled speakers.
-Every item distance a cell needs is computed once (not once per triplet), cells are
-batched until ``max_batch_pairs`` distances and scored by two parallel numba kernels, so
-memory is bounded by one batch.
+Implementation: every utterance's frames are held once, in one contiguous array; an
+item is an offset and a length into it. Items are processed cell by cell, a cell being
+the items of one (context, speaker) pair plus, across speakers, the X items of the
+sampled speakers. Every item distance a cell needs is computed once (not once per
+triplet): the cell's items are cut into tiles of about ``_TILE_FRAMES`` frames a side,
+the cosines of a tile's frames come from one BLAS call (frames scaled to unit norm, in
+float64 as the definition's dot products), and one numba kernel runs DTW over the
+tile's item pairs (angles from a vectorised arccos, branch-free steps), tiles in
+parallel. Cells are batched until ``max_batch_pairs`` distances and scored by a second
+parallel kernel, so memory is bounded by one batch and one tile per thread.
 """
 
 from __future__ import annotations
@@ -331,7 +336,7 @@ def abx_errors(
             raise DataError(f"speaker mode must be 'within' or 'across', got {mode!r}", field="speaker_mode")
     if max_x_across is not None and max_x_across < 1:
         raise DataError(f"must be >= 1 or None, got {max_x_across}", field="max_x_across")
-    import scipy.linalg.cython_blas  # noqa: F401  (the BLAS numba's np.dot calls: loaded, so limited below)
+    import scipy.linalg.cython_blas  # noqa: F401  # the BLAS numba's np.dot calls: loaded, so limited below
     from threadpoolctl import threadpool_limits
 
     previous_threads = numba.get_num_threads()
