@@ -5,13 +5,15 @@ alignment (``--speakers`` speakers, ``--phones`` phones with Zipf frequencies, 3
 phones), written once under ``--workdir`` as a ZeroSpeech item file and one ``<utt>.npy``
 per utterance: the files both implementations read.
 
-fastabx (the field's fast implementation, https://github.com/bootphon/fastabx) needs
+fastabx (the field's fast implementation, PyPI package ``fastabx``) needs
 Python >= 3.12; the bench makes its own venv for it (``--fastabx-venv``, made with
-``--python312``, ``pip install fastabx torch``) and skips it with a message when it
-cannot. Both sides score the same item file and features with ZeroSpeech 2021
+``--python312``, ``pip install fastabx==0.9.0 torch==2.13.0``, about 5 GB with torch's
+CUDA libraries, the only torch build PyPI has for Python 3.12) and skips it with a
+message when it cannot. Both sides score the same item file and features with ZeroSpeech 2021
 subsampling (10 items per group, 5 X speakers; each with its own random draw, so the
 values differ by the subsampling noise) and frame centres at ``(k + 0.5) / 100`` s.
-Each (implementation, threads) run is a separate process; the bench prints its wall
+Each (implementation, threads) run is a separate process (fastabx: ``torch.set_num_threads``;
+its polars item tables use polars' own pool); the bench prints its wall
 and CPU time (user + system, from reading the files to the ABX values), its peak RSS,
 the ratios and the value differences.
 
@@ -39,6 +41,7 @@ from pathlib import Path
 import numpy as np
 
 FREQUENCY = 100  # frames per second; frame k is centred at (k + 0.5) / FREQUENCY (fastabx's convention)
+FASTABX_VERSION, TORCH_VERSION = "0.9.0", "2.13.0"
 CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "speechrep"
 
 # run by the fastabx venv's python: argv = item file, feature dir, threads
@@ -141,7 +144,10 @@ def fastabx_python(args: argparse.Namespace) -> str | None:
         return None
     print(f"making the fastabx venv in {venv} (fastabx, torch; a few GB) ...", file=sys.stderr, flush=True)
     shutil.rmtree(venv, ignore_errors=True)
-    steps = [[args.python312, "-m", "venv", str(venv)], [str(python), "-m", "pip", "install", "-q", "fastabx", "torch"]]
+    # the versions of the figures in docs/results/abx.md; PyPI has only the CUDA build of
+    # torch for Python 3.12 (with its nvidia-* libraries, ~5 GB), which also runs on a CPU
+    install = [str(python), "-m", "pip", "install", "-q", f"fastabx=={FASTABX_VERSION}", f"torch=={TORCH_VERSION}"]
+    steps = [[args.python312, "-m", "venv", str(venv)], install]
     for step in steps:
         done = subprocess.run(step, capture_output=True, text=True)
         if done.returncode != 0:
