@@ -49,6 +49,7 @@ parallel kernel, so memory is bounded by one batch and one tile per thread.
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
 from typing import Iterator, Literal, Mapping
 
@@ -336,8 +337,9 @@ def abx_errors(
             raise DataError(f"speaker mode must be 'within' or 'across', got {mode!r}", field="speaker_mode")
     if max_x_across is not None and max_x_across < 1:
         raise DataError(f"must be >= 1 or None, got {max_x_across}", field="max_x_across")
-    import scipy.linalg.cython_blas  # noqa: F401  # the BLAS numba's np.dot calls: loaded, so limited below
     from threadpoolctl import threadpool_limits
+
+    importlib.import_module("scipy.linalg.cython_blas")  # the BLAS numba's np.dot calls: loaded, so limited
 
     previous_threads = numba.get_num_threads()
     if threads is not None:
