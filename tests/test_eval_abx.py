@@ -286,7 +286,7 @@ def test_bad_inputs():
     with pytest.raises(DataError, match="#file"):
         prepare_abx_items({k: v for k, v in frames.items() if k != "s0_u0"}, items, TIMES, source="x.item")
     with pytest.raises(DataError, match="no item has a frame"):
-        prepare_abx_items(frames, items, FrameTimes(0.01, 100.0))
+        prepare_abx_items({"u": np.eye(6, dtype=np.float32)}, _hand_items([("u", 0.015, 0.02, "a", "s")]), TIMES)
     with pytest.raises(DataError, match="non-negative"):
         prepare_abx_items(frames, items, TIMES, distance="kl")
     with pytest.raises(DataError, match="integer units"):
@@ -294,3 +294,119 @@ def test_bad_inputs():
     data = prepare_abx_items(frames, items, TIMES)
     with pytest.raises(DataError, match="speaker mode"):
         abx_errors(data, speaker_modes=("both",))
+
+
+# ---------------------------------------------------------------- bad input, one line naming the utterance
+
+
+def _one_line(excinfo) -> str:
+    msg = str(excinfo.value)
+    assert "\n" not in msg
+    return msg
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("distance", ["cosine", "kl"])
+def test_non_finite_features_name_the_utterance(bad, distance):
+    frames, items = _synthetic(seed=0)
+    frames = {u: np.abs(x) for u, x in frames.items()}
+    frames["s1_u1"][7, 2] = bad
+    with pytest.raises(DataError, match="NaN or infinite") as e:
+        prepare_abx_items(frames, items, TIMES, distance=distance, source="x.item")
+    msg = _one_line(e)
+    assert msg.startswith("s1_u1: features contain") and "frame 7" in msg
+
+
+def test_item_outside_the_features_names_the_utterance():
+    frames, items = _synthetic(seed=0)
+    # the features of one utterance end before its items start: not the same recording
+    frames["s2_u0"] = frames["s2_u0"][:3]
+    with pytest.raises(DataError, match="lies outside the 3 frames") as e:
+        prepare_abx_items(frames, items, TIMES, source="x.item")
+    assert "s2_u0" in _one_line(e)
+    # an utterance without frames at all
+    frames["s2_u0"] = frames["s2_u0"][:0]
+    with pytest.raises(DataError, match="lies outside the 0 frames") as e:
+        prepare_abx_items(frames, items, TIMES, source="x.item")
+    assert "s2_u0" in _one_line(e)
+    # items that only reach a little past the end are kept, clipped (padding conventions)
+    frames, items = _synthetic(seed=0)
+    data = prepare_abx_items({u: x[:-8] for u, x in frames.items()}, items, TIMES)
+    assert data.num_clipped > 0
+
+
+def test_zero_dimension_and_mixed_dimension_features_name_the_utterance():
+    frames, items = _synthetic(seed=0)
+    frames["s0_u1"] = np.zeros((len(frames["s0_u1"]), 0), np.float32)
+    with pytest.raises(DataError, match="zero dimensions") as e:
+        prepare_abx_items(frames, items, TIMES)
+    assert "s0_u1" in _one_line(e)
+    frames, items = _synthetic(seed=0)
+    frames["s0_u1"] = np.zeros((len(frames["s0_u1"]), 3), np.float32)
+    with pytest.raises(DataError, match="dimension 3 differs from 4 of s0_u0") as e:
+        prepare_abx_items(frames, items, TIMES)
+    assert "s0_u1" in _one_line(e)
+
+
+def test_non_integer_units_name_the_utterance():
+    frames, items = _synthetic(seed=0, units=3)
+    frames = {u: x.astype(np.float64) for u, x in frames.items()}
+    data = prepare_abx_items(frames, items, TIMES, distance="onehot")  # integral floats are fine
+    assert data.codes.dtype == np.int64
+    frames["s1_u0"][4] = np.nan
+    with pytest.raises(DataError, match="units must be integers") as e:
+        prepare_abx_items(frames, items, TIMES, distance="onehot")
+    assert "s1_u0" in _one_line(e)
+
+
+# ---------------------------------------------------------------- the fast path's pieces
+
+
+def test_angles_kernel_matches_libm_arccos():
+    from speechrep.eval.abx import _angles
+
+    rng = np.random.default_rng(0)
+    near_one, tiny = 1 - 2.0 ** -np.arange(1, 53), 2.0 ** -np.arange(1, 60)
+    edges = np.concatenate([[-2.0, -1.0, -0.5, 0.0, 0.5, 1.0, 2.0, 1e-300], near_one, tiny])
+    x = np.concatenate([rng.uniform(-1, 1, 20000), edges, -edges])
+    got = x.copy()
+    _angles(got, len(got))
+    want = np.arccos(np.clip(x, -1, 1)) / np.pi
+    assert np.abs(got - want).max() <= 4.5e-16
+
+
+@pytest.mark.nojit
+@pytest.mark.parametrize("kind", ["cosine", "kl", "edit"])
+def test_items_split_over_many_tiles_equal_brute_force(kind, monkeypatch):
+    import speechrep.eval.abx as abx
+
+    discrete = kind == "edit"
+    frames, items = _synthetic(seed=6, units=3 if discrete else 0)
+    if kind == "kl":
+        frames = {u: np.exp(x) / np.exp(x).sum(1, keepdims=True) for u, x in frames.items()}
+    data = prepare_abx_items(frames, items, TIMES, distance=kind)
+    # tiles of ~12 frames: every cell's frame distances come in many BLAS calls
+    monkeypatch.setattr(abx, "_TILE_FRAMES", 12)
+    assert len(abx._chunks(data.lengths)) > 20
+    for mode in ("within", "across"):
+        fast = abx_errors(data, speaker_modes=(mode,), max_size_group=None, max_x_across=None)[mode]
+        assert fast == pytest.approx(_ref_abx(frames, items, kind, mode), abs=1e-6)
+
+
+def test_zero_frames_are_at_zero_from_each_other_and_half_from_others():
+    frames = {"u": np.array([[0, 0], [0, 0], [1, 0], [0, 1]], np.float32)}
+    # X, A: zero frames (distance 0); B: a non-zero frame (0.5): no error either way
+    spec = [("u", 0.01, 0.015, "a", "s"), ("u", 0.02, 0.025, "a", "s"), ("u", 0.03, 0.035, "b", "s")]
+    data = prepare_abx_items(frames, _hand_items(spec), TIMES)
+    assert abx_errors(data, speaker_modes=("within",), max_size_group=None)["within"] == 0.0
+    # X a zero frame, A at 0.5 from it, B a zero frame at 0: always wrong
+    spec = [("u", 0.01, 0.015, "a", "s"), ("u", 0.03, 0.035, "a", "s"), ("u", 0.02, 0.025, "b", "s")]
+    data = prepare_abx_items(frames, _hand_items(spec), TIMES)
+    # X=a1 (zero): d(A=a3)=0.5 > d(B=zero)=0 -> wrong; X=a3: d(a1)=0.5 = d(B)=0.5 -> tie
+    assert abx_errors(data, speaker_modes=("within",), max_size_group=None)["within"] == 0.75
+
+
+def test_threads_do_not_change_the_result():
+    frames, items = _synthetic(seed=7, n_spk=4, per_utt=16)
+    data = prepare_abx_items(frames, items, TIMES)
+    assert abx_errors(data, threads=2, max_size_group=3) == abx_errors(data, threads=1, max_size_group=3)
