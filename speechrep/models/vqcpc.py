@@ -17,7 +17,8 @@ import torch.nn.functional as F
 
 from speechrep.config import dataclass, field
 from speechrep.errors import ConfigError
-from speechrep.models.bottlenecks import Bottleneck, BottleneckConfig, build_bottleneck
+from speechrep.models.bottlenecks import BottleneckConfig, build_bottleneck
+from speechrep.models.bottlenecks.base import Bottleneck
 from speechrep.models.cpc import CPC, CPCConfig
 from speechrep.models.speaker import check_speaker_labels, masked_mean_var
 from speechrep.objectives.mi import grad_reverse

@@ -29,7 +29,8 @@ import torch.nn.functional as F
 
 from speechrep.config import dataclass, field
 from speechrep.errors import ConfigError
-from speechrep.models.bottlenecks import BottleneckConfig, BottleneckOutput, build_bottleneck
+from speechrep.models.bottlenecks import BottleneckConfig, build_bottleneck
+from speechrep.models.bottlenecks.base import BottleneckOutput
 from speechrep.models.speaker import check_speaker_labels, frame_mask
 from speechrep.models.registry import register_model
 from speechrep.features.logmel import VC_MEL
@@ -216,7 +217,7 @@ class VQVAE(nn.Module):
     @torch.no_grad()
     def unit_costs(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """Cost of every unit for every code frame, (B, T', K) (the bottleneck's
-        :meth:`~speechrep.models.bottlenecks.Bottleneck.unit_costs`), and valid code frames (B,)."""
+        :meth:`~speechrep.models.bottlenecks.base.Bottleneck.unit_costs`), and valid code frames (B,)."""
         h, code_lengths = self._frames(*self._normalised(batch))
         return self.bottleneck.unit_costs(h), code_lengths
 
