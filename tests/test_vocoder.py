@@ -222,7 +222,7 @@ def test_wave_discriminator_scores_and_features():
 
 
 def test_lsgan_feature_matching_trains_the_generator_only():
-    from speechrep.objectives.mi import lsgan_losses
+    from speechrep.objectives.adversarial import lsgan_losses
     from speechrep.vocoder.discriminators import WaveDiscriminator
 
     torch.manual_seed(0)

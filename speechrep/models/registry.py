@@ -43,9 +43,9 @@ MODEL_MODULES: dict[str, str] = {
     "dim": "speechrep.models.dim",
     "autoencoder": "speechrep.models.dim",
     "vqvae": "speechrep.models.vqvae",
-    "vc_adain": "speechrep.models.vc",
-    "vc_adversarial": "speechrep.models.vc",
-    "vc_vq": "speechrep.models.vc",
+    "vc_adain": "speechrep.models.vc_adain",
+    "vc_adversarial": "speechrep.models.vc_adversarial",
+    "vc_vq": "speechrep.models.vc_vq",
     "vocoder": "speechrep.vocoder.neural",
 }
 

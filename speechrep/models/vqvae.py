@@ -33,6 +33,7 @@ from speechrep.models.bottlenecks import BottleneckConfig, build_bottleneck
 from speechrep.models.bottlenecks.base import BottleneckOutput
 from speechrep.models.speaker import check_speaker_labels, frame_mask
 from speechrep.models.registry import register_model
+from speechrep.objectives.reconstruction import masked_error
 from speechrep.features.logmel import VC_MEL
 from speechrep.models.frontend import LogMel
 
@@ -190,9 +191,7 @@ class VQVAE(nn.Module):
         out, _ = self._encode(x, lengths)
         recon = self.decode(out.quantized, speaker, x.shape[1]).float()
         mask = frame_mask(lengths, x.shape[1], device=x.device)  # (B, T, 1)
-        diff = recon - x
-        err = diff.square() if self.cfg.loss == "mse" else diff.abs()
-        per_utt = (err * mask).sum((1, 2)) / (mask.sum((1, 2)) * self.num_mels).clamp_min(1.0)  # (B,)
+        per_utt = masked_error(recon, x, mask, kind=self.cfg.loss, per_utterance=True)  # (B,)
         rec = per_utt.mean()
         loss = rec + out.loss.float()
         result = {"loss/recon": rec.detach(), "loss/bottleneck": out.loss.detach().float()}
