@@ -10,6 +10,7 @@ from speechrep.errors import CheckpointError, ConfigError
 from speechrep.models.bottlenecks.base import Bottleneck, BottleneckOutput, check_codes, usage_stats
 from speechrep.models.bottlenecks.distributed import all_reduce_sum, broadcast_from_first, gather_rows, rank
 from speechrep.models.bottlenecks.kmeans import kmeans
+from speechrep.objectives.commitment import commitment_loss
 
 __all__ = ["VectorQuantizer"]
 
@@ -168,11 +169,7 @@ class VectorQuantizer(Bottleneck):
                 self._collect_for_kmeans(z_valid)
             idx = self.nearest(z.detach())  # (N, G)
             q = self._codes().float()[torch.arange(self.groups, device=x.device), idx]  # (N, G, d)
-            w = valid.float()[:, None, None]
-            denom = w.sum().clamp_min(1.0) * self.groups * self.sub_dim
-            loss = self.beta * (((z - q.detach()) ** 2) * w).sum() / denom
-            if not self.ema:
-                loss = loss + (((z.detach() - q) ** 2) * w).sum() / denom
+            loss = commitment_loss(z, q, valid, beta=self.beta, codebook_loss=not self.ema)
             if self.training and bool(self.initialised):  # codes are replaced by k-means until then
                 self._track(z_valid, idx[valid])
             quantized = z + (q - z).detach()  # straight-through
