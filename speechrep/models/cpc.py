@@ -19,7 +19,7 @@ and is also the target of the predictions.
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 import torch.nn as nn
@@ -59,6 +59,9 @@ class CPCConfig:
     feat_frame_shift: float = 0.01  #: frame shift (s) of input features
     feat_frame_offset: float = 0.0125  #: centre (s) of the first input feature frame
     sample_rate: int = 16000  #: waveform rate
+
+    #: deleted options that checkpoints saved before hold (:func:`speechrep.models.registry.drop_retired`)
+    retired_options: ClassVar[dict[str, Any]] = {"feat_warp": 0.0}
 
     def __post_init__(self) -> None:
         positive = ("dim", "context_dim", "context_layers", "num_steps", "num_negatives", "feat_layers")

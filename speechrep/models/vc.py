@@ -30,7 +30,7 @@ Training reconstructs the log-mel of a crop from its own content and speaker cod
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 from torch import nn
@@ -154,6 +154,12 @@ class VCConfig:
     speaker_loss_features: Literal["layers", "embedding"] = "layers"
     speaker_loss_content_weight: float = 0.0
     content_norm: Literal["auto", "instance", "batch"] = "auto"
+
+    #: deleted options that checkpoints saved before hold (:func:`speechrep.models.registry.drop_retired`)
+    retired_options: ClassVar[dict[str, Any]] = {
+        "content_downsample": 1, "conversion_weight": 0.0, "speaker_class_weight": 0.0, "detail_weight": 0.0,
+        "warp": 0.0, "warp_by": None, "gan_weight": 0.0, "gan_channels": None,
+    }
 
 
 def _check_config(family: str, cfg: VCConfig, *, needs_speakers: bool) -> None:

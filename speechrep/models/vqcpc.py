@@ -11,6 +11,8 @@ of ``cpc`` plus a ``bottleneck`` section (``vq`` or ``gumbel``, ``code_dim`` = `
 
 from __future__ import annotations
 
+from typing import Any, ClassVar
+
 import torch
 import torch.nn as nn
 
@@ -38,6 +40,9 @@ class VQCPCConfig(CPCConfig):
     #: training); needs speaker labels in the batch
     speaker_adv_weight: float = 0.0
     num_speakers: int = 0  #: training speakers (filled in by the Trainer)
+
+    #: deleted options that checkpoints saved before hold (:func:`speechrep.models.registry.drop_retired`)
+    retired_options: ClassVar[dict[str, Any]] = {**CPCConfig.retired_options, "code_norm": False, "smooth_weight": 0.0}
 
     def __post_init__(self) -> None:
         super().__post_init__()
