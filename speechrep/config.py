@@ -3,7 +3,9 @@
 Every configurable part of speechrep is a (nested) dataclass. :func:`load_config` reads a
 YAML file into it, rejects unknown keys naming the key and the file, checks value types,
 applies ``--set a.b=value`` overrides (values parsed as YAML scalars/lists), and
-:func:`save_config` writes the resolved config next to the results.
+:func:`save_config` writes the resolved config next to the results. An error names where
+the bad value came from (the YAML file, or ``--set`` for an override), the key, and what
+was expected in plain words (the choices, for a fixed set of values).
 
 Example
 -------
@@ -33,7 +35,21 @@ from speechrep.utils.io import atomic_write_text
 
 T = TypeVar("T")
 
-__all__ = ["load_config", "from_dict", "to_dict", "save_config", "apply_overrides", "dataclass", "field"]
+__all__ = [
+    "load_config",
+    "from_dict",
+    "to_dict",
+    "save_config",
+    "apply_overrides",
+    "OVERRIDE_SOURCE",
+    "override_keys",
+    "source_of",
+    "dataclass",
+    "field",
+]
+
+#: What errors name as the file when a value came from a ``--set key=value`` override.
+OVERRIDE_SOURCE = "--set"
 
 
 def load_config(cls: type[T], path: str | Path | None = None, *, overrides: Iterable[str] = ()) -> T:
@@ -66,8 +82,23 @@ def load_config(cls: type[T], path: str | Path | None = None, *, overrides: Iter
         if not isinstance(loaded, dict):
             raise ConfigError("top level must be a mapping of keys to values", path=path)
         data = loaded
+    overrides = list(overrides)
     data = apply_overrides(data, overrides)
-    return from_dict(cls, data, source=source)
+    return from_dict(cls, data, source=source, overridden=override_keys(overrides))
+
+
+def override_keys(overrides: Iterable[str]) -> frozenset[str]:
+    """The dotted keys that ``"a.b=value"`` overrides set (malformed items are skipped)."""
+    return frozenset(item.partition("=")[0].strip() for item in overrides if "=" in item)
+
+
+def source_of(key: str, source: str, overridden: Iterable[str]) -> str:
+    """Where the value of dotted ``key`` came from: ``--set`` when an override set it or
+    one of its parents (``model.args=...`` sets ``model.args.dim``), else ``source``."""
+    base = key.split("[", 1)[0]  # "optim.betas[0]" was set by "optim.betas=..."
+    parts = base.split(".")
+    prefixes = {".".join(parts[:i]) for i in range(1, len(parts) + 1)}
+    return OVERRIDE_SOURCE if prefixes & set(overridden) else source
 
 
 def apply_overrides(data: dict[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
@@ -95,74 +126,97 @@ def apply_overrides(data: dict[str, Any], overrides: Iterable[str]) -> dict[str,
     return data
 
 
-def from_dict(cls: type[T], data: dict[str, Any], *, source: str = "<dict>", prefix: str = "") -> T:
-    """Build dataclass ``cls`` from a mapping, recursively, with strict key and type checks."""
+def from_dict(
+    cls: type[T], data: dict[str, Any], *, source: str = "<dict>", prefix: str = "", overridden: Iterable[str] = ()
+) -> T:
+    """Build dataclass ``cls`` from a mapping, recursively, with strict key and type checks.
+
+    ``source`` is the file errors name; a key in ``overridden`` (dotted, see
+    :func:`override_keys`) or below one is named as ``--set`` instead.
+    """
     if not dataclasses.is_dataclass(cls):
         raise TypeError(f"{cls!r} is not a dataclass")
+    overridden = frozenset(overridden)
+    key = prefix.rstrip(".")
     if not isinstance(data, dict):
-        raise ConfigError(f"expected a mapping, got {type(data).__name__}", path=source, field=prefix.rstrip(".") or None)
+        raise ConfigError(
+            f"expected a mapping of keys to values, got {_describe(data)}",
+            path=source_of(key, source, overridden) if key else source,
+            field=key or None,
+        )
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     unknown = [k for k in data if k not in fields]
     if unknown:
         key = prefix + str(unknown[0])
         known = ", ".join(sorted(fields))
-        raise ConfigError(f"unknown config key '{key}' (known keys here: {known})", path=source)
+        raise ConfigError(
+            f"unknown config key '{key}' (known keys here: {known})", path=source_of(key, source, overridden)
+        )
     kwargs = {}
     for name, value in data.items():
-        kwargs[name] = _coerce(hints[name], value, source=source, key=prefix + name)
+        kwargs[name] = _coerce(hints[name], value, source=source, key=prefix + name, overridden=overridden)
     return cls(**kwargs)
 
 
-def _coerce(tp: Any, value: Any, *, source: str, key: str) -> Any:
+def _coerce(tp: Any, value: Any, *, source: str, key: str, overridden: frozenset[str] = frozenset()) -> Any:
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
     if tp is Any:
         return value
+
+    def fail(expected: str) -> ConfigError:
+        return ConfigError(
+            f"expected {expected}, got {_describe(value)}", path=source_of(key, source, overridden), field=key
+        )
+
+    def coerce(inner: Any, item: Any, inner_key: str) -> Any:
+        return _coerce(inner, item, source=source, key=inner_key, overridden=overridden)
+
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
             return None
-        errors = []
         for a in args:
             if a is type(None):
                 continue
             try:
-                return _coerce(a, value, source=source, key=key)
+                return coerce(a, value, key)
             except ConfigError as e:
-                errors.append(str(e))
-        raise ConfigError(f"value {value!r} does not fit type {_name(tp)}", path=source, field=key)
+                if e.field != key:
+                    raise  # a key inside a mapping or list: its own message says more
+        raise fail(_expected(tp))
     if origin is typing.Literal:
         if value in args:
             return value
-        raise ConfigError(f"value {value!r} is not one of {list(args)}", path=source, field=key)
+        raise fail(_expected(tp))
     if dataclasses.is_dataclass(tp):
-        return from_dict(tp, value if value is not None else {}, source=source, prefix=key + ".")
+        return from_dict(tp, value if value is not None else {}, source=source, prefix=key + ".", overridden=overridden)
     if origin in (list, tuple):
         if not isinstance(value, (list, tuple)):
             value = [value]
         if origin is tuple:
             if len(args) == 2 and args[1] is Ellipsis:
-                return tuple(_coerce(args[0], v, source=source, key=f"{key}[{i}]") for i, v in enumerate(value))
+                return tuple(coerce(args[0], v, f"{key}[{i}]") for i, v in enumerate(value))
             if args and len(args) != len(value):
-                raise ConfigError(f"expected {len(args)} values, got {len(value)}", path=source, field=key)
-            return tuple(_coerce(a, v, source=source, key=f"{key}[{i}]") for i, (a, v) in enumerate(zip(args, value)))
+                raise fail(f"a list of {len(args)} values")
+            return tuple(coerce(a, v, f"{key}[{i}]") for i, (a, v) in enumerate(zip(args, value)))
         inner = args[0] if args else Any
-        return [_coerce(inner, v, source=source, key=f"{key}[{i}]") for i, v in enumerate(value)]
+        return [coerce(inner, v, f"{key}[{i}]") for i, v in enumerate(value)]
     if origin is dict:
         if not isinstance(value, dict):
-            raise ConfigError(f"expected a mapping, got {value!r}", path=source, field=key)
+            raise fail(_expected(tp))
         vt = args[1] if args else Any
-        return {k: _coerce(vt, v, source=source, key=f"{key}.{k}") for k, v in value.items()}
+        return {k: coerce(vt, v, f"{key}.{k}") for k, v in value.items()}
     if tp is bool:
         if isinstance(value, bool):
             return value
-        raise ConfigError(f"expected true/false, got {value!r}", path=source, field=key)
+        raise fail(_expected(tp))
     if tp is int:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
         if isinstance(value, float) and value.is_integer():
             return int(value)
-        raise ConfigError(f"expected an integer, got {value!r}", path=source, field=key)
+        raise fail(_expected(tp))
     if tp is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
@@ -171,20 +225,49 @@ def _coerce(tp: Any, value: Any, *, source: str, key: str) -> Any:
                 return float(value)  # YAML 1.1 reads "1e-3" as a string
             except ValueError:
                 pass
-        raise ConfigError(f"expected a number, got {value!r}", path=source, field=key)
+        raise fail(_expected(tp))
     if tp is str:
         if isinstance(value, str):
             return value
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return str(value)
-        raise ConfigError(f"expected a string, got {value!r}", path=source, field=key)
+        raise fail(_expected(tp))
     if tp is Path:
-        return Path(value)
+        if isinstance(value, (str, Path)):
+            return Path(value)
+        raise fail(_expected(tp))
     return value
 
 
-def _name(tp: Any) -> str:
-    return getattr(tp, "__name__", str(tp))
+#: Plain words for the types configs use.
+_WORDS = {bool: "true or false", int: "an integer", float: "a number", str: "a string", Path: "a path"}
+
+
+def _expected(tp: Any) -> str:
+    """What a value of type ``tp`` must be, in plain words (choices listed)."""
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        words = " or ".join(dict.fromkeys(_expected(a) for a in args if a is not type(None)))
+        return f"{words} (or null)" if type(None) in args else words
+    if origin is typing.Literal:
+        return "one of " + ", ".join(str(a) for a in args)
+    if origin in (list, tuple):
+        return "a list"
+    if origin is dict or dataclasses.is_dataclass(tp):
+        return "a mapping of keys to values"
+    return _WORDS.get(tp, getattr(tp, "__name__", str(tp)))
+
+
+def _describe(value: Any) -> str:
+    """A value about as the user wrote it in YAML: ``'x'``, ``3``, ``null``, ``[1, 2]``."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, dict):
+        return "a mapping"
+    return repr(list(value) if isinstance(value, tuple) else value)
 
 
 def to_dict(obj: Any) -> Any:

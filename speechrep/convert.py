@@ -45,6 +45,7 @@ from typing import TYPE_CHECKING, Any, Iterable
 import numpy as np
 
 from speechrep.errors import CheckpointError, ConfigError, DataError
+from speechrep.utils.text import read_utf8
 
 if TYPE_CHECKING:  # torch-dependent types, imported lazily at run time
     import torch
@@ -386,7 +387,7 @@ def read_pairs(path: str | Path) -> list[ConversionPair]:
     path = Path(path)
     if not path.is_file():
         raise DataError("pairs file not found", path=path)
-    lines = path.read_text(encoding="utf-8").splitlines()
+    lines = read_utf8(path).splitlines()
     rows = [(i + 1, ln) for i, ln in enumerate(lines) if ln.strip() and not ln.startswith("#")]
     if not rows:
         raise DataError("pairs file is empty (expected a header line: id, source, target, ...)", path=path)

@@ -67,3 +67,36 @@ def test_missing_and_bad_file(tmp_path):
     bad.write_text("a: [1, 2\n")
     with pytest.raises(ConfigError, match="bad.yaml"):
         load_config(Outer, bad)
+
+
+@dataclass
+class WithOptional:
+    inner: Optional[Inner] = None
+    mode: Optional[Literal["a", "b"]] = None
+    size: int | float = 1
+
+
+@pytest.mark.parametrize(
+    "cls, yaml_text, overrides, message",
+    [
+        # the file, or --set when an override gave the value (or one of its parents)
+        (Outer, "inner:\n  kind: rnn\n", [], "c.yaml: inner.kind: expected one of gru, lstm, got 'rnn'"),
+        (Outer, "", ["inner.kind=rnn"], "--set: inner.kind: expected one of gru, lstm, got 'rnn'"),
+        (Outer, "inner:\n  dim: 3\n", ["inner={dim: x}"], "--set: inner.dim: expected an integer, got 'x'"),
+        (Outer, "", ["inner.dimm=3"], "--set: unknown config key 'inner.dimm' (known keys here: dim, kind, lr)"),
+        # Optional[...]: the inner type in plain words, choices listed, "or null"
+        (WithOptional, "mode: c\n", [], "c.yaml: mode: expected one of a, b (or null), got 'c'"),
+        (Outer, "seed: [1]\n", [], "c.yaml: seed: expected an integer (or null), got [1]"),
+        (WithOptional, "size: x\n", [], "c.yaml: size: expected an integer or a number, got 'x'"),
+        (Outer, "inner: 3\n", [], "c.yaml: inner: expected a mapping of keys to values, got 3"),
+        (Outer, "name: [a]\n", [], "c.yaml: name: expected a string, got ['a']"),
+        # a nested key under an Optional section keeps its own message
+        (WithOptional, "inner:\n  lr: fast\n", [], "c.yaml: inner.lr: expected a number, got 'fast'"),
+    ],
+)
+def test_type_errors_say_where_and_what_in_plain_words(tmp_path, cls, yaml_text, overrides, message):
+    p = tmp_path / "c.yaml"
+    p.write_text(yaml_text)
+    with pytest.raises(ConfigError) as e:
+        load_config(cls, p, overrides=overrides)
+    assert str(e.value).replace(str(tmp_path) + "/", "") == message

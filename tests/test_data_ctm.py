@@ -69,3 +69,13 @@ def test_frame_labels_options_and_empty():
     assert frame_labels(segs, num_frames=0) == []
     with pytest.raises(ValueError):
         frame_labels(segs, num_frames=-1)
+
+
+def test_read_ctm_refuses_overlaps_but_not_rounding_noise(tmp_path):
+    f = tmp_path / "phones.ctm"
+    # microsecond rounding of written times: ends may pass the next start by ~1e-6 s
+    f.write_text("u1 1 0.1 0.1000004 b\nu1 1 0 0.1000004 a\nu2 1 0 0.2 a\n")
+    assert [p for _, _, p in read_ctm(f)["u1"]] == ["a", "b"]
+    f.write_text("u1 1 0 0.2 a\nu2 1 0 0.2 a\nu1 1 0.3 0.1 c\nu1 1 0.15 0.1 b\n")
+    with pytest.raises(DataError, match=r"phones\.ctm:4: utterance u1: b 0\.15-0\.25 s overlaps a 0-0\.2 s \(line 1\)"):
+        read_ctm(f)

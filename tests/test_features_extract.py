@@ -15,7 +15,8 @@ import yaml
 
 from speechrep.errors import ConfigError, DataError, SpeechrepError
 from speechrep.features import compute_cmvn_stats, fbank
-from speechrep.features.extract import FbankConfig, compute_cmvn, feature_config, make_features
+from speechrep.data.make_features import compute_cmvn, make_features
+from speechrep.features.options import FbankConfig, feature_config
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -28,7 +28,7 @@ from speechrep.cli import main
 from speechrep.data.kaldi_dir import read_kaldi_map, write_kaldi_map
 from speechrep.errors import SpeechrepError
 from speechrep.features import fbank
-from speechrep.features.extract import make_features
+from speechrep.data.make_features import make_features
 from speechrep.utils.jobs import output_lock
 
 ROOT = Path(__file__).resolve().parents[1]

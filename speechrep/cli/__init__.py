@@ -8,7 +8,10 @@ User errors (:class:`speechrep.errors.SpeechrepError`) are printed as one line
 ``error: <file>: <field>: <message>`` with exit status 1, never as a traceback. So are
 outputs that cannot be written (full disk, file-size limit, no permission, read-only file
 system, a path through a regular file): ``error: <file>: <reason>``; the atomic writers
-have already removed their temporary files, so nothing half-written is left.
+have already removed their temporary files, so nothing half-written is left. Paths that
+are not what a command expects (an existing file or directory in the way, a directory
+given as a file, a missing file) and undecodable text get the same one line, and Ctrl-C
+prints ``interrupted`` and exits 130 (the shell convention for SIGINT).
 """
 
 from __future__ import annotations
@@ -66,22 +69,56 @@ for _module in (_corpus, _eval_vc, _train, _extract, _units, _convert, _report, 
     _module.register(app)
 
 
-#: OSErrors that are the user's environment, not a bug: reported in one line.
-_WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOTDIR}
+#: OSErrors that are the user's environment or input, not a bug: reported in one line
+#: naming the file. Writing: full disk, quota, file-size limit, permissions, read-only file
+#: system. Paths: a missing file, a file or directory in the way, a directory given as a file
+#: (or a file as a directory), a name too long, a symlink loop, a non-empty directory.
+_USER_ERRNOS = {
+    errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EACCES, errno.EPERM, errno.EROFS,
+    errno.ENOTDIR, errno.EISDIR, errno.EEXIST, errno.ENOENT, errno.ENAMETOOLONG, errno.ELOOP, errno.ENOTEMPTY,
+}
+
+
+def _interrupted(exc: BaseException) -> bool:
+    """Whether ``exc`` stems from a KeyboardInterrupt: Typer turns Ctrl-C into
+    ``Exit(130)`` raised from the interrupt, then into ``SystemExit(130)``."""
+    seen: set[int] = set()
+    stack: list[BaseException | None] = [exc]
+    while stack:
+        e = stack.pop()
+        if e is None or id(e) in seen:
+            continue
+        if isinstance(e, KeyboardInterrupt):
+            return True
+        seen.add(id(e))
+        stack += [e.__cause__, e.__context__]
+    return False
+
+
+def _fail(message: str, status: int = 1) -> None:
+    print(message, file=sys.stderr)
+    sys.exit(status)
 
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``speechrep`` console script."""
     try:
         app(args=argv, prog_name="speechrep")
-    except SpeechrepError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(1)
-    except OSError as e:
-        if e.errno not in _WRITE_ERRNOS or e.filename is None:
-            raise
-        print(f"error: {e.filename}: {e.strerror}", file=sys.stderr)
-        sys.exit(1)
+    except SystemExit as e:
+        if e.code == 130 and _interrupted(e):
+            _fail("interrupted", 130)
+        raise
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        sys.exit(130)
+        _fail("interrupted", 130)
+    except SpeechrepError as e:
+        _fail(f"error: {e}")
+    except OSError as e:
+        if e.errno not in _USER_ERRNOS or e.filename is None:
+            raise
+        # a rename names both paths; the first is the one the user gave
+        _fail(f"error: {e.filename}: {e.strerror}")
+    except UnicodeDecodeError as e:
+        # the decoder does not know the file; readers of user files name it themselves
+        # (DataError), this is the last resort so that no traceback reaches the user
+        _fail(f"error: input is not valid {e.encoding.upper()} text (byte {e.object[e.start:e.start + 1]!r} "
+              f"at offset {e.start})")

@@ -7,6 +7,8 @@ from typing import Optional
 
 import typer
 
+from speechrep.cli.options import check_device
+
 
 def convert(
     model: Optional[Path] = typer.Option(None, "--model", help="Experiment (or checkpoint) directory of a trained vc_* model."),
@@ -20,7 +22,9 @@ def convert(
     ),
     out_dir: Optional[Path] = typer.Option(None, "--out-dir", help="Batch mode: directory receiving <id>.wav per pair."),
     vocoder: str = typer.Option("griffinlim", "--vocoder", help="'griffinlim' or a trained neural vocoder experiment directory."),
-    device: str = typer.Option("cpu", "--device", help="Torch device, e.g. cpu or cuda."),
+    device: str = typer.Option(
+        "cpu", "--device", help="Torch device: cpu, cuda, cuda:N or auto.", callback=check_device
+    ),
     match_weight: float = typer.Option(
         0.0, "--match-weight", help="Frame matching: move each converted frame this far (0-1) towards the mean of the "
         "target frames whose model reconstructions are nearest (kNN-VC style; more of the target voice, fewer phones)."

@@ -34,7 +34,7 @@ def validate(
     """
     from speechrep.data.audio import AudioRule
     from speechrep.data.kaldi_dir import validate_data_dir
-    from speechrep.features.extract import audio_rule, feature_config_for_audio
+    from speechrep.data.make_features import audio_rule, feature_config_for_audio
 
     if check_audio:
         rule = audio_rule(feature_config_for_audio(data_dir, config), allow_pipes=not no_pipes)
@@ -51,7 +51,13 @@ def validate(
 
 @app.command("fix")
 def fix(data_dir: Path = typer.Argument(..., help="Data directory to repair in place.")) -> None:
-    """Sort every file, drop inconsistent entries, rebuild spk2utt; print kept/dropped counts."""
+    """Sort every file, drop inconsistent entries, rebuild spk2utt; print kept/dropped counts.
+
+    As Kaldi's fix_data_dir.sh, the previous version of every file it changes is kept in
+    DATA_DIR/.backup/ (the backup of an earlier fix moves to .backup.1, .backup.2, ...).
+    Exits 1, naming the first problem, if `data validate` would still fail afterwards
+    (e.g. an utterance id that does not start with its speaker id).
+    """
     from speechrep.data.kaldi_dir import fix_data_dir
 
     counts = fix_data_dir(data_dir)

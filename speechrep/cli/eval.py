@@ -7,6 +7,8 @@ from typing import Optional
 
 import typer
 
+from speechrep.cli.options import check_threads
+
 app = typer.Typer(
     help="Evaluate representations: phone discovery (ABX, purity/PNMI, boundaries, bitrate, probes).",
     no_args_is_help=True,
@@ -26,7 +28,7 @@ _OFFSET = typer.Option(
     "(default: from the feature config).",
 )
 _EXACT = typer.Option(False, "--exact", help="ABX without subsampling (slower; default: ZeroSpeech 2021 subsampling).")
-_THREADS = typer.Option(None, "--threads", help="Threads for ABX (default: all cores).")
+_THREADS = typer.Option(None, "--threads", help="Threads for ABX (default: all cores).", callback=check_threads)
 _CONTEXT = typer.Option(
     None, "--context", help="ABX context: 'within' (A, B, X share the triphone context; default) or 'any' (phone-only)."
 )

@@ -26,7 +26,7 @@ def _make(
     kind: str, data_dir: Path, out_dir: Path, nj: int, cmd: str, config: Optional[Path], overrides: List[str],
     log_dir: Optional[Path], no_pipes: bool,
 ) -> None:
-    from speechrep.features.extract import make_features
+    from speechrep.data.make_features import make_features
 
     feats_scp = make_features(
         data_dir, out_dir, kind=kind, config=config, overrides=overrides, nj=nj, cmd=cmd, log_dir=log_dir,
@@ -72,6 +72,6 @@ def compute_cmvn(
     per_utt: bool = typer.Option(False, "--per-utt", help="Statistics per utterance instead of per speaker."),
 ) -> None:
     """CMVN statistics of DATA_DIR's features (Kaldi compute-cmvn-stats); writes DATA_DIR/cmvn.scp."""
-    from speechrep.features.extract import compute_cmvn as _compute
+    from speechrep.data.make_features import compute_cmvn as _compute
 
     typer.echo(f"wrote {_compute(data_dir, out_dir, per_utt=per_utt)}")

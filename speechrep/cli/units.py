@@ -7,14 +7,20 @@ from typing import Optional
 
 import typer
 
+from speechrep.cli.options import check_device, check_threads
+
 
 def units_cmd(
     data_dir: Path = typer.Argument(..., help="Kaldi data directory (wav.scp, or feats.scp for feature models)."),
     out: Path = typer.Argument(..., help="Output directory for units.txt, units_dedup.txt, boundaries.txt, frame_shift."),
     model: Path = typer.Option(..., "--model", help="Experiment directory (or checkpoint) of a vqvae/vqcpc model."),
     which: str = typer.Option("best", "--which", help="Checkpoint to use: best or last."),
-    device: str = typer.Option("cpu", "--device", help="Torch device, e.g. cpu or cuda."),
-    threads: Optional[int] = typer.Option(None, "--threads", help="Torch CPU threads (default: torch's choice)."),
+    device: str = typer.Option(
+        "cpu", "--device", help="Torch device: cpu, cuda, cuda:N or auto.", callback=check_device
+    ),
+    threads: Optional[int] = typer.Option(
+        None, "--threads", help="Torch CPU threads (default: torch's choice).", callback=check_threads
+    ),
     segment_penalty: Optional[float] = typer.Option(
         None, "--segment-penalty",
         help="Duration-penalised units (DPDP): cost of starting a segment, in frames' worth of the utterance's mean "

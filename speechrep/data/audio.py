@@ -32,10 +32,13 @@ Policies
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
+import signal
 import struct
 import subprocess
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -178,6 +181,26 @@ def _check_wav_length(path: Path, name: str | None) -> None:
         raise _fail(path, name, f"unreadable audio: {e.strerror}") from None
 
 
+@contextlib.contextmanager
+def _signals_deferred() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM while libsndfile opens, reads and closes a file.
+
+    A ``KeyboardInterrupt`` raised by a signal handler in the middle of soundfile's open or
+    close (or inside its read callbacks for in-memory audio) can leave libsndfile's handle
+    half released, and its later close aborts the process ("double free"): an interrupted job
+    then dies without cleaning up. Held signals are delivered, and the interrupt raised, as soon
+    as the file is closed, a few milliseconds later.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield  # Python runs signal handlers in the main thread only
+        return
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
+
+
 def _run_pipe(command: str, name: str | None) -> tuple[np.ndarray, int]:
     """Run a pipe command and decode its stdout: ``(samples (frames, channels), rate)``."""
     shell = command.rstrip()[:-1].strip()
@@ -189,7 +212,8 @@ def _run_pipe(command: str, name: str | None) -> tuple[np.ndarray, int]:
     if not result.stdout:
         raise _fail(command, name, "command wrote no audio")
     try:
-        data, rate = sf.read(io.BytesIO(result.stdout), dtype="float32", always_2d=True)
+        with _signals_deferred():
+            data, rate = sf.read(io.BytesIO(result.stdout), dtype="float32", always_2d=True)
     except (sf.SoundFileError, RuntimeError) as e:
         raise _fail(command, name, f"unreadable audio from command: {_decode_error(e)}") from None
     return data, rate
@@ -237,7 +261,7 @@ def _to_mono(
 def _read_file(path: Path, start: float, end: float | None, name: str | None) -> tuple[np.ndarray, int]:
     check_audio_file(path, name)
     try:
-        with sf.SoundFile(path) as f:
+        with _signals_deferred(), sf.SoundFile(path) as f:
             begin, stop = _segment_frames(start, end, f.frames, f.samplerate, path, name)
             f.seek(begin)
             data = f.read(stop - begin, dtype="float32", always_2d=True)

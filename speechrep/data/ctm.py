@@ -15,8 +15,13 @@ import numpy as np
 
 from speechrep.errors import DataError
 from speechrep.utils.io import atomic_write_text
+from speechrep.utils.text import read_utf8
 
 __all__ = ["Alignment", "read_ctm", "write_ctm", "frame_labels"]
+
+#: Segments may overlap by this much (seconds): CTM times are written to the microsecond,
+#: so a segment's rounded end can pass the next one's start by about that.
+_OVERLAP_TOLERANCE = 1e-5
 
 #: One utterance's alignment: ``[(start, end, label), ...]`` in seconds, time-sorted.
 Alignment = list[tuple[float, float, str]]
@@ -39,19 +44,16 @@ def read_ctm(path: str | Path) -> dict[str, Alignment]:
     Raises
     ------
     DataError
-        Missing file; a line without 5 or 6 fields, a non-numeric or negative start, a
-        non-positive duration (naming file and line).
+        Missing file or not UTF-8; a line without 5 or 6 fields, a non-numeric or
+        negative start, a non-positive duration, two segments of an utterance that overlap
+        (naming file and line).
     """
     path = Path(path)
     if not path.is_file():
         raise DataError("CTM file not found", path=path)
     alignments: dict[str, Alignment] = {}
-    with open(path, encoding="utf-8", errors="strict") as f:
-        try:
-            lines = f.read().splitlines()
-        except UnicodeDecodeError as e:
-            raise DataError(f"not valid UTF-8 ({e.reason})", path=path) from None
-    for lineno, line in enumerate(lines, start=1):
+    line_of: dict[tuple[str, int], int] = {}  # (utt, index in alignments[utt]) -> CTM line
+    for lineno, line in enumerate(read_utf8(path).splitlines(), start=1):
         fields = line.split()
         if not fields or fields[0].startswith(";;"):
             continue  # blank lines and NIST ';;' comments
@@ -67,9 +69,22 @@ def read_ctm(path: str | Path) -> dict[str, Alignment]:
         if dur <= 0:
             raise _ctm_error(path, lineno, f"duration {dur_s} <= 0")
         # rounding drops the float noise of start + duration (0.1 + 0.2 -> 0.3)
-        alignments.setdefault(utt, []).append((start, round(start + dur, 9), phone))
-    for segments in alignments.values():
-        segments.sort(key=lambda s: s[0])
+        segments = alignments.setdefault(utt, [])
+        line_of[utt, len(segments)] = lineno
+        segments.append((start, round(start + dur, 9), phone))
+    for utt, segments in alignments.items():
+        order = sorted(range(len(segments)), key=lambda i: segments[i][0])
+        for prev, cur in zip(order, order[1:]):
+            (p_start, p_end, p_phone), (c_start, c_end, c_phone) = segments[prev], segments[cur]
+            if c_start < p_end - _OVERLAP_TOLERANCE:
+                first, second = sorted((line_of[utt, prev], line_of[utt, cur]))
+                raise _ctm_error(
+                    path,
+                    second,
+                    f"utterance {utt}: {c_phone} {c_start:g}-{c_end:g} s overlaps {p_phone} {p_start:g}-{p_end:g} s "
+                    f"(line {first})",
+                )
+        alignments[utt] = [segments[i] for i in order]
     return alignments
 
 

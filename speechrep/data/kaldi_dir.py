@@ -158,7 +158,11 @@ def write_kaldi_map(path: str | Path, mapping: Mapping[str, object]) -> None:
     DataError
         A key that is empty or contains whitespace, or a value with a newline.
     """
-    path = Path(path)
+    atomic_write_text(path, _kaldi_map_text(path, mapping))
+
+
+def _kaldi_map_text(path: str | Path, mapping: Mapping[str, object]) -> str:
+    """What :func:`write_kaldi_map` writes to ``path`` (named in errors)."""
     lines = []
     for key in sorted(mapping):
         if not key or any(c.isspace() for c in key):
@@ -170,7 +174,7 @@ def write_kaldi_map(path: str | Path, mapping: Mapping[str, object]) -> None:
         if "\n" in value or "\r" in value:
             raise DataError(f"key '{key}': value contains a newline", path=path)
         lines.append(f"{key} {value}" if value else key)
-    atomic_write_text(path, "".join(line + "\n" for line in lines))
+    return "".join(line + "\n" for line in lines)
 
 
 # --- value parsers: raise ValueError with a message; the caller adds file and line ------
@@ -389,8 +393,8 @@ def validate_data_dir(
     """Check a data directory; return every problem as ``"file:line: message"``.
 
     Checks: each file parses (no empty/duplicate keys, values of the right type), is
-    C-sorted; ``wav.scp`` and ``utt2spk`` exist; every utterance of ``utt2spk`` is in every
-    per-utterance file and no file has extra utterances; utterance ids start with their
+    C-sorted; ``wav.scp`` and ``utt2spk`` exist and are not empty; every utterance of
+    ``utt2spk`` is in every per-utterance file and no file has extra utterances; utterance ids start with their
     speaker id; ``spk2utt`` matches ``utt2spk``; per-speaker files cover the speakers;
     ``segments`` reference recordings of ``wav.scp`` and have ``end > start``; without
     ``segments``, ``wav.scp`` has exactly the utterances. With ``check_audio`` every
@@ -420,6 +424,8 @@ def validate_data_dir(
             continue
         entries, file_problems = _parse_file(file, spec, check_order=True)
         problems += [f"{file}:{lineno}: {message}" for lineno, message in sorted(file_problems)]
+        if name in _REQUIRED and not entries and not file_problems:
+            problems.append(f"{file}: empty file (a data directory needs at least one utterance)")
         parsed[name] = entries
     if "utt2spk" not in parsed:
         return problems
@@ -572,14 +578,23 @@ def _count_lines(path: Path) -> int:
     return sum(1 for line in path.read_bytes().splitlines() if line.strip())
 
 
+#: Where :func:`fix_data_dir` keeps the previous version of each file it changes
+#: (Kaldi's ``fix_data_dir.sh`` does the same).
+BACKUP_DIR = ".backup"
+
+
 def fix_data_dir(path: str | Path) -> dict[str, tuple[int, int]]:
     """Repair a data directory in place (Kaldi ``utils/fix_data_dir.sh``).
 
     Malformed lines and repeated keys (all but the first) are dropped; an utterance is
     kept only if it is in ``utt2spk`` and in every per-utterance file present, its
-    recording is in ``wav.scp`` and its speaker in every per-speaker file present;
+    recording is in ``wav.scp`` and its speaker in every per-speaker file present (a
+    speaker missing from ``spk2gender``, as in Kaldi, or with a malformed line there loses
+    its utterances);
     recordings no segment uses are dropped; every file is rewritten C-sorted and
-    ``spk2utt`` is rebuilt from ``utt2spk``.
+    ``spk2utt`` is rebuilt from ``utt2spk``. Before a file is changed, its previous
+    version is copied to ``path/.backup/``, so nothing dropped is lost; the backup of an
+    earlier fix is kept as ``.backup.1``, ``.backup.2``, ... (oldest first).
 
     Returns
     -------
@@ -590,7 +605,9 @@ def fix_data_dir(path: str | Path) -> dict[str, tuple[int, int]]:
     ------
     DataError
         Not a directory, ``wav.scp``/``utt2spk`` missing, or nothing left to keep (then
-        nothing is rewritten).
+        nothing is rewritten); or the directory is still invalid after the fix (problems
+        fixing cannot repair, such as an utterance id that does not start with its
+        speaker id): the message gives the first problem :func:`validate_data_dir` finds.
     """
     path = Path(path)
     if not path.is_dir():
@@ -626,12 +643,44 @@ def fix_data_dir(path: str | Path) -> dict[str, tuple[int, int]]:
     if not utts:
         raise DataError("no utterance is consistent across the files; nothing kept", path=path)
     fixed = restrict_data_dir(dd, utts, path)
+    _back_up_changes(fixed)
     fixed.save()
     counts = {}
     for name, count in lines.items():
         written = getattr(fixed, FILES[name].attr)
         counts[name] = (len(written), count - len(original_keys[name] & set(written)))
+    remaining = validate_data_dir(path)
+    if remaining:
+        raise DataError(
+            f"{remaining[0]} (still invalid after fixing: {len(remaining)} problem(s), "
+            f"see 'speechrep data validate {path}'; previous files in {path / BACKUP_DIR})"
+        )
     return counts
+
+
+def _back_up_changes(dd: DataDir) -> None:
+    """Copy each file of ``dd.path`` that saving ``dd`` would change to ``.backup/``; the
+    backup of an earlier fix is kept, renamed ``.backup.1``, ``.backup.2``, ... (oldest first)."""
+    old: dict[str, bytes] = {}
+    for name, spec in FILES.items():
+        file = dd.path / name
+        if not file.is_file():
+            continue
+        value = spk2utt_from_utt2spk(dd.utt2spk) if name == "spk2utt" else getattr(dd, spec.attr)
+        content = file.read_bytes()
+        if value is None or _kaldi_map_text(file, value).encode("utf-8") != content:
+            old[name] = content
+    if not old:
+        return
+    backup = dd.path / BACKUP_DIR
+    if backup.exists():
+        n = 1
+        while backup.with_name(f"{BACKUP_DIR}.{n}").exists():
+            n += 1
+        backup.rename(backup.with_name(f"{BACKUP_DIR}.{n}"))
+    with atomic_dir(backup) as tmp:
+        for name, content in old.items():
+            (tmp / name).write_bytes(content)
 
 
 def _read_id_list(source: str | Path | Iterable[str]) -> list[str]:

@@ -266,6 +266,10 @@ def abx_errors(
             raise DataError(f"speaker mode must be 'within' or 'across', got {mode!r}", field="speaker_mode")
     if max_x_across is not None and max_x_across < 1:
         raise DataError(f"must be >= 1 or None, got {max_x_across}", field="max_x_across")
+    if threads is not None and not 1 <= threads <= numba.config.NUMBA_NUM_THREADS:
+        # numba's own error is a traceback from deep inside it
+        raise DataError(f"must be between 1 and {numba.config.NUMBA_NUM_THREADS} (NUMBA_NUM_THREADS), got {threads}",
+                        field="threads")
     previous_threads = numba.get_num_threads()
     if threads is not None:
         numba.set_num_threads(threads)

@@ -155,7 +155,8 @@ def find_frame_times(
     Raises
     ------
     DataError
-        When the shift or the offset cannot be determined.
+        When the shift or the offset cannot be determined (``path`` not found, when
+        that is why).
     """
     path = Path(path)
     folder = path if path.is_dir() else path.parent
@@ -189,6 +190,9 @@ def find_frame_times(
     if frame_offset is not None:
         conf["frame_offset"] = frame_offset
     if conf.get("frame_shift") is None:
+        if not path.exists():
+            # the inputs themselves are missing: that, not their frame shift, is the problem
+            raise DataError("not found", path=path)
         raise DataError(
             "the frame shift is unknown: give --frame-shift or put a 'frame_shift' file beside the features",
             path=path,

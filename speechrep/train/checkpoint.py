@@ -34,6 +34,7 @@ __all__ = [
     "list_checkpoints",
     "find_checkpoint",
     "read_state",
+    "check_resume_state",
     "load_weights",
     "load_optimizer",
     "prune_checkpoints",
@@ -188,13 +189,84 @@ def find_checkpoint(path: str | Path, *, which: str = "last") -> Path:
     return ckpts[-1][1]
 
 
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _is_count(value: Any) -> bool:
+    return _is_int(value) and value >= 0
+
+
+#: Fields of ``state.json`` that readers use: dotted key -> (test, what it must be).
+#: Checked when present (``step`` always), so a hand-edited file fails with its field.
+_STATE_FIELDS: dict[str, tuple[Any, str]] = {
+    "step": (_is_count, "a non-negative integer"),
+    "files": (lambda v: isinstance(v, dict) and all(isinstance(h, str) for h in v.values()),
+              "a mapping of file names to SHA-256 strings"),
+    "model": (lambda v: isinstance(v, dict), "a mapping (name, args, input_dim)"),
+    "model.name": (lambda v: isinstance(v, str), "a string"),
+    "model.args": (lambda v: v is None or isinstance(v, dict), "a mapping or null"),
+    "model.input_dim": (lambda v: v is None or _is_count(v), "a non-negative integer or null"),
+    "speakers": (lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v), "a list of speaker ids"),
+}
+
+#: What resuming a run reads besides :data:`_STATE_FIELDS`; all required but the last three.
+_RESUME_FIELDS: dict[str, tuple[Any, str]] = {
+    "optimizer": (lambda v: isinstance(v, dict), "a mapping (param_groups, state)"),
+    "optimizer.param_groups": (lambda v: isinstance(v, list) and all(isinstance(g, dict) for g in v),
+                               "a list of mappings"),
+    "sampler": (lambda v: isinstance(v, dict), "a mapping (batches, world_size, batch_size)"),
+    "sampler.batches": (_is_count, "a non-negative integer"),
+    "sampler.world_size": (lambda v: _is_int(v) and v >= 1, "a positive integer"),
+    "sampler.batch_size": (lambda v: _is_int(v) and v >= 1, "a positive integer"),
+    "rng": (lambda v: v is None or (isinstance(v, list) and all(isinstance(r, dict) for r in v)),
+            "a list of RNG states (one mapping per rank) or null"),
+    "best": (lambda v: v is None or (isinstance(v, dict) and _is_count(v.get("step"))
+                                     and _is_number(v.get("valid_loss"))),
+             "null or a mapping with an integer step and a number valid_loss"),
+    "valid_loss": (lambda v: v is None or _is_number(v), "a number or null"),
+    "scaler": (lambda v: v is None or isinstance(v, dict), "a mapping or null"),
+}
+_RESUME_OPTIONAL = ("rng", "best", "valid_loss", "scaler")
+
+_MISSING = object()
+
+
+def _lookup(state: dict[str, Any], key: str) -> Any:
+    node: Any = state
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return _MISSING
+        node = node[part]
+    return node
+
+
+def _check_fields(state: dict[str, Any], fields: dict[str, tuple[Any, str]], path: Path, *,
+                  required: tuple[str, ...] = ()) -> None:
+    for key, (ok, words) in fields.items():
+        value = _lookup(state, key)
+        if value is _MISSING:
+            if key in required:
+                raise CheckpointError("missing", path=path, field=key)
+            continue
+        if not ok(value):
+            shown = json.dumps(value)
+            shown = shown if len(shown) <= 40 else shown[:37] + "..."
+            raise CheckpointError(f"must be {words}, got {shown}", path=path, field=key)
+
+
 def read_state(ckpt: str | Path) -> dict[str, Any]:
     """``state.json`` of checkpoint directory ``ckpt``.
 
     Raises
     ------
     CheckpointError
-        Missing, truncated or otherwise unreadable file.
+        Missing, truncated or otherwise unreadable file, or a field of the wrong type
+        (naming the file and the field).
     """
     path = Path(ckpt) / "state.json"
     if not path.is_file():
@@ -205,7 +277,20 @@ def read_state(ckpt: str | Path) -> dict[str, Any]:
         raise CheckpointError(f"corrupt or truncated JSON ({e})", path=path) from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(f"not a speechrep checkpoint state (format {FORMAT} expected)", path=path)
+    _check_fields(state, _STATE_FIELDS, path, required=("step",))
     return state
+
+
+def check_resume_state(ckpt: str | Path, state: dict[str, Any]) -> None:
+    """Check that ``state`` (read by :func:`read_state`) holds what resuming training reads.
+
+    Raises
+    ------
+    CheckpointError
+        A missing field or one of the wrong type, naming ``state.json`` and the field.
+    """
+    required = tuple(k for k in _RESUME_FIELDS if k.split(".")[0] not in _RESUME_OPTIONAL)
+    _check_fields(state, _RESUME_FIELDS, Path(ckpt) / "state.json", required=required)
 
 
 def _read_tensors(ckpt: Path, name: str, state: dict[str, Any]) -> dict[str, torch.Tensor]:

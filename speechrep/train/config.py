@@ -19,7 +19,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Iterable, Literal
 
-from speechrep.config import dataclass, field, load_config
+from speechrep.config import dataclass, field, load_config, override_keys, source_of
 from speechrep.errors import ConfigError
 
 __all__ = ["DataConfig", "ModelSection", "OptimConfig", "RunConfig", "TrainConfig", "resolve_config"]
@@ -113,22 +113,25 @@ def resolve_config(config: str | Path | TrainConfig, overrides: Iterable[str] = 
     ConfigError
         Unknown key, wrong type, or an inconsistent value (named with the file and field).
     """
+    overrides = list(overrides)
     if isinstance(config, TrainConfig):
         from speechrep.config import apply_overrides, from_dict, to_dict
 
         source = "<config>"
-        cfg = from_dict(TrainConfig, apply_overrides(to_dict(config), overrides), source=source)
+        cfg = from_dict(
+            TrainConfig, apply_overrides(to_dict(config), overrides), source=source, overridden=override_keys(overrides)
+        )
     else:
         source = str(config)
         cfg = load_config(TrainConfig, config, overrides=overrides)
-    _check(cfg, source)
+    _check(cfg, source, override_keys(overrides))
     return cfg, source
 
 
-def _check(cfg: TrainConfig, source: str) -> None:
+def _check(cfg: TrainConfig, source: str, overridden: frozenset[str] = frozenset()) -> None:
     def need(ok: bool, key: str, message: str) -> None:
         if not ok:
-            raise ConfigError(message, path=source, field=key)
+            raise ConfigError(message, path=source_of(key, source, overridden), field=key)
 
     need(bool(cfg.exp_dir), "exp_dir", "required (directory for logs and checkpoints)")
     need(bool(cfg.data.train), "data.train", "required (a Kaldi data directory)")

@@ -13,7 +13,7 @@ import torch.distributed as dist
 
 from speechrep.errors import ConfigError
 
-__all__ = ["DistInfo", "init_distributed", "cleanup", "all_reduce_sum", "all_gather_object"]
+__all__ = ["DistInfo", "init_distributed", "resolve_device", "cleanup", "all_reduce_sum", "all_gather_object"]
 
 
 @dataclass
@@ -36,26 +36,46 @@ class DistInfo:
         return self.backend is not None
 
 
-def _resolve_device(name: str, local_rank: int) -> torch.device:
+def resolve_device(
+    name: str, *, local_rank: int = 0, field: str = "train.device", source: str | None = None
+) -> torch.device:
+    """The torch device ``name`` (``auto``, ``cpu``, ``cuda`` or ``cuda:N``) stands for here.
+
+    ``auto`` is CUDA when there is a GPU, else the CPU; plain ``cuda`` is GPU ``local_rank``.
+
+    Raises
+    ------
+    ConfigError
+        An unknown device, or one this machine or this torch build does not have; named
+        as ``field`` (the config key or the command-line option that gave it) of
+        ``source`` (the config file, if any).
+    """
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
+    choices = "auto, cpu, cuda or cuda:N"
     try:
         device = torch.device(name)
     except RuntimeError:
-        raise ConfigError(f"unknown device {name!r} (auto, cpu, cuda or cuda:N)", field="train.device") from None
+        raise ConfigError(f"device {name!r} not available: not a device torch knows ({choices})", path=source,
+                          field=field) from None
     if device.type == "cuda":
         if not torch.cuda.is_available():
-            raise ConfigError("CUDA is not available on this machine", field="train.device")
+            raise ConfigError(f"device {name!r} not available: this machine or torch build has no CUDA GPU (use cpu)",
+                              path=source, field=field)
         if device.index is None:
             device = torch.device("cuda", local_rank)
-        torch.cuda.set_device(device)
+        if device.index >= torch.cuda.device_count():
+            raise ConfigError(f"device {name!r} not available: {torch.cuda.device_count()} CUDA GPU(s) here",
+                              path=source, field=field)
     elif device.type != "cpu":
-        raise ConfigError(f"unsupported device {name!r}", field="train.device")
+        raise ConfigError(f"device {name!r} not available ({choices})", path=source, field=field)
     return device
 
 
-def init_distributed(device: str = "auto") -> DistInfo:
+def init_distributed(device: str = "auto", *, source: str | None = None) -> DistInfo:
     """Join the ``torchrun`` process group if there is one and pick this rank's device.
+
+    ``source``: the config file that gave ``device``, named in errors.
 
     ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK`` and the rendezvous variables come from
     ``torchrun`` (one node or many, e.g. under Slurm).
@@ -63,7 +83,9 @@ def init_distributed(device: str = "auto") -> DistInfo:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    dev = _resolve_device(device, local_rank)
+    dev = resolve_device(device, local_rank=local_rank, source=source)
+    if dev.type == "cuda":
+        torch.cuda.set_device(dev)
     backend = None
     if world > 1:
         backend = "nccl" if dev.type == "cuda" else "gloo"

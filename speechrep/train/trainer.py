@@ -18,13 +18,13 @@ import os
 import random
 import time
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 import numpy as np
 import torch
 
-from speechrep.config import save_config, to_dict
-from speechrep.errors import ConfigError, DataError, SpeechrepError
+from speechrep.config import override_keys, save_config, source_of, to_dict
+from speechrep.errors import CheckpointError, ConfigError, DataError, SpeechrepError
 from speechrep.train import checkpoint as ckpt_io
 from speechrep.train.checkpoint import attach_frozen_models
 from speechrep.train.config import TrainConfig, resolve_config
@@ -54,8 +54,9 @@ def train(config: str | Path | TrainConfig, overrides: Iterable[str] = (), resum
     ConfigError, DataError, CheckpointError
         Bad config key/value, missing or unusable data directory, unusable checkpoint.
     """
+    overrides = list(overrides)
     cfg, source = resolve_config(config, overrides)
-    info = init_distributed(cfg.train.device)
+    info = init_distributed(cfg.train.device, source=source_of("train.device", source, override_keys(overrides)))
     try:
         return _Run(cfg, source, info, resume=resume).run()
     finally:
@@ -102,6 +103,16 @@ def _seed_all(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
+
+
+@contextlib.contextmanager
+def _state_field(ckpt: Path, field: str) -> Iterator[None]:
+    """Report a ``state.json`` value that torch or numpy refuse (a hand edit) as that field."""
+    try:
+        yield
+    except (KeyError, IndexError, TypeError, ValueError, RuntimeError) as e:
+        raise CheckpointError(f"unusable value ({type(e).__name__}: {e})", path=ckpt / "state.json",
+                              field=field) from None
 
 
 class _Run:
@@ -169,7 +180,7 @@ class _Run:
         # Per-rank seeds for what happens during training (dropout, sampled negatives).
         _seed_all(t.seed + 1000003 * info.rank)
         if self.resume_from is not None:
-            self._restore(self.resume_from)
+            self._restore_newest_usable()
 
     # -- setup helpers ----------------------------------------------------------------
     def _resume_point(self, resume: bool) -> Path | None:
@@ -177,6 +188,8 @@ class _Run:
         if ckpts and not resume:
             raise ConfigError(f"already holds checkpoints (up to step {ckpts[-1][0]}); resume with --resume or "
                               "choose another exp_dir", path=self.exp_dir, field="exp_dir")
+        self.resume_candidates = [path for _, path in reversed(ckpts)]  # newest first
+        self.resume_skipped: list[str] = []  # warnings, logged once the run's log is open
         return ckpts[-1][1] if ckpts else None
 
     def _init_from(self, path: str) -> None:
@@ -211,12 +224,34 @@ class _Run:
             raise ConfigError("model section differs from the run being resumed (see its config.yaml)",
                               path=saved, field="model")
 
+    def _restore_newest_usable(self) -> None:
+        """Restore the newest checkpoint that loads. A corrupt one (a bad disk block, a hand
+        edit) is skipped with a warning, as the one before it is still a good place to go
+        on from; only when none loads is it an error (the newest one's)."""
+        errors: list[CheckpointError] = []
+        for ckpt in self.resume_candidates:
+            try:
+                self._restore(ckpt)
+            except CheckpointError as e:
+                errors.append(e)
+                self.resume_skipped.append(f"skipping unusable checkpoint {ckpt}: {e}")
+                continue
+            self.resume_from = ckpt
+            return
+        if len(errors) == 1:
+            raise errors[0]
+        raise CheckpointError(f"none of the {len(errors)} checkpoints can be resumed from; the newest: {errors[0]}",
+                              path=self.ckpt_root)
+
     def _restore(self, ckpt: Path) -> None:
+        """Load weights, optimizer, scaler, step, sampler position and RNG from ``ckpt``."""
         state = ckpt_io.read_state(ckpt)
+        ckpt_io.check_resume_state(ckpt, state)
         ckpt_io.load_weights(self.module, ckpt, state=state)
         ckpt_io.load_optimizer(self.optimizer, ckpt, state=state)
         if state.get("scaler"):
-            self.scaler.load_state_dict(state["scaler"])
+            with _state_field(ckpt, "scaler"):
+                self.scaler.load_state_dict(state["scaler"])
         self.step = int(state["step"])
         sampler = state["sampler"]
         same_layout = (sampler["world_size"], sampler["batch_size"]) == (self.info.world_size, self.cfg.data.batch_size)
@@ -224,7 +259,8 @@ class _Run:
         rngs = state.get("rng") or []
         self.exact_resume = same_layout and len(rngs) == self.info.world_size
         if self.exact_resume:
-            set_rng_state(rngs[self.info.rank])
+            with _state_field(ckpt, "rng"):
+                set_rng_state(rngs[self.info.rank])
         else:
             self.batches = int(sampler["batches"]) * sampler["world_size"] * sampler["batch_size"] // (
                 self.info.world_size * self.cfg.data.batch_size)
@@ -250,6 +286,8 @@ class _Run:
         try:
             self._describe()
             if self.resume_from is not None:
+                for warning in self.resume_skipped:
+                    log.warning("%s", warning)
                 log.info("resuming from %s (step %d)", self.resume_from, self.step)
                 if not self.exact_resume:
                     log.warning("world size or batch size changed: the data order and RNG streams differ from "

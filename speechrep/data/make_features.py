@@ -31,9 +31,7 @@ first: they would describe features that are about to change.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
-import inspect
 import json
 import os
 import zlib
@@ -43,93 +41,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from speechrep.config import from_dict, load_config, save_config, to_dict
+from speechrep.config import from_dict, save_config, to_dict
 from speechrep.errors import ConfigError, DataError, SpeechrepError
-from speechrep.features.kaldi import fbank, mfcc, spectrogram
+from speechrep.features.options import FEATURE_KINDS, feature_config, feature_kind, function_options
 
 if TYPE_CHECKING:  # imported where used: data/ imports heavy modules (soundfile, soxr)
     from speechrep.data.audio import AudioRule
     from speechrep.data.kaldi_dir import DataDir
 
-__all__ = [
-    "FbankConfig",
-    "MfccConfig",
-    "SpectrogramConfig",
-    "FEATURE_KINDS",
-    "audio_rule",
-    "feature_config",
-    "feature_config_for_audio",
-    "make_features",
-    "compute_cmvn",
-]
-
-# options of the extraction itself, after those of the feature function
-_EXTRACTION_FIELDS = [("wave_scale", float, 32768.0), ("allow_downsample", bool, False), ("allow_upsample", bool, False)]
-
-
-def _options_dataclass(name: str, func: Any) -> type:
-    """A config dataclass whose fields are the keyword options of ``func`` (same names,
-    types and defaults, so the two cannot drift apart) plus the extraction options."""
-    fields = []
-    for p in list(inspect.signature(func, eval_str=True).parameters.values())[1:]:
-        # a config file holds an integer seed, never a Generator
-        fields.append((p.name, int if p.name == "seed" else p.annotation, p.default))
-    fields += _EXTRACTION_FIELDS
-    cls = dataclasses.make_dataclass(name, [(n, t, dataclasses.field(default=d)) for n, t, d in fields])
-    cls.__module__ = __name__
-    cls.__doc__ = (
-        f"Options of :func:`speechrep.features.{func.__name__}` (see there), plus ``wave_scale`` "
-        "(factor applied to audio in [-1, 1]; 32768 reproduces Kaldi on 16-bit audio) and Kaldi's "
-        "``allow_downsample``/``allow_upsample`` (resample audio whose rate differs from "
-        "``sample_frequency`` instead of failing)."
-    )
-    return cls
-
-
-FbankConfig = _options_dataclass("FbankConfig", fbank)
-MfccConfig = _options_dataclass("MfccConfig", mfcc)
-SpectrogramConfig = _options_dataclass("SpectrogramConfig", spectrogram)
-
-FEATURE_KINDS: dict[str, tuple[type, Any]] = {
-    "fbank": (FbankConfig, fbank),
-    "mfcc": (MfccConfig, mfcc),
-    "spectrogram": (SpectrogramConfig, spectrogram),
-}
-
-
-def _kind(kind: str) -> tuple[type, Any]:
-    if kind not in FEATURE_KINDS:
-        raise ConfigError(f"unknown feature type {kind!r} (choose from {', '.join(FEATURE_KINDS)})", field="kind")
-    return FEATURE_KINDS[kind]
-
-
-def feature_config(kind: str, path: str | Path | None = None, *, overrides: list[str] | tuple[str, ...] = ()) -> Any:
-    """Load and check the configuration of a feature type.
-
-    Parameters
-    ----------
-    kind : ``fbank``, ``mfcc`` or ``spectrogram``.
-    path : YAML file (None: defaults).
-    overrides : ``key=value`` strings applied after the file.
-
-    Raises
-    ------
-    ConfigError
-        Unknown key (naming key and file), wrong type, or options the feature function
-        rejects (tried on a short signal, so that no job starts with a bad config).
-    """
-    cls, func = _kind(kind)
-    cfg = load_config(cls, path, overrides=overrides)
-    try:
-        func(np.zeros(int(cfg.sample_frequency * 0.1) + 1, np.float32), **_function_options(cfg))
-    except ConfigError as e:
-        raise ConfigError(str(e), path=path if path is not None else "<defaults>") from None
-    return cfg
-
-
-def _function_options(cfg: Any) -> dict[str, Any]:
-    extra = {name for name, _, _ in _EXTRACTION_FIELDS}
-    return {k: v for k, v in dataclasses.asdict(cfg).items() if k not in extra}
+__all__ = ["audio_rule", "feature_config_for_audio", "make_features", "compute_cmvn"]
 
 
 def _utt_seed(seed: int, utt: str) -> np.random.Generator:
@@ -216,8 +136,8 @@ def _check_recordings(dd: DataDir, rule: AudioRule) -> None:
 def _iter_features(part: Path, kind: str, cfg: Any, rule: AudioRule) -> Iterator[tuple[str, np.ndarray]]:
     from speechrep.data.audio import iter_audio
 
-    func = _kind(kind)[1]
-    options = _function_options(cfg)
+    func = feature_kind(kind)[1]
+    options = function_options(cfg)
     # the rule guarantees at least one frame per utterance
     for utt, wave in iter_audio(part, sample_rate=int(cfg.sample_frequency), rule=rule):
         options["seed"] = _utt_seed(cfg.seed, utt)
@@ -311,7 +231,7 @@ def extract_job(
     from speechrep.utils.io import atomic_write_text
 
     part_dir, out = Path(part), Path(out_dir)
-    cfg = from_dict(_kind(kind)[0], config)
+    cfg = from_dict(feature_kind(kind)[0], config)
     files = _job_files(out, kind, data_name, job)
     ark, scp, num_frames_file, key_file = files
     if _job_complete(part_dir, key, *files):
@@ -464,7 +384,12 @@ def make_features(
             ]
             log_name = f"make_{kind}"
             try:
-                run_jobs(extract_job, jobs, cmd=cmd, log_dir=logs, log_name=log_name, progress=progress)
+                try:
+                    run_jobs(extract_job, jobs, cmd=cmd, log_dir=logs, log_name=log_name, progress=progress)
+                finally:
+                    # every job has ended here; one interrupted right after creating a temporary
+                    # file (before its own clean-up was armed) cannot remove it itself
+                    _remove_stale_temporaries(path for job_files in files for path in job_files)
             except SpeechrepError as e:
                 detail = _failure_detail(logs, log_name, nj)
                 raise SpeechrepError(f"{e}: {detail}" if detail else str(e)) from None
