@@ -113,6 +113,8 @@ def test_vc_config_errors():
         model({**_batch(), "speaker": torch.tensor([0, 1, 2, 0])})
     with pytest.raises(ConfigError, match="data.input"):
         model({"feats": torch.zeros(1, 10, 80)})
+    with pytest.raises(ConfigError, match="speaker labels"):
+        model({k: v for k, v in _batch().items() if k != "speaker"})
     with pytest.raises(ConfigError, match="estimator"):
         VCVQ(VCVQConfig(**TINY, bottleneck=BottleneckConfig(kind="onehot", estimator="reinforce")))
 

@@ -263,7 +263,7 @@ class VoiceConversionModel(FrozenModels, nn.Module):
         its auxiliary loss (``mask`` ``(B, T, 1)``: valid frames; logged values go to ``out``)."""
         return content, content.new_zeros(())
 
-    def _adversary(self, content: torch.Tensor, lengths: torch.Tensor | None, speakers: torch.Tensor,
+    def _adversary(self, content: torch.Tensor, lengths: torch.Tensor | None, speakers: torch.Tensor | None,
                    out: dict[str, torch.Tensor]) -> torch.Tensor:
         """A two-player term on the content code, in the training loss only (none by default)."""
         return content.new_zeros(())

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from speechrep.errors import ConfigError
 from speechrep.models.registry import register_model
 from speechrep.models.speaker import check_speaker_labels, frame_mask
 from speechrep.models.vc import VCConfig, VoiceConversionModel
@@ -64,9 +65,11 @@ class VCAdversarial(VoiceConversionModel):
         self.classifier = SpeakerClassifier(cfg.content_dim, cfg.classifier_channels, cfg.num_speakers)
         return cfg.content_dim
 
-    def _adversary(self, content: torch.Tensor, lengths: torch.Tensor | None, speakers: torch.Tensor,
+    def _adversary(self, content: torch.Tensor, lengths: torch.Tensor | None, speakers: torch.Tensor | None,
                    out: dict[str, torch.Tensor]) -> torch.Tensor:
         """``adv_weight`` x the classifier's cross-entropy (``adv/ce``, ``adv/acc`` logged)."""
+        if speakers is None:
+            raise ConfigError("a speaker adversary needs speaker labels in the batch", field="model.args.adv_weight")
         check_speaker_labels(speakers, self.cfg.num_speakers)
         ce, out["adv/acc"] = speaker_adversary_loss(lambda code: self.classifier(code, lengths), content, speakers,
                                                     scale=self.cfg.adv_weight)
