@@ -304,7 +304,7 @@ class Converter:
         """
         import torch
 
-        from speechrep.models.vc import match_frames
+        from speechrep.models.frame_matching import match_frames
 
         with torch.no_grad():
             # None unless the decoder reads the source pitch

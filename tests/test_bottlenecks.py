@@ -7,17 +7,12 @@ import torch
 
 from speechrep.errors import CheckpointError, ConfigError
 from speechrep.estimators import TemperatureSchedule
-from speechrep.models.bottlenecks import (
-    BinaryBottleneck,
-    BottleneckConfig,
-    BottleneckOutput,
-    GumbelVectorQuantizer,
-    OneHotBottleneck,
-    VectorQuantizer,
-    build_bottleneck,
-    kmeans,
-    usage_stats,
-)
+from speechrep.models.bottlenecks import BottleneckConfig, build_bottleneck
+from speechrep.models.bottlenecks.base import BottleneckOutput, usage_stats
+from speechrep.models.bottlenecks.estimated import BinaryBottleneck, OneHotBottleneck
+from speechrep.models.bottlenecks.gumbel import GumbelVectorQuantizer
+from speechrep.models.bottlenecks.kmeans import kmeans
+from speechrep.models.bottlenecks.vq import VectorQuantizer
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 

@@ -180,7 +180,7 @@ def test_cli_convert(env, tmp_path, capsys):
 
 
 def test_match_frames_by_hand():
-    from speechrep.models.vc import match_frames
+    from speechrep.models.frame_matching import match_frames
 
     keys = torch.tensor([[0.0, 0.0], [1.0, 0.0], [5.0, 5.0], [6.0, 5.0]])
     values = torch.tensor([[10.0], [20.0], [30.0], [40.0]])

@@ -6,7 +6,7 @@ import torch
 from speechrep.errors import ConfigError
 from speechrep.models.context import build_context
 from speechrep.models.cpc import CPC, CPCConfig
-from speechrep.models.encoders import FeatureEncoder, FrequencyWarp, WaveEncoder, strided_conv_btc
+from speechrep.models.encoders import FeatureEncoder, WaveEncoder, strided_conv_btc
 from speechrep.models.registry import build_model
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
@@ -85,34 +85,6 @@ def test_feature_encoder_stride_two_halves_the_frame_rate_and_moves_the_centres(
     assert changed.nonzero().flatten().tolist() == [3, 4, 5, 6]
     with pytest.raises(ValueError, match="stride"):
         FeatureEncoder(20, 8, stride=3)
-
-
-def test_frequency_warp_stretches_each_sequence_by_one_factor_in_training_only():
-    torch.manual_seed(0)
-    ramp = torch.arange(20.0).expand(4, 7, 20)  # bin f holds f
-    warp = FrequencyWarp(0.2)
-    assert warp.eval()(ramp).equal(ramp) and FrequencyWarp(0.0).train()(ramp).equal(ramp)
-    out = warp.train()(ramp)
-    factor = out[:, 0, 1]  # bin 1 reads the input at bin a
-    assert ((factor >= 0.8) & (factor <= 1.2)).all() and factor.unique().numel() == 4
-    expected = (factor[:, None] * torch.arange(20.0)).clamp(max=19)  # (B, F)
-    torch.testing.assert_close(out, expected[:, None].expand(-1, 7, -1))
-    with pytest.raises(ValueError, match="max_warp"):
-        FrequencyWarp(1.0)
-
-
-def test_feature_warp_changes_training_loss_not_representations():
-    torch.manual_seed(0)
-    plain, warped = CPC(tiny(), input_dim=12), CPC(tiny(feat_warp=0.3), input_dim=12)
-    warped.load_state_dict(plain.state_dict())  # the warp has no weights
-    batch = {"feats": torch.randn(2, 20, 12), "speaker": torch.tensor([0, 1])}
-    neg = torch.randint(0, 20, (2, 17, 4))
-    assert not torch.allclose(plain(batch, neg_idx=neg)["loss"], warped(batch, neg_idx=neg)["loss"])
-    plain.eval(), warped.eval()
-    assert plain.encode(batch).equal(warped.encode(batch))
-    assert plain(batch, neg_idx=neg)["loss"].equal(warped(batch, neg_idx=neg)["loss"])
-    with pytest.raises(ConfigError, match="feat_warp"):
-        CPCConfig(feat_warp=1.5)
 
 
 @pytest.mark.parametrize("kind", ["gru", "lstm", "transformer"])

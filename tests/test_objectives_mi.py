@@ -6,8 +6,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from speechrep.objectives.mi import frozen_call, grad_reverse, mi_loss, positive_loss, prior_matching_loss
-from speechrep.objectives.reconstruction import pairwise_reconstruction_scores, reconstruction_score
+from speechrep.objectives.adversarial import frozen_call, grad_reverse
+from speechrep.objectives.mi import mi_loss, positive_loss, prior_matching_loss
+from speechrep.objectives.reconstruction import masked_error, pairwise_reconstruction_scores, reconstruction_score
 
 TOL = 1e-5
 
@@ -100,3 +101,14 @@ def test_frozen_call_passes_gradients_to_inputs_only():
     layer(x).sum().backward()
     torch.testing.assert_close(frozen_grad, x.grad)  # same function of the input
     assert layer.weight.grad is not None
+
+
+def test_masked_error_counts_the_valid_frames_only():
+    torch.manual_seed(0)
+    x, y = torch.randn(2, 5, 4), torch.randn(2, 5, 4)
+    mask = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 0, 0, 0]], dtype=torch.float32)[..., None]
+    torch.testing.assert_close(masked_error(x, y, mask), torch.cat([(x - y)[0], (x - y)[1, :2]]).abs().mean())
+    torch.testing.assert_close(masked_error(x, y, None), (x - y).abs().mean())
+    per_utt = masked_error(x, y, mask, kind="mse", per_utterance=True)
+    torch.testing.assert_close(per_utt, torch.stack([(x - y)[0].square().mean(), (x - y)[1, :2].square().mean()]))
+    torch.testing.assert_close(masked_error(x, y, None, kind="mse", per_utterance=True), (x - y).square().mean((1, 2)))

@@ -6,7 +6,7 @@ from speechrep.errors import ConfigError, DataError
 from speechrep.train.pretrained import load_vocoder
 from speechrep.vocoder.griffinlim import GriffinLim, griffin_lim, mel_to_linear
 from speechrep.features.logmel import VC_MEL, log_mel, mel_filterbank, num_frames, stft_magnitude
-from speechrep.models.frontend import LogMel, warp_frequency
+from speechrep.models.frontend import LogMel
 from speechrep.vocoder.neural import NeuralVocoder, NeuralVocoderConfig, build_vocoder, multi_resolution_stft_loss
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
@@ -32,28 +32,6 @@ def test_log_mel_numpy_and_torch_agree():
     assert a.shape == (num_frames(4000), VC_MEL.n_mels) == b.shape
     np.testing.assert_allclose(a, b, atol=1e-4)
     assert np.all(log_mel(np.zeros(1600, np.float32)) == pytest.approx(VC_MEL.log_silence))
-
-
-def test_frequency_warp_moves_a_tone_by_the_factor():
-    rate, n_fft = VC_MEL.sample_rate, VC_MEL.n_fft
-    t = torch.arange(8000) / rate
-    tone = torch.sin(2 * torch.pi * 40 * rate / n_fft * t)[None]  # on STFT bin 40
-    mel = LogMel()
-    plain = mel(tone)
-    torch.testing.assert_close(mel(tone, warp=torch.ones(1)), plain)  # factor 1: unchanged
-    mag = torch.from_numpy(stft_magnitude(tone[0].numpy()))[None]  # (1, T, F)
-    for factor, peak in ((1.25, 50), (0.8, 32)):
-        warped = warp_frequency(mag, torch.tensor([factor]))
-        assert int(warped[0, 10].argmax()) == peak
-    # per utterance: the first of two copies moves, the second does not
-    both = warp_frequency(mag.expand(2, -1, -1), torch.tensor([1.25, 1.0]))
-    torch.testing.assert_close(both[1], mag[0])
-    # bins between STFT bins are interpolated; past the end the last bin is repeated
-    ramp = torch.arange(5.0)[None, None]
-    torch.testing.assert_close(warp_frequency(ramp, torch.tensor([2.0])), torch.tensor([[[0, 0.5, 1, 1.5, 2]]]))
-    torch.testing.assert_close(warp_frequency(ramp, torch.tensor([0.5])), torch.tensor([[[0.0, 2, 4, 4, 4]]]))
-    # the log-mel of the warped tone peaks higher
-    assert int(mel(tone, warp=torch.tensor([1.25]))[0, 10].argmax()) > int(plain[0, 10].argmax())
 
 
 def test_mel_to_linear_solves_nnls():
@@ -222,7 +200,7 @@ def test_wave_discriminator_scores_and_features():
 
 
 def test_lsgan_feature_matching_trains_the_generator_only():
-    from speechrep.objectives.mi import lsgan_losses
+    from speechrep.objectives.adversarial import lsgan_losses
     from speechrep.vocoder.discriminators import WaveDiscriminator
 
     torch.manual_seed(0)

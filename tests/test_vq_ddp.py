@@ -16,7 +16,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from speechrep.models.bottlenecks import VectorQuantizer
+from speechrep.models.bottlenecks.vq import VectorQuantizer
 from tests.test_train_ddp import _free_port
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")

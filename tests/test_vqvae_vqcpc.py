@@ -5,7 +5,7 @@ import torch
 
 import speechrep.models.vqcpc  # noqa: F401  registers vqcpc
 from speechrep.errors import ConfigError
-from speechrep.models.vqcpc import conv_frame_offset, standardize_time
+from speechrep.models.vqcpc import conv_frame_offset
 from speechrep.models.registry import build_model
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
@@ -68,39 +68,21 @@ def test_vqcpc_bad_configs():
         build_model("vqcpc", {**ARGS, "bottleneck": {"kind": "vq", "num_codes": 1, "code_dim": 16}})
 
 
-def test_standardize_time_uses_the_valid_frames_only():
-    z = torch.randn(2, 9, 3)
-    out = standardize_time(z, torch.tensor([9, 5]))
-    torch.testing.assert_close(out[1, :5], standardize_time(z[1:, :5])[0])
-    torch.testing.assert_close(out[0], standardize_time(z[:1])[0])
-    torch.testing.assert_close(out[0].mean(0), torch.zeros(3), atol=1e-5, rtol=0)
-    torch.testing.assert_close(out[0].std(0, unbiased=False), torch.ones(3), atol=1e-3, rtol=0)
-
-
-@pytest.mark.parametrize("code_norm", [False, True])
-def test_code_norm_makes_units_blind_to_per_utterance_channel_offsets_and_scales(code_norm):
+def test_units_and_unit_costs_are_the_quantizers_view_of_the_encoder_frames():
     torch.manual_seed(0)
-    model, _ = build_model("vqcpc", {**ARGS, "code_norm": code_norm})
-    model.eval()
-    z = torch.randn(1, 40, 16)
-    moved = z * (1 + torch.rand(16)) + 2 * torch.randn(16)  # another "voice": channel gains and offsets
-    same = torch.equal(model.bottleneck.quantize(z).indices, model.bottleneck.quantize(moved).indices)
-    assert same == code_norm
-    # training and units() both see the normalised codes
+    model, _ = build_model("vqcpc", ARGS)
     batch = {"wave": 0.1 * torch.randn(2, 3200), "speaker": torch.tensor([0, 1])}
-    model.train()
     assert torch.isfinite(model(batch)["loss"])
     model.eval()
     units, lengths = model.units(batch)
     assert lengths.tolist() == [20, 20]  # no lengths in the batch: every frame is valid
-    expected = model.bottleneck.quantize(model.encoder(batch["wave"])).indices
+    expected = model.bottleneck.quantizer(model.encoder(batch["wave"])).indices
     assert torch.equal(units, expected)
-    # segmentation costs: squared distances of the (normalised) frames to the codes, least for the unit
+    # segmentation costs: squared distances of the frames to the codes, least for the unit
     costs, cost_lengths = model.unit_costs({**batch, "lengths": torch.tensor([3200, 2000])})
     assert costs.shape == (2, 20, 8) and cost_lengths.tolist() == [20, 12]
     z = model.encoder(batch["wave"])
-    seen = standardize_time(z[:1]) if code_norm else z[:1]
-    torch.testing.assert_close(costs[:1], torch.cdist(seen, model.bottleneck.quantizer.codebook[0][None]).square(),
+    torch.testing.assert_close(costs[:1], torch.cdist(z[:1], model.bottleneck.quantizer.codebook[0][None]).square(),
                                atol=1e-3, rtol=1e-4)
     assert torch.equal(costs[:1].argmin(-1), units[:1])
 
@@ -114,8 +96,6 @@ def test_speaker_adversary_reverses_its_gradient_into_the_encoder():
     assert {"adv/ce", "adv/acc"} <= set(model.codes(batch)[1])
 
     class NoQuantizer(torch.nn.Module):  # isolates the adversary's term of the loss
-        normalize = False
-
         def forward(self, z):
             return z, {"loss": z.new_zeros(())}
 
@@ -145,31 +125,3 @@ def test_speaker_adversary_reverses_its_gradient_into_the_encoder():
     model.train()
     with pytest.raises(ConfigError, match="speaker labels"):
         model.codes({"feats": batch["feats"]})
-
-
-def test_smooth_weight_penalises_frame_to_frame_change_of_the_quantizer_input():
-    torch.manual_seed(0)
-    model, _ = build_model("vqcpc", {**ARGS, "smooth_weight": 2.0}, input_dim=10)
-    batch = {"feats": torch.randn(2, 30, 10), "speaker": torch.tensor([0, 1])}
-    _, extra = model.codes(batch)
-    z = model.encoder(batch["feats"])
-    want = (z[:, 1:] - z[:, :-1]).pow(2).mean() / z.pow(2).mean()
-    torch.testing.assert_close(extra["smooth/delta"], want.detach())
-    plain, _ = build_model("vqcpc", ARGS, input_dim=10)
-    plain.load_state_dict(model.state_dict())
-    torch.manual_seed(1)
-    base = plain.codes(batch)[1]["loss"]
-    torch.manual_seed(1)
-    model2, _ = build_model("vqcpc", {**ARGS, "smooth_weight": 2.0}, input_dim=10)
-    model2.load_state_dict(model.state_dict())
-    torch.testing.assert_close(model2.codes(batch)[1]["loss"], base + 2.0 * want.detach(), rtol=1e-5, atol=1e-6)
-    # training on it slows the encoder output down
-    opt = torch.optim.Adam(model.encoder.parameters(), lr=1e-2)
-    for _ in range(30):
-        _, extra = model.codes(batch)
-        opt.zero_grad()
-        extra["loss"].backward()
-        opt.step()
-    assert model.codes(batch)[1]["smooth/delta"] < 0.5 * want
-    with pytest.raises(ConfigError, match="smooth_weight"):
-        build_model("vqcpc", {**ARGS, "smooth_weight": -1.0}, input_dim=10)

@@ -19,7 +19,7 @@ and is also the target of the predictions.
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 import torch.nn as nn
@@ -29,7 +29,7 @@ from torch.utils.checkpoint import checkpoint
 from speechrep.config import dataclass
 from speechrep.errors import ConfigError
 from speechrep.models.context import ContextKind, build_context
-from speechrep.models.encoders import FeatureEncoder, FrequencyWarp, WaveEncoder
+from speechrep.models.encoders import FeatureEncoder, WaveEncoder
 from speechrep.objectives.collapse import collapse_monitors
 from speechrep.objectives.infonce import NegativeMode, infonce_from_logits, infonce_logits, positive_only_loss, sample_negatives
 from speechrep.models.registry import register_model
@@ -55,11 +55,13 @@ class CPCConfig:
     negatives: NegativeMode = "speaker"  #: where negatives come from: sequence | speaker | batch
     objective: Literal["infonce", "positive_only"] = "infonce"  #: positive_only: no negatives (collapses)
     feat_layers: int = 3  #: conv layers of the feature-input encoder
-    feat_warp: float = 0.0  #: training-only random frequency stretch of feature input (FrequencyWarp)
     feat_stride: int = 1  #: input frames per encoder frame for feature input: 1 or 2 (20 ms codes from 10 ms features)
     feat_frame_shift: float = 0.01  #: frame shift (s) of input features
     feat_frame_offset: float = 0.0125  #: centre (s) of the first input feature frame
     sample_rate: int = 16000  #: waveform rate
+
+    #: deleted options that checkpoints saved before hold (:func:`speechrep.models.registry.drop_retired`)
+    retired_options: ClassVar[dict[str, Any]] = {"feat_warp": 0.0}
 
     def __post_init__(self) -> None:
         positive = ("dim", "context_dim", "context_layers", "num_steps", "num_negatives", "feat_layers")
@@ -77,8 +79,6 @@ class CPCConfig:
             )
         if self.feat_stride not in (1, 2):
             raise ConfigError(f"must be 1 or 2, got {self.feat_stride}", field="model.args.feat_stride")
-        if not 0.0 <= self.feat_warp < 1.0:
-            raise ConfigError(f"must be in [0, 1), got {self.feat_warp}", field="model.args.feat_warp")
         if self.context == "transformer" and self.context_dim % 4:
             raise ConfigError(
                 f"a transformer context needs context_dim divisible by 4, got {self.context_dim}", field="model.args.context_dim"
@@ -234,8 +234,6 @@ class CPC(nn.Module):
                 frame_offset=cfg.feat_frame_offset,
                 stride=cfg.feat_stride,
             )
-        # speaker-changing augmentation of feature input; identity in eval mode
-        self.augment = FrequencyWarp(cfg.feat_warp) if input_dim is not None and cfg.feat_warp > 0 else None
         #: the Trainer may give ``wave_aug`` (data.augment_side: past), read by forward
         self.accepts_wave_aug = input_dim is None
         self.frame_shift: float = self.encoder.frame_shift
@@ -278,8 +276,6 @@ class CPC(nn.Module):
         neg_idx : (B, W, N) negatives to use instead of sampling (tests, benchmarks).
         """
         cfg = self.cfg
-        if self.augment is not None:
-            batch = {**batch, "feats": self.augment(self._input(batch))}
         z, extra = self.codes(batch)
         B, T, _ = z.shape
         K = cfg.num_steps

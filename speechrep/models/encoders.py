@@ -15,7 +15,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-__all__ = ["ChannelNorm", "strided_conv_btc", "WaveEncoder", "FeatureEncoder", "FrequencyWarp"]
+__all__ = ["ChannelNorm", "strided_conv_btc", "WaveEncoder", "FeatureEncoder"]
 
 
 class ChannelNorm(nn.Module):
@@ -206,40 +206,3 @@ class FeatureEncoder(nn.Module):
         if feats.dim() != 3:
             raise ValueError(f"feats must be (batch, frames, dim), got shape {tuple(feats.shape)}")
         return self.convs(self.input_norm(feats.transpose(1, 2))).transpose(1, 2)
-
-
-class FrequencyWarp(nn.Module):
-    """Random stretch of the frequency axis of filter-bank features, in training only.
-
-    A speaker-changing augmentation in the spirit of vocal tract length perturbation:
-    each sequence gets one factor ``a`` drawn uniformly from ``[1 - max_warp, 1 + max_warp]``
-    and bin ``f`` of the output reads the input at bin ``a * f`` (linear interpolation,
-    clamped to the last bin). The whole sequence shares the factor, so a contrastive
-    target and its context see the same "speaker"; across sequences the factor varies,
-    which rewards codes that do not depend on it. In eval mode (or with ``max_warp`` 0)
-    it is the identity.
-
-    Parameters
-    ----------
-    max_warp : largest relative stretch, e.g. 0.1.
-    """
-
-    def __init__(self, max_warp: float = 0.0):
-        super().__init__()
-        if not 0.0 <= max_warp < 1.0:
-            raise ValueError(f"max_warp must be in [0, 1), got {max_warp}")
-        self.max_warp = max_warp
-
-    def forward(self, feats: torch.Tensor) -> torch.Tensor:
-        """(B, T, F) -> (B, T, F)."""
-        if not self.training or self.max_warp == 0.0:
-            return feats
-        B, _, num_bins = feats.shape
-        factor = 1.0 + self.max_warp * (2.0 * torch.rand(B, 1, device=feats.device) - 1.0)  # (B, 1)
-        bins = torch.arange(num_bins, device=feats.device, dtype=feats.dtype)
-        pos = (bins * factor).clamp(max=num_bins - 1)  # (B, F): where each output bin reads
-        lo = pos.floor().long().clamp(max=num_bins - 2)
-        frac = (pos - lo).unsqueeze(1)  # (B, 1, F)
-        index = lo.unsqueeze(1).expand(-1, feats.shape[1], -1)
-        low, high = feats.gather(2, index), feats.gather(2, index + 1)
-        return low + frac * (high - low)

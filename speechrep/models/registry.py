@@ -31,7 +31,7 @@ from typing import Any, Callable
 from speechrep.config import from_dict
 from speechrep.errors import ConfigError
 
-__all__ = ["MODEL_MODULES", "register_model", "get_model_entry", "build_model", "known_models"]
+__all__ = ["MODEL_MODULES", "register_model", "get_model_entry", "build_model", "known_models", "drop_retired"]
 
 #: Where each known model name is registered (imported on first use).
 MODEL_MODULES: dict[str, str] = {
@@ -43,9 +43,9 @@ MODEL_MODULES: dict[str, str] = {
     "dim": "speechrep.models.dim",
     "autoencoder": "speechrep.models.dim",
     "vqvae": "speechrep.models.vqvae",
-    "vc_adain": "speechrep.models.vc",
-    "vc_adversarial": "speechrep.models.vc",
-    "vc_vq": "speechrep.models.vc",
+    "vc_adain": "speechrep.models.vc_adain",
+    "vc_adversarial": "speechrep.models.vc_adversarial",
+    "vc_vq": "speechrep.models.vc_vq",
     "vocoder": "speechrep.vocoder.neural",
 }
 
@@ -101,6 +101,30 @@ def get_model_entry(name: str) -> tuple[Builder, type]:
     return _REGISTRY[name]
 
 
+def drop_retired(config_cls: type, args: dict[str, Any], *, source: str = "<config>") -> dict[str, Any]:
+    """``args`` less the options deleted from ``config_cls`` that old configs and checkpoints still hold.
+
+    ``config_cls.retired_options`` maps each deleted option (one that only recorded an
+    experiment that did not help, docs/results/negative_results.md) to the value that is
+    now the only behaviour, or to None where any value is (an option that did nothing
+    without another retired one). Every checkpoint saved before the deletion names the
+    option at that value, so it is dropped there; any other value asks for what no longer
+    exists and is refused.
+
+    Raises
+    ------
+    ConfigError
+        A retired option at another value (the field and ``source`` named).
+    """
+    retired: dict[str, Any] = getattr(config_cls, "retired_options", {})
+    for key in [k for k in args if k in retired]:
+        value = args.pop(key)
+        if retired[key] is not None and value != retired[key]:
+            raise ConfigError(f"option removed (an experiment that did not help: docs/results/negative_results.md); "
+                              f"only {retired[key]!r} is accepted, got {value!r}", path=source, field=f"model.args.{key}")
+    return args
+
+
 def build_model(
     name: str,
     args: dict[str, Any] | None,
@@ -124,7 +148,8 @@ def build_model(
     (module, cfg) : the ``torch.nn.Module`` and its validated config dataclass.
     """
     builder, config_cls = get_model_entry(name)
-    cfg = from_dict(config_cls, dict(args or {}), source=source, prefix="model.args.")
+    cfg = from_dict(config_cls, drop_retired(config_cls, dict(args or {}), source=source), source=source,
+                    prefix="model.args.")
     if num_speakers is not None and hasattr(cfg, "num_speakers") and not getattr(cfg, "num_speakers"):
         cfg.num_speakers = num_speakers
     return builder(cfg, input_dim=input_dim), cfg

@@ -24,6 +24,7 @@ from speechrep.errors import ConfigError, SpeechrepError
 from speechrep.models.registry import register_model
 from speechrep.features.logmel import VC_MEL
 from speechrep.models.frontend import LogMel
+from speechrep.objectives.angular_margin import cosine_softmax_loss
 
 __all__ = [
     "TDNNSpeakerEncoder",
@@ -196,14 +197,8 @@ class SpeakerVerifier(nn.Module):
         lengths = self.mel.frame_lengths(batch["lengths"]) if "lengths" in batch else None
         emb = F.normalize(self.embed(mel, lengths), dim=-1)
         cosine = emb @ F.normalize(self.classifier, dim=-1).T  # (B, S)
-        if self.cfg.loss == "aam":
-            # cos(theta + m) for the true class only
-            target = F.one_hot(speaker, cosine.shape[1]).bool()
-            theta = torch.acos(cosine.clamp(-1 + 1e-6, 1 - 1e-6))
-            logits = torch.where(target, torch.cos(theta + self.cfg.margin), cosine) * self.cfg.scale
-        else:
-            logits = cosine * self.cfg.scale
-        loss = F.cross_entropy(logits, speaker)
+        loss = cosine_softmax_loss(cosine, speaker, scale=self.cfg.scale,
+                                   margin=self.cfg.margin if self.cfg.loss == "aam" else None)
         acc = (cosine.argmax(-1) == speaker).float().mean()
         return {"loss": loss, "acc": acc.detach()}
 

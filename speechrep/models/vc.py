@@ -7,18 +7,18 @@ Every family has the same three parts and the same conversion interface:
   pooled over time, so any target utterance (also of an unseen speaker) gives one; or
   ``None`` when ``speaker_encoder: table`` learns one vector per training speaker instead
 - ``decoder``: content code + speaker code -> normalised log-mel, the speaker entering
-  every block through adaptive instance normalisation (AdaIN: instance-normalise, then
-  scale and shift by affine functions of the speaker code)
+  every block through adaptive instance normalisation (:mod:`speechrep.models.vc_modules`)
 
-and they differ in what keeps speaker information out of the content code:
+and they differ in what keeps speaker information out of the content code, each in a
+module of its own:
 
-``vc_adain`` (Chou, Yeh and Lee, 2019)
+``vc_adain`` (Chou, Yeh and Lee, 2019; :mod:`speechrep.models.vc_adain`)
     instance normalisation without affine parameters in the content encoder removes the
     per-utterance channel statistics, where the speaker mostly lives; zero-shot.
-``vc_adversarial`` (Chou, Yeh, Lee and Lee, 2018)
+``vc_adversarial`` (Chou, Yeh, Lee and Lee, 2018; :mod:`speechrep.models.vc_adversarial`)
     a speaker classifier reads the content code through a gradient-reversal layer: it
     learns to recognise the speaker while the encoder learns to defeat it, in one loss.
-``vc_vq`` (van den Oord et al., 2017)
+``vc_vq`` (van den Oord et al., 2017; :mod:`speechrep.models.vc_vq`)
     the content code is quantised by a discrete bottleneck of :mod:`speechrep.models.bottlenecks`
     (a vector quantiser by default): a few hundred units leave little room for the speaker.
 
@@ -29,37 +29,29 @@ Training reconstructs the log-mel of a crop from its own content and speaker cod
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Literal
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from speechrep.errors import ConfigError, SpeechrepError
-from speechrep.models.bottlenecks import BottleneckConfig, build_bottleneck
-from speechrep.models.pitch import PitchFeatures, convert_f0, log_f0_stats
-from speechrep.models.speaker import TDNNSpeakerEncoder, check_speaker_labels, frame_mask
-from speechrep.objectives.mi import frozen_call, grad_reverse, lsgan_losses
-from speechrep.models.frozen import FrozenModels, FrozenSpec
-from speechrep.models.registry import register_model
 from speechrep.features.logmel import VC_MEL, MelSpec
 from speechrep.models.frontend import LogMel
+from speechrep.models.frozen import FrozenModels, FrozenSpec
+from speechrep.models.pitch import PitchFeatures, convert_f0, log_f0_stats
+from speechrep.models.speaker import TDNNSpeakerEncoder, check_speaker_labels, frame_mask
+from speechrep.models.vc_modules import AdaINDecoder, ContentEncoder
+from speechrep.objectives.adversarial import frozen_call
+from speechrep.objectives.reconstruction import masked_error
+from speechrep.objectives.speaker_consistency import feature_distance, judge_features, speaker_consistency
 
 __all__ = [
     "VCConfig",
-    "VCAdaINConfig",
-    "VCAdversarialConfig",
-    "VCVQConfig",
     "VoiceConversionModel",
-    "ContentEncoder",
-    "AdaINDecoder",
-    "grad_reverse",
-    "build_vc_adain",
-    "build_vc_adversarial",
-    "build_vc_vq",
     "normalise_mel",
     "denormalise_mel",
+    "others_mean",
     "MEL_MEAN",
     "MEL_STD",
 ]
@@ -97,28 +89,6 @@ class VCConfig:
     num_speakers : training speakers; needed by ``table`` and by the adversarial
         classifier (filled in by the Trainer when left at 0).
     min_speaker_frames : shortest target utterance (frames of 10 ms) the speaker encoder accepts.
-    content_downsample : the content code keeps one frame per this many (the mean of each
-        window; the decoder repeats it back): a bottleneck in time as well as in width, so
-        that the code has room for phones but not for the frame-by-frame detail of a voice.
-    conversion_weight : weight of two losses on conversions made during training (0: off):
-        each utterance's content is decoded with the speaker code of another utterance of
-        the batch, and (1 - cosine) between that target code and the speaker encoder's code
-        of the result, plus the distance between the content codes of the result and of the
-        source, are added. They train the decoder to impose the target voice even where the
-        content code still carries some of the source's. Needs ``speaker_encoder: tdnn``.
-        With a pitch input, the conversion reads the source's F0 mapped to the other
-        utterance's log-F0 statistics (``excitation``), as in conversion proper.
-    speaker_class_weight : weight of a speaker-classification loss (0: off): a linear layer
-        over the training speakers reads the speaker code and its cross-entropy trains the
-        speaker encoder to tell voices apart (a d-vector), not only to help reconstruction.
-        With ``conversion_weight`` the conversion's speaker term adds the cross-entropy of
-        this classifier, frozen, on the speaker code of the converted log-mel against the
-        other utterance's speaker: the decoder is trained to be recognised as the target
-        by a discriminative speaker model of its own. Needs ``speaker_encoder: tdnn``.
-    detail_weight : weight of an L1 loss on the differences between neighbouring mel bins
-        of the output and of the target (0: off). The frame-wise L1 alone is met by
-        flattened spectra that average over what the codes leave open; the bin-to-bin
-        slopes keep formant peaks and harmonics, where much of a voice lives.
     pitch : what the decoder reads of the source's F0 (:mod:`speechrep.models.pitch`), besides
         the content code. ``none``; ``contour``: log F0 standardised over the voiced frames of
         the utterance, and voicing (Qian et al., 2020; the pitch level and range must come
@@ -128,18 +98,6 @@ class VCConfig:
         conversion, the source's track mapped to the target's log-F0 median and spread
         (median absolute deviation). Conversion then needs the source wave (and, for
         ``excitation``, the target's F0 statistics: :meth:`VoiceConversionModel.pitch_stats`).
-    warp : vocal-tract length perturbation in training (0: off): the spectrum of each
-        training crop is stretched along frequency by a factor drawn uniformly from
-        ``[1 - warp, 1 + warp]`` (:class:`~speechrep.models.frontend.LogMel` ``warp``; with a
-        pitch input its F0 is scaled by the same factor, as the harmonics move with it).
-        Formants move as with a shorter or longer vocal tract, so the speaker encoder and
-        the decoder learn from a continuum of voices instead of the few of the corpus.
-        The warped voices have no speaker label: not with ``speaker_encoder: table`` or
-        ``speaker_class_weight``.
-    warp_by : ``crop``: a factor per crop; ``speaker``: one factor per speaker of the batch,
-        shared by all its crops, so that each speaker of a batch becomes one new voice (a
-        warped copy of itself) that its other crops, its speaker code and the judge of
-        ``speaker_loss_on: conversion`` agree on; works with ``speaker_from: others``.
     speaker_from : which utterances give the speaker code an utterance is reconstructed
         with in training. ``self``: its own crop; ``others``: the mean code of the other
         crops of the same speaker in the batch (its own where it has none; the share of
@@ -148,22 +106,15 @@ class VCConfig:
         what all of a speaker's utterances share, not from details of this crop that the
         speaker code could carry. Needs ``speaker_encoder: tdnn``, speaker labels and
         several crops per speaker in a batch (``data.speakers_per_batch``).
-    gan_weight : weight of an adversarial loss on the decoder's log-mel (0: off): a patch
-        critic (2-D convolutions across mel bins and frames, ``gan_channels`` wide) learns to
-        tell training log-mels from reconstructions (least-squares GAN), and the decoder is
-        trained to be taken for real. An L1 loss alone is met by spectra smoothed across the
-        bins, where the fine detail of a voice lives; the critic penalises that smoothing.
-        The critic's terms are in the training loss only, not in the validation loss that
-        picks the best checkpoint.
-    gan_channels : width of that critic.
     speaker_loss_weight : weight of a speaker-consistency loss (0: off): a speaker-verification
         model trained separately (``speaker_loss_model``, the experiment directory of a
         ``speaker_tdnn`` run), frozen, reads each reconstruction and its real crop, and the
         loss is the mean absolute difference between the two's pooled statistics (mean and
         spread over frames) of each of its frame layers, plus 1 - the cosine of their
-        embeddings: a perceptual loss in the features a speaker model relies on, which the
-        L1 loss on log-mels smooths away. The judge is loaded when training starts and is not
-        part of the checkpoint; it should not be the model that scores the conversions.
+        embeddings (:mod:`speechrep.objectives.speaker_consistency`): a perceptual loss in the
+        features a speaker model relies on, which the L1 loss on log-mels smooths away. The
+        judge is loaded when training starts and is not part of the checkpoint; it should not
+        be the model that scores the conversions.
     speaker_loss_model : that speaker model's experiment directory.
     speaker_loss_on : what the judge compares. ``reconstruction``: each reconstruction with
         its real crop; ``conversion``: each crop's content decoded with the speaker code (and,
@@ -195,16 +146,8 @@ class VCConfig:
     speaker_encoder: Literal["tdnn", "table"] = "tdnn"
     num_speakers: int = 0
     min_speaker_frames: int = 30
-    content_downsample: int = 1
-    conversion_weight: float = 0.0
-    speaker_class_weight: float = 0.0
-    detail_weight: float = 0.0
     pitch: Literal["none", "contour", "excitation"] = "none"
-    warp: float = 0.0
-    warp_by: Literal["crop", "speaker"] = "crop"
     speaker_from: Literal["self", "others"] = "self"
-    gan_weight: float = 0.0
-    gan_channels: int = 32
     speaker_loss_weight: float = 0.0
     speaker_loss_model: str | None = None
     speaker_loss_on: Literal["reconstruction", "conversion"] = "reconstruction"
@@ -212,41 +155,42 @@ class VCConfig:
     speaker_loss_content_weight: float = 0.0
     content_norm: Literal["auto", "instance", "batch"] = "auto"
 
-
-def masked_l1(x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-    """Mean absolute difference of ``(B, T, F)`` tensors over the frames where ``mask`` ``(B, T, 1)`` is 1 (all if None)."""
-    err = (x - y).abs()
-    if mask is None:
-        return err.mean()
-    return (err * mask).sum() / (mask.sum() * x.shape[2]).clamp(min=1.0)
+    #: deleted options that checkpoints saved before hold (:func:`speechrep.models.registry.drop_retired`)
+    retired_options: ClassVar[dict[str, Any]] = {
+        "content_downsample": 1, "conversion_weight": 0.0, "speaker_class_weight": 0.0, "detail_weight": 0.0,
+        "warp": 0.0, "warp_by": None, "gan_weight": 0.0, "gan_channels": None,
+    }
 
 
-def speaker_consistency(judge: nn.Module, fake: torch.Tensor, real: torch.Tensor,
-                        lengths: torch.Tensor | None = None, *, layers: bool = True) -> torch.Tensor:
-    """Speaker-consistency loss of log-mels ``fake`` against ``real`` ``(B, T, n_mels)`` in the
-    eyes of a speaker model ``judge`` (a :class:`~speechrep.models.speaker.SpeakerVerifier`):
-    the mean absolute difference of the pooled statistics of each of its frame layers,
-    averaged over layers (unless ``layers`` is False), plus the mean of 1 - cosine of the
-    embeddings. 0 when ``fake`` equals ``real``; gradients reach ``fake`` only."""
-    fake_stats, fake_emb = judge_features(judge, fake, lengths)
-    with torch.no_grad():
-        real_stats, real_emb = judge_features(judge, real, lengths)
-    return feature_distance(fake_stats, fake_emb, real_stats, real_emb, layers=layers)
-
-
-def judge_features(judge: nn.Module, mel: torch.Tensor, lengths: torch.Tensor | None) -> tuple[list[torch.Tensor], torch.Tensor]:
-    """A speaker model's pooled layer statistics and embedding of log-mels ``(B, T, n_mels)``."""
-    return judge.encoder.layer_statistics(judge.mean_normalised(mel, lengths), lengths)
-
-
-def feature_distance(stats: list[torch.Tensor], emb: torch.Tensor, ref_stats: list[torch.Tensor],
-                     ref_emb: torch.Tensor, *, layers: bool = True) -> torch.Tensor:
-    """Mean absolute difference of pooled layer statistics (averaged over layers; left out
-    when ``layers`` is False) plus the mean of 1 - cosine of the embeddings."""
-    distance = (1 - F.cosine_similarity(emb, ref_emb, dim=-1)).mean()
-    if layers:
-        distance = distance + torch.stack([(f - r).abs().mean() for f, r in zip(stats, ref_stats)]).mean()
-    return distance
+def _check_config(family: str, cfg: VCConfig, *, needs_speakers: bool) -> None:
+    """Raise ConfigError naming the first ``model.args`` field of ``cfg`` that is out of range."""
+    if cfg.kernel_size % 2 == 0:
+        raise ConfigError(f"kernel_size must be odd, got {cfg.kernel_size}", field="model.args.kernel_size")
+    if cfg.speaker_from not in ("self", "others") or (cfg.speaker_from == "others" and cfg.speaker_encoder != "tdnn"):
+        raise ConfigError(f"speaker_from must be self or others; others needs speaker_encoder: tdnn, got "
+                          f"{cfg.speaker_from!r}", field="model.args.speaker_from")
+    if cfg.speaker_loss_weight < 0 or (cfg.speaker_loss_weight > 0 and not cfg.speaker_loss_model):
+        raise ConfigError(f"speaker_loss_weight must be >= 0 and, above 0, needs speaker_loss_model (a speaker_tdnn "
+                          f"experiment), got {cfg.speaker_loss_weight}", field="model.args.speaker_loss_weight")
+    if cfg.speaker_loss_on not in ("reconstruction", "conversion"):
+        raise ConfigError(f"speaker_loss_on must be reconstruction or conversion, got {cfg.speaker_loss_on!r}",
+                          field="model.args.speaker_loss_on")
+    if cfg.speaker_loss_content_weight < 0 or (cfg.speaker_loss_content_weight > 0 and (
+            cfg.speaker_loss_weight == 0 or cfg.speaker_loss_on != "conversion")):
+        raise ConfigError("speaker_loss_content_weight must be >= 0 and, above 0, needs speaker_loss_weight > 0 "
+                          f"with speaker_loss_on: conversion, got {cfg.speaker_loss_content_weight}",
+                          field="model.args.speaker_loss_content_weight")
+    if cfg.speaker_loss_features not in ("layers", "embedding"):
+        raise ConfigError(f"speaker_loss_features must be layers or embedding, got {cfg.speaker_loss_features!r}",
+                          field="model.args.speaker_loss_features")
+    if cfg.content_norm not in ("auto", "instance", "batch"):
+        raise ConfigError(f"content_norm must be auto, instance or batch, got {cfg.content_norm!r}",
+                          field="model.args.content_norm")
+    if cfg.pitch not in ("none", "contour", "excitation"):
+        raise ConfigError(f"unknown pitch input {cfg.pitch!r} (none, contour, excitation)", field="model.args.pitch")
+    if (cfg.speaker_encoder == "table" or needs_speakers) and cfg.num_speakers < 1:
+        raise ConfigError(f"{family} with speaker_encoder={cfg.speaker_encoder} needs num_speakers >= 1",
+                          field="model.args.num_speakers")
 
 
 def others_mean(codes: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -260,180 +204,10 @@ def others_mean(codes: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor
     return torch.where(has, mean, codes), has.to(codes.dtype).mean()
 
 
-def match_frames(frames: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, k: int) -> torch.Tensor:
-    """k-nearest-neighbour frame matching (as in kNN-VC, Baas et al. 2023).
-
-    ``frames`` ``(T, D)`` are compared with ``keys`` ``(N, D)`` by Euclidean distance; each
-    frame is replaced by the mean of the ``values`` ``(N, D')`` whose keys are its ``k``
-    nearest (all ``N`` when fewer). Returns ``(T, D')``.
-    """
-    if k < 1:
-        raise ConfigError(f"k must be >= 1, got {k}", field="match_k")
-    if keys.shape[0] != values.shape[0] or keys.shape[0] == 0:
-        raise ValueError(f"keys {tuple(keys.shape)} and values {tuple(values.shape)} need the same number (> 0) of rows")
-    idx = torch.cdist(frames, keys).topk(min(k, keys.shape[0]), dim=-1, largest=False).indices  # (T, k)
-    return values[idx].mean(1)
-
-
-def pool_time(x: torch.Tensor, factor: int) -> torch.Tensor:
-    """Means of windows of ``factor`` frames: ``(B, T, D)`` -> ``(B, ceil(T / factor), D)``.
-
-    A last, shorter window averages the frames it has.
-    """
-    if factor == 1:
-        return x
-    B, T, D = x.shape
-    n = -(-T // factor)
-    padded = F.pad(x, (0, 0, 0, n * factor - T)).view(B, n, factor, D).sum(2)
-    counts = torch.full((n, 1), float(factor), dtype=x.dtype, device=x.device)
-    counts[-1] = T - (n - 1) * factor
-    return padded / counts
-
-
-def repeat_time(code: torch.Tensor, factor: int, frames: int) -> torch.Tensor:
-    """Each code frame repeated ``factor`` times, cut to ``frames``: the inverse of :func:`pool_time`'s rate."""
-    return code if factor == 1 else code.repeat_interleave(factor, dim=1)[:, :frames]
-
-
-@dataclass
-class VCAdaINConfig(VCConfig):
-    """``vc_adain``: instance-normalised content encoder."""
-
-
-@dataclass
-class VCAdversarialConfig(VCConfig):
-    """``vc_adversarial``: adds the speaker classifier on the content code.
-
-    Attributes
-    ----------
-    adv_weight : weight of the classifier's cross-entropy (and of its reversed gradient), in
-        the training loss only: the validation loss that picks the best checkpoint leaves it
-        out, as a better encoder raises it.
-    classifier_channels : width of the classifier.
-    """
-
-    adv_weight: float = 0.1
-    classifier_channels: int = 128
-
-
-@dataclass
-class VCVQConfig(VCConfig):
-    """``vc_vq``: content code quantised by a discrete bottleneck.
-
-    Attributes
-    ----------
-    bottleneck : the discrete layer (:class:`speechrep.models.bottlenecks.BottleneckConfig`;
-        a 256-code vector quantiser by default). REINFORCE gives the decoder no gradient
-        and is not accepted.
-    """
-
-    content_dim: int = 64
-    bottleneck: BottleneckConfig = field(default_factory=lambda: BottleneckConfig(num_codes=256, code_dim=64))
-
-
-class _ConvBlock(nn.Module):
-    """Residual ``conv -> norm -> ReLU`` on ``(B, C, T)``; the norm may be conditioned."""
-
-    def __init__(self, channels: int, kernel_size: int, norm: nn.Module):
-        super().__init__()
-        self.conv = nn.Conv1d(channels, channels, kernel_size, padding=kernel_size // 2)
-        self.norm = norm
-
-    def forward(self, x: torch.Tensor, *cond: torch.Tensor) -> torch.Tensor:
-        return x + F.relu(self.norm(self.conv(x), *cond))
-
-
-class ContentEncoder(nn.Module):
-    """Normalised log-mel ``(B, T, n_mels)`` -> content code ``(B, T, content_dim)``.
-
-    With ``instance_norm`` every block (and the output) is instance-normalised without
-    affine parameters, so per-utterance channel means and scales cannot pass through.
-    """
-
-    def __init__(self, n_mels: int, cfg: VCConfig, *, instance_norm: bool):
-        super().__init__()
-
-        def norm(c: int) -> nn.Module:
-            return nn.InstanceNorm1d(c, affine=False) if instance_norm else nn.BatchNorm1d(c)
-
-        self.conv_in = nn.Conv1d(n_mels, cfg.channels, cfg.kernel_size, padding=cfg.kernel_size // 2)
-        self.blocks = nn.ModuleList(_ConvBlock(cfg.channels, cfg.kernel_size, norm(cfg.channels)) for _ in range(cfg.blocks))
-        self.conv_out = nn.Conv1d(cfg.channels, cfg.content_dim, 1)
-        self.out_norm = nn.InstanceNorm1d(cfg.content_dim, affine=False) if instance_norm else nn.Identity()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.conv_in(x.transpose(1, 2))  # (B, C, T)
-        for block in self.blocks:
-            h = block(h)
-        return self.out_norm(self.conv_out(h)).transpose(1, 2)  # (B, T, content_dim)
-
-
-class _AdaIN(nn.Module):
-    """Instance norm whose scale and shift are affine functions of the speaker code."""
-
-    def __init__(self, channels: int, speaker_dim: int):
-        super().__init__()
-        self.norm = nn.InstanceNorm1d(channels, affine=False)
-        self.affine = nn.Linear(speaker_dim, 2 * channels)
-
-    def forward(self, x: torch.Tensor, speaker: torch.Tensor) -> torch.Tensor:
-        gamma, beta = self.affine(speaker).unsqueeze(-1).chunk(2, dim=1)  # (B, C, 1) each
-        return self.norm(x) * (1 + gamma) + beta
-
-
-class AdaINDecoder(nn.Module):
-    """Content ``(B, T, in_dim)`` + speaker ``(B, speaker_dim)`` -> normalised log-mel ``(B, T, n_mels)``."""
-
-    def __init__(self, n_mels: int, cfg: VCConfig, *, in_dim: int):
-        super().__init__()
-        self.conv_in = nn.Conv1d(in_dim, cfg.channels, cfg.kernel_size, padding=cfg.kernel_size // 2)
-        self.blocks = nn.ModuleList(
-            _ConvBlock(cfg.channels, cfg.kernel_size, _AdaIN(cfg.channels, cfg.speaker_dim)) for _ in range(cfg.blocks)
-        )
-        self.conv_out = nn.Conv1d(cfg.channels, n_mels, 1)
-
-    def forward(self, content: torch.Tensor, speaker: torch.Tensor) -> torch.Tensor:
-        h = self.conv_in(content.transpose(1, 2))  # (B, C, T)
-        for block in self.blocks:
-            h = block(h, speaker)
-        return self.conv_out(h).transpose(1, 2)  # (B, T, n_mels)
-
-
-class _MelCritic(nn.Module):
-    """Patch critic of normalised log-mels ``(B, T, n_mels)`` -> scores ``(B, 1, n_mels / 4, T / 4)``."""
-
-    def __init__(self, channels: int):
-        super().__init__()
-        self.net = nn.Sequential(
-            nn.Conv2d(1, channels, 3, padding=1), nn.LeakyReLU(0.2),
-            nn.Conv2d(channels, channels, 3, stride=2, padding=1), nn.LeakyReLU(0.2),
-            nn.Conv2d(channels, channels, 3, stride=2, padding=1), nn.LeakyReLU(0.2),
-            nn.Conv2d(channels, 1, 3, padding=1),
-        )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x.transpose(1, 2)[:, None])
-
-
-class _SpeakerClassifier(nn.Module):
-    """Content code ``(B, T, content_dim)`` (+ lengths) -> speaker logits ``(B, num_speakers)``."""
-
-    def __init__(self, content_dim: int, channels: int, num_speakers: int):
-        super().__init__()
-        self.net = nn.Sequential(
-            nn.Conv1d(content_dim, channels, 5, padding=2), nn.ReLU(), nn.Conv1d(channels, channels, 5, padding=2), nn.ReLU()
-        )
-        self.out = nn.Linear(channels, num_speakers)
-
-    def forward(self, content: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
-        h = self.net(content.transpose(1, 2)).transpose(1, 2)  # (B, T, C)
-        mask = frame_mask(lengths, h.shape[1], device=h.device)
-        pooled = h.mean(1) if mask is None else (h * mask).sum(1) / mask.sum(1).clamp(min=1.0)
-        return self.out(pooled)
-
-
 class VoiceConversionModel(FrozenModels, nn.Module):
-    """One voice-conversion model of any family (see the module docstring).
+    """What every voice-conversion family shares (see the module docstring); each family
+    (:mod:`speechrep.models.vc_adain`, ``vc_adversarial``, ``vc_vq``) is a subclass that fills
+    in the hooks :meth:`_build_family`, :meth:`_quantise` and :meth:`_adversary`.
 
     Training: ``forward(batch)`` with ``batch["wave"]`` ``(B, samples)`` at 16 kHz,
     ``batch["speaker"]`` ``(B,)`` and optional ``batch["lengths"]``; returns ``loss``,
@@ -447,86 +221,52 @@ class VoiceConversionModel(FrozenModels, nn.Module):
     frame_shift : seconds per content-code frame (for ``speechrep extract`` and units).
     """
 
-    def __init__(self, family: str, cfg: VCConfig, spec: MelSpec = VC_MEL):
+    family: str = ""
+    #: ``content_norm: auto`` means instance norm for this family
+    instance_norm_by_default: bool = False
+    #: the family trains on speaker labels (``num_speakers`` must be set)
+    needs_speaker_labels: bool = False
+
+    def __init__(self, cfg: VCConfig, spec: MelSpec = VC_MEL):
         super().__init__()
-        if cfg.kernel_size % 2 == 0:
-            raise ConfigError(f"kernel_size must be odd, got {cfg.kernel_size}", field="model.args.kernel_size")
-        if cfg.conversion_weight < 0 or (cfg.conversion_weight > 0 and cfg.speaker_encoder != "tdnn"):
-            raise ConfigError(f"conversion_weight must be >= 0 and needs speaker_encoder: tdnn, got "
-                              f"{cfg.conversion_weight} with {cfg.speaker_encoder}", field="model.args.conversion_weight")
-        if cfg.speaker_class_weight < 0 or (cfg.speaker_class_weight > 0 and cfg.speaker_encoder != "tdnn"):
-            raise ConfigError(f"speaker_class_weight must be >= 0 and needs speaker_encoder: tdnn, got "
-                              f"{cfg.speaker_class_weight} with {cfg.speaker_encoder}", field="model.args.speaker_class_weight")
-        if cfg.detail_weight < 0:
-            raise ConfigError(f"detail_weight must be >= 0, got {cfg.detail_weight}", field="model.args.detail_weight")
-        if not 0 <= cfg.warp < 0.5 or (cfg.warp > 0 and (cfg.speaker_encoder != "tdnn" or cfg.speaker_class_weight > 0)):
-            raise ConfigError(f"warp must be in [0, 0.5) and, above 0, needs speaker_encoder: tdnn without "
-                              f"speaker_class_weight (warped voices have no label), got {cfg.warp}", field="model.args.warp")
-        if cfg.warp_by not in ("crop", "speaker"):
-            raise ConfigError(f"warp_by must be crop or speaker, got {cfg.warp_by!r}", field="model.args.warp_by")
-        if cfg.speaker_from not in ("self", "others") or (cfg.speaker_from == "others" and (
-                cfg.speaker_encoder != "tdnn" or (cfg.warp > 0 and cfg.warp_by == "crop"))):
-            raise ConfigError(f"speaker_from must be self or others; others needs speaker_encoder: tdnn and no warp "
-                              f"by crop (a crop warped on its own is another voice), got {cfg.speaker_from!r}",
-                              field="model.args.speaker_from")
-        if cfg.gan_weight < 0 or cfg.gan_channels < 1:
-            raise ConfigError(f"gan_weight must be >= 0 and gan_channels >= 1, got {cfg.gan_weight} and "
-                              f"{cfg.gan_channels}", field="model.args.gan_weight")
-        if cfg.speaker_loss_weight < 0 or (cfg.speaker_loss_weight > 0 and not cfg.speaker_loss_model):
-            raise ConfigError(f"speaker_loss_weight must be >= 0 and, above 0, needs speaker_loss_model (a speaker_tdnn "
-                              f"experiment), got {cfg.speaker_loss_weight}", field="model.args.speaker_loss_weight")
-        if cfg.speaker_loss_on not in ("reconstruction", "conversion"):
-            raise ConfigError(f"speaker_loss_on must be reconstruction or conversion, got {cfg.speaker_loss_on!r}",
-                              field="model.args.speaker_loss_on")
-        if cfg.speaker_loss_content_weight < 0 or (cfg.speaker_loss_content_weight > 0 and (
-                cfg.speaker_loss_weight == 0 or cfg.speaker_loss_on != "conversion")):
-            raise ConfigError("speaker_loss_content_weight must be >= 0 and, above 0, needs speaker_loss_weight > 0 "
-                              f"with speaker_loss_on: conversion, got {cfg.speaker_loss_content_weight}",
-                              field="model.args.speaker_loss_content_weight")
-        if cfg.speaker_loss_features not in ("layers", "embedding"):
-            raise ConfigError(f"speaker_loss_features must be layers or embedding, got {cfg.speaker_loss_features!r}",
-                              field="model.args.speaker_loss_features")
-        if cfg.content_downsample < 1:
-            raise ConfigError(f"content_downsample must be >= 1, got {cfg.content_downsample}",
-                              field="model.args.content_downsample")
-        if cfg.content_norm not in ("auto", "instance", "batch"):
-            raise ConfigError(f"content_norm must be auto, instance or batch, got {cfg.content_norm!r}",
-                              field="model.args.content_norm")
-        needs_speakers = cfg.speaker_encoder == "table" or family == "vc_adversarial" or cfg.speaker_class_weight > 0
-        if needs_speakers and cfg.num_speakers < 1:
-            raise ConfigError(f"{family} with speaker_encoder={cfg.speaker_encoder} "
-                              f"(speaker_class_weight {cfg.speaker_class_weight}) needs num_speakers >= 1",
-                              field="model.args.num_speakers")
-        self.family = family
+        _check_config(self.family, cfg, needs_speakers=self.needs_speaker_labels)
         self.cfg = cfg
         self.spec = spec
-        self.frame_shift = spec.frame_shift * cfg.content_downsample
+        self.frame_shift = spec.frame_shift
         self.mel = LogMel(spec)
-        instance_norm = cfg.content_norm == "instance" or (cfg.content_norm == "auto" and family == "vc_adain")
-        self.content_encoder = ContentEncoder(spec.n_mels, cfg, instance_norm=instance_norm)
+        instance_norm = cfg.content_norm == "instance" or (cfg.content_norm == "auto" and self.instance_norm_by_default)
+        self.content_encoder = ContentEncoder(spec.n_mels, channels=cfg.channels, blocks=cfg.blocks,
+                                              kernel_size=cfg.kernel_size, content_dim=cfg.content_dim,
+                                              instance_norm=instance_norm)
         self.speaker_encoder: TDNNSpeakerEncoder | None = None
         self.speaker_table: nn.Embedding | None = None
         if cfg.speaker_encoder == "tdnn":
             self.speaker_encoder = TDNNSpeakerEncoder(spec.n_mels, channels=cfg.channels, embedding_dim=cfg.speaker_dim)
         else:
             self.speaker_table = nn.Embedding(cfg.num_speakers, cfg.speaker_dim)
-        self.speaker_head = nn.Linear(cfg.speaker_dim, cfg.num_speakers) if cfg.speaker_class_weight > 0 else None
-        self.classifier = None
-        self.quantizer = None
-        code_dim = cfg.content_dim
-        if isinstance(cfg, VCAdversarialConfig):
-            self.classifier = _SpeakerClassifier(cfg.content_dim, cfg.classifier_channels, cfg.num_speakers)
-        if isinstance(cfg, VCVQConfig):
-            if cfg.bottleneck.estimator == "reinforce":
-                raise ConfigError("REINFORCE passes no gradient to the decoder; use st or gumbel",
-                                  field="model.args.bottleneck.estimator")
-            self.quantizer = build_bottleneck(cfg.bottleneck, cfg.content_dim)
-            code_dim = self.quantizer.output_dim
-        if cfg.pitch not in ("none", "contour", "excitation"):
-            raise ConfigError(f"unknown pitch input {cfg.pitch!r} (none, contour, excitation)", field="model.args.pitch")
+        # the family's modules come before the decoder, in the order of the checkpoints'
+        # parameters (and of the optimiser states saved with them)
+        code_dim = self._build_family(cfg)
         self.pitch = None if cfg.pitch == "none" else PitchFeatures(cfg.pitch, spec=spec, mel_scale=normalise_mel)
-        self.decoder = AdaINDecoder(spec.n_mels, cfg, in_dim=code_dim + (0 if self.pitch is None else self.pitch.channels))
-        self.critic = _MelCritic(cfg.gan_channels) if cfg.gan_weight > 0 else None
+        self.decoder = AdaINDecoder(spec.n_mels, in_dim=code_dim + (0 if self.pitch is None else self.pitch.channels),
+                                    channels=cfg.channels, blocks=cfg.blocks, kernel_size=cfg.kernel_size,
+                                    speaker_dim=cfg.speaker_dim)
+
+    # -- the family hooks ----------------------------------------------------------------
+    def _build_family(self, cfg: VCConfig) -> int:
+        """Build the family's own modules; return the size of the code the decoder reads."""
+        return cfg.content_dim
+
+    def _quantise(self, content: torch.Tensor, mask: torch.Tensor | None,
+                  out: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """The code the decoder reads of content codes ``(B, T, content_dim)`` in training, and
+        its auxiliary loss (``mask`` ``(B, T, 1)``: valid frames; logged values go to ``out``)."""
+        return content, content.new_zeros(())
+
+    def _adversary(self, content: torch.Tensor, lengths: torch.Tensor | None, speakers: torch.Tensor | None,
+                   out: dict[str, torch.Tensor]) -> torch.Tensor:
+        """A two-player term on the content code, in the training loss only (none by default)."""
+        return content.new_zeros(())
 
     # -- the conversion interface --------------------------------------------------------
     @property
@@ -560,25 +300,13 @@ class VoiceConversionModel(FrozenModels, nn.Module):
             )
         return self.speaker_encoder(normalise_mel(mel), lengths)
 
-    def _content(self, x: torch.Tensor) -> torch.Tensor:
-        """Content encoder + temporal pooling: ``(B, T, n_mels)`` -> ``(B, T', content_dim)``."""
-        return pool_time(self.content_encoder(x), self.cfg.content_downsample)
-
     def content_code(self, mel: torch.Tensor) -> torch.Tensor:
-        """Content code ``(B, T', D)`` of log-mels ``(B, T, n_mels)`` (the quantised code for ``vc_vq``).
-
-        ``T' = ceil(T / content_downsample)``.
-        """
-        content = self._content(normalise_mel(mel))
-        if self.quantizer is not None:
-            content = self.quantizer(content).quantized
-        return content
+        """Content code ``(B, T, D)`` of log-mels ``(B, T, n_mels)`` (the quantised code for ``vc_vq``)."""
+        return self.content_encoder(normalise_mel(mel))
 
     def units(self, mel: torch.Tensor) -> torch.Tensor:
         """Discrete content units ``(B, T)`` int64 of log-mels (``vc_vq`` only)."""
-        if self.quantizer is None:
-            raise SpeechrepError(f"a {self.family} model has no discrete units", field="model.name")
-        return self.quantizer(self._content(normalise_mel(mel))).indices
+        raise SpeechrepError(f"a {self.family} model has no discrete units", field="model.name")
 
     def pitch_stats(self, wave: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor | None:
         """Log-F0 median and spread ``(B, 2)`` (:func:`~speechrep.models.pitch.log_f0_stats`) of waves ``(B, samples)``; None without pitch input."""
@@ -604,25 +332,23 @@ class VoiceConversionModel(FrozenModels, nn.Module):
             f0 = convert_f0(f0, target.to(f0.dtype), frames)
         return self.pitch(f0, frames)
 
-    def _decoder_input(self, content: torch.Tensor, frames: int, pitch: torch.Tensor | None) -> torch.Tensor:
-        """Content codes ``(B, T', D)`` repeated to ``frames``, with the pitch channels when used."""
-        code = repeat_time(content, self.cfg.content_downsample, frames)
+    def _decoder_input(self, content: torch.Tensor, pitch: torch.Tensor | None) -> torch.Tensor:
+        """Content codes ``(B, T, D)``, with the pitch channels when used."""
         if self.pitch is None:
-            return code
-        expected = (code.shape[0], frames, self.pitch.channels)
+            return content
+        expected = (content.shape[0], content.shape[1], self.pitch.channels)
         if pitch is None or tuple(pitch.shape) != expected:
             got = None if pitch is None else tuple(pitch.shape)
             raise SpeechrepError(f"this model's decoder reads the source pitch (model.args.pitch): expected {expected} "
                                  f"from pitch_features(source wave), got {got}", field="pitch")
-        return torch.cat([code, pitch.to(code.dtype)], dim=-1)
+        return torch.cat([content, pitch.to(content.dtype)], dim=-1)
 
     def convert(self, source_mel: torch.Tensor, speaker: torch.Tensor, *, pitch: torch.Tensor | None = None) -> torch.Tensor:
         """Log-mel ``(B, T, n_mels)`` of the source content spoken with speaker codes ``(B, speaker_dim)``.
 
         ``pitch``: :meth:`pitch_features` of the source wave, required when ``model.args.pitch`` is on.
         """
-        code = self._decoder_input(self.content_code(source_mel), source_mel.shape[1], pitch)
-        return denormalise_mel(self.decoder(code, speaker))
+        return denormalise_mel(self.decoder(self._decoder_input(self.content_code(source_mel), pitch), speaker))
 
     def reconstruct(self, wave: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         """Log-mel ``(B, T, n_mels)`` of waves ``(B, samples)`` converted to their own voice.
@@ -638,7 +364,7 @@ class VoiceConversionModel(FrozenModels, nn.Module):
 
     # -- training ------------------------------------------------------------------------
     def encode(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Content code ``(B, frames', content_dim)`` of ``batch["wave"]`` (for ``speechrep extract``)."""
+        """Content code ``(B, frames, content_dim)`` of ``batch["wave"]`` (for ``speechrep extract``)."""
         return self.content_code(self.mel(batch["wave"]))
 
     def frozen_models(self) -> dict[str, FrozenSpec]:
@@ -649,34 +375,16 @@ class VoiceConversionModel(FrozenModels, nn.Module):
             return {"judge": FrozenSpec(str(self.cfg.speaker_loss_model), "model.args.speaker_loss_model", SpeakerVerifier)}
         return {}
 
-    def on_step_end(self, step: int) -> None:
-        """Let the bottleneck restart dead codes and anneal temperatures."""
-        if self.quantizer is not None:
-            self.quantizer.on_step_end(step)
-
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:  # noqa: D102
         if "wave" not in batch:
             raise ConfigError("voice-conversion models train on waves: set data.input to 'wave'", field="data.input")
-        warp = None
-        if self.training and self.cfg.warp > 0:
-            warp = self._warp_factors(batch)  # (B,)
         with torch.no_grad():
-            mel = self.mel(batch["wave"], warp=warp)  # (B, T, n_mels)
+            mel = self.mel(batch["wave"])  # (B, T, n_mels)
         lengths = self.mel.frame_lengths(batch["lengths"]) if "lengths" in batch else None
         x = normalise_mel(mel)
         out: dict[str, torch.Tensor] = {}
         mask = frame_mask(lengths, x.shape[1], device=x.device)  # (B, T, 1) or None
-        factor = self.cfg.content_downsample
-        content = self._content(x)  # (B, T', content_dim)
-        # a code frame is valid when its window starts inside the utterance
-        code_lengths = None if lengths is None else -(-lengths // factor)
-        code_mask = frame_mask(code_lengths, content.shape[1], device=x.device)  # (B, T', 1) or None
-        extra = game = x.new_zeros(())
-        if self.quantizer is not None:
-            vq = self.quantizer(content, mask=None if code_mask is None else code_mask[..., 0].bool())
-            content = vq.quantized  # (B, T, code_dim)
-            extra = extra + vq.loss
-            out.update({f"vq/{k}": v.detach() for k, v in vq.stats.items() if v.dim() == 0})
+        content, extra = self._quantise(self.content_encoder(x), mask, out)  # (B, T, code_dim)
         if self.speaker_table is not None:
             check_speaker_labels(batch["speaker"], self.cfg.num_speakers)
             speaker = self.speaker_table(batch["speaker"])
@@ -684,39 +392,14 @@ class VoiceConversionModel(FrozenModels, nn.Module):
             speaker = self.speaker_encoder(x, lengths)
         if self.cfg.speaker_from == "others":
             speaker, out["spk/others"] = others_mean(speaker, batch["speaker"])
-        if self.speaker_head is not None:
-            check_speaker_labels(batch["speaker"], self.cfg.num_speakers)
-            spk_logits = self.speaker_head(speaker)
-            spk_ce = F.cross_entropy(spk_logits, batch["speaker"])
-            extra = extra + self.cfg.speaker_class_weight * spk_ce
-            out["spk/ce"] = spk_ce.detach()
-            out["spk/acc"] = (spk_logits.argmax(-1) == batch["speaker"]).float().mean()
-        if self.classifier is not None:
-            check_speaker_labels(batch["speaker"], self.cfg.num_speakers)
-            logits = self.classifier(grad_reverse(content, self.cfg.adv_weight), code_lengths)
-            # the classifier minimises this; the reversed gradient makes the encoder maximise it
-            adv = F.cross_entropy(logits, batch["speaker"])
-            game = game + self.cfg.adv_weight * adv
-            out["adv/ce"] = adv.detach()
-            out["adv/acc"] = (logits.argmax(-1) == batch["speaker"]).float().mean()
-        convert = self.cfg.conversion_weight > 0 and x.shape[0] > 1
-        pitch = conv_pitch = None
+        game = self._adversary(content, lengths, batch.get("speaker"), out)
+        pitch = f0 = None
         if self.pitch is not None:
-            f0, frames = self.pitch.track(batch["wave"], batch.get("lengths"))  # tracked once for both inputs
-            if warp is not None:
-                f0 = f0 * warp[:, None]  # the harmonics moved with the spectrum
-            pitch = conv_pitch = self._pitch_input(f0, frames, None)
-            if convert and self.pitch.mode == "excitation":  # the source's F0 at the next utterance's level and range
-                conv_pitch = self._pitch_input(f0, frames, log_f0_stats(f0, frames).roll(1, dims=0))
-        decoder_input = self._decoder_input(content, x.shape[1], pitch)
-        recon = self.decoder(decoder_input, speaker)
-        rec = masked_l1(recon, x, mask)
+            f0 = self.pitch.track(batch["wave"], batch.get("lengths"))  # (f0, frames), tracked once for both uses
+            pitch = self._pitch_input(*f0, None)
+        recon = self.decoder(self._decoder_input(content, pitch), speaker)
+        rec = masked_error(recon, x, mask, kind="l1")
         out["loss/recon"] = rec.detach()
-        if self.critic is not None:
-            keep = 1.0 if mask is None else mask  # padded frames: zero in both
-            critic_loss, generator_loss, _ = lsgan_losses(self.critic, x * keep, recon * keep)
-            game = game + critic_loss + self.cfg.gan_weight * generator_loss
-            out["gan/critic"], out["gan/decoder"] = critic_loss.detach(), generator_loss.detach()
         if self.cfg.speaker_loss_weight > 0 and self.training:
             judge = self.frozen("judge", x.device)
             if self.cfg.speaker_loss_on == "reconstruction":
@@ -724,7 +407,7 @@ class VoiceConversionModel(FrozenModels, nn.Module):
                                                   layers=self.cfg.speaker_loss_features == "layers")
             else:
                 consistency, conv_input, conv_speaker = self._conversion_consistency(
-                    judge, content, speaker, mel, lengths, batch["speaker"], None if self.pitch is None else (f0, frames))
+                    judge, content, speaker, mel, lengths, batch["speaker"], f0)
                 if self.cfg.speaker_loss_content_weight > 0:
                     # decoded again from the detached code, so that this term trains the decoder only
                     kept = self._content_distance(self.decoder(conv_input.detach(), conv_speaker), content)
@@ -732,29 +415,10 @@ class VoiceConversionModel(FrozenModels, nn.Module):
                     out["loss/speaker_content"] = kept.detach()
             extra = extra + self.cfg.speaker_loss_weight * consistency
             out["loss/speaker"] = consistency.detach()
-        if self.cfg.detail_weight > 0:
-            detail = masked_l1(recon.diff(dim=-1), x.diff(dim=-1), mask)
-            extra = extra + self.cfg.detail_weight * detail
-            out["loss/detail"] = detail.detach()
-        if convert:
-            conv_input = self._decoder_input(content, x.shape[1], conv_pitch)
-            labels = batch["speaker"].roll(1, dims=0) if self.speaker_head is not None else None
-            extra = extra + self.cfg.conversion_weight * self._conversion_losses(conv_input, content, speaker, lengths, out, labels)
-        # the two-player terms (speaker classifier, critic) train but do not score a checkpoint: in
+        # the two-player terms (the adversary) train but do not score a checkpoint: in
         # evaluation their value says how well one player does against the other, not the model
         out["loss"] = rec + extra + game if self.training else rec + extra
         return out
-
-    def _warp_factors(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Frequency-warp factors ``(B,)`` drawn from ``[1 - warp, 1 + warp]``: one per crop, or
-        one per speaker label of the batch (``warp_by: speaker``)."""
-        wave = batch["wave"]
-        if self.cfg.warp_by == "speaker":
-            labels, index = torch.unique(batch["speaker"], return_inverse=True)
-            draws = torch.rand(len(labels), device=wave.device)[index.to(wave.device)]
-        else:
-            draws = torch.rand(wave.shape[0], device=wave.device)
-        return 1 + self.cfg.warp * (2 * draws - 1)
 
     def _conversion_consistency(
         self, judge: nn.Module, content: torch.Tensor, speaker: torch.Tensor, mel: torch.Tensor,
@@ -773,7 +437,7 @@ class VoiceConversionModel(FrozenModels, nn.Module):
         if f0 is not None:
             stats = log_f0_stats(*f0) if self.pitch.mode == "excitation" else None
             pitch = self._pitch_input(f0[0], f0[1], None if stats is None else stats[other])
-        decoder_input, target = self._decoder_input(content, mel.shape[1], pitch), speaker[other].detach()
+        decoder_input, target = self._decoder_input(content, pitch), speaker[other].detach()
         fake = denormalise_mel(self.decoder(decoder_input, target))
         with torch.no_grad():
             real_stats, real_emb = judge_features(judge, mel, lengths)
@@ -786,49 +450,5 @@ class VoiceConversionModel(FrozenModels, nn.Module):
 
     def _content_distance(self, converted: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
         """Mean absolute difference between the content code of ``converted`` (normalised log-mels,
-        content encoder frozen) and ``content`` (B, T', D), the source's code (detached)."""
-        code = pool_time(frozen_call(self.content_encoder, converted), self.cfg.content_downsample)
-        return (code - content.detach()).abs().mean()
-
-    def _conversion_losses(
-        self, decoder_input: torch.Tensor, content: torch.Tensor, speaker: torch.Tensor, lengths: torch.Tensor | None,
-        out: dict[str, torch.Tensor], labels: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        """Speaker and content losses of each utterance converted to the next one's speaker code.
-
-        ``decoder_input`` (B, T, D) repeated content codes (with the pitch input for the
-        conversion), ``content`` (B, T', D) the codes, ``speaker`` (B, speaker_dim) codes,
-        ``labels`` (B,) the target speakers for the speaker classifier (None: no classifier
-        term). The targets are detached and the encoders and the classifier judge the
-        conversion with frozen weights: the losses train the decoder only, so the judges
-        cannot satisfy them by learning to ignore what the decoder got wrong.
-        """
-        target = speaker.roll(1, dims=0).detach()
-        converted = self.decoder(decoder_input, target)  # normalised log-mel (B, T, n_mels)
-        spk = frozen_call(self.speaker_encoder, converted, lengths)
-        speaker_loss = (1 - F.cosine_similarity(spk, target, dim=-1)).mean()
-        if labels is not None and self.speaker_head is not None:
-            class_loss = F.cross_entropy(frozen_call(self.speaker_head, spk), labels)
-            out["conv/speaker_ce"] = class_loss.detach()
-            speaker_loss = speaker_loss + class_loss
-        content_loss = self._content_distance(converted, content)
-        out["conv/speaker"], out["conv/content"] = speaker_loss.detach(), content_loss.detach()
-        return speaker_loss + content_loss
-
-
-@register_model("vc_adain", config=VCAdaINConfig)
-def build_vc_adain(cfg: VCAdaINConfig, *, input_dim: int | None = None) -> VoiceConversionModel:
-    """Registry builder of ``vc_adain`` (reads waves; ``input_dim`` unused)."""
-    return VoiceConversionModel("vc_adain", cfg)
-
-
-@register_model("vc_adversarial", config=VCAdversarialConfig)
-def build_vc_adversarial(cfg: VCAdversarialConfig, *, input_dim: int | None = None) -> VoiceConversionModel:
-    """Registry builder of ``vc_adversarial``."""
-    return VoiceConversionModel("vc_adversarial", cfg)
-
-
-@register_model("vc_vq", config=VCVQConfig)
-def build_vc_vq(cfg: VCVQConfig, *, input_dim: int | None = None) -> VoiceConversionModel:
-    """Registry builder of ``vc_vq``."""
-    return VoiceConversionModel("vc_vq", cfg)
+        content encoder frozen) and ``content`` (B, T, D), the source's code (detached)."""
+        return (frozen_call(self.content_encoder, converted) - content.detach()).abs().mean()

@@ -11,19 +11,21 @@ of ``cpc`` plus a ``bottleneck`` section (``vq`` or ``gumbel``, ``code_dim`` = `
 
 from __future__ import annotations
 
+from typing import Any, ClassVar
+
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from speechrep.config import dataclass, field
 from speechrep.errors import ConfigError
-from speechrep.models.bottlenecks import Bottleneck, BottleneckConfig, build_bottleneck
+from speechrep.models.bottlenecks import BottleneckConfig, build_bottleneck
+from speechrep.models.bottlenecks.base import Bottleneck
 from speechrep.models.cpc import CPC, CPCConfig
-from speechrep.models.speaker import check_speaker_labels, masked_mean_var
-from speechrep.objectives.mi import grad_reverse
+from speechrep.models.speaker import check_speaker_labels
+from speechrep.objectives.adversarial import speaker_adversary_loss
 from speechrep.models.registry import register_model
 
-__all__ = ["VQCPCConfig", "CPCBottleneck", "VQCPC", "build_vqcpc", "conv_frame_offset", "standardize_time"]
+__all__ = ["VQCPCConfig", "CPCBottleneck", "VQCPC", "build_vqcpc", "conv_frame_offset"]
 
 
 @dataclass
@@ -31,10 +33,6 @@ class VQCPCConfig(CPCConfig):
     """``model.args`` of ``name: vqcpc``: CPC's keys plus the bottleneck."""
 
     bottleneck: BottleneckConfig = field(default_factory=lambda: BottleneckConfig(kind="vq", code_dim=256))
-    #: standardise each encoder channel over the frames of the utterance (the crop, in
-    #: training) before quantisation: per-utterance offsets and scales, where much of the
-    #: speaker lives, do not reach the codebook
-    code_norm: bool = False
     #: weight of a speaker adversary (0: off): a frame-wise classifier learns the speaker
     #: of each frame of the quantiser's input through a gradient-reversal layer of this
     #: scale, so the same cross-entropy trains the encoder, with its gradient times
@@ -42,16 +40,12 @@ class VQCPCConfig(CPCConfig):
     #: training); needs speaker labels in the batch
     speaker_adv_weight: float = 0.0
     num_speakers: int = 0  #: training speakers (filled in by the Trainer)
-    #: weight of a slowness penalty (0: off): the mean squared change of the quantiser's
-    #: input from one frame to the next, over its mean squared value, meant to steady the
-    #: codes within a phone (on the default corpus it did not lower the bitrate:
-    #: egs/synth/vqvae/README.md)
-    smooth_weight: float = 0.0
+
+    #: deleted options that checkpoints saved before hold (:func:`speechrep.models.registry.drop_retired`)
+    retired_options: ClassVar[dict[str, Any]] = {**CPCConfig.retired_options, "code_norm": False, "smooth_weight": 0.0}
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.smooth_weight < 0:
-            raise ConfigError(f"must be >= 0, got {self.smooth_weight}", field="model.args.smooth_weight")
         if self.speaker_adv_weight < 0:
             raise ConfigError(f"must be >= 0, got {self.speaker_adv_weight}", field="model.args.speaker_adv_weight")
         if self.bottleneck.kind not in ("vq", "gumbel"):
@@ -67,37 +61,20 @@ class VQCPCConfig(CPCConfig):
 
 
 class CPCBottleneck(nn.Module):
-    """Adapter from a :class:`Bottleneck` to CPC's hook ``z -> (z, extra)``.
+    """Adapter from a :class:`Bottleneck` to CPC's hook ``z -> (z, extra)``."""
 
-    With ``normalize``, each channel of ``z`` is standardised over the valid frames of its
-    utterance before quantisation.
-    """
-
-    def __init__(self, quantizer: Bottleneck, *, normalize: bool = False):
+    def __init__(self, quantizer: Bottleneck):
         super().__init__()
         self.quantizer = quantizer
-        self.normalize = normalize
 
     @property
     def num_codes(self) -> int:
         """Size of the unit inventory."""
         return self.quantizer.num_codes
 
-    def quantize(self, z: torch.Tensor, lengths: torch.Tensor | None = None):
-        """Bottleneck output of encoder frames ``(B, T, D)`` (``lengths``: valid frames)."""
-        if self.normalize:
-            z = standardize_time(z, lengths)
-        return self.quantizer(z)
-
-    def unit_costs(self, z: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
-        """Per-unit costs (B, T, K) of encoder frames, as the quantizer sees them."""
-        if self.normalize:
-            z = standardize_time(z, lengths)
-        return self.quantizer.unit_costs(z)
-
     def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """(B, T, D) -> quantized (B, T, D) and ``{"loss", "vq/<stat>"...}`` 0-dim tensors."""
-        out = self.quantize(z)
+        out = self.quantizer(z)
         extra = {f"vq/{k}": v.detach().float() for k, v in out.stats.items()}
         extra["loss"] = out.loss.float()
         return out.quantized, extra
@@ -105,12 +82,6 @@ class CPCBottleneck(nn.Module):
     def on_step_end(self, step: int) -> None:
         """Dead-code restarts / temperature schedules of the quantizer."""
         self.quantizer.on_step_end(step)
-
-
-def standardize_time(z: torch.Tensor, lengths: torch.Tensor | None = None, eps: float = 1e-5) -> torch.Tensor:
-    """Each channel of ``z`` ``(B, T, D)`` minus its mean over the first ``lengths`` frames, over their standard deviation."""
-    mean, var = masked_mean_var(z, lengths)
-    return (z - mean) / torch.sqrt(var + eps)
 
 
 def conv_frame_offset(module: nn.Module) -> float:
@@ -132,7 +103,7 @@ class VQCPC(CPC):
 
     def __init__(self, cfg: VQCPCConfig, *, input_dim: int | None = None):
         quantizer = build_bottleneck(cfg.bottleneck, cfg.dim)
-        super().__init__(cfg, input_dim=input_dim, bottleneck=CPCBottleneck(quantizer, normalize=cfg.code_norm))
+        super().__init__(cfg, input_dim=input_dim, bottleneck=CPCBottleneck(quantizer))
         steps = conv_frame_offset(self.encoder)
         # waveform: samples -> seconds (absolute); features: relative to feature frame 0
         step_seconds = 1.0 / cfg.sample_rate if input_dim is None else cfg.feat_frame_shift
@@ -146,29 +117,20 @@ class VQCPC(CPC):
             self.speaker_adversary = nn.Sequential(nn.Linear(cfg.dim, 256), nn.ReLU(), nn.Linear(256, cfg.num_speakers))
 
     def codes(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """Quantised codes and the bottleneck's extras; in training, the slowness penalty and
-        the speaker adversary's cross-entropy (when on) join the bottleneck loss
-        (``smooth/delta``, ``adv/ce``, ``adv/acc`` logged)."""
+        """Quantised codes and the bottleneck's extras; in training, the speaker adversary's
+        cross-entropy (when on) joins the bottleneck loss (``adv/ce``, ``adv/acc`` logged)."""
         z = self.encoder(self._input(batch))
         q, extra = self.bottleneck(z)
-        if not self.training or (self.cfg.smooth_weight == 0 and self.speaker_adversary is None):
+        if not self.training or self.speaker_adversary is None:
             return q, extra
-        seen = standardize_time(z) if self.bottleneck.normalize else z  # what the quantiser reads
-        if self.cfg.smooth_weight > 0 and z.shape[1] > 1:
-            slowness = (seen[:, 1:] - seen[:, :-1]).pow(2).mean() / seen.pow(2).mean().clamp(min=1e-8)
-            extra["loss"] = extra["loss"] + self.cfg.smooth_weight * slowness
-            extra["smooth/delta"] = slowness.detach()
-        if self.speaker_adversary is not None:
-            if "speaker" not in batch:
-                raise ConfigError("a speaker adversary needs speaker labels in the batch", field="model.args.speaker_adv_weight")
-            labels = batch["speaker"]
-            check_speaker_labels(labels, self.cfg.num_speakers)
-            logits = self.speaker_adversary(grad_reverse(seen, self.cfg.speaker_adv_weight))  # (B, T, S)
-            frame_labels = labels[:, None].expand(logits.shape[:2])
-            ce = F.cross_entropy(logits.flatten(0, 1).float(), frame_labels.flatten())
-            extra["loss"] = extra["loss"] + ce  # the adversary minimises it; the encoder gets -weight x its gradient
-            extra["adv/ce"] = ce.detach()
-            extra["adv/acc"] = (logits.argmax(-1) == frame_labels).float().mean()
+        if "speaker" not in batch:
+            raise ConfigError("a speaker adversary needs speaker labels in the batch", field="model.args.speaker_adv_weight")
+        check_speaker_labels(batch["speaker"], self.cfg.num_speakers)
+        # the adversary minimises the cross-entropy; the encoder gets -speaker_adv_weight x its gradient
+        ce, extra["adv/acc"] = speaker_adversary_loss(self.speaker_adversary, z, batch["speaker"],
+                                                      scale=self.cfg.speaker_adv_weight)
+        extra["loss"] = extra["loss"] + ce
+        extra["adv/ce"] = ce.detach()
         return q, extra
 
     def _frames(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -185,13 +147,13 @@ class VQCPC(CPC):
     def units(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """Codebook index of every encoder frame: (B, T') int64 and valid lengths (B,)."""
         z, lengths = self._frames(batch)
-        return self.bottleneck.quantize(z, lengths).indices, lengths
+        return self.bottleneck.quantizer(z).indices, lengths
 
     @torch.no_grad()
     def unit_costs(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """Squared distance of every encoder frame to every code, (B, T', K), and valid lengths (B,)."""
         z, lengths = self._frames(batch)
-        return self.bottleneck.unit_costs(z, lengths), lengths
+        return self.bottleneck.quantizer.unit_costs(z), lengths
 
 
 @register_model("vqcpc", config=VQCPCConfig)

@@ -29,9 +29,11 @@ import torch.nn.functional as F
 
 from speechrep.config import dataclass, field
 from speechrep.errors import ConfigError
-from speechrep.models.bottlenecks import BottleneckConfig, BottleneckOutput, build_bottleneck
+from speechrep.models.bottlenecks import BottleneckConfig, build_bottleneck
+from speechrep.models.bottlenecks.base import BottleneckOutput
 from speechrep.models.speaker import check_speaker_labels, frame_mask
 from speechrep.models.registry import register_model
+from speechrep.objectives.reconstruction import masked_error
 from speechrep.features.logmel import VC_MEL
 from speechrep.models.frontend import LogMel
 
@@ -189,9 +191,7 @@ class VQVAE(nn.Module):
         out, _ = self._encode(x, lengths)
         recon = self.decode(out.quantized, speaker, x.shape[1]).float()
         mask = frame_mask(lengths, x.shape[1], device=x.device)  # (B, T, 1)
-        diff = recon - x
-        err = diff.square() if self.cfg.loss == "mse" else diff.abs()
-        per_utt = (err * mask).sum((1, 2)) / (mask.sum((1, 2)) * self.num_mels).clamp_min(1.0)  # (B,)
+        per_utt = masked_error(recon, x, mask, kind=self.cfg.loss, per_utterance=True)  # (B,)
         rec = per_utt.mean()
         loss = rec + out.loss.float()
         result = {"loss/recon": rec.detach(), "loss/bottleneck": out.loss.detach().float()}
@@ -216,7 +216,7 @@ class VQVAE(nn.Module):
     @torch.no_grad()
     def unit_costs(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """Cost of every unit for every code frame, (B, T', K) (the bottleneck's
-        :meth:`~speechrep.models.bottlenecks.Bottleneck.unit_costs`), and valid code frames (B,)."""
+        :meth:`~speechrep.models.bottlenecks.base.Bottleneck.unit_costs`), and valid code frames (B,)."""
         h, code_lengths = self._frames(*self._normalised(batch))
         return self.bottleneck.unit_costs(h), code_lengths
 

@@ -20,8 +20,9 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
-__all__ = ["Estimator", "mi_loss", "positive_loss", "prior_matching_loss", "grad_reverse", "frozen_call",
-           "lsgan_losses"]
+from speechrep.objectives.adversarial import grad_reverse
+
+__all__ = ["Estimator", "mi_loss", "positive_loss", "prior_matching_loss"]
 
 Estimator = Literal["jsd", "dv", "infonce"]
 
@@ -58,41 +59,11 @@ def mi_loss(scores: torch.Tensor, positive: torch.Tensor, *, estimator: Estimato
     raise ValueError(f"unknown MI estimator {estimator!r} (jsd, dv, infonce)")
 
 
-class _GradReverse(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x: torch.Tensor, scale: float) -> torch.Tensor:  # type: ignore[override]
-        ctx.scale = scale
-        return x.view_as(x)
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:  # type: ignore[override]
-        return -ctx.scale * grad, None
-
-
-def grad_reverse(x: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
-    """Identity forward; the gradient times ``-scale`` backward (Ganin and Lempitsky, 2015).
-
-    One optimiser then plays both sides of an adversarial game: the module after it
-    minimises a loss that the modules before it maximise.
-    """
-    return _GradReverse.apply(x, scale)
-
-
-def frozen_call(module: torch.nn.Module, *args: torch.Tensor) -> torch.Tensor:
-    """``module(*args)`` with its parameters detached: gradients reach the inputs only.
-
-    One player of an adversarial game judging the other (a generator's loss through the
-    discriminator) without the judge learning from that loss.
-    """
-    params = {name: p.detach() for name, p in module.named_parameters()}
-    return torch.func.functional_call(module, params, args)
-
-
 def prior_matching_loss(codes: torch.Tensor, discriminator: torch.nn.Module) -> torch.Tensor:
     """Adversarial match of ``sigmoid(codes)`` to a uniform [0, 1] prior.
 
     The discriminator learns to tell prior samples (label 1) from codes (label 0); the
-    codes reach it through :func:`grad_reverse`, so the same loss trains the encoder to
+    codes reach it through :func:`~speechrep.objectives.adversarial.grad_reverse`, so the same loss trains the encoder to
     fool it.
 
     Parameters
@@ -106,34 +77,3 @@ def prior_matching_loss(codes: torch.Tensor, discriminator: torch.nn.Module) -> 
     return F.binary_cross_entropy_with_logits(logit_real, torch.ones_like(logit_real)) + F.binary_cross_entropy_with_logits(
         logit_fake, torch.zeros_like(logit_fake)
     )
-
-
-def _scores_and_features(out) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-    """A critic's output as ``(scores, features)``: a tensor is one score map, no features."""
-    if isinstance(out, torch.Tensor):
-        return [out], []
-    scores, features = out
-    return list(scores), list(features)
-
-
-def lsgan_losses(
-    critic: torch.nn.Module, real: torch.Tensor, fake: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Least-squares GAN losses ``(critic, generator, feature_matching)`` of one optimiser step.
-
-    ``critic(x)`` returns a score tensor, or ``(scores, features)``: lists of the score maps
-    of several sub-critics and of their hidden activations (HiFi-GAN's discriminators).
-    Each loss is the mean over the score maps. The critic's loss
-    ``(D(real) - 1)^2 + D(fake)^2`` sees ``fake`` detached, so it trains the critic only;
-    the generator's ``(D(fake) - 1)^2`` and the feature-matching loss (the mean L1 distance
-    between the activations on ``fake`` and on ``real``, 0 without features) call the
-    critic with frozen weights (:func:`frozen_call`), so they train what made ``fake`` only.
-    """
-    real_scores, real_features = _scores_and_features(critic(real))
-    fake_scores, _ = _scores_and_features(critic(fake.detach()))
-    critic_loss = sum(((r - 1) ** 2).mean() + (f**2).mean() for r, f in zip(real_scores, fake_scores))
-    gen_scores, gen_features = _scores_and_features(frozen_call(critic, fake))
-    generator_loss = sum(((g - 1) ** 2).mean() for g in gen_scores)
-    feature_loss = sum((F.l1_loss(g, r.detach()) for g, r in zip(gen_features, real_features)), fake.new_zeros(()))
-    n = len(real_scores)
-    return critic_loss / n, generator_loss / n, feature_loss / max(len(real_features), 1)

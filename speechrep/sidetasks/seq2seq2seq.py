@@ -13,7 +13,7 @@ from (detached) codes; the code generator minimises ``-log D(code)`` through a c
 the discriminator whose parameters are detached, so one loss and one optimiser train both
 players. This non-saturating generator loss keeps pushing the codes toward heading-like
 text when the discriminator wins; the reversed gradient of the discriminator's own loss
-(:func:`speechrep.objectives.mi.grad_reverse`) vanishes exactly then.
+(:func:`speechrep.objectives.adversarial.grad_reverse`) vanishes exactly then.
 
 Several things keep the code from collapsing to one constant (often empty) sequence,
 which is what the decoder's own language model and the discriminator's taste for
@@ -43,7 +43,7 @@ import torch.nn.functional as F
 from speechrep.config import dataclass, save_config
 from speechrep.errors import ConfigError, DataError
 from speechrep.estimators import Reinforce, TemperatureSchedule, gumbel_softmax
-from speechrep.objectives.mi import frozen_call
+from speechrep.objectives.adversarial import frozen_call
 from speechrep.sidetasks.common import fit, format_table, seed_everything, write_results
 from speechrep.sidetasks.pydocs import Document, Vocabulary, read_documents, split_sentences, tokenize
 from speechrep.sidetasks.rouge import rouge_scores

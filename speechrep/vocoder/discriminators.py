@@ -10,7 +10,7 @@
 
 :class:`WaveDiscriminator` combines both and returns ``(scores, features)``, the score map
 of every sub-discriminator and the activations of all their layers, as
-:func:`speechrep.objectives.mi.lsgan_losses` expects (after Kong, Kim and Bae, 2020; the
+:func:`speechrep.objectives.adversarial.lsgan_losses` expects (after Kong, Kim and Bae, 2020; the
 channel widths here scale with one ``channels`` argument, 16 for a CPU recipe).
 """
 

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from speechrep.errors import CheckpointError, ConfigError, DataError
-from speechrep.objectives.mi import lsgan_losses
+from speechrep.objectives.adversarial import lsgan_losses
 from speechrep.models.frozen import FrozenModels, FrozenSpec
 from speechrep.models.registry import register_model
 from speechrep.vocoder.base import Vocoder, check_mel
