@@ -100,3 +100,16 @@ def test_frozen_call_passes_gradients_to_inputs_only():
     layer(x).sum().backward()
     torch.testing.assert_close(frozen_grad, x.grad)  # same function of the input
     assert layer.weight.grad is not None
+
+
+def test_estimator_loss_picks_the_estimator_by_name():
+    from speechrep.objectives.mi import estimator_loss
+
+    s = torch.randn(4, 6, generator=torch.Generator().manual_seed(0))
+    pos = torch.zeros(4, 6, dtype=torch.bool)
+    pos[torch.arange(4), torch.arange(4)] = True
+    for est in ("jsd", "dv", "infonce"):
+        assert torch.equal(estimator_loss(est)(s, pos), mi_loss(s, pos, estimator=est))
+    assert torch.equal(estimator_loss("positive")(s, pos), -s.diagonal().mean())
+    with pytest.raises(ValueError, match="unknown estimator 'mine'"):
+        estimator_loss("mine")

@@ -9,6 +9,11 @@ holds:
 :class:`SeparableCritic` embeds both sides and takes a dot product (Deep InfoMax);
 :class:`ReconstructionCritic` decodes the code and scores the negative reconstruction
 error, which turns Deep InfoMax into an autoencoder.
+
+CPC scores predictions against candidate frames with one matrix product
+(:func:`speechrep.objectives.infonce.infonce_logits`); its two critics,
+:class:`PredictionDotCritic` and :class:`PredictionDistanceCritic`, are therefore the
+two sides of a dot product: ``pair(p, z) -> (a, b)`` with ``<a, b> / dim(a)`` the score.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ import torch.nn as nn
 
 from speechrep.objectives.reconstruction import pairwise_reconstruction_scores, reconstruction_score
 
-__all__ = ["mlp", "SeparableCritic", "ReconstructionCritic"]
+__all__ = ["mlp", "SeparableCritic", "ReconstructionCritic", "PredictionDotCritic", "PredictionDistanceCritic"]
 
 
 def mlp(input_dim: int, hidden: int, output_dim: int, *, layers: int = 2) -> nn.Sequential:
@@ -77,3 +82,28 @@ class ReconstructionCritic(nn.Module):
     def positive(self, codes: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
         """(M, G), (M, F) -> (M,)."""
         return reconstruction_score(self.decoder(codes), inputs)
+
+
+class PredictionDotCritic(nn.Module):
+    """CPC's separable critic ``s(p, z) = <p, z> / D``: the predictor is its code embedding."""
+
+    def pair(self, pred: torch.Tensor, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(..., D), (..., D) -> the same tensors."""
+        return pred, z
+
+
+class PredictionDistanceCritic(nn.Module):
+    """CPC's reconstruction critic ``s(p, z) = -||p - z||^2 / D``: the predictor decodes.
+
+    Written as a dot product of augmented vectors, ``<[2p, -|p|^2, -1], [z, 1, |z|^2]>``,
+    so that the candidate scoring of CPC (one matrix product, then a gather) serves it too.
+    """
+
+    def pair(self, pred: torch.Tensor, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(..., D), (..., D) -> (..., D + 2) each; ``<a, b> / (D + 2) = -||p - z||^2 / D``."""
+        D = pred.shape[-1]
+        pred, z = pred.float(), z.float()
+        ones_p, ones_z = pred.new_ones(*pred.shape[:-1], 1), z.new_ones(*z.shape[:-1], 1)
+        a = torch.cat([2 * pred, -pred.pow(2).sum(-1, keepdim=True), -ones_p], dim=-1) * ((D + 2) / D)
+        b = torch.cat([z, ones_z, z.pow(2).sum(-1, keepdim=True)], dim=-1)
+        return a, b

@@ -16,7 +16,7 @@ shared by the ``K`` steps (as in CPC_audio): shape ``(B, W, N)`` with ``W = T - 
 
 from __future__ import annotations
 
-from typing import Literal, Sequence
+from typing import Callable, Literal, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -28,7 +28,7 @@ __all__ = [
     "infonce_from_logits",
     "infonce_loss",
     "infonce_loss_reference",
-    "positive_only_loss",
+    "predictive_loss",
 ]
 
 NegativeMode = Literal["sequence", "speaker", "batch"]
@@ -218,18 +218,27 @@ def infonce_loss_reference(
     return loss_k.sum(), loss_k, torch.stack(accs).detach()
 
 
-def positive_only_loss(pred: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-    """Prediction error without negatives: ``mean ||p_btk - z_b,t+k||^2 / D``.
+def predictive_loss(
+    logits: torch.Tensor, estimate: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Loss and accuracy of every step from ``(B, W, K, 1 + N)`` scores, positive first.
 
-    This is what contrastive learning reduces to when the negatives are dropped; a
-    constant code minimises it, which is the trivial solution the collapse monitors
-    (:mod:`speechrep.objectives.collapse`) are there to catch.
+    The general form of :func:`infonce_from_logits`: each step's ``(B * W, 1 + N)`` score
+    matrix goes through an estimator of :func:`speechrep.objectives.mi.estimator_loss`
+    (``infonce`` gives the same loss; ``positive`` reads the positive column only).
 
-    Parameters
-    ----------
-    pred : (B, W, K, D) predictions.
-    z : (B, T, D) encoder outputs, ``T >= W + K``.
+    Returns
+    -------
+    loss : scalar, ``sum_k`` of the step losses.
+    loss_k : (K,) per-step losses.
+    acc_k : (K,) fraction of predictions whose positive scores strictly above every negative.
     """
-    W, K = pred.shape[1], pred.shape[2]
-    targets = torch.stack([z[:, k : k + W] for k in range(1, K + 1)], dim=2)  # (B, W, K, D)
-    return F.mse_loss(pred.float(), targets.float())
+    logits = logits.float()
+    B, W, K, C = logits.shape
+    positive = torch.zeros(C, dtype=torch.bool, device=logits.device)
+    positive[0] = True
+    positive = positive.expand(B * W, C)
+    loss_k = torch.stack([estimate(logits[:, :, k].reshape(B * W, C), positive) for k in range(K)])
+    with torch.no_grad():
+        acc_k = (logits[..., 0] > logits[..., 1:].amax(dim=-1)).float().mean(dim=(0, 1))
+    return loss_k.sum(), loss_k, acc_k
