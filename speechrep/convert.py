@@ -428,7 +428,7 @@ def _write_all(pair_list: list[ConversionPair], out_dir: str | Path, make, *, sa
                progress: bool) -> list[Path]:
     # Outputs go to a temporary directory inside out_dir and are moved into place only
     # when every pair succeeded, so an error leaves no new file behind.
-    from tqdm import tqdm
+    from speechrep.utils.progress import progress_bar
 
     from speechrep.data.audio import write_wav
 
@@ -436,7 +436,7 @@ def _write_all(pair_list: list[ConversionPair], out_dir: str | Path, make, *, sa
     out_dir.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".convert.", suffix=".tmp", dir=out_dir))
     try:
-        for p in tqdm(pair_list, desc=desc, unit="pair", disable=not progress):
+        for p in progress_bar(pair_list, desc=desc, unit="pair", enabled=progress):
             try:
                 wave = make(p)
             except DataError as e:

@@ -58,7 +58,7 @@ def extract_representations(
     import kaldiio
     import torch
     import yaml
-    from tqdm import tqdm
+    from speechrep.utils.progress import progress_bar
 
     from speechrep.data.audio import iter_audio
     from speechrep.data.kaldi_dir import DataDir, write_kaldi_map
@@ -86,7 +86,7 @@ def extract_representations(
     dim = 0
     with atomic_dir(out_dir) as tmp, torch.inference_mode():
         with kaldiio.WriteHelper(f"ark,scp:{tmp / 'feats.ark'},{tmp / 'feats.scp'}") as writer:
-            for utt, x in tqdm(inputs, total=total, desc=f"extract {layer}", unit="utt", disable=not progress):
+            for utt, x in progress_bar(inputs, total=total, desc=f"extract {layer}", unit="utt", enabled=progress):
                 batch = {input_key: torch.tensor(x, dtype=torch.float32).unsqueeze(0)}
                 rep = module.encode(batch, layer=layer)[0].float().numpy()
                 writer(utt, rep)

@@ -229,7 +229,7 @@ def extract_units(
         checkpoint or data directory.
     """
     import torch
-    from tqdm import tqdm
+    from speechrep.utils.progress import progress_bar
 
     from speechrep.data.kaldi_dir import DataDir
     from speechrep.train.checkpoint import load_model
@@ -259,7 +259,7 @@ def extract_units(
         inputs = iter_audio(dd, sample_rate=getattr(getattr(model, "cfg", None), "sample_rate", 16000))
     units = {}
     found = units_from_model(model, inputs, device=device, segment_penalty=segment_penalty, max_segment=max_segment)
-    for utt, u in tqdm(found, total=len(dd.utts), desc="units", disable=not progress):
+    for utt, u in progress_bar(found, total=len(dd.utts), desc="units", enabled=progress):
         units[utt] = u
     return UnitSet(units, float(model.frame_shift), offset, int(model.bottleneck.num_codes))
 

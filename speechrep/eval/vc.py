@@ -263,7 +263,7 @@ def evaluate_vc(
         real speech), against the source's phones.
     """
     import torch
-    from tqdm import tqdm
+    from speechrep.utils.progress import progress_bar
 
     from speechrep.convert import read_input_audio, read_pairs
     from speechrep.features.logmel import VC_MEL, log_mel
@@ -308,7 +308,7 @@ def evaluate_vc(
             enrol.setdefault(p.target_speaker, {}).setdefault(t, None)
     speakers = sorted(enrol)
     items = [(s, u) for s in speakers for u in enrol[s]]
-    for s, u in tqdm(items, desc="enrol", unit="utt", disable=not progress):
+    for s, u in progress_bar(items, desc="enrol", unit="utt", enabled=progress):
         enrol[s][u] = embed(read(u, "enrolment"))
     centroids = np.stack([np.mean(list(enrol[s].values()), axis=0) for s in speakers])
 
@@ -323,7 +323,7 @@ def evaluate_vc(
 
     def per_of(ref: list[str], by_model: list[list[str]]) -> float:
         return float(np.mean([edit_distance(ref, h) for h in by_model])) / max(len(ref), 1)
-    for p in tqdm(pair_list, desc="score", unit="pair", disable=not progress):
+    for p in progress_bar(pair_list, desc="score", unit="pair", enabled=progress):
         wave = read(converted_dir / f"{p.id}.wav", "converted")
         conv_emb.append(embed(wave))
         row: dict[str, Any] = {"id": p.id, "source_speaker": p.source_speaker, "target_speaker": p.target_speaker}

@@ -156,10 +156,10 @@ def _run_jobs(
     progress: bool,
 ) -> None:
     """Synthesize every job on ``nj`` threads (the work runs in subprocesses)."""
-    from tqdm import tqdm
+    from speechrep.utils.progress import progress_bar
 
     total = sum(len(items) for _, items in jobs)
-    with tqdm(total=total, desc="synthesizing", unit="utt", disable=not progress) as bar:
+    with progress_bar(total=total, desc="synthesizing", unit="utt", enabled=progress) as bar:
         with ThreadPoolExecutor(max_workers=nj) as pool:
             futures = {pool.submit(synthesize, speaker, items): speaker for speaker, items in jobs}
             for future in as_completed(futures):
