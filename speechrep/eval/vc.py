@@ -19,7 +19,8 @@ speaker reading the source text) when present, else against the source:
   over cepstral coefficients 1..24 (orthonormal DCT-II of the VC log-mel, natural-log
   magnitude), averaged over the DTW path between the two utterances; the DCT scaling
   differs from SPTK mel-cepstra, so compare values within the project only;
-- log-F0 correlation and RMSE (in cents) over DTW-aligned frames voiced in both (pYIN).
+- log-F0 correlation and RMSE (in cents) over DTW-aligned frames voiced in both
+  (:func:`speechrep.models.pitch.estimate_f0`, the tracker of the models).
 """
 
 from __future__ import annotations
@@ -41,7 +42,6 @@ __all__ = [
     "mel_cepstrum",
     "dtw_path",
     "mel_cepstral_distortion",
-    "estimate_f0",
     "f0_metrics",
     "speaker_scores",
     "evaluate_vc",
@@ -159,22 +159,6 @@ def mel_cepstral_distortion(a: np.ndarray, b: np.ndarray, *, path: np.ndarray | 
     return float(np.mean(_MCD_CONST * np.sqrt((diff**2).sum(axis=1))))
 
 
-def estimate_f0(wave: np.ndarray, *, sample_rate: int = 16000, hop_length: int = 160,
-                fmin: float = 60.0, fmax: float = 500.0) -> np.ndarray:
-    """F0 track by pYIN, one value per frame centred at ``i * hop_length``.
-
-    Returns
-    -------
-    np.ndarray
-        ``(1 + samples // hop_length,)`` float64 in Hz, NaN where unvoiced.
-    """
-    import librosa
-
-    f0, voiced, _ = librosa.pyin(np.asarray(wave, dtype=np.float32), fmin=fmin, fmax=fmax, sr=sample_rate,
-                                 frame_length=1024, hop_length=hop_length, center=True)
-    return np.where(voiced, f0, np.nan)
-
-
 def f0_metrics(f0_a: np.ndarray, f0_b: np.ndarray, path: np.ndarray) -> dict[str, float]:
     """Log-F0 agreement of two F0 tracks (Hz, NaN = unvoiced) paired by ``path``.
 
@@ -242,7 +226,7 @@ def evaluate_vc(
         converted speech), and ``per_by_model`` etc. list them one by one.
     resynth_dir : ``<id>.wav`` copy-synthesised sources (vocoder without conversion), for
         the PER and MCD baseline.
-    f0 : compute log-F0 measures (pYIN is the slowest part).
+    f0 : compute log-F0 measures (F0 tracking of both sides).
     enrol_targets : enrol each target speaker with only the first N targets of every pair
         (default: all of them), so that conversions made with more target utterances are
         judged against the same speaker centroids as those made with fewer.
@@ -263,6 +247,7 @@ def evaluate_vc(
         real speech), against the source's phones.
     """
     import torch
+    from speechrep.models.pitch import estimate_f0
     from speechrep.utils.progress import progress_bar
 
     from speechrep.convert import read_input_audio, read_pairs
