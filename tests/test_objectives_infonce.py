@@ -9,6 +9,7 @@ from speechrep.objectives.infonce import (
     infonce_from_logits,
     infonce_loss,
     infonce_loss_reference,
+    predictive_estimator,
     predictive_loss,
     sample_negatives,
 )
@@ -128,6 +129,8 @@ def test_predictive_loss_with_infonce_equals_infonce_and_positive_reads_the_posi
     assert torch.allclose(loss_k, ref_k, atol=1e-6) and torch.equal(acc, ref_acc)
     _, pos_k, _ = predictive_loss(logits, estimator_loss("positive"))
     assert torch.allclose(pos_k, -logits[..., 0].mean(dim=(0, 1)))
+    assert predictive_estimator("infonce") is infonce_from_logits  # CPC's fast path
+    assert torch.equal(predictive_estimator("dv")(logits)[1], predictive_loss(logits, estimator_loss("dv"))[1])
 
 
 def test_blockwise_backward_equals_reference_gradients(monkeypatch):

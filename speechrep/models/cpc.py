@@ -39,8 +39,8 @@ from speechrep.models.context import ContextKind, build_context
 from speechrep.models.critics import PredictionDistanceCritic, PredictionDotCritic
 from speechrep.models.encoders import FeatureEncoder, FrequencyWarp, WaveEncoder
 from speechrep.objectives.collapse import collapse_monitors
-from speechrep.objectives.infonce import NegativeMode, infonce_logits, predictive_loss, sample_negatives
-from speechrep.objectives.mi import Estimator, estimator_loss
+from speechrep.objectives.infonce import NegativeMode, infonce_logits, predictive_estimator, sample_negatives
+from speechrep.objectives.mi import Estimator
 from speechrep.models.registry import register_model
 
 __all__ = ["CPCConfig", "CPC", "LinearPredictor", "TransformerPredictor", "build_cpc"]
@@ -265,7 +265,7 @@ class CPC(nn.Module):
                 recompute=cfg.predictor_recompute,
             )
         self.critic = PredictionDistanceCritic() if cfg.critic == "reconstruction" else PredictionDotCritic()
-        self.estimate = estimator_loss(cfg.estimator)
+        self.loss = predictive_estimator(cfg.estimator)
 
     def _input(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         if self.input_key not in batch:
@@ -304,7 +304,7 @@ class CPC(nn.Module):
                 B, T, W, cfg.num_negatives, mode=cfg.negatives, speaker=batch.get("speaker"), device=z.device
             )
         logits = infonce_logits(*self.critic.pair(pred, z), neg_idx, within_sequence=cfg.negatives == "sequence")
-        loss, loss_k, acc_k = predictive_loss(logits, self.estimate)
+        loss, loss_k, acc_k = self.loss(logits)
         out = {f"acc/k{k + 1}": acc_k[k] for k in range(K)}
         out[f"loss/{cfg.estimator}"] = loss_k.sum().detach()
         out.update(collapse_monitors(z, accuracy=acc_k.mean(), num_candidates=1 + neg_idx.shape[-1]))

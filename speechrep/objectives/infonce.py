@@ -16,10 +16,13 @@ shared by the ``K`` steps (as in CPC_audio): shape ``(B, W, N)`` with ``W = T - 
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Callable, Literal, Sequence
 
 import torch
 import torch.nn.functional as F
+
+from speechrep.objectives.mi import Estimator, estimator_loss
 
 __all__ = [
     "NegativeMode",
@@ -29,6 +32,7 @@ __all__ = [
     "infonce_loss",
     "infonce_loss_reference",
     "predictive_loss",
+    "predictive_estimator",
 ]
 
 NegativeMode = Literal["sequence", "speaker", "batch"]
@@ -242,3 +246,15 @@ def predictive_loss(
     with torch.no_grad():
         acc_k = (logits[..., 0] > logits[..., 1:].amax(dim=-1)).float().mean(dim=(0, 1))
     return loss_k.sum(), loss_k, acc_k
+
+
+def predictive_estimator(estimator: Estimator) -> Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """``logits (B, W, K, 1 + N) -> (loss, loss_k, acc_k)`` of an estimator name, chosen once.
+
+    ``infonce`` is :func:`infonce_from_logits` (one log-sum-exp, no per-step loop, no
+    boolean indexing: CPC's training path stays as fast as it was); the others go through
+    :func:`predictive_loss`.
+    """
+    if estimator == "infonce":
+        return infonce_from_logits
+    return partial(predictive_loss, estimate=estimator_loss(estimator))
