@@ -156,6 +156,13 @@ class _ScoreGather(torch.autograd.Function):
         return grad_a.to(a.dtype), grad_b.to(b.dtype), None
 
 
+@torch.no_grad()
+def _step_accuracy(logits: torch.Tensor) -> torch.Tensor:
+    """(K,) fraction of ``(B, W, K, 1 + N)`` rows whose positive (first) scores strictly
+    above every negative: ties count as wrong, so a collapsed code scores 0, not 1."""
+    return (logits[..., 0] > logits[..., 1:].amax(dim=-1)).float().mean(dim=(0, 1))
+
+
 def infonce_from_logits(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Loss and accuracy from ``(B, W, K, 1 + N)`` scores with the positive first.
 
@@ -169,8 +176,7 @@ def infonce_from_logits(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tenso
     logits = logits.float()  # log-sum-exp in fp32 under autocast
     nll = torch.logsumexp(logits, dim=-1) - logits[..., 0]  # (B, W, K)
     loss_k = nll.mean(dim=(0, 1))
-    with torch.no_grad():
-        acc_k = (logits[..., 0] > logits[..., 1:].amax(dim=-1)).float().mean(dim=(0, 1))
+    acc_k = _step_accuracy(logits)
     return loss_k.sum(), loss_k, acc_k
 
 
@@ -243,8 +249,7 @@ def predictive_loss(
     positive[0] = True
     positive = positive.expand(B * W, C)
     loss_k = torch.stack([estimate(logits[:, :, k].reshape(B * W, C), positive) for k in range(K)])
-    with torch.no_grad():
-        acc_k = (logits[..., 0] > logits[..., 1:].amax(dim=-1)).float().mean(dim=(0, 1))
+    acc_k = _step_accuracy(logits)
     return loss_k.sum(), loss_k, acc_k
 
 
