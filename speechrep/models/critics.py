@@ -1,10 +1,9 @@
 """Critics: score how well a code goes with an input.
 
-Every critic has the same two methods, so an objective never needs to know which one it
-holds:
-
-- ``scores(codes (M, G), inputs (N, F)) -> (M, N)``: all pairs;
-- ``positive(codes (M, G), inputs (M, F)) -> (M,)``: matching pairs only.
+Every critic has the same method, so an objective never needs to know which one it
+holds: ``scores(codes (M, G), inputs (N, F)) -> (M, N)``, all pairs; an estimator
+(:func:`speechrep.objectives.mi.estimator_loss`) reads the positive pairs, and the
+negatives if it uses them.
 
 :class:`SeparableCritic` embeds both sides and takes a dot product (Deep InfoMax);
 :class:`ReconstructionCritic` decodes the code and scores the negative reconstruction
@@ -21,7 +20,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from speechrep.objectives.reconstruction import pairwise_reconstruction_scores, reconstruction_score
+from speechrep.objectives.reconstruction import pairwise_reconstruction_scores
 
 __all__ = ["mlp", "SeparableCritic", "ReconstructionCritic", "PredictionDotCritic", "PredictionDistanceCritic"]
 
@@ -56,10 +55,6 @@ class SeparableCritic(nn.Module):
         """(M, G), (N, F) -> (M, N)."""
         return self.phi(codes) @ self.psi(inputs).T * self.scale
 
-    def positive(self, codes: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
-        """(M, G), (M, F) -> (M,)."""
-        return (self.phi(codes) * self.psi(inputs)).sum(-1) * self.scale
-
 
 class ReconstructionCritic(nn.Module):
     """``s(c, x) = -||decoder(c) - x||^2 / F`` with an MLP decoder.
@@ -78,10 +73,6 @@ class ReconstructionCritic(nn.Module):
     def scores(self, codes: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
         """(M, G), (N, F) -> (M, N)."""
         return pairwise_reconstruction_scores(self.decoder(codes), inputs)
-
-    def positive(self, codes: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
-        """(M, G), (M, F) -> (M,)."""
-        return reconstruction_score(self.decoder(codes), inputs)
 
 
 class PredictionDotCritic(nn.Module):
