@@ -50,6 +50,17 @@ def test_update_counting_postfix_and_one_last_line(monkeypatch):
     assert lines[-1].startswith("train: 40/40 (100%) step") and lines[-1].endswith("loss=0.5")
 
 
+def test_a_task_shorter_than_the_interval_writes_nothing(monkeypatch):
+    # e.g. a command that fails at once: its one error line stays alone on stderr
+    monkeypatch.setattr(progress_module.time, "monotonic", _Clock(0.001))
+    out = io.StringIO()
+    with progress_bar(total=3, desc="make_fbank", unit="job", file=out) as bar:
+        for _ in range(3):
+            bar.update(1)
+    assert list(progress_bar(range(100), file=out)) == list(range(100))
+    assert out.getvalue() == ""
+
+
 def test_terminal_gets_tqdm_and_disabled_writes_nothing():
     from tqdm import tqdm
 

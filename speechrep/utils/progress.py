@@ -3,7 +3,8 @@
 On a terminal, :func:`progress_bar` is a tqdm bar. Anywhere else (a recipe's log, a Slurm
 output file, a pipe), a redrawn bar is thousands of ``\\r``-joined copies of itself; there
 it is :class:`LineProgress`, which writes one plain line every :data:`LOG_INTERVAL`
-seconds and one at the end.
+seconds and one at the end; a task done within the first interval writes nothing (a
+command that fails fast still prints its one error line alone).
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ LOG_INTERVAL = 5.0
 
 
 class LineProgress:
-    """A progress report as plain lines: at most one per ``interval`` seconds, and a last one.
+    """A progress report as plain lines: at most one per ``interval`` seconds, and a last
+    one when any was written (nothing for a task shorter than ``interval``).
 
     The part of tqdm's interface the library uses: iteration, :meth:`update`,
     :meth:`set_postfix`, :meth:`close` and the context manager.
@@ -52,6 +54,7 @@ class LineProgress:
         self.postfix = ""
         self.start = self._last = time.monotonic()
         self._closed = False
+        self._written = False
 
     def __iter__(self) -> Iterator[Any]:
         if self.iterable is None:
@@ -85,13 +88,14 @@ class LineProgress:
         self.postfix = ", ".join(f"{k}={v}" for k, v in values.items())
 
     def close(self) -> None:
-        """Write the last line (once)."""
+        """Write the last line (once), if the task lasted long enough to report."""
         if not self._closed:
             self._closed = True
-            self._write(time.monotonic())
+            if self._written:
+                self._write(time.monotonic())
 
     def _write(self, now: float) -> None:
-        self._last = now
+        self._last, self._written = now, True
         elapsed = now - self.start
         count = f"{self.n:g}/{self.total:g}" if self.total else f"{self.n:g}"
         if self.total:
