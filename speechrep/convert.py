@@ -463,14 +463,14 @@ def _write_all(pair_list: list[ConversionPair], out_dir: str | Path, make, *, sa
                progress: bool, rule: dict[str, Any]) -> list[Path]:
     # The whole directory is built under a temporary name and renamed when every pair
     # succeeded, so an error leaves no new file behind.
-    from tqdm import tqdm
+    from speechrep.utils.progress import progress_bar
 
     from speechrep.data.audio import write_wav
     from speechrep.utils.io import output_dir
 
     out_dir = Path(out_dir)
     with output_dir(out_dir, **rule) as tmp:
-        for p in tqdm(pair_list, desc=desc, unit="pair", disable=not progress):
+        for p in progress_bar(pair_list, desc=desc, unit="pair", enabled=progress):
             try:
                 wave = make(p)
             except DataError as e:

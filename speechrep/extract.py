@@ -72,7 +72,7 @@ def extract_representations(
     import kaldiio
     import torch
     import yaml
-    from tqdm import tqdm
+    from speechrep.utils.progress import progress_bar
 
     from speechrep.data.kaldi_dir import write_kaldi_map
     from speechrep.errors import ConfigError
@@ -94,7 +94,7 @@ def extract_representations(
     dim = 0
     with output_dir(out_dir, **where) as tmp, torch.inference_mode():
         with kaldiio.WriteHelper(f"ark,scp:{tmp / 'feats.ark'},{tmp / 'feats.scp'}") as writer:
-            for utt, x in tqdm(inputs, total=total, desc=f"extract {layer}", unit="utt", disable=not progress):
+            for utt, x in progress_bar(inputs, total=total, desc=f"extract {layer}", unit="utt", enabled=progress):
                 batch = {input_key: torch.tensor(x, dtype=torch.float32).unsqueeze(0)}
                 with refused_input(utt, x, data_dir):
                     rep = module.encode(batch, layer=layer)[0].float().numpy()

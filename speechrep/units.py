@@ -240,7 +240,7 @@ def extract_units(
         checkpoint or data directory.
     """
     import torch
-    from tqdm import tqdm
+    from speechrep.utils.progress import progress_bar
 
     from speechrep.data.kaldi_dir import DataDir
     from speechrep.train.checkpoint import load_model
@@ -261,7 +261,7 @@ def extract_units(
     units = {}
     found = units_from_model(model, inputs, device=device, segment_penalty=segment_penalty, max_segment=max_segment,
                              source=dd.path)
-    for utt, u in tqdm(found, total=total, desc="units", disable=not progress):
+    for utt, u in progress_bar(found, total=total, desc="units", enabled=progress):
         units[utt] = u
     return UnitSet(units, float(model.frame_shift), offset, int(model.bottleneck.num_codes))
 

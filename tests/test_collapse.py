@@ -32,9 +32,11 @@ def test_monitor_keys_and_chance_ratio():
         collapse_monitors(torch.randn(10, 4), accuracy=torch.tensor(0.5), num_candidates=1)
 
 
-def _train(objective: str, steps: int = 40) -> dict[str, float]:
+def _train(critic: str, estimator: str, steps: int = 40) -> dict[str, float]:
     torch.manual_seed(0)
-    cfg = CPCConfig(dim=16, context="gru", context_dim=16, num_steps=2, num_negatives=8, negatives="batch", objective=objective, feat_layers=2)
+    cfg = CPCConfig(
+        dim=16, context="gru", context_dim=16, num_steps=2, num_negatives=8, negatives="batch", critic=critic, estimator=estimator, feat_layers=2
+    )
     model = CPC(cfg, input_dim=12)
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     g = torch.Generator().manual_seed(1)
@@ -48,8 +50,8 @@ def _train(objective: str, steps: int = 40) -> dict[str, float]:
 
 
 def test_positives_only_collapses_and_negatives_prevent_it():
-    collapsed = _train("positive_only")
-    healthy = _train("infonce")
+    collapsed = _train("reconstruction", "positive")
+    healthy = _train("separable", "infonce")
     # without negatives all codes drift to one direction: spread and rank fall, the
     # contrastive accuracy stays at chance; with negatives none of this happens
     assert collapsed["collapse/var"] < 0.2 * healthy["collapse/var"]

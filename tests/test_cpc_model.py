@@ -192,6 +192,50 @@ def test_loss_falls_on_a_fixed_batch():
     assert losses[-1] < 0.8 * losses[0]
 
 
+#: every (critic, estimator) pair a CPC config may name; the separable critic needs negatives
+COMBINATIONS = [("separable", e) for e in ("jsd", "dv", "infonce")] + [("reconstruction", e) for e in ("jsd", "dv", "infonce", "positive")]
+
+
+@pytest.mark.parametrize("critic,estimator", COMBINATIONS)
+def test_every_critic_and_estimator_trains(critic, estimator):
+    torch.manual_seed(0)
+    model = CPC(tiny(negatives="batch", context="gru", critic=critic, estimator=estimator), input_dim=10)
+    batch = {"feats": torch.randn(4, 24, 10).cumsum(1) * 0.3}
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    losses = []
+    for _ in range(25):
+        out = model(batch)
+        opt.zero_grad()
+        out["loss"].backward()
+        opt.step()
+        losses.append(float(out["loss"].detach()))
+    assert f"loss/{estimator}" in out
+    # an absolute fall: the DV bound starts near 0, the others at a few nats
+    assert losses[-1] < losses[0] - 0.5
+
+
+def test_reconstruction_critic_scores_the_negative_squared_distance():
+    from speechrep.models.critics import PredictionDistanceCritic
+
+    g = torch.Generator().manual_seed(0)
+    p, z = torch.randn(5, 6, generator=g), torch.randn(7, 6, generator=g)
+    a, b = PredictionDistanceCritic().pair(p, z)
+    expect = -torch.cdist(p, z).pow(2) / 6
+    assert torch.allclose(a @ b.T / a.shape[-1], expect, atol=1e-5)
+
+
+def test_positive_estimator_with_reconstruction_critic_is_the_prediction_error():
+    # the former ``objective: positive_only``: mean squared error of each step, summed over steps
+    torch.manual_seed(0)
+    model = CPC(tiny(negatives="batch", critic="reconstruction", estimator="positive"), input_dim=10)
+    batch = {"feats": torch.randn(2, 12, 10)}
+    out = model(batch)
+    z, _ = model.codes(batch)
+    pred = model.predictor(model.context(z)[:, :9])  # (B, W, K, D)
+    mse = sum(torch.nn.functional.mse_loss(pred[:, :, k], z[:, k + 1 : k + 10]) for k in range(3))
+    assert float(out["loss"].detach()) == pytest.approx(float(mse.detach()), rel=1e-4)
+
+
 def test_encode_layers_and_frame_shift():
     model = CPC(tiny(context_dim=12, predictor="linear"))
     batch = {"wave": torch.randn(1, 1600)}
@@ -231,6 +275,10 @@ def test_bottleneck_hook_feeds_context_adds_loss_and_logs():
 def test_config_errors_name_the_field():
     with pytest.raises(ConfigError, match="num_steps"):
         CPCConfig(num_steps=0)
+    with pytest.raises(ConfigError, match="model.args.estimator.*separable critic needs negatives"):
+        CPCConfig(estimator="positive")
+    with pytest.raises(ConfigError, match="objective"):  # the former switch is gone
+        build_model("cpc", {"objective": "positive_only"})
     with pytest.raises(ConfigError, match="predictor_heads"):
         CPCConfig(dim=30, context_dim=30, predictor="transformer", predictor_heads=8)
     with pytest.raises(ConfigError, match="context_dim"):

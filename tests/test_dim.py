@@ -1,5 +1,7 @@
 """Deep InfoMax and its autoencoder special case."""
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -22,22 +24,25 @@ def _batch(seed=0):
     return {"feats": torch.randn(4, 16, 10, generator=g).cumsum(1) * 0.3}
 
 
-@pytest.mark.parametrize("estimator", ["jsd", "dv", "infonce"])
-@pytest.mark.parametrize("objective", ["dim", "autoencoder"])
-def test_forward_backward_and_logged_terms(objective, estimator):
+#: every (critic, estimator) pair a config may name; the separable critic needs negatives
+COMBINATIONS = [("separable", e) for e in ("jsd", "dv", "infonce")] + [("reconstruction", e) for e in ("jsd", "dv", "infonce", "positive")]
+
+
+@pytest.mark.parametrize("critic,estimator", COMBINATIONS)
+def test_forward_backward_and_logged_terms(critic, estimator):
     torch.manual_seed(0)
-    model = DIM(tiny(objective=objective, estimator=estimator, prior_weight=0.1), input_dim=10)
+    model = DIM(tiny(critic=critic, estimator=estimator, prior_weight=0.1), input_dim=10)
     out = model(_batch())
     out["loss"].backward()
     assert all(v.dim() == 0 for v in out.values())
     assert {"loss/local", "loss/prior", "acc/local", "collapse/var", "collapse/eff_rank", "collapse/acc_vs_chance"} <= set(out)
-    assert ("loss/global" in out) == (objective == "dim")
+    assert ("loss/global" in out) == (critic == "separable")
     assert all(p.grad is not None for p in model.parameters())
 
 
-def test_objective_switch_swaps_only_the_critic():
+def test_critic_switch_swaps_only_the_critic():
     dim_model = DIM(tiny(), input_dim=10)
-    ae_model = DIM(tiny(objective="autoencoder"), input_dim=10)
+    ae_model = DIM(tiny(critic="reconstruction", estimator="positive"), input_dim=10)
     assert isinstance(dim_model.local_critic, SeparableCritic)
     assert isinstance(ae_model.local_critic, ReconstructionCritic)
     # same encoder and code head architecture: their weights are interchangeable
@@ -47,9 +52,17 @@ def test_objective_switch_swaps_only_the_critic():
     assert torch.equal(ae_model.encode(batch), dim_model.encode(batch))
 
 
+def test_autoencoder_preset_is_dim_with_two_other_config_lines():
+    _, dim_cfg = build_model("dim", {}, input_dim=10)
+    _, ae_cfg = build_model("autoencoder", {}, input_dim=10)
+    a, b = dataclasses.asdict(dim_cfg), dataclasses.asdict(ae_cfg)
+    assert {k for k in a if a[k] != b[k]} == {"critic", "estimator"}
+    assert (b["critic"], b["estimator"]) == ("reconstruction", "positive")
+
+
 def test_autoencoder_loss_is_reconstruction_mse():
     torch.manual_seed(0)
-    model = DIM(tiny(objective="autoencoder", max_frames=64), input_dim=10)  # all 4 x 16 frames
+    model = DIM(tiny(critic="reconstruction", estimator="positive", max_frames=64), input_dim=10)  # all 4 x 16 frames
     batch = _batch()
     out = model(batch)
     codes = model.encode(batch)  # (B, T, G)
@@ -59,16 +72,16 @@ def test_autoencoder_loss_is_reconstruction_mse():
 
 
 def test_autoencoder_on_waveform_reconstructs_10ms_chunks():
-    model = DIM(tiny(objective="autoencoder"))
+    model = DIM(tiny(critic="reconstruction", estimator="positive"))
     assert model.local_critic.decoder[-1].out_features == 160
     out = model({"wave": torch.randn(2, 1600)})
     assert torch.isfinite(out["loss"])
 
 
-@pytest.mark.parametrize("objective", ["dim", "autoencoder"])
-def test_loss_falls(objective):
+@pytest.mark.parametrize("critic,estimator", COMBINATIONS)
+def test_loss_falls(critic, estimator):
     torch.manual_seed(0)
-    model = DIM(tiny(objective=objective, estimator="infonce"), input_dim=10)
+    model = DIM(tiny(critic=critic, estimator=estimator), input_dim=10)
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
     batch = _batch()
     losses = []
@@ -91,6 +104,10 @@ def test_encode_layers():
 def test_bad_config_and_batch():
     with pytest.raises(ConfigError, match="prior_weight"):
         DIMConfig(prior_weight=-1)
+    with pytest.raises(ConfigError, match="model.args.estimator.*separable critic needs negatives"):
+        DIMConfig(critic="separable", estimator="positive")
+    with pytest.raises(ConfigError, match="critic"):
+        build_model("dim", {"critic": "dot"})
     with pytest.raises(ConfigError, match="data.batch_size"):
         DIM(tiny(), input_dim=10)({"feats": torch.randn(1, 16, 10)})
     with pytest.raises(ConfigError, match="data.input"):
@@ -99,9 +116,11 @@ def test_bad_config_and_batch():
 
 def test_registry_names():
     model, cfg = build_model("autoencoder", {"dim": 16, "code_dim": 4}, input_dim=10)
-    assert cfg.objective == "autoencoder" and isinstance(model.local_critic, ReconstructionCritic)
+    assert isinstance(model.local_critic, ReconstructionCritic) and model.global_critic is None
     model, cfg = build_model("dim", {"dim": 16, "code_dim": 4, "estimator": "dv"}, input_dim=10)
-    assert cfg.objective == "dim" and cfg.estimator == "dv"
+    assert cfg.critic == "separable" and cfg.estimator == "dv"
+    with pytest.raises(ConfigError, match="objective"):  # the former switch is gone
+        build_model("dim", {"objective": "autoencoder"})
     with pytest.raises(ConfigError, match="estimator"):
         build_model("dim", {"estimator": "mine"})
 

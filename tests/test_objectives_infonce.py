@@ -6,9 +6,11 @@ import pytest
 import torch
 
 from speechrep.objectives.infonce import (
+    infonce_from_logits,
     infonce_loss,
     infonce_loss_reference,
-    positive_only_loss,
+    predictive_estimator,
+    predictive_loss,
     sample_negatives,
 )
 
@@ -118,11 +120,17 @@ def test_sample_negatives_bad_input():
         sample_negatives(2, 10, 5, 3, mode="nowhere")
 
 
-def test_positive_only_loss_is_zero_for_exact_predictions():
-    z = torch.randn(2, 10, 4)
-    pred = torch.stack([z[:, k + 1 : k + 8] for k in range(3)], dim=2)
-    assert float(positive_only_loss(pred, z)) == 0.0
-    assert float(positive_only_loss(pred + 1, z)) == pytest.approx(1.0)
+def test_predictive_loss_with_infonce_equals_infonce_and_positive_reads_the_positives():
+    from speechrep.objectives.mi import estimator_loss
+
+    logits = torch.randn(3, 5, 2, 7, generator=torch.Generator().manual_seed(0))
+    ref, ref_k, ref_acc = infonce_from_logits(logits)
+    loss, loss_k, acc = predictive_loss(logits, estimator_loss("infonce"))
+    assert torch.allclose(loss_k, ref_k, atol=1e-6) and torch.equal(acc, ref_acc)
+    _, pos_k, _ = predictive_loss(logits, estimator_loss("positive"))
+    assert torch.allclose(pos_k, -logits[..., 0].mean(dim=(0, 1)))
+    assert predictive_estimator("infonce") is infonce_from_logits  # CPC's fast path
+    assert torch.equal(predictive_estimator("dv")(logits)[1], predictive_loss(logits, estimator_loss("dv"))[1])
 
 
 def test_blockwise_backward_equals_reference_gradients(monkeypatch):

@@ -112,3 +112,16 @@ def test_masked_error_counts_the_valid_frames_only():
     per_utt = masked_error(x, y, mask, kind="mse", per_utterance=True)
     torch.testing.assert_close(per_utt, torch.stack([(x - y)[0].square().mean(), (x - y)[1, :2].square().mean()]))
     torch.testing.assert_close(masked_error(x, y, None, kind="mse", per_utterance=True), (x - y).square().mean((1, 2)))
+
+
+def test_estimator_loss_picks_the_estimator_by_name():
+    from speechrep.objectives.mi import estimator_loss
+
+    s = torch.randn(4, 6, generator=torch.Generator().manual_seed(0))
+    pos = torch.zeros(4, 6, dtype=torch.bool)
+    pos[torch.arange(4), torch.arange(4)] = True
+    for est in ("jsd", "dv", "infonce"):
+        assert torch.equal(estimator_loss(est)(s, pos), mi_loss(s, pos, estimator=est))
+    assert torch.equal(estimator_loss("positive")(s, pos), -s.diagonal().mean())
+    with pytest.raises(ValueError, match="unknown estimator 'mine'"):
+        estimator_loss("mine")

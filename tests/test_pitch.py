@@ -8,6 +8,7 @@ from speechrep.models.pitch import (
     PitchFeatures,
     PitchTracker,
     convert_f0,
+    estimate_f0,
     harmonic_excitation,
     log_f0_stats,
     normalised_log_f0,
@@ -153,3 +154,33 @@ def test_harmonic_excitation_is_a_pulse_train_at_f0():
     assert PitchFeatures("excitation", spec=VC_MEL)(f0[:, :3]).shape == (1, 3, 81)
     with pytest.raises(ValueError, match="unknown pitch mode"):
         PitchFeatures("melody", spec=VC_MEL)
+
+
+def _pyin(wave: np.ndarray) -> np.ndarray:
+    """The evaluation's former F0 tracker (librosa pYIN, same frames), NaN where unvoiced."""
+    import librosa
+
+    f0, voiced, _ = librosa.pyin(wave, fmin=60.0, fmax=500.0, sr=RATE, frame_length=1024, hop_length=160, center=True)
+    return np.where(voiced, f0, np.nan)
+
+
+def test_estimate_f0_keeps_the_values_of_the_former_pyin_tracker():
+    # a glide 120 -> 240 Hz with a quarter second of silence in the middle
+    wave, _ = _harmonic(np.linspace(120.0, 240.0, RATE), seconds=1.0)
+    wave = wave.numpy()
+    wave = np.concatenate([wave[: RATE // 2], np.zeros(RATE // 4, np.float32), wave[RATE // 2 :]])
+    new, old = estimate_f0(wave), _pyin(wave)
+    assert new.shape == old.shape == (1 + len(wave) // 160,) and new.dtype == np.float64
+    assert (np.isfinite(new) == np.isfinite(old)).mean() > 0.95  # the same frames voiced
+    both = np.isfinite(new) & np.isfinite(old)
+    cents = 1200 * np.abs(np.log2(new[both] / old[both]))
+    assert np.median(cents) < 5 and cents.max() < 15
+    assert np.isnan(new[int(0.55 * RATE) // 160 : int(0.7 * RATE) // 160]).all()  # the silence
+
+
+def test_estimate_f0_equals_the_batched_tracker_and_handles_short_waves():
+    wave, _ = _harmonic(150.0)
+    track = PitchTracker()(wave[None])[0].double().numpy()
+    np.testing.assert_array_equal(estimate_f0(wave.numpy()), np.where(track > 0, track, np.nan))
+    short = estimate_f0(np.zeros(300, np.float32))
+    assert short.shape == (1 + 300 // 160,) and np.isnan(short).all()

@@ -128,8 +128,12 @@ def test_tiny_recipe_through_run_sh(tmp_path):
     res = json.loads((tmp_path / "listops_tree/results.json").read_text())
     s = res["systems"]
     assert s["gumbel_tree_lstm"]["accuracy"][0] > res["majority"] + 0.15  # above the majority class
-    assert 0.0 <= s["gumbel_tree_lstm"]["bracket_f1"][0] <= 1.0
-    assert s["right_branching"]["bracket_f1"][0] == 0.0  # gold lists are left-branching folds
+    # the metric orders the baselines: gold lists are left-branching folds, so left-branching
+    # trees score 1, right-branching 0 and random trees in between (the tiny model's own F1
+    # is not asserted: 150 steps do not induce trees reliably better than random ones)
+    assert s["left_branching"]["bracket_f1"][0] == 1.0 and s["right_branching"]["bracket_f1"][0] == 0.0
+    assert 0.2 < s["random_tree"]["bracket_f1"][0] < 0.6
+    assert "bracket_f1" in s["gumbel_tree_lstm"]
     rerun = subprocess.run(["bash", str(ROOT / "egs/listops/tree/run.sh"), "--quick", "--exp", str(tmp_path)],
                            capture_output=True, text=True, env=env)
     assert "done before; skipped" in rerun.stdout

@@ -119,6 +119,17 @@ def test_rouge_hand_examples():
     assert rouge_scores([["x", "y"]], [["x", "y"]]) == {"rouge1": 1.0, "rouge2": 1.0, "rougeL": 1.0}
 
 
+def test_rouge_of_matching_summaries_beats_mismatched_ones():
+    # the baseline of every summary score: the same summaries paired with the wrong references
+    rng = np.random.default_rng(0)
+    refs = [list(rng.choice(50, size=8).astype(str)) for _ in range(30)]
+    cands = [r[:3] + list(rng.choice(50, size=3).astype(str)) for r in refs]  # half copied
+    matched = rouge_scores(cands, refs)
+    mismatched = rouge_scores(cands, refs[1:] + refs[:1])
+    for k in ("rouge1", "rouge2", "rougeL"):
+        assert matched[k] > mismatched[k] + 0.2
+
+
 def test_retrieval_accuracy_protocol():
     from speechrep.sidetasks.quickthought import SentenceCorpus
 
@@ -290,13 +301,16 @@ def test_seq2seq2seq_tiny_recipe(pydocs_data, tmp_path):
     assert set(s) == {"lead_4", "s2s2s_gumbel_st_disc", "s2s2s_gumbel_st_no_disc"}
     for name in ("s2s2s_gumbel_st_disc", "s2s2s_gumbel_st_no_disc"):
         assert s[name]["final_train_nll"] < s[name]["first_train_nll"]  # reconstruction is learnt
-        assert 0.0 <= s[name]["disc_acc"] <= 1.0
-        assert all(0.0 <= s[name][k] <= 1.0 for k in ("rouge1_heading", "rouge2_heading", "rougeL_heading"))
         # no collapse: the test paragraphs get different codes, made of several words
         assert s[name]["distinct_codes"] > 1 and s[name]["code_entropy"] > 1.0 and s[name]["collapsed"] == 0.0
         # the decoder reads the code: it reconstructs better than from the empty code
         assert s[name]["recon_nll"] < s[name]["recon_nll_empty_code"]
     assert s["lead_4"]["rouge1_first"] > 0.3  # lead-4 is a prefix of the first sentence
+    # the trained discriminator tells human headings from codes better than chance and better
+    # than the untrained one of the run without it (ROUGE of the tiny models' codes is ~0:
+    # 40 steps learn no headings, so it is compared with nothing here)
+    disc, no_disc = s["s2s2s_gumbel_st_disc"]["disc_acc"], s["s2s2s_gumbel_st_no_disc"]["disc_acc"]
+    assert disc > max(0.55, no_disc + 0.05)
     assert any(line.startswith("  code:") for line in r["examples"])
     assert "example codes" in (tmp_path / "results.txt").read_text()
 

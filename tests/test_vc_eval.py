@@ -13,7 +13,6 @@ from speechrep.eval.vc import (
     dtw_path,
     edit_distance,
     equal_error_rate,
-    estimate_f0,
     evaluate_vc,
     f0_metrics,
     format_by_target,
@@ -25,6 +24,7 @@ from speechrep.eval.vc import (
     train_phone_recognizer,
 )
 from speechrep.train.checkpoint import save_checkpoint
+from speechrep.models.pitch import estimate_f0
 from speechrep.models.registry import build_model
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")

@@ -23,7 +23,7 @@ def eval_vc(
     resynth: Optional[Path] = typer.Option(None, "--resynth", help="Directory of vocoded sources <id>.wav (PER/MCD baseline)."),
     out: Path = typer.Option(..., "--out", help="Output JSON (written atomically)."),
     name: str = typer.Option("converted", "--name", help="System name in the printed table."),
-    no_f0: bool = typer.Option(False, "--no-f0", help="Skip the log-F0 measures (pYIN is slow)."),
+    no_f0: bool = typer.Option(False, "--no-f0", help="Skip the log-F0 measures (F0 tracking of every converted and reference utterance)."),
     enrol_targets: Optional[int] = typer.Option(
         None, "--enrol-targets", help="Enrol target speakers with only the first N targets of each pair (default: all)."),
     seen_data: Optional[Path] = typer.Option(

@@ -423,13 +423,13 @@ def write_utt2dur(data_dir: str | Path, *, progress: bool = False) -> dict[str, 
     DataError
         An utterance without a ``wav.scp`` entry, unreadable, truncated or empty audio.
     """
-    from tqdm import tqdm
+    from speechrep.utils.progress import progress_bar
 
     from speechrep.data.kaldi_dir import write_kaldi_map
 
     dd = DataDir.load(data_dir)
     durations: dict[str, float] = {}
-    for utt in tqdm(dd.utts, desc="utt2dur", unit="utt", disable=not progress):
+    for utt in progress_bar(dd.utts, desc="utt2dur", unit="utt", enabled=progress):
         if dd.segments is not None and utt in dd.segments:
             _, start, end = dd.segments[utt]
             durations[utt] = end - start

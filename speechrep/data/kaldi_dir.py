@@ -515,7 +515,7 @@ def _audio_problems(
     skip: set[str],
     progress: bool,
 ) -> list[str]:
-    from tqdm import tqdm
+    from speechrep.utils.progress import progress_bar
 
     from speechrep.data.audio import SegmentReader
 
@@ -524,7 +524,7 @@ def _audio_problems(
     # native rate (no resampling): decoding and the rule are what is checked
     reader = SegmentReader(sample_rate=None, rule=rule)
     problems = []
-    for utt in tqdm(sorted(utt_lines), desc="checking audio", unit="utt", disable=not progress):
+    for utt in progress_bar(sorted(utt_lines), desc="checking audio", unit="utt", enabled=progress):
         if segments is not None:
             if utt not in segments:
                 continue

@@ -433,7 +433,7 @@ def compute_cmvn(data_dir: str | Path, out_dir: str | Path, *, per_utt: bool = F
         features are read).
     """
     import kaldiio
-    from tqdm import tqdm
+    from speechrep.utils.progress import progress_bar
 
     from speechrep.data.kaldi_dir import DataDir, write_kaldi_map
     from speechrep.features.cmvn import accumulate_cmvn_stats
@@ -450,7 +450,7 @@ def compute_cmvn(data_dir: str | Path, out_dir: str | Path, *, per_utt: bool = F
     _check_writable(data_dir, out_dir)
 
     def feats() -> Iterator[tuple[str, np.ndarray]]:
-        for utt in tqdm(dd.utts, desc="compute-cmvn", unit="utt", disable=None if progress else True):
+        for utt in progress_bar(dd.utts, desc="compute-cmvn", unit="utt", enabled=progress):
             if utt not in dd.feats_scp:
                 raise DataError(f"utterance {utt} has no features", path=data_dir / "feats.scp")
             try:

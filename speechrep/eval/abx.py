@@ -414,9 +414,9 @@ def _score(data: AbxItems, cells: Iterator[_Cell], *, mode: str, max_batch_pairs
     acc_cnt = np.zeros(n_spk * n_ph * n_ph)
     bar = None
     if progress:
-        from tqdm import tqdm
+        from speechrep.utils.progress import progress_bar
 
-        bar = tqdm(desc=f"ABX {mode}", unit=" cells", leave=False)
+        bar = progress_bar(desc=f"ABX {mode}", unit="cells", leave=False)
     batch: list[_Cell] = []
     pairs = 0
     for cell in cells:

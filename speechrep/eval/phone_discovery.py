@@ -381,7 +381,7 @@ def baseline_features(data_dir: str | Path, *, progress: bool = False) -> dict[s
     -------
     ``{"mfcc": {utt: (num_frames, 39)}, "fbank": {utt: (num_frames, 40)}}``, float32.
     """
-    from tqdm import tqdm
+    from speechrep.utils.progress import progress_bar
 
     from speechrep.data.audio import iter_audio
     from speechrep.data.kaldi_dir import DataDir
@@ -389,7 +389,7 @@ def baseline_features(data_dir: str | Path, *, progress: bool = False) -> dict[s
 
     dd = DataDir.load(data_dir)
     feats: dict[str, dict[str, np.ndarray]] = {"mfcc": {}, "fbank": {}}
-    for utt, wave in tqdm(iter_audio(dd), total=len(dd.utts), desc="features", disable=not progress, leave=False):
+    for utt, wave in progress_bar(iter_audio(dd), total=len(dd.utts), desc="features", enabled=progress, leave=False):
         feats["mfcc"][utt] = add_deltas(mfcc(wave, dither=0.0))
         feats["fbank"][utt] = fbank(wave, dither=0.0, num_mel_bins=40)
     for per_utt in feats.values():

@@ -19,7 +19,8 @@ speaker reading the source text) when present, else against the source:
   over cepstral coefficients 1..24 (orthonormal DCT-II of the VC log-mel, natural-log
   magnitude), averaged over the DTW path between the two utterances; the DCT scaling
   differs from SPTK mel-cepstra, so compare values within the project only;
-- log-F0 correlation and RMSE (in cents) over DTW-aligned frames voiced in both (pYIN).
+- log-F0 correlation and RMSE (in cents) over DTW-aligned frames voiced in both
+  (:func:`speechrep.models.pitch.estimate_f0`, the tracker of the models).
 
 Judges that never saw the project's corpus (pretrained on real speech: a GE2E speaker
 encoder, an en-us recogniser) are in :mod:`speechrep.eval.judges`; ``speechrep eval vc
@@ -45,7 +46,6 @@ __all__ = [
     "mel_cepstrum",
     "dtw_path",
     "mel_cepstral_distortion",
-    "estimate_f0",
     "f0_metrics",
     "speaker_scores",
     "evaluate_vc",
@@ -163,22 +163,6 @@ def mel_cepstral_distortion(a: np.ndarray, b: np.ndarray, *, path: np.ndarray | 
     return float(np.mean(_MCD_CONST * np.sqrt((diff**2).sum(axis=1))))
 
 
-def estimate_f0(wave: np.ndarray, *, sample_rate: int = 16000, hop_length: int = 160,
-                fmin: float = 60.0, fmax: float = 500.0) -> np.ndarray:
-    """F0 track by pYIN, one value per frame centred at ``i * hop_length``.
-
-    Returns
-    -------
-    np.ndarray
-        ``(1 + samples // hop_length,)`` float64 in Hz, NaN where unvoiced.
-    """
-    import librosa
-
-    f0, voiced, _ = librosa.pyin(np.asarray(wave, dtype=np.float32), fmin=fmin, fmax=fmax, sr=sample_rate,
-                                 frame_length=1024, hop_length=hop_length, center=True)
-    return np.where(voiced, f0, np.nan)
-
-
 def f0_metrics(f0_a: np.ndarray, f0_b: np.ndarray, path: np.ndarray) -> dict[str, float]:
     """Log-F0 agreement of two F0 tracks (Hz, NaN = unvoiced) paired by ``path``.
 
@@ -246,7 +230,7 @@ def evaluate_vc(
         converted speech), and ``per_by_model`` etc. list them one by one.
     resynth_dir : ``<id>.wav`` copy-synthesised sources (vocoder without conversion), for
         the PER and MCD baseline.
-    f0 : compute log-F0 measures (pYIN is the slowest part).
+    f0 : compute log-F0 measures (F0 tracking of both sides).
     enrol_targets : enrol each target speaker with only the first N targets of every pair
         (default: all of them), so that conversions made with more target utterances are
         judged against the same speaker centroids as those made with fewer.
@@ -267,7 +251,8 @@ def evaluate_vc(
         real speech), against the source's phones.
     """
     import torch
-    from tqdm import tqdm
+    from speechrep.models.pitch import estimate_f0
+    from speechrep.utils.progress import progress_bar
 
     from speechrep.convert import read_input_audio, read_pairs
     from speechrep.features.logmel import VC_MEL, log_mel
@@ -312,7 +297,7 @@ def evaluate_vc(
             enrol.setdefault(p.target_speaker, {}).setdefault(t, None)
     speakers = sorted(enrol)
     items = [(s, u) for s in speakers for u in enrol[s]]
-    for s, u in tqdm(items, desc="enrol", unit="utt", disable=not progress):
+    for s, u in progress_bar(items, desc="enrol", unit="utt", enabled=progress):
         enrol[s][u] = embed(read(u, "enrolment"))
     centroids = np.stack([np.mean(list(enrol[s].values()), axis=0) for s in speakers])
 
@@ -327,7 +312,7 @@ def evaluate_vc(
 
     def per_of(ref: list[str], by_model: list[list[str]]) -> float:
         return float(np.mean([edit_distance(ref, h) for h in by_model])) / max(len(ref), 1)
-    for p in tqdm(pair_list, desc="score", unit="pair", disable=not progress):
+    for p in progress_bar(pair_list, desc="score", unit="pair", enabled=progress):
         wave = read(converted_dir / f"{p.id}.wav", "converted")
         conv_emb.append(embed(wave))
         row: dict[str, Any] = {"id": p.id, "source_speaker": p.source_speaker, "target_speaker": p.target_speaker}

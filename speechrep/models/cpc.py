@@ -2,7 +2,14 @@
 
     input --encoder--> z (B, T, D) --[bottleneck]--> z --context--> c (B, T, C)
     c[:, :W] --K prediction heads--> p (B, W, K, D),  W = T - K
-    loss = InfoNCE(p, z, negatives)   (speechrep.objectives.infonce)
+    loss = estimator(critic(p, z), critic(p, negatives))   default: InfoNCE of <p, z> / D
+
+The critic and the estimator are those of Deep InfoMax (:mod:`speechrep.models.dim`):
+``critic: separable`` scores ``<p, z> / D``, ``critic: reconstruction`` scores
+``-||p - z||^2 / D`` (the predictor is then a decoder of future frames);
+``estimator: infonce`` is CPC, ``jsd`` and ``dv`` other bounds on the same scores,
+``positive`` drops the negatives (with the reconstruction critic: a future-frame
+autoencoder, which collapses; :mod:`speechrep.objectives.collapse` catches it).
 
 The encoder is :class:`~speechrep.models.encoders.WaveEncoder` for waveform input and
 :class:`~speechrep.models.encoders.FeatureEncoder` when the data pipeline gives
@@ -29,9 +36,11 @@ from torch.utils.checkpoint import checkpoint
 from speechrep.config import dataclass
 from speechrep.errors import ConfigError
 from speechrep.models.context import ContextKind, build_context
+from speechrep.models.critics import PredictionDistanceCritic, PredictionDotCritic
 from speechrep.models.encoders import FeatureEncoder, WaveEncoder
 from speechrep.objectives.collapse import collapse_monitors
-from speechrep.objectives.infonce import NegativeMode, infonce_from_logits, infonce_logits, positive_only_loss, sample_negatives
+from speechrep.objectives.infonce import NegativeMode, infonce_logits, predictive_estimator, sample_negatives
+from speechrep.objectives.mi import Estimator
 from speechrep.models.registry import register_model
 
 __all__ = ["CPCConfig", "CPC", "LinearPredictor", "TransformerPredictor", "build_cpc"]
@@ -53,7 +62,8 @@ class CPCConfig:
     predictor_recompute: bool = True  #: recompute transformer-predictor activations in backward (less memory)
     num_negatives: int = 128  #: N negatives per prediction
     negatives: NegativeMode = "speaker"  #: where negatives come from: sequence | speaker | batch
-    objective: Literal["infonce", "positive_only"] = "infonce"  #: positive_only: no negatives (collapses)
+    critic: Literal["separable", "reconstruction"] = "separable"  #: score <p, z> / D, or -||p - z||^2 / D
+    estimator: Estimator = "infonce"  #: jsd | dv | infonce | positive (no negatives: collapses)
     feat_layers: int = 3  #: conv layers of the feature-input encoder
     feat_stride: int = 1  #: input frames per encoder frame for feature input: 1 or 2 (20 ms codes from 10 ms features)
     feat_frame_shift: float = 0.01  #: frame shift (s) of input features
@@ -77,6 +87,9 @@ class CPCConfig:
             raise ConfigError(
                 f"dim {self.dim} is not divisible by predictor_heads {self.predictor_heads}", field="model.args.predictor_heads"
             )
+        if self.critic == "separable" and self.estimator == "positive":
+            # without negatives <p, z> grows without bound
+            raise ConfigError("the separable critic needs negatives: use jsd, dv or infonce", field="model.args.estimator")
         if self.feat_stride not in (1, 2):
             raise ConfigError(f"must be 1 or 2, got {self.feat_stride}", field="model.args.feat_stride")
         if self.context == "transformer" and self.context_dim % 4:
@@ -251,6 +264,8 @@ class CPC(nn.Module):
                 max_distance=cfg.predictor_max_distance,
                 recompute=cfg.predictor_recompute,
             )
+        self.critic = PredictionDistanceCritic() if cfg.critic == "reconstruction" else PredictionDotCritic()
+        self.loss = predictive_estimator(cfg.estimator)
 
     def _input(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         if self.input_key not in batch:
@@ -294,15 +309,10 @@ class CPC(nn.Module):
             neg_idx = sample_negatives(
                 B, T, W, cfg.num_negatives, mode=cfg.negatives, speaker=batch.get("speaker"), device=z.device
             )
-        within = cfg.negatives == "sequence"
-        if cfg.objective == "infonce":
-            loss, loss_k, acc_k = infonce_from_logits(infonce_logits(pred, z, neg_idx, within_sequence=within))
-        else:
-            loss = positive_only_loss(pred, z)
-            with torch.no_grad():  # accuracy is still measured, as a monitor
-                _, loss_k, acc_k = infonce_from_logits(infonce_logits(pred, z, neg_idx, within_sequence=within))
+        logits = infonce_logits(*self.critic.pair(pred, z), neg_idx, within_sequence=cfg.negatives == "sequence")
+        loss, loss_k, acc_k = self.loss(logits)
         out = {f"acc/k{k + 1}": acc_k[k] for k in range(K)}
-        out["loss/infonce"] = loss_k.sum().detach()
+        out[f"loss/{cfg.estimator}"] = loss_k.sum().detach()
         out.update(collapse_monitors(z, accuracy=acc_k.mean(), num_candidates=1 + neg_idx.shape[-1]))
         if "loss" in extra:
             loss = loss + extra["loss"]

@@ -1,14 +1,18 @@
 """Critics: score how well a code goes with an input.
 
-Every critic has the same two methods, so an objective never needs to know which one it
-holds:
-
-- ``scores(codes (M, G), inputs (N, F)) -> (M, N)``: all pairs;
-- ``positive(codes (M, G), inputs (M, F)) -> (M,)``: matching pairs only.
+Every critic has the same method, so an objective never needs to know which one it
+holds: ``scores(codes (M, G), inputs (N, F)) -> (M, N)``, all pairs; an estimator
+(:func:`speechrep.objectives.mi.estimator_loss`) reads the positive pairs, and the
+negatives if it uses them.
 
 :class:`SeparableCritic` embeds both sides and takes a dot product (Deep InfoMax);
 :class:`ReconstructionCritic` decodes the code and scores the negative reconstruction
 error, which turns Deep InfoMax into an autoencoder.
+
+CPC scores predictions against candidate frames with one matrix product
+(:func:`speechrep.objectives.infonce.infonce_logits`); its two critics,
+:class:`PredictionDotCritic` and :class:`PredictionDistanceCritic`, are therefore the
+two sides of a dot product: ``pair(p, z) -> (a, b)`` with ``<a, b> / dim(a)`` the score.
 """
 
 from __future__ import annotations
@@ -16,9 +20,9 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from speechrep.objectives.reconstruction import pairwise_reconstruction_scores, reconstruction_score
+from speechrep.objectives.reconstruction import pairwise_reconstruction_scores
 
-__all__ = ["mlp", "SeparableCritic", "ReconstructionCritic"]
+__all__ = ["mlp", "SeparableCritic", "ReconstructionCritic", "PredictionDotCritic", "PredictionDistanceCritic"]
 
 
 def mlp(input_dim: int, hidden: int, output_dim: int, *, layers: int = 2) -> nn.Sequential:
@@ -51,10 +55,6 @@ class SeparableCritic(nn.Module):
         """(M, G), (N, F) -> (M, N)."""
         return self.phi(codes) @ self.psi(inputs).T * self.scale
 
-    def positive(self, codes: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
-        """(M, G), (M, F) -> (M,)."""
-        return (self.phi(codes) * self.psi(inputs)).sum(-1) * self.scale
-
 
 class ReconstructionCritic(nn.Module):
     """``s(c, x) = -||decoder(c) - x||^2 / F`` with an MLP decoder.
@@ -74,6 +74,27 @@ class ReconstructionCritic(nn.Module):
         """(M, G), (N, F) -> (M, N)."""
         return pairwise_reconstruction_scores(self.decoder(codes), inputs)
 
-    def positive(self, codes: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
-        """(M, G), (M, F) -> (M,)."""
-        return reconstruction_score(self.decoder(codes), inputs)
+
+class PredictionDotCritic(nn.Module):
+    """CPC's separable critic ``s(p, z) = <p, z> / D``: the predictor is its code embedding."""
+
+    def pair(self, pred: torch.Tensor, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(..., D), (..., D) -> the same tensors."""
+        return pred, z
+
+
+class PredictionDistanceCritic(nn.Module):
+    """CPC's reconstruction critic ``s(p, z) = -||p - z||^2 / D``: the predictor decodes.
+
+    Written as a dot product of augmented vectors, ``<[2p, -|p|^2, -1], [z, 1, |z|^2]>``,
+    so that the candidate scoring of CPC (one matrix product, then a gather) serves it too.
+    """
+
+    def pair(self, pred: torch.Tensor, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(..., D), (..., D) -> (..., D + 2) each; ``<a, b> / (D + 2) = -||p - z||^2 / D``."""
+        D = pred.shape[-1]
+        pred, z = pred.float(), z.float()
+        ones_p, ones_z = pred.new_ones(*pred.shape[:-1], 1), z.new_ones(*z.shape[:-1], 1)
+        a = torch.cat([2 * pred, -pred.pow(2).sum(-1, keepdim=True), -ones_p], dim=-1) * ((D + 2) / D)
+        b = torch.cat([z, ones_z, z.pow(2).sum(-1, keepdim=True)], dim=-1)
+        return a, b

@@ -13,10 +13,19 @@ admit. Against a neighbour ``l_{t+k}`` only what the two frames share counts, as
 Deep InfoMax's local objective, where the code never sees the location it is scored against
 alone.
 
-``objective: autoencoder`` keeps the encoder and code head and swaps the local critic for
-:class:`~speechrep.models.critics.ReconstructionCritic` (a decoder) scored against the
-input frames with the positive-only estimator: its loss is the reconstruction error.
-The global term has no reconstruction counterpart and is dropped; prior matching stays
+The objective is a critic and an estimator, both chosen at construction:
+
+- ``critic: separable`` (:class:`~speechrep.models.critics.SeparableCritic`) scores codes
+  against local features, as above;
+- ``critic: reconstruction`` (:class:`~speechrep.models.critics.ReconstructionCritic`, a
+  decoder) scores frame codes against the input frames they were computed from (the
+  decoder cannot copy them, it only sees the code); the global term has no reconstruction
+  counterpart and is dropped;
+- ``estimator``: ``jsd``, ``dv``, ``infonce`` (:func:`~speechrep.objectives.mi.mi_loss`) or
+  ``positive`` (positive pairs only, :func:`~speechrep.objectives.mi.positive_loss`).
+
+The autoencoder is ``critic: reconstruction`` with ``estimator: positive``: its loss is
+the reconstruction error (``name: autoencoder`` is that preset). Prior matching stays
 available (an adversarial autoencoder).
 """
 
@@ -32,7 +41,7 @@ from speechrep.errors import ConfigError
 from speechrep.models.critics import ReconstructionCritic, SeparableCritic, mlp
 from speechrep.models.encoders import FeatureEncoder, WaveEncoder
 from speechrep.objectives.collapse import collapse_monitors
-from speechrep.objectives.mi import Estimator, mi_loss, positive_loss, prior_matching_loss
+from speechrep.objectives.mi import Estimator, estimator_loss, prior_matching_loss
 from speechrep.models.registry import register_model
 
 __all__ = ["DIMConfig", "AutoencoderConfig", "DIM", "build_dim", "neighbour_frames"]
@@ -42,11 +51,11 @@ __all__ = ["DIMConfig", "AutoencoderConfig", "DIM", "build_dim", "neighbour_fram
 class DIMConfig:
     """``model.args`` of ``name: dim`` (and ``name: autoencoder``)."""
 
-    objective: Literal["dim", "autoencoder"] = "dim"  #: the only switch between the two
+    critic: Literal["separable", "reconstruction"] = "separable"  #: reconstruction + positive: the autoencoder
+    estimator: Estimator = "jsd"  #: jsd | dv | infonce | positive (reconstruction critic only)
     dim: int = 256  #: local feature size D
     code_dim: int = 64  #: frame code size G
-    estimator: Estimator = "jsd"  #: MI estimator of the dim objective: jsd | dv | infonce
-    global_weight: float = 0.5  #: weight of the utterance-code objective (dim only)
+    global_weight: float = 0.5  #: weight of the utterance-code objective (separable critic only)
     local_weight: float = 1.0  #: weight of the frame-code objective
     local_offset: int = 2  #: the local term scores y_t against l_{t+k}, 0 < |k| <= local_offset
     prior_weight: float = 0.0  #: weight of prior matching (0: off)
@@ -65,13 +74,18 @@ class DIMConfig:
         for name in ("global_weight", "local_weight", "prior_weight"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"must be >= 0, got {getattr(self, name)}", field=f"model.args.{name}")
+        if self.critic == "separable" and self.estimator == "positive":
+            # without negatives the separable score grows without bound
+            raise ConfigError("the separable critic needs negatives: use jsd, dv or infonce", field="model.args.estimator")
 
 
 @dataclass
 class AutoencoderConfig(DIMConfig):
-    """``model.args`` of ``name: autoencoder``: :class:`DIMConfig` with the autoencoder objective."""
+    """``model.args`` of ``name: autoencoder``: :class:`DIMConfig` with the reconstruction
+    critic and the positive-only estimator."""
 
-    objective: Literal["dim", "autoencoder"] = "autoencoder"
+    critic: Literal["separable", "reconstruction"] = "reconstruction"
+    estimator: Estimator = "positive"
 
 
 class DIM(nn.Module):
@@ -103,12 +117,16 @@ class DIM(nn.Module):
         self.frame_shift: float = self.encoder.frame_shift
         self.frame_offset: float = self.encoder.frame_offset
         self.code_head = mlp(cfg.dim, cfg.dim, cfg.code_dim)
-        if cfg.objective == "dim":
-            self.local_critic: nn.Module = SeparableCritic(cfg.code_dim, cfg.dim, proj_dim=cfg.critic_dim)
-            self.global_critic: nn.Module | None = SeparableCritic(cfg.code_dim, cfg.dim, proj_dim=cfg.critic_dim)
+        self.local_critic: nn.Module
+        self.global_critic: nn.Module | None = None
+        if cfg.critic == "separable":
+            self.local_critic = SeparableCritic(cfg.code_dim, cfg.dim, proj_dim=cfg.critic_dim)
+            self._targets = self._neighbour_features
+            self.global_critic = SeparableCritic(cfg.code_dim, cfg.dim, proj_dim=cfg.critic_dim)
         else:
             self.local_critic = ReconstructionCritic(cfg.code_dim, frame_dim, hidden=cfg.critic_dim, layers=cfg.decoder_layers)
-            self.global_critic = None
+            self._targets = self._input_frames
+        self.estimate = estimator_loss(cfg.estimator)
         self.prior_disc = mlp(cfg.code_dim, cfg.critic_dim, 1) if cfg.prior_weight > 0 else None
 
     def _input(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -116,14 +134,20 @@ class DIM(nn.Module):
             raise ConfigError(f"this model reads '{self.input_key}' but the batch has {sorted(batch)}", field="data.input")
         return batch[self.input_key]
 
-    def _frames(self, x: torch.Tensor, num_frames: int) -> torch.Tensor:
-        """Reconstruction targets (B, T, F): input features, or waveform cut into hops."""
-        if self.input_key == "feats":
-            return x
-        hop = self.encoder.hop
-        x = x[:, : num_frames * hop]
-        x = torch.nn.functional.pad(x, (0, num_frames * hop - x.shape[1]))
-        return x.reshape(x.shape[0], num_frames, hop)
+    def _input_frames(self, x: torch.Tensor, local: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """Targets of the reconstruction critic: input frames ``t`` (B, m, F) (features, or
+        the waveform cut into hops)."""
+        B, T = t.shape[0], local.shape[1]
+        if self.input_key == "wave":
+            hop = self.encoder.hop
+            x = x[:, : T * hop]
+            x = torch.nn.functional.pad(x, (0, T * hop - x.shape[1])).reshape(B, T, hop)
+        return x[torch.arange(B, device=x.device)[:, None], t]
+
+    def _neighbour_features(self, x: torch.Tensor, local: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """Targets of the separable critic: local features (B, m, D) of a neighbour of each frame ``t``."""
+        rows = torch.arange(t.shape[0], device=t.device)[:, None]
+        return local[rows, neighbour_frames(t, local.shape[1], max_offset=self.cfg.local_offset)]
 
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Loss (``loss``, its terms ``loss/...``), ``acc/local`` and collapse monitors.
@@ -142,15 +166,10 @@ class DIM(nn.Module):
         t = torch.stack([torch.randperm(T, device=x.device)[:per_utt] for _ in range(B)])  # (B, m)
         rows = torch.arange(B, device=x.device)[:, None]
         y = codes[rows, t].reshape(B * per_utt, -1)  # (M, G)
-        if cfg.objective == "dim":
-            target = local[rows, neighbour_frames(t, T, max_offset=cfg.local_offset)].reshape(B * per_utt, -1)
-            scores = self.local_critic.scores(y, target)  # (M, M), positives on the diagonal
-            loss_local = mi_loss(scores, torch.eye(len(y), dtype=torch.bool, device=x.device), estimator=cfg.estimator)
-        else:
-            target = self._frames(x, T)[rows, t].reshape(B * per_utt, -1)
-            loss_local = positive_loss(self.local_critic.positive(y, target))
-            with torch.no_grad():  # all-pairs scores only for the accuracy monitor
-                scores = self.local_critic.scores(y, target)
+        target = self._targets(x, local, t).reshape(B * per_utt, -1)  # (M, D or F)
+        scores = self.local_critic.scores(y, target)  # (M, M), positives on the diagonal
+        eye = torch.eye(len(y), dtype=torch.bool, device=x.device)
+        loss_local = self.estimate(scores, eye)
         out: dict[str, torch.Tensor] = {"loss/local": loss_local.detach()}
         loss = cfg.local_weight * loss_local
         if self.global_critic is not None and cfg.global_weight > 0:
@@ -159,7 +178,7 @@ class DIM(nn.Module):
             utt_code = codes.mean(dim=1)  # (B, G)
             owner = torch.arange(B, device=x.device).repeat_interleave(per_utt)  # utterance of each target frame
             g_scores = self.global_critic.scores(utt_code, target)  # (B, M)
-            loss_global = mi_loss(g_scores, owner[None, :] == rows, estimator=cfg.estimator)
+            loss_global = self.estimate(g_scores, owner[None, :] == rows)
             loss = loss + cfg.global_weight * loss_global
             out["loss/global"] = loss_global.detach()
         if self.prior_disc is not None:
@@ -167,7 +186,7 @@ class DIM(nn.Module):
             loss = loss + cfg.prior_weight * loss_prior
             out["loss/prior"] = loss_prior.detach()
         with torch.no_grad():
-            others = scores.masked_fill(torch.eye(len(y), dtype=torch.bool, device=x.device), float("-inf"))
+            others = scores.masked_fill(eye, float("-inf"))
             acc = (scores.diagonal() > others.amax(1)).float().mean()  # strict: ties count as wrong
         out["acc/local"] = acc
         if len(y) > 1:
@@ -216,5 +235,5 @@ def build_dim(cfg: DIMConfig, *, input_dim: int | None = None) -> DIM:
 
 @register_model("autoencoder", config=AutoencoderConfig)
 def build_autoencoder(cfg: AutoencoderConfig, *, input_dim: int | None = None) -> DIM:
-    """Registry builder of ``name: autoencoder`` (DIM with ``objective: autoencoder``)."""
+    """Registry builder of ``name: autoencoder`` (DIM with the reconstruction critic and the positive estimator)."""
     return DIM(cfg, input_dim=input_dim)

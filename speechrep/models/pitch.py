@@ -6,7 +6,9 @@ FFT and corrected for the shrinking overlap), its cumulative-mean normalisation
 ``d'(tau)``, and the first local minimum of ``d'`` below a threshold as the period,
 refined by parabolic interpolation. Frames without such a minimum, or too quiet, are
 unvoiced. It runs inside a model's forward pass on training crops, where a numpy
-tracker per utterance would stall the loop; the evaluation's F0 metrics use pYIN.
+tracker per utterance would stall the loop, and it is the tracker of the evaluation's
+log-F0 metrics too (:func:`estimate_f0`, one utterance, numpy in and out): one F0 for
+the whole library.
 
 :class:`PitchFeatures` turns a track into the pitch input of a voice-conversion decoder:
 the contour (log F0 standardised over the voiced frames of each utterance, without the
@@ -19,6 +21,7 @@ from __future__ import annotations
 import math
 from typing import Callable
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -27,7 +30,7 @@ from speechrep.models.speaker import frame_mask
 from speechrep.features.logmel import MelSpec
 from speechrep.models.frontend import LogMel
 
-__all__ = ["PitchTracker", "PitchFeatures", "normalised_log_f0", "log_f0_stats", "convert_f0", "harmonic_excitation"]
+__all__ = ["PitchTracker", "estimate_f0", "PitchFeatures", "normalised_log_f0", "log_f0_stats", "convert_f0", "harmonic_excitation"]
 
 
 class PitchTracker(nn.Module):
@@ -101,6 +104,30 @@ class PitchTracker(nn.Module):
         loud = (loud >= loud.amax(-1, keepdim=True) - self.silence_db) & (loud > self.floor_db)
         voiced = voiced & loud
         return torch.where(voiced, self.sample_rate / period, torch.zeros_like(period))
+
+
+def estimate_f0(wave: np.ndarray, *, sample_rate: int = 16000, hop_length: int = 160,
+                fmin: float = 60.0, fmax: float = 500.0) -> np.ndarray:
+    """F0 track of one utterance by :class:`PitchTracker`, one value per frame centred at ``i * hop_length``.
+
+    Parameters
+    ----------
+    wave : (samples,) waveform.
+
+    Returns
+    -------
+    np.ndarray
+        ``(1 + samples // hop_length,)`` float64 in Hz, NaN where unvoiced (all NaN for
+        a wave shorter than half an analysis frame).
+    """
+    tracker = PitchTracker(sample_rate=sample_rate, hop_length=hop_length, fmin=fmin, fmax=fmax)
+    wave = np.asarray(wave, dtype=np.float32).reshape(-1)
+    frames = 1 + len(wave) // hop_length
+    if len(wave) <= tracker.frame_length // 2:  # too short to reflect-pad a centred frame
+        return np.full(frames, np.nan)
+    with torch.no_grad():
+        f0 = tracker(torch.from_numpy(wave)[None])[0].double().numpy()
+    return np.where(f0 > 0, f0, np.nan)
 
 
 def _voiced(f0: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:

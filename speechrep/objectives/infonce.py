@@ -16,10 +16,13 @@ shared by the ``K`` steps (as in CPC_audio): shape ``(B, W, N)`` with ``W = T - 
 
 from __future__ import annotations
 
-from typing import Literal, Sequence
+from functools import partial
+from typing import Callable, Literal, Sequence
 
 import torch
 import torch.nn.functional as F
+
+from speechrep.objectives.mi import Estimator, estimator_loss
 
 __all__ = [
     "NegativeMode",
@@ -28,7 +31,8 @@ __all__ = [
     "infonce_from_logits",
     "infonce_loss",
     "infonce_loss_reference",
-    "positive_only_loss",
+    "predictive_loss",
+    "predictive_estimator",
 ]
 
 NegativeMode = Literal["sequence", "speaker", "batch"]
@@ -152,6 +156,13 @@ class _ScoreGather(torch.autograd.Function):
         return grad_a.to(a.dtype), grad_b.to(b.dtype), None
 
 
+@torch.no_grad()
+def _step_accuracy(logits: torch.Tensor) -> torch.Tensor:
+    """(K,) fraction of ``(B, W, K, 1 + N)`` rows whose positive (first) scores strictly
+    above every negative: ties count as wrong, so a collapsed code scores 0, not 1."""
+    return (logits[..., 0] > logits[..., 1:].amax(dim=-1)).float().mean(dim=(0, 1))
+
+
 def infonce_from_logits(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Loss and accuracy from ``(B, W, K, 1 + N)`` scores with the positive first.
 
@@ -165,8 +176,7 @@ def infonce_from_logits(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tenso
     logits = logits.float()  # log-sum-exp in fp32 under autocast
     nll = torch.logsumexp(logits, dim=-1) - logits[..., 0]  # (B, W, K)
     loss_k = nll.mean(dim=(0, 1))
-    with torch.no_grad():
-        acc_k = (logits[..., 0] > logits[..., 1:].amax(dim=-1)).float().mean(dim=(0, 1))
+    acc_k = _step_accuracy(logits)
     return loss_k.sum(), loss_k, acc_k
 
 
@@ -218,18 +228,38 @@ def infonce_loss_reference(
     return loss_k.sum(), loss_k, torch.stack(accs).detach()
 
 
-def positive_only_loss(pred: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-    """Prediction error without negatives: ``mean ||p_btk - z_b,t+k||^2 / D``.
+def predictive_loss(
+    logits: torch.Tensor, estimate: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Loss and accuracy of every step from ``(B, W, K, 1 + N)`` scores, positive first.
 
-    This is what contrastive learning reduces to when the negatives are dropped; a
-    constant code minimises it, which is the trivial solution the collapse monitors
-    (:mod:`speechrep.objectives.collapse`) are there to catch.
+    The general form of :func:`infonce_from_logits`: each step's ``(B * W, 1 + N)`` score
+    matrix goes through an estimator of :func:`speechrep.objectives.mi.estimator_loss`
+    (``infonce`` gives the same loss; ``positive`` reads the positive column only).
 
-    Parameters
-    ----------
-    pred : (B, W, K, D) predictions.
-    z : (B, T, D) encoder outputs, ``T >= W + K``.
+    Returns
+    -------
+    loss : scalar, ``sum_k`` of the step losses.
+    loss_k : (K,) per-step losses.
+    acc_k : (K,) fraction of predictions whose positive scores strictly above every negative.
     """
-    W, K = pred.shape[1], pred.shape[2]
-    targets = torch.stack([z[:, k : k + W] for k in range(1, K + 1)], dim=2)  # (B, W, K, D)
-    return F.mse_loss(pred.float(), targets.float())
+    logits = logits.float()
+    B, W, K, C = logits.shape
+    positive = torch.zeros(C, dtype=torch.bool, device=logits.device)
+    positive[0] = True
+    positive = positive.expand(B * W, C)
+    loss_k = torch.stack([estimate(logits[:, :, k].reshape(B * W, C), positive) for k in range(K)])
+    acc_k = _step_accuracy(logits)
+    return loss_k.sum(), loss_k, acc_k
+
+
+def predictive_estimator(estimator: Estimator) -> Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """``logits (B, W, K, 1 + N) -> (loss, loss_k, acc_k)`` of an estimator name, chosen once.
+
+    ``infonce`` is :func:`infonce_from_logits` (one log-sum-exp, no per-step loop, no
+    boolean indexing: CPC's training path stays as fast as it was); the others go through
+    :func:`predictive_loss`.
+    """
+    if estimator == "infonce":
+        return infonce_from_logits
+    return partial(predictive_loss, estimate=estimator_loss(estimator))

@@ -15,16 +15,19 @@ negated lower bound:
 from __future__ import annotations
 
 import math
-from typing import Literal
+from functools import partial
+from typing import Callable, Literal, get_args
 
 import torch
 import torch.nn.functional as F
 
 from speechrep.objectives.adversarial import grad_reverse
 
-__all__ = ["Estimator", "mi_loss", "positive_loss", "prior_matching_loss"]
+__all__ = ["Estimator", "MIEstimator", "estimator_loss", "mi_loss", "positive_loss", "prior_matching_loss"]
 
-Estimator = Literal["jsd", "dv", "infonce"]
+MIEstimator = Literal["jsd", "dv", "infonce"]
+#: the estimators of a config's ``estimator:`` key (DIM, the autoencoder, CPC, side tasks)
+Estimator = Literal["jsd", "dv", "infonce", "positive"]
 
 
 def positive_loss(positive_scores: torch.Tensor) -> torch.Tensor:
@@ -32,7 +35,7 @@ def positive_loss(positive_scores: torch.Tensor) -> torch.Tensor:
     return -positive_scores.float().mean()
 
 
-def mi_loss(scores: torch.Tensor, positive: torch.Tensor, *, estimator: Estimator = "jsd") -> torch.Tensor:
+def mi_loss(scores: torch.Tensor, positive: torch.Tensor, *, estimator: MIEstimator = "jsd") -> torch.Tensor:
     """Negated MI lower bound from a score matrix.
 
     Parameters
@@ -57,6 +60,25 @@ def mi_loss(scores: torch.Tensor, positive: torch.Tensor, *, estimator: Estimato
         nll = torch.logaddexp(scores, neg_lse.expand_as(scores)) - scores
         return nll[positive].mean()
     raise ValueError(f"unknown MI estimator {estimator!r} (jsd, dv, infonce)")
+
+
+def _positive_pairs_loss(scores: torch.Tensor, positive: torch.Tensor) -> torch.Tensor:
+    return positive_loss(scores[positive])
+
+
+def estimator_loss(estimator: Estimator) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """The loss ``f(scores (M, N), positive (M, N) bool) -> 0-dim`` of an estimator name.
+
+    A model picks its estimator once, at construction; its forward then calls the critic
+    for scores and this function for the loss, whatever the pair. ``positive`` reads
+    the positive pairs only (:func:`positive_loss`): with the reconstruction critic that
+    is an autoencoder; the others are :func:`mi_loss`.
+    """
+    if estimator == "positive":
+        return _positive_pairs_loss
+    if estimator in get_args(MIEstimator):
+        return partial(mi_loss, estimator=estimator)
+    raise ValueError(f"unknown estimator {estimator!r} ({', '.join(get_args(Estimator))})")
 
 
 def prior_matching_loss(codes: torch.Tensor, discriminator: torch.nn.Module) -> torch.Tensor:

@@ -69,7 +69,7 @@ def fit(
     history : one dict per ``log_every`` steps, the means of the logged values plus
         ``"step"``.
     """
-    from tqdm.auto import tqdm
+    from speechrep.utils.progress import progress_bar
 
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
@@ -80,7 +80,7 @@ def fit(
     history: list[dict[str, float]] = []
     sums: dict[str, float] = {}
     count = 0
-    bar = tqdm(range(steps), desc=desc, disable=not progress, leave=False, mininterval=1.0)
+    bar = progress_bar(range(steps), desc=desc, enabled=progress, leave=False)
     for step in bar:
         for group in opt.param_groups:
             group["lr"] = lr_at(step, lr=lr, warmup_steps=warmup_steps, max_steps=steps)

@@ -36,7 +36,7 @@ from speechrep.errors import ConfigError, DataError
 from speechrep.models.bottlenecks import BottleneckConfig, build_bottleneck
 from speechrep.models.critics import ReconstructionCritic, SeparableCritic
 from speechrep.objectives.collapse import effective_rank
-from speechrep.objectives.mi import mi_loss, positive_loss
+from speechrep.objectives.mi import Estimator, estimator_loss
 from speechrep.sidetasks.common import fit, format_table, seed_everything, write_results
 
 __all__ = [
@@ -160,22 +160,22 @@ class ConvImageEncoder(nn.Module):
 class DigitsSystem:
     """One trained system of the digits table.
 
-    ``critic``: ``dot`` (separable critic, Deep InfoMax) or ``reconstruction`` (a decoder;
-    with ``estimator: positive`` the autoencoder). ``mode``: ``global`` scores the code
+    ``critic``: ``separable`` (Deep InfoMax) or ``reconstruction`` (a decoder; with
+    ``estimator: positive`` the autoencoder), as in :mod:`speechrep.models.dim`. ``mode``: ``global`` scores the code
     against the whole local map, ``local`` against each of its 16 locations.
     ``bottleneck``: a discrete layer on the code (``kind``: vq | onehot | binary).
     """
 
     name: str = "dim_jsd_global"
-    critic: Literal["dot", "reconstruction"] = "dot"
-    estimator: Literal["jsd", "dv", "infonce", "positive"] = "jsd"
+    critic: Literal["separable", "reconstruction"] = "separable"
+    estimator: Estimator = "jsd"
     mode: Literal["global", "local"] = "global"
     bottleneck: BottleneckConfig | None = None
 
     def __post_init__(self) -> None:
-        if self.critic == "dot" and self.estimator == "positive":
-            # without negatives the dot-product score grows without bound: no MI estimate
-            raise ConfigError("the dot critic needs negatives: use jsd, dv or infonce", field=f"systems.{self.name}.estimator")
+        if self.critic == "separable" and self.estimator == "positive":
+            # without negatives the separable score grows without bound: no MI estimate
+            raise ConfigError("the separable critic needs negatives: use jsd, dv or infonce", field=f"systems.{self.name}.estimator")
         if self.critic == "reconstruction" and self.mode == "local":
             raise ConfigError("the reconstruction critic decodes whole images: use mode global", field=f"systems.{self.name}.mode")
         if self.bottleneck is not None and self.bottleneck.estimator == "reinforce":
@@ -267,10 +267,14 @@ class ImageDIM(nn.Module):
         self.critic: nn.Module
         if system.critic == "reconstruction":
             self.critic = ReconstructionCritic(out_dim, IMAGE_SHAPE[0] * IMAGE_SHAPE[1], hidden=critic_dim)
+            self._targets = self._pixels
         elif system.mode == "global":
             self.critic = SeparableCritic(out_dim, channels * 16, proj_dim=critic_dim)
+            self._targets = self._whole_map
         else:
             self.critic = SeparableCritic(out_dim, channels, proj_dim=critic_dim)
+            self._targets = self._locations
+        self.estimate = estimator_loss(system.estimator)
 
     def _code(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
         """Local map, code before and after the bottleneck, bottleneck logs."""
@@ -297,32 +301,36 @@ class ImageDIM(nn.Module):
         local, prequant, code, _ = self._code(batch["images"])
         return {"code": code, "prequant": prequant, "map": local.flatten(1)}
 
+    def _pixels(self, batch: dict[str, torch.Tensor], local: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Reconstruction targets: the pixels (B, 64) of each image; positives on the diagonal."""
+        images = batch["images"]
+        return images.reshape(images.shape[0], -1), torch.eye(images.shape[0], dtype=torch.bool, device=images.device)
+
+    def _view_map(self, batch: dict[str, torch.Tensor], local: torch.Tensor) -> torch.Tensor:
+        """The local map (B, C, 4, 4) the separable critic reads: of the second view when there is one."""
+        return self.encoder(batch["views"])[0] if "views" in batch else local
+
+    def _whole_map(self, batch: dict[str, torch.Tensor], local: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Global targets: each whole map (B, C * 16); positives on the diagonal."""
+        flat = self._view_map(batch, local).flatten(1)
+        return flat, torch.eye(flat.shape[0], dtype=torch.bool, device=flat.device)
+
+    def _locations(self, batch: dict[str, torch.Tensor], local: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Local targets: every location (B * L, C); an image's code goes with its L locations."""
+        locations = self._view_map(batch, local).flatten(2).transpose(1, 2)  # (B, L, C)
+        B, L, C = locations.shape
+        eye = torch.eye(B, dtype=torch.bool, device=locations.device)
+        return locations.reshape(B * L, C), eye.repeat_interleave(L, dim=1)
+
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Loss of a batch of images ``batch["images"]`` (B, 8, 8).
 
         An optional ``batch["views"]`` (B, 8, 8) holds a second view of each image: the
         separable critics then score the code of ``images`` against the map of ``views``.
         """
-        images = batch["images"]
-        local, _, code, logs = self._code(images)
-        if "views" in batch and self.system.critic == "dot":
-            local = self.encoder(batch["views"])[0]
-        B = images.shape[0]
-        eye = torch.eye(B, dtype=torch.bool, device=images.device)
-        if self.system.critic == "reconstruction":
-            pixels = images.reshape(B, -1)
-            if self.system.estimator == "positive":
-                loss = positive_loss(self.critic.positive(code, pixels))
-            else:
-                loss = mi_loss(self.critic.scores(code, pixels), eye, estimator=self.system.estimator)
-        elif self.system.mode == "global":
-            loss = mi_loss(self.critic.scores(code, local.flatten(1)), eye, estimator=self.system.estimator)
-        else:
-            C = local.shape[1]
-            locations = local.flatten(2).transpose(1, 2)  # (B, L, C)
-            L = locations.shape[1]
-            scores = self.critic.scores(code, locations.reshape(B * L, C))  # (B, B*L)
-            loss = mi_loss(scores, eye.repeat_interleave(L, dim=1), estimator=self.system.estimator)
+        local, _, code, logs = self._code(batch["images"])
+        targets, positive = self._targets(batch, local)
+        loss = self.estimate(self.critic.scores(code, targets), positive)
         if self.bottleneck is not None:
             loss = loss + logs["bottleneck/loss"]
         with torch.no_grad():

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from speechrep.config import dataclass, save_config
 from speechrep.errors import ConfigError, DataError
 from speechrep.objectives.collapse import effective_rank
-from speechrep.objectives.mi import mi_loss, positive_loss
+from speechrep.objectives.mi import Estimator, estimator_loss, mi_loss
 from speechrep.sidetasks.common import fit, format_table, seed_everything, write_results
 from speechrep.sidetasks.pydocs import Document, Vocabulary, read_documents, split_sentences, tokenize
 
@@ -137,14 +137,15 @@ class QuickThought(nn.Module):
         kind: Literal["gru", "bow"] = "gru",
         emb_dim: int = 64,
         dim: int = 128,
-        estimator: Literal["infonce", "jsd", "dv", "positive"] = "infonce",
+        estimator: Estimator = "infonce",
         scale: float = 10.0,
     ):
         super().__init__()
         embed = nn.Embedding(vocab_size, emb_dim, padding_idx=Vocabulary.PAD)
         self.f = SentenceEncoder(embed, kind=kind, dim=dim)
         self.g = SentenceEncoder(embed, kind=kind, dim=dim)
-        self.estimator, self.scale = estimator, scale
+        self.scale = scale
+        self.estimate = estimator_loss(estimator)
 
     def embed(self, ids: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Unit-norm f and g embeddings, each (B, D)."""
@@ -163,10 +164,7 @@ class QuickThought(nn.Module):
         scores = self.scale * s @ c.T  # (B, 2B): prev of anchor i at column i, next at B + i
         eye = torch.eye(B, dtype=torch.bool, device=s.device)
         positive = torch.cat([eye, eye], dim=1)
-        if self.estimator == "positive":
-            loss = positive_loss(scores[positive])
-        else:
-            loss = mi_loss(scores, positive, estimator=self.estimator)
+        loss = self.estimate(scores, positive)
         with torch.no_grad():
             nxt = scores[:, B:]
             acc = (nxt.diagonal() > nxt.masked_fill(eye, float("-inf")).amax(1)).float().mean()

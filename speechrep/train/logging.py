@@ -83,9 +83,9 @@ class RunLogger:
             # purge_step hides events a killed run wrote past the resumed checkpoint
             self._tb = SummaryWriter(str(exp_dir / "tensorboard"), purge_step=start_step + 1 if start_step else None)
         if progress:
-            from tqdm import tqdm
+            from speechrep.utils.progress import progress_bar
 
-            self._bar = tqdm(total=max_steps, initial=start_step, unit="step", dynamic_ncols=True, leave=False)
+            self._bar = progress_bar(total=max_steps, initial=start_step, unit="step", leave=False)
 
     def scalars(self, step: int, split: str, values: dict[str, float]) -> None:
         """Record ``values`` of ``split`` at ``step`` in the history and TensorBoard."""

@@ -487,7 +487,7 @@ def run_jobs(
     SpeechrepError
         After all jobs ended, when any failed: ``"job 3 of 4 failed, see <log>"``.
     """
-    from tqdm import tqdm
+    from speechrep.utils.progress import progress_bar
 
     command = check_cmd(cmd)
     if max_parallel is not None and max_parallel < 1:
@@ -502,7 +502,7 @@ def run_jobs(
     log_dir.mkdir(parents=True, exist_ok=True)
     logs = [(log_dir / f"{log_name}.{i}.log").absolute() for i in range(1, len(jobs) + 1)]
     parallel = len(jobs) if max_parallel is None else min(max_parallel, len(jobs))
-    with tqdm(total=len(jobs), desc=log_name, unit="job", disable=None if progress else True) as bar:
+    with progress_bar(total=len(jobs), desc=log_name, unit="job", enabled=progress) as bar:
         if command.kind == "local":
             failed = _run_local(func, jobs, logs, parallel, bar)
         elif command.kind == "slurm":

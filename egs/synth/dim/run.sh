@@ -7,7 +7,7 @@
 #   0  corpus: synthetic speech with exact phone alignments -> $DB
 #   1  features: Kaldi log-mel filterbanks of train/dev/test -> $DB/data/<set>/feats.scp
 #   2  train DIM -> $exp/dim
-#   3  train the autoencoder: the same config with model.args.objective=autoencoder -> $exp/autoencoder
+#   3  train the autoencoder: the same config with the reconstruction critic and positive estimator -> $exp/autoencoder
 #   4  extract frame codes of the test set with both models
 #   5  evaluate both and the MFCC/fbank baselines; one table -> $exp/eval/table.md
 # --quick uses the tiny corpus and conf/tiny.yaml (what the tests run).
@@ -30,7 +30,7 @@ run_stage 1 "Features: $db/data/{train,dev,test} -> $db/fbank" \
 run_stage 2 "Train DIM: $db/data/train -> $exp/dim" \
   speechrep train "$conf" --set "exp_dir=$exp/dim" "${data[@]}" --resume
 run_stage 3 "Train autoencoder: $db/data/train -> $exp/autoencoder" \
-  speechrep train "$conf" --set "exp_dir=$exp/autoencoder" --set model.args.objective=autoencoder "${data[@]}" --resume
+  speechrep train "$conf" --set "exp_dir=$exp/autoencoder" --set model.args.critic=reconstruction --set model.args.estimator=positive "${data[@]}" --resume
 run_stage 4 "Extract: $db/data/test -> $exp/{dim,autoencoder}/extract_test" bash -c '
   set -e
   for m in dim autoencoder; do speechrep extract --force --model "$1/$m" --layer context "$2/data/test" "$1/$m/extract_test"; done

@@ -165,10 +165,10 @@ def _run_jobs(
 ) -> None:
     """Run ``work(speaker, items)`` for every job on ``nj`` threads (synthesis runs in
     subprocesses) and hand each result to ``store``."""
-    from tqdm import tqdm
+    from speechrep.utils.progress import progress_bar
 
     total = sum(len(items) for _, items in jobs)
-    with tqdm(total=total, desc="synthesizing", unit="utt", disable=not progress) as bar:
+    with progress_bar(total=total, desc="synthesizing", unit="utt", enabled=progress) as bar:
         with ThreadPoolExecutor(max_workers=nj) as pool:
             futures = {pool.submit(work, speaker, items): speaker for speaker, items in jobs}
             for future in as_completed(futures):
