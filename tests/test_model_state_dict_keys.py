@@ -43,3 +43,25 @@ def test_a_deleted_option_is_refused_unless_at_the_value_that_is_now_the_only_be
     with pytest.raises(ConfigError, match="negative_results") as err:
         _build(spec, {**spec["saved_args"], key: value})
     assert err.value.field == f"model.args.{key}"
+
+
+@pytest.mark.parametrize("name, args, expect", [
+    ("cpc", {"objective": "infonce", "dim": 8, "context_dim": 8}, {"critic": "separable", "estimator": "infonce"}),
+    ("cpc", {"objective": "positive_only", "dim": 8, "context_dim": 8}, {"critic": "reconstruction", "estimator": "positive"}),
+    ("dim", {"objective": "dim", "estimator": "dv", "dim": 8, "code_dim": 4}, {"critic": "separable", "estimator": "dv"}),
+    ("dim", {"objective": "autoencoder", "estimator": "jsd", "dim": 8, "code_dim": 4},
+     {"critic": "reconstruction", "estimator": "positive"}),
+])
+def test_the_former_objective_key_loads_as_critic_and_estimator(name, args, expect):
+    from speechrep.models.registry import build_model
+
+    _, cfg = build_model(name, dict(args), input_dim=10)
+    assert {k: getattr(cfg, k) for k in expect} == expect
+
+
+def test_an_unknown_former_objective_is_refused():
+    from speechrep.errors import ConfigError
+    from speechrep.models.registry import build_model
+
+    with pytest.raises(ConfigError, match="model.args.objective: option renamed"):
+        build_model("cpc", {"objective": "mine"}, input_dim=10)

@@ -72,6 +72,11 @@ class CPCConfig:
 
     #: deleted options that checkpoints saved before hold (:func:`speechrep.models.registry.drop_retired`)
     retired_options: ClassVar[dict[str, Any]] = {"feat_warp": 0.0}
+    #: ``objective`` of checkpoints saved before the critic + estimator vocabulary
+    renamed_options: ClassVar[dict[str, dict[Any, dict[str, Any]]]] = {"objective": {
+        "infonce": {"critic": "separable", "estimator": "infonce"},
+        "positive_only": {"critic": "reconstruction", "estimator": "positive"},
+    }}
 
     def __post_init__(self) -> None:
         positive = ("dim", "context_dim", "context_layers", "num_steps", "num_negatives", "feat_layers")

@@ -31,7 +31,7 @@ available (an adversarial autoencoder).
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 import torch.nn as nn
@@ -66,6 +66,13 @@ class DIMConfig:
     feat_frame_shift: float = 0.01  #: frame shift (s) of input features
     feat_frame_offset: float = 0.0125  #: centre (s) of the first input feature frame
     sample_rate: int = 16000  #: waveform rate
+
+    #: ``objective`` of checkpoints saved before the critic + estimator vocabulary (the old
+    #: autoencoder ignored its estimator)
+    renamed_options: ClassVar[dict[str, dict[Any, dict[str, Any]]]] = {"objective": {
+        "dim": {"critic": "separable"},
+        "autoencoder": {"critic": "reconstruction", "estimator": "positive"},
+    }}
 
     def __post_init__(self) -> None:
         for name in ("dim", "code_dim", "critic_dim", "decoder_layers", "max_frames", "feat_layers", "local_offset"):

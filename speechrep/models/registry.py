@@ -109,13 +109,21 @@ def drop_retired(config_cls: type, args: dict[str, Any], *, source: str = "<conf
     now the only behaviour, or to None where any value is (an option that did nothing
     without another retired one). Every checkpoint saved before the deletion names the
     option at that value, so it is dropped there; any other value asks for what no longer
-    exists and is refused.
+    exists and is refused. ``config_cls.renamed_options`` maps an option whose vocabulary
+    changed to ``{old value: the options that now say it}``.
 
     Raises
     ------
     ConfigError
         A retired option at another value (the field and ``source`` named).
     """
+    renamed: dict[str, dict[Any, dict[str, Any]]] = getattr(config_cls, "renamed_options", {})
+    for key in [k for k in args if k in renamed]:
+        value = args.pop(key)
+        if value not in renamed[key]:
+            raise ConfigError(f"option renamed; its old values are {', '.join(map(repr, renamed[key]))}, got {value!r}",
+                              path=source, field=f"model.args.{key}")
+        args.update(renamed[key][value])
     retired: dict[str, Any] = getattr(config_cls, "retired_options", {})
     for key in [k for k in args if k in retired]:
         value = args.pop(key)
