@@ -277,8 +277,8 @@ def test_config_errors_name_the_field():
         CPCConfig(num_steps=0)
     with pytest.raises(ConfigError, match="model.args.estimator.*separable critic needs negatives"):
         CPCConfig(estimator="positive")
-    with pytest.raises(ConfigError, match="objective"):  # the former switch is gone
-        build_model("cpc", {"objective": "positive_only"})
+    with pytest.raises(ConfigError, match="objective"):  # the former switch: only its old values
+        build_model("cpc", {"objective": "contrastive"})
     with pytest.raises(ConfigError, match="predictor_heads"):
         CPCConfig(dim=30, context_dim=30, predictor="transformer", predictor_heads=8)
     with pytest.raises(ConfigError, match="context_dim"):

@@ -360,8 +360,10 @@ def test_concurrent_run_on_the_same_output_is_refused(tmp_path, data_dir, capsys
 
 
 def _slow_pipe_data(tmp_path: Path, data: Path) -> Path:
-    """spk1-utt2's audio comes from a pipe that blocks: the job sits there, its ark half written."""
-    _set_wav(data, "spk1-utt2", f"sleep 20; cat {_wav_of(data, 'spk1-utt2')} |")
+    """spk1-utt2's audio comes from a pipe that blocks: the job sits there, its ark half written.
+    The pipe touches ``tmp_path / "in_pipe"`` first: the job has then finished spk1-utt1 (and any
+    numba compilation, which a signal must not interrupt in these tests: llvmlite breaks)."""
+    _set_wav(data, "spk1-utt2", f"touch {tmp_path / 'in_pipe'}; sleep 20; cat {_wav_of(data, 'spk1-utt2')} |")
     return tmp_path / "fbank"
 
 
@@ -398,8 +400,10 @@ def test_kill_9_of_make_fbank_kills_its_jobs_and_rerun_is_complete(tmp_path, dat
     out = _slow_pipe_data(tmp_path, data_dir)
     proc = _start(["features", "make-fbank", str(data_dir), str(out), "--nj", "2"])
     try:
-        assert _wait_for(lambda: list(out.glob(".raw_fbank_data.1.ark.*.tmp")), 60), proc.stderr
+        assert _wait_for(lambda: (tmp_path / "in_pipe").exists(), 60), proc.stderr
+        assert list(out.glob(".raw_fbank_data.1.ark.*.tmp"))
         jobs = _job_pids(proc.pid)
+        assert _wait_for(lambda: (out / "raw_fbank_data.2.scp").exists(), 60)  # job 2 (no slow pipe) is done
         assert len(jobs) == 2
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
@@ -418,7 +422,8 @@ def test_ctrl_c_removes_temporary_files_and_ends_the_job_log(tmp_path, data_dir)
     out = _slow_pipe_data(tmp_path, data_dir)
     proc = _start(["features", "make-fbank", str(data_dir), str(out)])
     try:
-        assert _wait_for(lambda: list(out.glob(".raw_fbank_data.1.ark.*.tmp")), 60), proc.stderr
+        assert _wait_for(lambda: (tmp_path / "in_pipe").exists(), 60), proc.stderr
+        assert list(out.glob(".raw_fbank_data.1.ark.*.tmp"))
         os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
         proc.wait(timeout=30)
     finally:
