@@ -363,7 +363,7 @@ def test_non_integer_units_name_the_utterance():
 
 
 def test_angles_kernel_matches_libm_arccos():
-    from speechrep.eval.abx import _angles
+    from speechrep.eval.abx_kernels import _angles
 
     rng = np.random.default_rng(0)
     near_one, tiny = 1 - 2.0 ** -np.arange(1, 53), 2.0 ** -np.arange(1, 60)
@@ -378,7 +378,7 @@ def test_angles_kernel_matches_libm_arccos():
 @pytest.mark.nojit
 @pytest.mark.parametrize("kind", ["cosine", "kl", "edit"])
 def test_items_split_over_many_tiles_equal_brute_force(kind, monkeypatch):
-    import speechrep.eval.abx as abx
+    import speechrep.eval.abx_kernels as abx_kernels
 
     discrete = kind == "edit"
     frames, items = _synthetic(seed=6, units=3 if discrete else 0)
@@ -386,8 +386,8 @@ def test_items_split_over_many_tiles_equal_brute_force(kind, monkeypatch):
         frames = {u: np.exp(x) / np.exp(x).sum(1, keepdims=True) for u, x in frames.items()}
     data = prepare_abx_items(frames, items, TIMES, distance=kind)
     # tiles of ~12 frames: every cell's frame distances come in many BLAS calls
-    monkeypatch.setattr(abx, "_TILE_FRAMES", 12)
-    assert len(abx._chunks(data.lengths)) > 20
+    monkeypatch.setattr(abx_kernels, "TILE_FRAMES", 12)
+    assert len(abx_kernels.chunks(data.lengths)) > 20
     for mode in ("within", "across"):
         fast = abx_errors(data, speaker_modes=(mode,), max_size_group=None, max_x_across=None)[mode]
         assert fast == pytest.approx(_ref_abx(frames, items, kind, mode), abs=1e-6)
