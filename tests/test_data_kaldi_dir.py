@@ -3,7 +3,8 @@ from pathlib import Path
 import pytest
 
 from speechrep.data.audio import AudioRule
-from speechrep.data.kaldi_dir import DataDir, read_kaldi_map, validate_data_dir, write_kaldi_map
+from speechrep.data.kaldi_dir import DataDir, read_kaldi_map, write_kaldi_map
+from speechrep.data.validate import validate_data_dir
 from speechrep.errors import DataError
 
 

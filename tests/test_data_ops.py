@@ -5,16 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from speechrep.data.kaldi_dir import (
-    DataDir,
-    combine_data_dirs,
-    fix_data_dir,
-    read_kaldi_map,
-    split_data_dir,
-    subset_data_dir,
-    validate_data_dir,
-    write_kaldi_map,
-)
+from speechrep.data.dir_ops import combine_data_dirs, split_data_dir, subset_data_dir
+from speechrep.data.kaldi_dir import DataDir, read_kaldi_map, write_kaldi_map
+from speechrep.data.validate import fix_data_dir, validate_data_dir
 from speechrep.errors import DataError
 
 

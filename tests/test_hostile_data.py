@@ -25,7 +25,8 @@ import pytest
 import torch
 
 from speechrep.cli import main
-from speechrep.data.kaldi_dir import DataDir, fix_data_dir, read_kaldi_map, validate_data_dir
+from speechrep.data.kaldi_dir import DataDir, read_kaldi_map
+from speechrep.data.validate import fix_data_dir, validate_data_dir
 from speechrep.errors import CheckpointError, DataError
 from speechrep.train.checkpoint import list_checkpoints, save_checkpoint
 from speechrep.train.logging import read_history
@@ -366,13 +367,13 @@ def test_main_turns_user_errors_into_one_line(exc, line, monkeypatch, data_dir, 
     def boom(*args, **kwargs):
         raise exc
 
-    monkeypatch.setattr("speechrep.data.kaldi_dir.fix_data_dir", boom)
+    monkeypatch.setattr("speechrep.data.validate.fix_data_dir", boom)
     code, _, err = _run(["data", "fix", data_dir], capsys)
     assert (code, err) == (1, line + "\n")
 
 
 def test_main_leaves_real_bugs_as_tracebacks(monkeypatch, data_dir):
-    monkeypatch.setattr("speechrep.data.kaldi_dir.fix_data_dir", lambda *a: [][0])
+    monkeypatch.setattr("speechrep.data.validate.fix_data_dir", lambda *a: [][0])
     with pytest.raises(IndexError):
         main(["data", "fix", str(data_dir)])
 
@@ -381,7 +382,7 @@ def test_main_ctrl_c_in_process(monkeypatch, data_dir, capsys):
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("speechrep.data.kaldi_dir.fix_data_dir", interrupted)
+    monkeypatch.setattr("speechrep.data.validate.fix_data_dir", interrupted)
     assert _run(["data", "fix", data_dir], capsys) == (130, "", "interrupted\n")
 
 

@@ -33,7 +33,7 @@ def validate(
     audio is read: it is code. Use --no-pipes for data directories you do not trust.
     """
     from speechrep.data.audio import AudioRule
-    from speechrep.data.kaldi_dir import validate_data_dir
+    from speechrep.data.validate import validate_data_dir
     from speechrep.data.make_features import audio_rule, feature_config_for_audio
 
     if check_audio:
@@ -58,7 +58,7 @@ def fix(data_dir: Path = typer.Argument(..., help="Data directory to repair in p
     Exits 1, naming the first problem, if `data validate` would still fail afterwards
     (e.g. an utterance id that does not start with its speaker id).
     """
-    from speechrep.data.kaldi_dir import fix_data_dir
+    from speechrep.data.validate import fix_data_dir
 
     counts = fix_data_dir(data_dir)
     for name, (kept, dropped) in counts.items():
@@ -75,7 +75,7 @@ def subset(
     spk_list: Optional[Path] = typer.Option(None, "--spk-list", help="File of speaker ids (first column)."),
 ) -> None:
     """Copy the utterances selected by exactly one option from SRC to DST."""
-    from speechrep.data.kaldi_dir import subset_data_dir
+    from speechrep.data.dir_ops import subset_data_dir
 
     out = subset_data_dir(src, dst, utt_list=utt_list, first=first, last=last, spk_list=spk_list)
     typer.echo(str(out))
@@ -88,7 +88,7 @@ def split(
     by_speaker: bool = typer.Option(False, "--by-speaker", help="Keep each speaker in one part."),
 ) -> None:
     """Split DATA_DIR into DATA_DIR/splitN/1..N for parallel jobs (reused when up to date)."""
-    from speechrep.data.kaldi_dir import split_data_dir
+    from speechrep.data.dir_ops import split_data_dir
 
     for part in split_data_dir(data_dir, num_parts, by_speaker=by_speaker):
         typer.echo(str(part))
@@ -100,7 +100,7 @@ def combine(
     srcs: List[Path] = typer.Argument(..., help="Input data directories."),
 ) -> None:
     """Combine data directories SRC... into DST; a repeated utterance id is an error."""
-    from speechrep.data.kaldi_dir import combine_data_dirs
+    from speechrep.data.dir_ops import combine_data_dirs
 
     typer.echo(str(combine_data_dirs(dst, srcs)))
 

@@ -342,7 +342,8 @@ def make_features(
         Another run holds ``out_dir``; a failed job: its error line and its log file. No
         ``feats.scp`` is written then; jobs that finished keep their outputs for the rerun.
     """
-    from speechrep.data.kaldi_dir import DataDir, read_kaldi_map, split_data_dir, write_kaldi_map
+    from speechrep.data.dir_ops import split_data_dir
+    from speechrep.data.kaldi_dir import DataDir, read_kaldi_map, write_kaldi_map
     from speechrep.utils.io import atomic_write_text
     from speechrep.utils.jobs import check_cmd, output_lock, run_jobs
 
