@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from speechrep.errors import ConfigError, SpeechrepError
-from speechrep.utils.jobs import JobCommand, _slurm_executor, check_cmd, output_lock, parse_cmd, run_jobs
+from speechrep.utils.job_cmd import JobCommand, check_cmd, parse_cmd
+from speechrep.utils.jobs import _slurm_executor, output_lock, run_jobs
 
 
 # --- job functions (module level: the workers import them) -------------------------------

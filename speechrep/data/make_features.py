@@ -345,7 +345,8 @@ def make_features(
     from speechrep.data.dir_ops import split_data_dir
     from speechrep.data.kaldi_dir import DataDir, read_kaldi_map, write_kaldi_map
     from speechrep.utils.io import atomic_write_text
-    from speechrep.utils.jobs import check_cmd, output_lock, run_jobs
+    from speechrep.utils.job_cmd import check_cmd
+    from speechrep.utils.jobs import output_lock, run_jobs
 
     # everything that can be refused is checked before anything is written
     cfg = feature_config(kind, config, overrides=overrides)
