@@ -48,7 +48,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from speechrep.errors import ConfigError, SpeechrepError
-from speechrep.utils.job_cmd import JobCommand, check_cmd, parse_cmd
+from speechrep.utils.job_cmd import JobCommand, check_cmd
 
 __all__ = ["output_lock", "run_jobs"]
 
