@@ -7,8 +7,12 @@
 #
 # A stage logs "Stage N: what", runs its command with output teed to exp/log/stage_N.log,
 # leaves exp/.done/stage_N on success and is skipped when rerun (delete the marker or pass
-# --force to redo it). Stages write through temp files/dirs and rename on success (the
-# commands themselves are atomic), so a killed run resumes at the stage it was in.
+# --force to redo it). The marker holds a hash of what the stage was made with (its command
+# words, the contents of the YAML configs among them, the body of a shell function it calls,
+# and --quick): a rerun with other options or an edited config redoes the stage, first
+# removing the paths given with --clean (so that a full run after --quick in the same exp/
+# does not resume the tiny models). Stages write through temp files/dirs and rename on
+# success (the commands themselves are atomic), so a killed run resumes at the stage it was in.
 # Wall-clock seconds per stage go to exp/stage_times.tsv.
 
 set -euo pipefail
@@ -62,20 +66,45 @@ parse_recipe_opts() {
   rm -f "$exp/.done/.write_test"
 }
 
-# run_stage N "description" command args...
+# stage_hash command args...: what a stage is made with (see the header), as one hash.
+stage_hash() {
+  {
+    printf 'quick=%s\0' "$quick"
+    printf '%s\0' "$@"
+    local a
+    for a in "$@"; do
+      case "$a" in
+        *.yaml|*.yml) if [ -f "$a" ]; then cat "$a"; fi ;;
+      esac
+    done
+    if declare -F "$1" >/dev/null; then declare -f "$1"; fi
+  } | sha256sum | cut -d' ' -f1
+}
+
+# run_stage N "description" [--clean PATH]... command args...
 run_stage() {
   local n=$1 desc=$2
   shift 2
+  local clean=()
+  while [ "${1:-}" = --clean ]; do clean+=("$2"); shift 2; done
   if [ "$n" -lt "$stage" ] || [ "$n" -gt "$stop_stage" ]; then
     return 0
   fi
-  local marker="$exp/.done/stage_$n" log="$exp/log/stage_$n.log"
-  if [ -e "$marker" ] && [ "$force" != true ]; then
+  local marker="$exp/.done/stage_$n" log="$exp/log/stage_$n.log" hash before=
+  hash=$(stage_hash "$@")
+  if [ -e "$marker" ]; then before=$(cat "$marker"); elif [ -e "$marker.started" ]; then before=$(cat "$marker.started"); fi
+  if [ -e "$marker" ] && [ "$before" = "$hash" ] && [ "$force" != true ]; then
     echo "Stage $n: $desc (done before; skipped)"
     return 0
   fi
   echo "Stage $n: $desc"
+  if [ -n "$before" ] && [ "$before" != "$hash" ]; then
+    # made with other options: what it left would be resumed or mixed with the new outputs
+    echo "  options or config changed since the last run of this stage: redoing it${clean:+ (removing ${clean[*]})}"
+    rm -rf "${clean[@]}"
+  fi
   rm -f "$marker"  # a forced rerun that fails must not keep the old success marker
+  echo "$hash" > "$marker.started"
   local t0 t1 rc
   t0=$(date +%s.%N)
   set +e
@@ -88,7 +117,7 @@ run_stage() {
     exit "$rc"
   fi
   awk -v n="$n" -v d="$desc" -v a="$t0" -v b="$t1" 'BEGIN { printf "%s\t%s\t%.1f\n", n, d, b - a }' >> "$exp/stage_times.tsv"
-  touch "$marker"
+  mv "$marker.started" "$marker"
 }
 
 # run_parallel "cmd args" ...: run the commands (shell functions or programs; words split on
