@@ -16,10 +16,13 @@ import numpy as np
 from speechrep.errors import DataError
 from speechrep.utils.io import atomic_write_text
 
-__all__ = ["Alignment", "read_ctm", "write_ctm", "frame_labels"]
+__all__ = ["Alignment", "SILENCE_PHONES", "read_ctm", "write_ctm", "frame_labels"]
 
 #: One utterance's alignment: ``[(start, end, label), ...]`` in seconds, time-sorted.
 Alignment = list[tuple[float, float, str]]
+
+#: Labels dropped from phone sequences before CTC training and scoring.
+SILENCE_PHONES = frozenset({"pau", "sil", "SIL", "sp", "spn", "<eps>"})
 
 
 def _ctm_error(path: Path, lineno: int, message: str) -> DataError:

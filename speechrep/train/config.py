@@ -39,6 +39,10 @@ class DataConfig:
     short: Literal["pad", "skip"] = "skip"  #: utterances shorter than the crop
     sample_rate: int = 16000  #: waveform rate the audio is resampled to
     memory_budget_mb: float = 2048.0  #: load the corpus into RAM when it fits, else read per crop
+    #: phone CTMs of the train/valid utterances (wave input): batches carry the CTC targets of
+    #: their crops (``phones``, ``phone_lengths``; silences dropped) and ``model.args.phones``
+    #: defaults to their inventory
+    phones: list[str] | None = None
 
 
 @dataclass
@@ -138,6 +142,7 @@ def _check(cfg: TrainConfig, source: str) -> None:
     need(d.batch_size > 0, "data.batch_size", "must be positive")
     need(d.num_workers >= 0, "data.num_workers", "must be >= 0")
     need(d.sample_rate > 0, "data.sample_rate", "must be positive")
+    need(not d.phones or d.input == "wave", "data.phones", "phone targets need data.input: wave")
     if d.speakers_per_batch is not None:
         need(
             d.speakers_per_batch > 0 and d.batch_size % d.speakers_per_batch == 0,
