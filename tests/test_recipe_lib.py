@@ -122,3 +122,29 @@ def test_killed_stage_resumes_with_same_options_but_not_with_others(tmp_path):
     (tmp_path / "fail.flag").unlink()
     assert _run(tmp_path).returncode == 0
     assert trained.read_text() == "conf.yaml --set steps=1000\n"
+
+
+CHAIN_SH = """#!/usr/bin/env bash
+. "{root}/recipes/lib.sh"
+parse_recipe_opts "$@"
+run_stage 1 "make" bash -c 'echo "${{LEVEL:-1}}" > made.txt; echo make >> calls.txt'
+run_stage 2:a "use" --clean used.txt bash -c 'cp made.txt used.txt; echo use >> calls.txt'
+run_stage 2:b "also use" bash -c 'echo also >> calls.txt'
+"""
+
+
+def test_a_stage_that_runs_again_redoes_the_later_ones(tmp_path):
+    """Parts of one stage number each have their marker; redoing stage 1 redoes both parts of 2,
+    which read its outputs; --dry-run prints the commands and runs nothing."""
+    (tmp_path / "run.sh").write_text(CHAIN_SH.format(root=ROOT))
+    assert _run(tmp_path).returncode == 0
+    assert sorted(p.name for p in (tmp_path / "exp/.done").iterdir()) == ["stage_1", "stage_2_a", "stage_2_b"]
+    r = _run(tmp_path, "--stage", "1", "--stop-stage", "1", "--force")
+    assert r.returncode == 0 and (tmp_path / "calls.txt").read_text().split() == ["make", "use", "also", "make"]
+    r = _run(tmp_path)
+    assert "Stage 1: make (done before; skipped)" in r.stdout and "Stage 2:a: use\n" in r.stdout
+    assert (tmp_path / "calls.txt").read_text().split()[-2:] == ["use", "also"]
+    assert _run(tmp_path, "--stage", "2").stdout.count("done before; skipped") == 2
+    r = _run(tmp_path, "--dry-run", "--force")
+    assert r.returncode == 0 and "  run: bash -c cp made.txt used.txt; echo use >> calls.txt" in r.stdout
+    assert len((tmp_path / "calls.txt").read_text().split()) == 6
