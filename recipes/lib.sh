@@ -155,7 +155,8 @@ run_stage() {
 # spaces), at most $nj at a time, each logging to $exp/log/<words joined by _>.log; fails,
 # naming every failed command and its log, when any of them fails.
 run_parallel() {
-  local job name failed=()
+  local - job name failed=()
+  set -f  # a job's words are not file patterns (data.phones=[a,b])
   local -a pids=() names=()
   for job in "$@"; do
     while [ "$(jobs -rp | wc -l)" -ge "$nj" ]; do wait -n || true; done
