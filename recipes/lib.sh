@@ -152,15 +152,16 @@ run_stage() {
 }
 
 # run_parallel "cmd args" ...: run the commands (shell functions or programs; words split on
-# spaces), at most $nj at a time, each logging to $exp/log/<words joined by _>.log; fails,
+# spaces), at most $nj at a time, each logging to $exp/log/<first two words joined by _>.log; fails,
 # naming every failed command and its log, when any of them fails.
 run_parallel() {
-  local - job name failed=()
+  local - job name words failed=()
   set -f  # a job's words are not file patterns (data.phones=[a,b])
   local -a pids=() names=()
   for job in "$@"; do
     while [ "$(jobs -rp | wc -l)" -ge "$nj" ]; do wait -n || true; done
-    name=${job// /_}
+    read -ra words <<< "$job"
+    name=${words[0]}${words[1]:+_${words[1]//\//_}}  # the job's first two words name its log
     echo "  started: $job (log: $exp/log/$name.log)"
     # shellcheck disable=SC2086  # word splitting of the job is the point
     $job > "$exp/log/$name.log" 2>&1 &
