@@ -55,7 +55,7 @@ def test_pipeline_outputs_mean_something(demo):
     assert list(vc) == ["vc_adain+griffinlim"]
     # the demo's share of the scorers: one phone recogniser, trained by speechrep train
     assert [p.name for p in (demo / "vc" / "phone_ctc").iterdir()] == ["seed0"]
-    assert vc["vc_adain+griffinlim"]["per_by_model"] == [vc["vc_adain+griffinlim"]["per"]]
+    assert vc["vc_adain+griffinlim"]["per"] >= 0 and "per_by_model" not in vc["vc_adain+griffinlim"]
     # vc_adain trained with the speaker-consistency loss, judged by its own speaker model
     history = [json.loads(line) for line in (demo / "vc" / "vc_adain" / "train_history.jsonl").read_text().splitlines()]
     assert any("loss/speaker" in rec and "loss/speaker_content" in rec for rec in history)
