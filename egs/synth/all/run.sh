@@ -1,19 +1,12 @@
 #!/usr/bin/env bash
-# The whole default pipeline on the embedded corpus, ending in an HTML report:
-#   corpus -> fbank features -> MFCC/fbank baseline -> CPC and VQ-VAE units -> phone-discovery
-#   evaluation -> voice conversion (AdaIN: scorers, model, `speechrep convert` on held-out
-#   pairs, scores) -> exp/report/index.html
-#
+# The whole default pipeline on the embedded corpus, ending in exp/report/index.html:
 #   bash egs/synth/all/run.sh [--stage N] [--stop-stage M] [--nj N] [--quick] [--dry-run] [--exp DIR]
-#
-# Stages (recipes/ssl.sh and recipes/vc.sh, recipes/lib.sh numbering): 0 corpus, 1 features,
-# 2 baseline, VC pairs and scorers, 3 CPC, VQ-VAE, VC judge and model, 4 extraction, units,
-# conversion, 5 evaluation and VC scores, 6 report. Each part leaves exp/.done/stage_<N>_<part>
-# and is skipped on a rerun with the same options; trainings resume from their last checkpoint.
-# The demo shows the pipeline within 15 minutes on an idle 2-core CPU: its training steps are
-# the budgets below (tests/test_demo_pipeline.py counts them against measured per-step costs);
-# the full figures come from the task recipes (../cpc, ../vqvae, ../vc).
-# --quick runs the tiny corpus and the recipes' tiny configurations (what the tests use).
+# Stages (recipes/ssl.sh, recipes/vc.sh; lib.sh numbering): 0 corpus, 1 fbank, 2 MFCC/fbank baseline,
+# VC pairs and scorers, 3 CPC, VQ-VAE, VC judge and AdaIN model, 4 features, units, conversion,
+# 5 evaluation and VC scores, 6 report. A rerun skips what is done with the same options.
+# The full demo shows the pipeline in under 15 minutes on an idle 2-core CPU: the step budgets
+# below (tests/test_demo_pipeline.py counts them); the full figures come from ../cpc, ../vqvae,
+# ../vc. --quick runs the tiny corpus and the recipes' tiny configurations (what the tests use).
 cd "$(dirname "$0")"
 . ../../../recipes/lib.sh
 parse_recipe_opts "$@"
@@ -33,7 +26,7 @@ if [ "$quick" != true ]; then  # budgets (steps) of the full demo
 fi
 exp=$(realpath -m "$exp"); vexp=$exp/vc; db=$(realpath -m "${DB:-$exp/db}")
 
-report() {
+report() {  # the HTML report of everything in $exp
   speechrep report "$exp" --data "$db/data/test" --ali "$db/ali/test/phones.ctm" --units "$exp/vqvae/units_test/units.txt" \
     --unit-frame-shift "$(cat "$exp/vqvae/units_test/frame_shift")" \
     --unit-frame-offset "$(cat "$exp/vqvae/units_test/frame_offset")" --audio "$vexp/demo_audio.tsv"
