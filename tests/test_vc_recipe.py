@@ -57,3 +57,23 @@ def test_vc_recipe_quick_trains_every_family_with_one_judge(tmp_path, synth_tiny
     assert "options or config changed since the last run of this stage" in r.stdout
     assert sorted(p.name for p in (exp / "phone_ctc").iterdir()) == ["seed0"]
     assert not (exp / ".done" / "stage_3_vc").exists() and (exp / ".done" / "stage_3_vc.started").exists()
+
+
+@pytest.mark.slow
+def test_vocoder_recipe_quick(tmp_path, synth_tiny_db):
+    """egs/synth/vocoder/run.sh --quick: the tiny vocoder trains and `speechrep eval resynth`
+    scores its copy synthesis beside Griffin-Lim's; a rerun skips every stage."""
+    import os
+
+    env = {**os.environ, "DB": str(synth_tiny_db), "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    exp = tmp_path / "exp"
+    cmd = ["bash", str(VC.parent / "vocoder" / "run.sh"), "--quick", "--exp", str(exp)]
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert all(f"Stage {part}:" in r.stdout for part in ("0", "3:vocoder", "5"))
+    scores = json.loads((exp / "resynth" / "scores.json").read_text())
+    assert sorted(scores) == ["griffinlim", "neural"] and all(s["utterances"] == 2 for s in scores.values())
+    assert sorted(p.name for p in (exp / "resynth" / "neural").iterdir()) == sorted(
+        p.name for p in (exp / "resynth" / "griffinlim").iterdir())
+    again = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    assert again.returncode == 0 and again.stdout.count("done before; skipped") == 3
