@@ -87,11 +87,14 @@ stage_hash() {
   {
     printf 'quick=%s\0' "$quick"
     printf '%s\0' "$@"
-    local a
+    local a w words
     for a in "$@"; do
-      case "$a" in
-        *.yaml|*.yml) if [ -f "$a" ]; then cat "$a"; fi ;;
-      esac
+      read -ra words <<< "$a"  # the words of a run_parallel job too
+      for w in "${words[@]}"; do
+        case "$w" in
+          *.yaml|*.yml) if [ -f "$w" ]; then cat "$w"; fi ;;
+        esac
+      done
     done
     if declare -F "$1" >/dev/null; then declare -f "$1"; fi
   } | sha256sum | cut -d' ' -f1

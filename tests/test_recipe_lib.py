@@ -148,3 +148,21 @@ def test_a_stage_that_runs_again_redoes_the_later_ones(tmp_path):
     r = _run(tmp_path, "--dry-run", "--force")
     assert r.returncode == 0 and "  run: bash -c cp made.txt used.txt; echo use >> calls.txt" in r.stdout
     assert len((tmp_path / "calls.txt").read_text().split()) == 6
+
+
+def test_config_of_a_parallel_job_is_hashed(tmp_path):
+    """An edited config named inside a run_parallel job redoes its stage."""
+    (tmp_path / "run.sh").write_text(f"""#!/usr/bin/env bash
+. "{ROOT}/recipes/lib.sh"
+parse_recipe_opts "$@"
+job() {{ echo "$1" >> calls.txt; }}
+run_stage 3:models "train" run_parallel "job a.yaml --set x=1" "job b.yaml"
+""")
+    for name in ("a", "b"):
+        (tmp_path / f"{name}.yaml").write_text("lr: 1\n")
+    assert _run(tmp_path).returncode == 0
+    assert "done before; skipped" in _run(tmp_path).stdout
+    (tmp_path / "b.yaml").write_text("lr: 2\n")
+    r = _run(tmp_path)
+    assert "options or config changed" in r.stdout
+    assert sorted((tmp_path / "calls.txt").read_text().split()) == ["a.yaml", "a.yaml", "b.yaml", "b.yaml"]
