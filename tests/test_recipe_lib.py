@@ -73,3 +73,96 @@ def test_run_parallel_limits_jobs_logs_each_and_reports_failures(tmp_path):
     assert r.returncode != 0 and "failed: bad (see exp/log/bad.log)" in r.stdout + r.stderr
     assert (tmp_path / "exp/log/bad.log").read_text() == "went wrong\n"
     assert not (tmp_path / "exp/.done/stage_0").exists()
+
+
+HASH_SH = """#!/usr/bin/env bash
+. "{root}/recipes/lib.sh"
+parse_recipe_opts "$@"
+steps=1000
+[ "$quick" = true ] && steps=10
+train() {{ mkdir -p "$exp/model"; echo "$*" >> "$exp/model/trained_with"; echo "$*" >> calls.txt; }}
+run_stage 0 "train" --clean "$exp/model" train conf.yaml --set "steps=$steps"
+"""
+
+
+def test_done_marker_records_options_and_config(tmp_path):
+    """A stage redoes itself (removing its --clean outputs) when its options, --quick or its
+    YAML config changed since it was done; with the same ones it is skipped."""
+    (tmp_path / "run.sh").write_text(HASH_SH.format(root=ROOT))
+    (tmp_path / "conf.yaml").write_text("lr: 1\n")
+    calls = tmp_path / "calls.txt"
+    trained = tmp_path / "exp/model/trained_with"
+    assert _run(tmp_path, "--quick").returncode == 0
+    assert trained.read_text() == "conf.yaml --set steps=10\n"
+    r = _run(tmp_path, "--quick")
+    assert "done before; skipped" in r.stdout and len(calls.read_text().splitlines()) == 1
+    r = _run(tmp_path)  # the full-size options in the same exp/: redone, the tiny model removed
+    assert r.returncode == 0 and "options or config changed" in r.stdout
+    assert trained.read_text() == "conf.yaml --set steps=1000\n"
+    assert "done before; skipped" in _run(tmp_path).stdout
+    (tmp_path / "conf.yaml").write_text("lr: 2\n")  # an edited config: redone too
+    r = _run(tmp_path)
+    assert "options or config changed" in r.stdout and len(calls.read_text().splitlines()) == 3
+    # --force with the same options redoes the stage but keeps its outputs (training resumes)
+    r = _run(tmp_path, "--force")
+    assert "options or config changed" not in r.stdout and len(trained.read_text().splitlines()) == 2
+
+
+def test_killed_stage_resumes_with_same_options_but_not_with_others(tmp_path):
+    """A stage that started and did not finish keeps its outputs for a rerun with the same
+    options (a resumable training) and loses them when the options changed."""
+    (tmp_path / "run.sh").write_text(HASH_SH.format(root=ROOT).replace(
+        'echo "$*" >> calls.txt; }', 'echo "$*" >> calls.txt; [ ! -e fail.flag ]; }'))
+    (tmp_path / "conf.yaml").write_text("lr: 1\n")
+    (tmp_path / "fail.flag").touch()
+    trained = tmp_path / "exp/model/trained_with"
+    assert _run(tmp_path, "--quick").returncode != 0
+    assert _run(tmp_path, "--quick").returncode != 0
+    assert len(trained.read_text().splitlines()) == 2  # same options: the partial outputs stay
+    (tmp_path / "fail.flag").unlink()
+    assert _run(tmp_path).returncode == 0
+    assert trained.read_text() == "conf.yaml --set steps=1000\n"
+
+
+CHAIN_SH = """#!/usr/bin/env bash
+. "{root}/recipes/lib.sh"
+parse_recipe_opts "$@"
+run_stage 1 "make" bash -c 'echo "${{LEVEL:-1}}" > made.txt; echo make >> calls.txt'
+run_stage 2:a "use" --clean used.txt bash -c 'cp made.txt used.txt; echo use >> calls.txt'
+run_stage 2:b "also use" bash -c 'echo also >> calls.txt'
+"""
+
+
+def test_a_stage_that_runs_again_redoes_the_later_ones(tmp_path):
+    """Parts of one stage number each have their marker; redoing stage 1 redoes both parts of 2,
+    which read its outputs; --dry-run prints the commands and runs nothing."""
+    (tmp_path / "run.sh").write_text(CHAIN_SH.format(root=ROOT))
+    assert _run(tmp_path).returncode == 0
+    assert sorted(p.name for p in (tmp_path / "exp/.done").iterdir()) == ["stage_1", "stage_2_a", "stage_2_b"]
+    r = _run(tmp_path, "--stage", "1", "--stop-stage", "1", "--force")
+    assert r.returncode == 0 and (tmp_path / "calls.txt").read_text().split() == ["make", "use", "also", "make"]
+    r = _run(tmp_path)
+    assert "Stage 1: make (done before; skipped)" in r.stdout and "Stage 2:a: use\n" in r.stdout
+    assert (tmp_path / "calls.txt").read_text().split()[-2:] == ["use", "also"]
+    assert _run(tmp_path, "--stage", "2").stdout.count("done before; skipped") == 2
+    r = _run(tmp_path, "--dry-run", "--force")
+    assert r.returncode == 0 and "  run: bash -c cp made.txt used.txt; echo use >> calls.txt" in r.stdout
+    assert len((tmp_path / "calls.txt").read_text().split()) == 6
+
+
+def test_config_of_a_parallel_job_is_hashed(tmp_path):
+    """An edited config named inside a run_parallel job redoes its stage."""
+    (tmp_path / "run.sh").write_text(f"""#!/usr/bin/env bash
+. "{ROOT}/recipes/lib.sh"
+parse_recipe_opts "$@"
+job() {{ echo "$1" >> calls.txt; }}
+run_stage 3:models "train" run_parallel "job a.yaml --set x=1" "job b.yaml"
+""")
+    for name in ("a", "b"):
+        (tmp_path / f"{name}.yaml").write_text("lr: 1\n")
+    assert _run(tmp_path).returncode == 0
+    assert "done before; skipped" in _run(tmp_path).stdout
+    (tmp_path / "b.yaml").write_text("lr: 2\n")
+    r = _run(tmp_path)
+    assert "options or config changed" in r.stdout
+    assert sorted((tmp_path / "calls.txt").read_text().split()) == ["a.yaml", "a.yaml", "b.yaml", "b.yaml"]

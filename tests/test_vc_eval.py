@@ -21,7 +21,6 @@ from speechrep.eval.vc import (
     mel_cepstrum,
     phone_error_rate,
     speaker_scores,
-    train_phone_recognizer,
 )
 from speechrep.train.checkpoint import save_checkpoint
 from speechrep.models.pitch import estimate_f0
@@ -310,46 +309,3 @@ def test_cli_eval_vc(vc_env, tmp_path, capsys):
     assert doc["settings"]["seen_speakers"] == ["B"] and "sys1, unseen targets" in capsys.readouterr().out
 
 
-def _tiny_phone_data(vc_env, tmp_path):
-    """A two-utterance data directory and its phone CTM (phones x and y, one pause)."""
-    d = tmp_path / "data"
-    d.mkdir()
-    w = vc_env["wavs"]
-    (d / "wav.scp").write_text(f"A_u1 {w['a1']}\nB_u2 {w['b1']}\n")
-    (d / "utt2spk").write_text("A_u1 A\nB_u2 B\n")
-    ctm = tmp_path / "phones.ctm"
-    ctm.write_text("A_u1 1 0.00 0.20 x\nA_u1 1 0.20 0.20 y\nB_u2 1 0.00 0.10 pau\nB_u2 1 0.10 0.30 y\n")
-    return d, ctm
-
-
-def test_train_phone_recognizer_tiny(vc_env, tmp_path):
-    d, ctm = _tiny_phone_data(vc_env, tmp_path)
-    exp = train_phone_recognizer(d, ctm, tmp_path / "exp", args={"channels": 8, "layers": 1}, steps=3,
-                                 batch_size=2, progress=False)
-    from speechrep.train.checkpoint import load_model
-
-    model, name, cfg = load_model(exp)
-    assert name == "phone_ctc" and cfg.phones == ["x", "y"]
-    # logged like every training stage: history (loss plot of the report), log, TensorBoard
-    from speechrep.train.logging import read_history
-
-    assert [r["step"] for r in read_history(exp / "train_history.jsonl")] == [3]
-    assert "step 3 train: loss" in (exp / "log" / "train.log").read_text()
-    assert list((exp / "tensorboard").glob("events.out.tfevents.*"))
-
-
-def test_train_phone_recognizer_is_reproducible(vc_env, tmp_path):
-    # The PER target compares conversions with copy synthesis through this recogniser, so a
-    # rerun of the recipe must train the same one, whatever the global generator's state.
-    d, ctm = _tiny_phone_data(vc_env, tmp_path)
-    from speechrep.train.checkpoint import load_model
-
-    weights = []
-    for i, state in enumerate((1, 2)):
-        torch.manual_seed(state)  # as if another process, or other work before it
-        exp = train_phone_recognizer(d, ctm, tmp_path / f"exp{i}", args={"channels": 8, "layers": 1}, steps=2,
-                                     batch_size=2, progress=False, tensorboard=False)
-        weights.append(load_model(exp)[0].state_dict())
-    assert weights[0].keys() == weights[1].keys()
-    for k in weights[0]:
-        assert torch.equal(weights[0][k], weights[1][k]), k

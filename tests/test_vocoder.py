@@ -138,49 +138,6 @@ def test_neural_vocoder_checkpoint_roundtrip(tmp_path):
     np.testing.assert_allclose(voc.mel_to_wave(mel), expected, atol=1e-6)
 
 
-def test_vocoder_recipe_scores_several_neural_vocoders_by_folder(tmp_path):
-    import json
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    from speechrep.data.audio import write_wav
-
-    script = Path(__file__).resolve().parents[1] / "egs" / "synth" / "vocoder" / "local" / "score_resynth.py"
-    data = tmp_path / "data"
-    data.mkdir()
-    for i, f0 in enumerate([120.0, 210.0]):
-        write_wav(tmp_path / f"u{i}.wav", _harmonic(0.4, f0), SR)
-    (data / "wav.scp").write_text("".join(f"u{i} {tmp_path}/u{i}.wav\n" for i in range(2)))
-    (data / "utt2spk").write_text("u0 s0\nu1 s1\n")
-    for name in ["a/voc", "b/voc", "voc_3k", "voc_18k"]:
-        _save_tiny_vocoder(tmp_path / name)
-
-    def run(out, *vocoders):
-        return subprocess.run([sys.executable, str(script), "--max-utts", "2", str(data), str(tmp_path / out), *vocoders],
-                              capture_output=True, text=True)
-
-    r = run("one", "griffinlim", str(tmp_path / "voc_3k"))
-    assert r.returncode == 0, r.stderr
-    assert sorted(json.loads((tmp_path / "one" / "scores.json").read_text())) == ["griffinlim", "neural"]
-    r = run("two", "griffinlim", str(tmp_path / "voc_3k"), str(tmp_path / "voc_18k"))
-    assert r.returncode == 0, r.stderr
-    scores = json.loads((tmp_path / "two" / "scores.json").read_text())
-    assert sorted(scores) == ["griffinlim", "voc_18k", "voc_3k"]
-    assert sorted(p.name for p in (tmp_path / "two" / "voc_18k").iterdir()) == ["u0.wav", "u1.wav"]
-    # Griffin-Lim keeps the harmonics; an untrained generator does not
-    assert scores["griffinlim"]["mcd_db"] < scores["voc_3k"]["mcd_db"]
-    r = run("clash", "griffinlim", str(tmp_path / "a" / "voc"), str(tmp_path / "b" / "voc"))
-    assert r.returncode != 0 and "same name" in r.stderr and not (tmp_path / "clash").exists()
-    empty = tmp_path / "empty"
-    empty.mkdir()
-    (empty / "wav.scp").write_text("")
-    (empty / "utt2spk").write_text("")
-    r = subprocess.run([sys.executable, str(script), str(empty), str(tmp_path / "none"), "griffinlim"],
-                       capture_output=True, text=True)
-    assert r.returncode != 0 and "no utterances" in r.stderr and not (tmp_path / "none").exists()
-
-
 TINY_DISC = {"adv_weight": 1.0, "fm_weight": 2.0, "disc_periods": [2, 3], "disc_scales": 2, "disc_channels": 2}
 
 

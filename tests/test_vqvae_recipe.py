@@ -46,11 +46,11 @@ def _pnmi(units: dict[str, np.ndarray], db: Path, shift: float, offset: float) -
     return unit_quality(contingency_table(labels, units)[0])["pnmi"]
 
 
-def _check_units_beat_shuffled(model: Path, db: Path) -> dict:
-    units_dir = model / "units_test"
+def _check_units_beat_shuffled(exp: Path, name: str, db: Path) -> dict:
+    units_dir = exp / name / "units_test"
     utts = (db / "data/test/utt2spk").read_text().split()[::2]
     units = load_unit_file(units_dir / "units.txt", known_utts=utts)
-    report = json.loads((model / "eval_units_test.json").read_text())
+    report = json.loads((exp / "eval" / f"{name}_units.json").read_text())
     shift, offset = float((units_dir / "frame_shift").read_text()), float((units_dir / "frame_offset").read_text())
     assert report["units"]["pnmi"] == pytest.approx(_pnmi(units, db, shift, offset))
     # baseline: the same units with frames shuffled over the test set (alignment destroyed)
@@ -70,11 +70,11 @@ def test_vqvae_recipe_quick(tmp_path, corpus):
     exp = tmp_path / "exp"
     r = _run_recipe("vqvae", exp, corpus)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
-    for n in range(5):
-        assert f"Stage {n}:" in r.stdout
+    for part in ("0", "3:vqvae", "4:vqvae", "5:vqvae", "7"):  # recipes/lib.sh numbering
+        assert f"Stage {part}:" in r.stdout
     losses = _losses(exp / "vqvae")
     assert np.mean(losses[-3:]) < 0.8 * losses[0]
-    report = _check_units_beat_shuffled(exp / "vqvae", corpus)
+    report = _check_units_beat_shuffled(exp, "vqvae", corpus)
     assert report["codebook"]["codebook_size"] == 16 and report["bitrate"]["bitrate"] > 0
     rows = json.loads((exp / "ablation/ablation.json").read_text())
     assert [(row["kind"], row["bits"], row["num_codes"]) for row in rows] == [("onehot", 2, 4), ("binary", 2, 4), ("vq", 2, 4)]
@@ -91,10 +91,14 @@ def test_vqcpc_recipe_quick(tmp_path, request):
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     losses = _losses(exp / "vqcpc")
     assert np.mean(losses[-3:]) < losses[0] - 0.5  # InfoNCE summed over 4 steps starts at 4 ln 17
-    report = _check_units_beat_shuffled(exp / "vqcpc", corpus)
+    report = _check_units_beat_shuffled(exp, "vqcpc", corpus)
     assert report["codebook"]["codebook_size"] == 16
-    # duration-penalised units of the same model: fewer unit changes, lower bitrate, still above chance
-    seg = _run_recipe("vqcpc", exp, corpus, "--stage", "3", "--force", SEGMENT_PENALTY="2")
+    # duration-penalised units of the same model: fewer unit changes, lower bitrate, still above chance;
+    # the other penalty redoes the units and their evaluation (not the training), no --force needed
+    seg = _run_recipe("vqcpc", exp, corpus, SEGMENT_PENALTY="2")
     assert seg.returncode == 0, seg.stdout[-2000:] + seg.stderr[-2000:]
-    segmented = _check_units_beat_shuffled(exp / "vqcpc", corpus)
+    assert "Stage 3:vqcpc: Train vqcpc" in seg.stdout and "done before; skipped" in seg.stdout.split("Stage 4")[0]
+    assert "Stage 4:vqcpc: Units" in seg.stdout and "Stage 5:vqcpc: Evaluate" in seg.stdout
+    assert seg.stdout.count("done before; skipped") == 3  # corpus, features, training
+    segmented = _check_units_beat_shuffled(exp, "vqcpc", corpus)
     assert segmented["bitrate"]["bitrate"] < report["bitrate"]["bitrate"]

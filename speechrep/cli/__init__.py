@@ -30,6 +30,7 @@ from speechrep.cli import convert as _convert
 from speechrep.cli import corpus as _corpus
 from speechrep.cli import eval_vc as _eval_vc
 from speechrep.cli import extract as _extract
+from speechrep.cli import recipe_tools as _recipe_tools
 from speechrep.cli import report as _report
 from speechrep.cli import sidetasks as _sidetasks
 from speechrep.cli import train as _train
@@ -66,7 +67,7 @@ app.add_typer(_features.app, name="features")
 app.add_typer(_eval.app, name="eval")
 # Modules that add top-level commands (train, extract, units, convert) or extend a group
 # (corpus adds `data make-synth` / `data prepare`, eval_vc adds `eval vc`).
-for _module in (_corpus, _eval_vc, _train, _extract, _units, _convert, _report, _sidetasks, _align):
+for _module in (_corpus, _eval_vc, _recipe_tools, _train, _extract, _units, _convert, _report, _sidetasks, _align):
     _module.register(app)
 
 

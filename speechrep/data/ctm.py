@@ -17,7 +17,7 @@ from speechrep.errors import DataError
 from speechrep.utils.io import atomic_write_text
 from speechrep.utils.text import read_utf8
 
-__all__ = ["Alignment", "read_ctm", "write_ctm", "frame_labels"]
+__all__ = ["Alignment", "SILENCE_PHONES", "read_ctm", "write_ctm", "frame_labels"]
 
 #: Segments may overlap by this much (seconds): CTM times are written to the microsecond,
 #: so a segment's rounded end can pass the next one's start by about that.
@@ -25,6 +25,9 @@ _OVERLAP_TOLERANCE = 1e-5
 
 #: One utterance's alignment: ``[(start, end, label), ...]`` in seconds, time-sorted.
 Alignment = list[tuple[float, float, str]]
+
+#: Labels dropped from phone sequences before CTC training and scoring.
+SILENCE_PHONES = frozenset({"pau", "sil", "SIL", "sp", "spn", "<eps>"})
 
 
 def _ctm_error(path: Path, lineno: int, message: str) -> DataError:

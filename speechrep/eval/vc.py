@@ -8,8 +8,8 @@ Scorers are trained in the project but independently of the conversion models:
   targets): *target accuracy* is how often the target speaker is the nearest centroid,
   *source rate* how often the source speaker is, and the EER treats (converted, target
   speaker) as target trials and (converted, any other speaker) as non-target trials;
-- a CTC phone recogniser (:mod:`speechrep.models.phone_ctc`, trained by
-  :func:`train_phone_recognizer`) decodes converted and resynthesised speech; the phone
+- a CTC phone recogniser (:mod:`speechrep.models.phone_ctc`, trained with ``speechrep
+  train``, egs/synth/vc/conf/phone_ctc.yaml) decodes converted and resynthesised speech; the phone
   error rate (PER) is measured against the source's phone sequence (``phones`` column);
 
 and two signal measures, against the ``reference`` column of the pairs (the target
@@ -37,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from speechrep.data.ctm import SILENCE_PHONES
 from speechrep.errors import CheckpointError, ConfigError, DataError
 
 __all__ = [
@@ -51,12 +52,9 @@ __all__ = [
     "evaluate_vc",
     "format_vc_table",
     "format_by_target",
-    "train_phone_recognizer",
     "SILENCE_PHONES",
 ]
 
-#: Labels dropped from phone sequences before CTC training and scoring.
-SILENCE_PHONES = frozenset({"pau", "sil", "SIL", "sp", "spn", "<eps>"})
 _MCD_CONST = 10.0 / math.log(10.0) * math.sqrt(2.0)
 
 
@@ -459,122 +457,3 @@ def format_vc_table(results: dict[str, dict[str, Any]]) -> str:
             cells.append("-" if v is None or (isinstance(v, float) and math.isnan(v)) else fmt.format(v))
         body.append([name] + cells)
     return _text_table(header, body)
-
-
-# ----------------------------------------------------------------------------- scorer training
-def train_phone_recognizer(
-    data_dir: str | Path,
-    ctm: str | Path,
-    exp_dir: str | Path,
-    *,
-    args: dict[str, Any] | None = None,
-    steps: int = 2000,
-    batch_size: int = 8,
-    lr: float = 1e-3,
-    lr_decay: bool = True,
-    seed: int = 0,
-    max_seconds: float = 8.0,
-    num_threads: int | None = 1,
-    progress: bool = True,
-    tensorboard: bool = True,
-    log_every: int = 50,
-) -> Path:
-    """Train the CTC phone recogniser on whole utterances of a data directory.
-
-    The Trainer draws fixed-length crops without transcripts, while CTC needs each
-    utterance with its whole phone sequence, so this small loop batches whole utterances
-    (shortest first within a batch to limit padding) and writes a regular checkpoint
-    (``exp_dir/checkpoints/step_N``) that :func:`speechrep.train.checkpoint.load_model` reads.
-
-    Parameters
-    ----------
-    data_dir : Kaldi data directory (wav.scp, utt2spk).
-    ctm : phone alignments of its utterances (silences in :data:`SILENCE_PHONES` are dropped).
-    exp_dir : output experiment directory.
-    args : ``phone_ctc`` model options (:class:`speechrep.models.phone_ctc.PhoneCTCConfig`);
-        ``phones`` defaults to the inventory of the CTM.
-    steps, batch_size, lr : optimisation (Adam, gradient norm clipped at 5).
-    lr_decay : cosine decay of the learning rate from ``lr`` to 0 at ``steps``
-        (:func:`speechrep.train.schedule.lr_at`); off: constant ``lr``. With it the last
-        steps average out the noise of the batches, and recognisers of different seeds
-        agree better.
-    seed : initial weights and batches: the same seed and data give the same recogniser.
-    max_seconds : utterances longer than this are skipped (padding memory).
-    num_threads : torch CPU threads (None: leave as is). One thread avoids the
-        synchronisation cost that makes small matrix products slow on a busy machine.
-    progress, tensorboard : progress bar and TensorBoard scalars (``exp_dir/tensorboard``);
-        the loss every ``log_every`` steps also goes to ``exp_dir/log/train.log`` and
-        ``exp_dir/train_history.jsonl`` (read by ``speechrep report`` for the loss plot).
-
-    Returns
-    -------
-    Path
-        ``exp_dir``.
-    """
-    import torch
-
-    from speechrep.config import to_dict
-    from speechrep.data.audio import iter_audio
-    from speechrep.data.ctm import read_ctm
-    from speechrep.train.checkpoint import save_checkpoint
-    from speechrep.train.logging import RunLogger
-    from speechrep.models.registry import build_model
-    from speechrep.train.schedule import lr_at
-
-    if num_threads is not None:
-        torch.set_num_threads(num_threads)
-    alignments = read_ctm(ctm)
-    seqs = {u: [ph for _, _, ph in segs if ph not in SILENCE_PHONES] for u, segs in alignments.items()}
-    args = dict(args or {})
-    args.setdefault("phones", sorted({ph for s in seqs.values() for ph in s}))
-    import speechrep.models.phone_ctc  # noqa: F401  (registers phone_ctc)
-
-    # seeded before the model is built: its initial weights come from the global generator,
-    # which torch seeds differently in every process
-    torch.manual_seed(seed)
-    model, cfg = build_model("phone_ctc", args, source="phone recogniser args")
-    index = {ph: i for i, ph in enumerate(cfg.phones)}
-    data = []
-    for utt, wave in iter_audio(data_dir, sample_rate=16000):
-        if utt not in seqs or not seqs[utt] or len(wave) > max_seconds * 16000:
-            continue
-        unknown = [ph for ph in seqs[utt] if ph not in index]
-        if unknown:
-            raise ConfigError(f"phone '{unknown[0]}' of utterance {utt} is not in the inventory", field="phones")
-        data.append((torch.from_numpy(wave), torch.tensor([index[ph] for ph in seqs[utt]])))
-    if not data:
-        raise DataError("no utterance has both audio and a phone alignment", path=ctm)
-    gen = torch.Generator().manual_seed(seed)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    model.train()
-    exp_dir = Path(exp_dir)
-    # the Trainer's logger: exp_dir/log/train.log, train_history.jsonl, TensorBoard, progress bar
-    logger = RunLogger(exp_dir, enabled=True, start_step=0, max_steps=steps, tensorboard=tensorboard,
-                       progress=progress)
-    for step in range(1, steps + 1):
-        if lr_decay:
-            for group in opt.param_groups:
-                group["lr"] = lr_at(step - 1, lr=lr, warmup_steps=0, max_steps=steps)
-        pick = torch.randint(len(data), (min(batch_size, len(data)),), generator=gen).tolist()
-        waves = [data[i][0] for i in pick]
-        labels = [data[i][1] for i in pick]
-        batch = {
-            "wave": torch.nn.utils.rnn.pad_sequence(waves, batch_first=True),
-            "lengths": torch.tensor([len(w) for w in waves]),
-            "phones": torch.nn.utils.rnn.pad_sequence(labels, batch_first=True, padding_value=-1),
-            "phone_lengths": torch.tensor([len(x) for x in labels]),
-        }
-        loss = model(batch)["loss"]
-        opt.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
-        opt.step()
-        value = loss.item()
-        if step % log_every == 0 or step == steps:
-            logger.scalars(step, "train", {"loss": value})
-        logger.advance(1, loss=value)
-    logger.close()
-    save_checkpoint(exp_dir / "checkpoints", steps, module=model, optimizer=opt,
-                    state={"model": {"name": "phone_ctc", "args": to_dict(cfg), "input_dim": None},
-                           "final_loss": value, "train_utterances": len(data)})
-    return exp_dir

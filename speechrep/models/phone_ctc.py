@@ -7,8 +7,9 @@ purely convolutional network trains several times faster on CPU than a recurrent
 the same size, since the frames of an utterance are computed in parallel. Greedy
 decoding (best path, repeats merged, blanks removed) is enough for scoring: the phone
 error rate of converted speech is compared with that of resynthesised speech, both
-decoded the same way. Registered as model ``phone_ctc``; trained on whole utterances
-with their phone sequences by :func:`speechrep.eval.vc.train_phone_recognizer`.
+decoded the same way. Registered as model ``phone_ctc``; trained by ``speechrep train``
+on whole utterances with their phone sequences (``data.phones``,
+``egs/synth/vc/conf/phone_ctc.yaml``).
 """
 
 from __future__ import annotations

@@ -45,6 +45,10 @@ class DataConfig:
     #: both: the model reads the augmented crop; past: it reads the clean crop as ``wave`` and
     #: the augmented one as ``wave_aug`` (CPC: context from ``wave_aug``, targets from ``wave``)
     augment_side: Literal["past", "both"] = "both"
+    #: phone CTMs of the train/valid utterances (wave input): batches carry the CTC targets of
+    #: their crops (``phones``, ``phone_lengths``; silences dropped) and ``model.args.phones``
+    #: defaults to their inventory
+    phones: list[str] | None = None
 
 
 @dataclass
@@ -147,6 +151,7 @@ def _check(cfg: TrainConfig, source: str, overridden: frozenset[str] = frozenset
     need(d.batch_size > 0, "data.batch_size", "must be positive")
     need(d.num_workers >= 0, "data.num_workers", "must be >= 0")
     need(d.sample_rate > 0, "data.sample_rate", "must be positive")
+    need(not d.phones or d.input == "wave", "data.phones", "phone targets need data.input: wave")
     if d.speakers_per_batch is not None:
         need(
             d.speakers_per_batch > 0 and d.batch_size % d.speakers_per_batch == 0,

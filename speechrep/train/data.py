@@ -24,8 +24,8 @@ if TYPE_CHECKING:
     from speechrep.data.kaldi_dir import DataDir
     from speechrep.train.config import DataConfig
 
-__all__ = ["Corpus", "load_corpus", "read_speakers", "CropDataset", "CropSampler", "valid_batches", "build_augmenter",
-           "make_loader"]
+__all__ = ["Corpus", "load_corpus", "read_speakers", "read_phone_alignments", "attach_phones", "CropDataset",
+           "CropSampler", "valid_batches", "build_augmenter", "make_loader"]
 
 # Batches are described by the utterance index and crop start of each row (and, from a
 # numbered sampler, each crop's stream position: it seeds the crop's augmentation).
@@ -50,6 +50,8 @@ class Corpus:
         (used when ``data`` is None).
     num_short : utterances shorter than the crop (padded or skipped, see ``short``).
     short : what was done with them: ``"pad"`` or ``"skip"``.
+    phones : per utterance, a ``(K, 3)`` int64 array of its non-silence phones
+        ``(start, stop, index)`` in samples, or None (see :func:`attach_phones`).
     """
 
     path: Path
@@ -62,6 +64,7 @@ class Corpus:
     reader: Callable[[int, int, int], np.ndarray] | None
     num_short: int
     short: str
+    phones: list[np.ndarray] | None = None
 
     def span(self, i: int, start: int, stop: int) -> torch.Tensor:
         """Samples/frames ``start:stop`` of utterance ``i`` (shorter at the end of it)."""
@@ -80,6 +83,58 @@ def read_speakers(data_dirs: list[str | Path]) -> list[str]:
     for d in data_dirs:
         speakers.update(DataDir.load(d).utt2spk.values())
     return sorted(speakers)
+
+
+def read_phone_alignments(paths: list[str | Path]) -> dict[str, list[tuple[float, float, str]]]:
+    """Phone alignments of ``data.phones`` (CTM files), silences dropped, merged by utterance.
+
+    Raises
+    ------
+    DataError
+        A missing or malformed CTM (named with its line by :func:`speechrep.data.ctm.read_ctm`).
+    """
+    from speechrep.data.ctm import SILENCE_PHONES, read_ctm
+
+    merged: dict[str, list[tuple[float, float, str]]] = {}
+    for path in paths:
+        for utt, segs in read_ctm(path).items():
+            merged[utt] = [seg for seg in segs if seg[2] not in SILENCE_PHONES]
+    return merged
+
+
+def attach_phones(corpus: Corpus, alignments: dict[str, list[tuple[float, float, str]]], inventory: list[str], *,
+                  sample_rate: int, field: str = "data.phones") -> None:
+    """Give ``corpus`` the phones of its utterances, so that batches carry CTC targets.
+
+    Parameters
+    ----------
+    corpus : a waveform corpus (:func:`load_corpus` with ``input="wave"``).
+    alignments : :func:`read_phone_alignments`.
+    inventory : the model's phones; a phone's index in batches is its position here.
+    sample_rate : the corpus' rate (CTM times are seconds).
+    field : config field named in errors.
+
+    Raises
+    ------
+    DataError
+        An utterance of the corpus without an alignment.
+    ConfigError
+        A phone that is not in ``inventory``.
+    """
+    from speechrep.errors import ConfigError
+
+    index = {ph: i for i, ph in enumerate(inventory)}
+    phones = []
+    for utt in corpus.utts:
+        if utt not in alignments:
+            raise DataError(f"utterance '{utt}' of {corpus.path} has no phone alignment", field=field)
+        unknown = [ph for _, _, ph in alignments[utt] if ph not in index]
+        if unknown:
+            raise ConfigError(f"phone '{unknown[0]}' of utterance '{utt}' is not in the model's inventory",
+                              field="model.args.phones")
+        phones.append(np.array([(round(a * sample_rate), round(b * sample_rate), index[ph])
+                                for a, b, ph in alignments[utt]], dtype=np.int64).reshape(-1, 3))
+    corpus.phones = phones
 
 
 def load_corpus(
@@ -248,6 +303,11 @@ class CropDataset(torch.utils.data.Dataset):
     which seed each crop's augmentation. ``augment_side="both"``: ``"wave"`` is the
     augmented crop; ``"past"``: ``"wave"`` is the clean crop and ``"wave_aug"`` the
     augmented one.
+
+    When the corpus has phones (:func:`attach_phones`), the batch also holds the CTC
+    targets ``"phones"`` (B, U) int64 (the phones whose middle lies in each crop, ``-1``
+    padding) and ``"phone_lengths"`` (B,), and it is cut to its longest crop: with a crop
+    longer than the utterances, a batch is whole utterances padded to the longest of them.
     """
 
     def __init__(self, corpus: Corpus, *, input: str, crop: int, augment: Augmenter | None = None,
@@ -281,6 +341,18 @@ class CropDataset(torch.utils.data.Dataset):
         batch = {self.key: out, "speaker": torch.from_numpy(c.speaker[idx]), "lengths": lengths}
         if aug is not None and self.augment_side == "past":
             batch["wave_aug"] = aug
+        if c.phones is not None:
+            targets = []
+            for i, s, n in zip(idx, starts, lengths.tolist()):
+                p = c.phones[int(i)]
+                middle = (p[:, 0] + p[:, 1]) // 2
+                targets.append(torch.from_numpy(p[(middle >= s) & (middle < s + n), 2]))
+            batch[self.key] = out[:, : int(lengths.max())]
+            if "wave_aug" in batch:
+                batch["wave_aug"] = aug[:, : int(lengths.max())]
+            batch["phones"] = torch.nn.utils.rnn.pad_sequence(targets, batch_first=True, padding_value=-1) \
+                if any(len(t) for t in targets) else torch.full((len(idx), 1), -1, dtype=torch.int64)
+            batch["phone_lengths"] = torch.tensor([len(t) for t in targets], dtype=torch.int64)
         return batch
 
 

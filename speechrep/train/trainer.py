@@ -14,6 +14,7 @@ import contextlib
 import hashlib
 import logging
 import math
+import dataclasses
 import os
 import random
 import time
@@ -28,11 +29,11 @@ from speechrep.errors import CheckpointError, ConfigError, DataError, SpeechrepE
 from speechrep.train import checkpoint as ckpt_io
 from speechrep.train.checkpoint import attach_frozen_models
 from speechrep.train.config import TrainConfig, resolve_config
-from speechrep.train.data import (CropDataset, CropSampler, build_augmenter, load_corpus, make_loader,
-                                  read_speakers, valid_batches)
+from speechrep.train.data import (CropDataset, CropSampler, attach_phones, build_augmenter, load_corpus, make_loader,
+                                  read_phone_alignments, read_speakers, valid_batches)
 from speechrep.train.distributed import DistInfo, all_gather_object, all_reduce_sum, cleanup, init_distributed
 from speechrep.train.logging import RunLogger
-from speechrep.models.registry import build_model
+from speechrep.models.registry import build_model, get_model_entry
 from speechrep.train.schedule import lr_at
 
 __all__ = ["train", "rng_state", "set_rng_state"]
@@ -143,12 +144,22 @@ class _Run:
                            sample_rate=d.sample_rate, memory_budget_mb=d.memory_budget_mb)
         self.train_corpus = load_corpus(d.train, field="data.train", **corpus_args)
         self.valid_corpus = load_corpus(d.valid, field="data.valid", **corpus_args) if d.valid else None
+        alignments = read_phone_alignments(d.phones) if d.phones else None
+        if alignments is not None:
+            if "phones" not in {f.name for f in dataclasses.fields(get_model_entry(cfg.model.name)[1])}:
+                raise ConfigError(f"model '{cfg.model.name}' has no phone inventory to train on", path=source,
+                                  field="data.phones")
+            cfg.model.args.setdefault("phones", sorted({ph for segs in alignments.values() for _, _, ph in segs}))
 
         # Same seed on every rank: identical initial weights (DDP also broadcasts rank 0's).
         torch.manual_seed(t.seed)
         self.module, model_cfg = build_model(cfg.model.name, cfg.model.args, input_dim=self.train_corpus.dim,
                                              num_speakers=len(self.speakers), source=source)
         self.module.to(info.device)
+        if alignments is not None:
+            for corpus in (self.train_corpus, self.valid_corpus):
+                if corpus is not None:
+                    attach_phones(corpus, alignments, model_cfg.phones, sample_rate=d.sample_rate)
         self.init_note = ""
         if t.init_from and self.resume_from is None:
             self._init_from(t.init_from)

@@ -1,57 +1,44 @@
 #!/usr/bin/env bash
 # CPC (CPC_audio sizes) on LibriSpeech waveforms.
 #
-#   LIBRISPEECH=/path/to/LibriSpeech ./run.sh [--stage N] [--stop-stage M] [--nj N] [--quick] [--force] [--exp DIR]
+#   LIBRISPEECH=/path/to/LibriSpeech ./run.sh [--stage N] [--stop-stage M] [--nj N] [--quick] [--force] [--dry-run] [--exp DIR]
 #
 # Environment:
 #   LIBRISPEECH  the LibriSpeech directory as distributed (SPEAKERS.TXT, train-clean-100/, ...)
 #   SUBSETS      subsets to prepare (default train-clean-100,dev-clean,test-clean)
 #   TRAIN, VALID, EVAL  data sets (default train_clean_100, dev_clean, dev_clean)
 #   ABX_ITEMS    optional folder of ZeroSpeech 2021 / Libri-Light ABX .item files
-#   ALI          optional phone CTM of the EVAL set (e.g. from a forced aligner); stage 3
+#   ALI          optional phone CTM of the EVAL set (e.g. from a forced aligner); stage 5
 #                evaluates only when it is given, LibriSpeech itself has no phone times
 #
-# Stages (each skipped when done; see recipes/lib.sh):
+# Stages (recipes/lib.sh numbering; each skipped when done with the same options):
 #   0  prepare LibriSpeech -> $exp/librispeech/data/<set> (+ $exp/librispeech/abx/*.item)
-#   1  train CPC on 16 kHz waveform -> $exp/cpc (resumes a killed run)
-#   2  extract context-network features of EVAL -> $exp/cpc/extract_$EVAL
-#   3  evaluate them (ABX, probes) -> $exp/eval/cpc_$EVAL.json
+#   3  train CPC on 16 kHz waveform -> $exp/cpc (resumes a killed run)
+#   4  extract context-network features of EVAL -> $exp/cpc/extract_$EVAL
+#   5  evaluate them (ABX, probes) -> $exp/eval/cpc.json
 # --quick uses conf/tiny.yaml (what the tests run on a fixture tree).
 #
-# Multi-GPU / multi-node: run stage 1 under torchrun, e.g. on Slurm
+# Multi-GPU / multi-node: run stage 3 under torchrun, e.g. on Slurm
 #   srun torchrun --nnodes "$SLURM_NNODES" --nproc_per_node 4 --rdzv_backend c10d \
 #     --rdzv_endpoint "$MASTER_ADDR:29500" -m speechrep train conf/train_cpc.yaml --set exp_dir=exp/cpc ...
 cd "$(dirname "$0")"
 . ../../../recipes/lib.sh
 parse_recipe_opts "$@"
+. ../../../recipes/ssl.sh
 
 : "${LIBRISPEECH:?set LIBRISPEECH to the LibriSpeech directory}"
 subsets=${SUBSETS:-train-clean-100,dev-clean,test-clean}
-train_set=${TRAIN:-train_clean_100}
-valid_set=${VALID:-dev_clean}
-eval_set=${EVAL:-dev_clean}
+train_set=${TRAIN:-train_clean_100}; valid_set=${VALID:-dev_clean}; eval_set=${EVAL:-dev_clean}
 conf=conf/train_cpc.yaml
 [ "$quick" = true ] && conf=conf/tiny.yaml
 db=$exp/librispeech
-model=$exp/cpc
-feats=$model/extract_$eval_set
-abx=()
+abx=(); items=()
 [ -n "${ABX_ITEMS:-}" ] && abx=(--abx-items "$ABX_ITEMS")
 
-run_stage 0 "Prepare: $LIBRISPEECH ($subsets) -> $db" \
+run_stage 0 "Prepare: $LIBRISPEECH ($subsets) -> $db" --clean "$db" \
   speechrep data prepare librispeech "$LIBRISPEECH" "$db" --subsets "$subsets" "${abx[@]}"
-run_stage 1 "Train: $db/data/$train_set -> $model" \
-  speechrep train "$conf" --set "exp_dir=$model" --set "data.train=$db/data/$train_set" \
-    --set "data.valid=$db/data/$valid_set" --resume
-run_stage 2 "Extract: $db/data/$eval_set -> $feats" \
-  speechrep extract --force --model "$model" --layer context "$db/data/$eval_set" "$feats"
-if [ -n "${ALI:-}" ]; then
-  items=()
-  item_file=$db/abx/${eval_set//_/-}.item
-  [ -f "$item_file" ] && items=(--items "$item_file")
-  run_stage 3 "Evaluate: $feats -> $exp/eval/cpc_$eval_set.json" \
-    speechrep eval features --feats "$feats/feats.scp" --ali "$ALI" --utt2spk "$db/data/$eval_set/utt2spk" \
-      "${items[@]}" --out "$exp/eval/cpc_$eval_set.json"
-else
-  echo "Stage 3: evaluation skipped: set ALI to a phone CTM of $eval_set"
-fi
+train_model cpc "$conf"
+extract_context cpc "$eval_set"
+[ -f "$db/abx/${eval_set//_/-}.item" ] && items=(--items "$db/abx/${eval_set//_/-}.item")  # made by stage 0
+if [ -n "${ALI:-}" ]; then eval_features cpc "$eval_set" "$ALI" "${items[@]}"
+else echo "Stage 5: evaluation skipped: set ALI to a phone CTM of $eval_set"; fi

@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# Stages of a self-supervised representation recipe (source it after lib.sh and
+# parse_recipe_opts; the stage numbers are lib.sh's):
+#
+#   corpus_synth tiny                           0    corpus -> $db
+#   fbank_features train dev test               1    Kaldi log-mel fbank -> $db/data/<set>/feats.scp
+#   baseline test                               2    MFCC and fbank -> $exp/eval/baseline.json
+#   train_model cpc conf/x.yaml [--set ...]     3    -> $exp/cpc (lib.sh)
+#   extract_context cpc test                    4    context features -> $exp/cpc/extract_test
+#   extract_units vqvae test [--segment-penalty P]   4    -> $exp/vqvae/units_test
+#   eval_features cpc test [CTM]                5    ABX, probes -> $exp/eval/cpc.json
+#   eval_units vqvae test [CTM]                 5    ABX, PNMI, bitrate -> $exp/eval/vqvae_units.json
+#   results_table [--ratio-to mfcc] cpc mfcc    6    Markdown table -> $exp/eval/table.md
+#
+# Variables: db (corpus), exp; a set's alignment is $db/ali/<set>/phones.ctm unless given.
+
+# fbank_features SET...: stage 1
+fbank_features() {
+  run_stage 1 "Features: $db/data/{$(IFS=,; echo "$*")} -> $db/fbank" _fbank_sets "$@"
+}
+_fbank_sets() {
+  local s
+  for s in "$@"; do
+    "$SPEECHREP_ROOT/recipes/make_feats.sh" --nj "$nj" --cmd "$cmd" "$db/data/$s" "$db/fbank/$s"
+  done
+}
+
+# baseline SET: stage 2
+baseline() {
+  run_stage 2:baseline "Baseline: MFCC and fbank on $db/data/$1 -> $exp/eval/baseline.json" \
+    speechrep eval baseline "$db/data/$1" --ali "$db/ali/$1/phones.ctm" --out "$exp/eval/baseline.json"
+}
+
+# extract_context NAME SET: stage 4
+extract_context() {
+  run_stage "4:$1" "Extract: $exp/$1 on $db/data/$2 -> $exp/$1/extract_$2" \
+    speechrep extract --force --model "$exp/$1" --layer context "$db/data/$2" "$exp/$1/extract_$2"
+}
+
+# extract_units NAME SET [units options]: stage 4
+extract_units() {
+  local name=$1 set=$2
+  shift 2
+  run_stage "4:$name" "Units: $exp/$name on $db/data/$set -> $exp/$name/units_$set" \
+    speechrep units --force --model "$exp/$name" "$@" "$db/data/$set" "$exp/$name/units_$set"
+}
+
+# eval_features NAME SET [CTM [eval options]]: stage 5
+eval_features() {
+  local name=$1 set=$2 ctm=${3:-$db/ali/$2/phones.ctm}
+  shift $(($# < 3 ? $# : 3))
+  run_stage "5:$name" "Evaluate: $exp/$name/extract_$set -> $exp/eval/$name.json" \
+    speechrep eval features --feats "$exp/$name/extract_$set/feats.scp" --ali "$ctm" \
+      --utt2spk "$db/data/$set/utt2spk" "$@" --out "$exp/eval/$name.json"
+}
+
+# eval_units NAME SET [CTM]: stage 5
+eval_units() {
+  run_stage "5:$1" "Evaluate: $exp/$1/units_$2 -> $exp/eval/$1_units.json" \
+    _eval_units "$exp/$1/units_$2" "${3:-$db/ali/$2/phones.ctm}" "$db/data/$2/utt2spk" "$exp/eval/$1_units.json"
+}
+_eval_units() {  # the codebook size is read when the stage runs
+  speechrep eval units --units "$1/units.txt" --ali "$2" --utt2spk "$3" --codebook-size "$(cat "$1/num_codes")" \
+    --out "$4"
+}
+
+# results_table [--ratio-to NAME] NAME...: stage 6; mfcc and fbank come from the baseline
+results_table() {
+  local opts=() results=() name
+  if [ "${1:-}" = --ratio-to ]; then opts=(--ratio-to "$2"); shift 2; fi
+  for name in "$@"; do
+    case "$name" in
+      mfcc|fbank) results+=("$name=$exp/eval/baseline.json") ;;
+      *) results+=("$name=$exp/eval/$name.json") ;;
+    esac
+  done
+  run_stage 6:table "Table: $* -> $exp/eval/table.md" speechrep eval table "${opts[@]}" --out "$exp/eval/table.md" \
+    "${results[@]}"
+}

@@ -1,0 +1,142 @@
+#!/usr/bin/env bash
+# Stages of a voice-conversion recipe (source it after lib.sh and parse_recipe_opts; the
+# stage numbers are lib.sh's). Used by egs/synth/vc (three families) and egs/synth/all (one).
+#
+#   vc_pairs       2:pairs    held-out pairs -> $vexp/pairs.tsv (+ the closed-set scorer's data)
+#   vc_scorers     2:scorers  speaker scorer(s) and CTC phone recognisers, up to --nj at once
+#   vc_models      3:judge    the speaker model of the VC models' speaker-consistency loss -> $vexp/judge
+#                  3:vc       the VC families, up to --nj at once -> $vexp/<family>
+#   vc_convert     4:vc       copy synthesis and conversion of every pair -> $vexp/convert/*
+#   vc_score       5:vc       scores -> $vexp/scores/*.json, $vexp/eval/vc.json, $vexp/scores.txt,
+#                             the report's examples $vexp/demo_audio.tsv
+#   vc_demo_page   6:vc       demo page -> $vexp/demo/index.html
+#
+# Variables (vc_setup sets them for the full or the --quick recipe; change them after it):
+# db (corpus with data/{train,dev,test,test_unseen_spk} and ali/<set>/phones.ctm), size,
+# vexp (this recipe's experiment dir), vc_conf (directory of the configs), families,
+# vocoders ("griffinlim" and/or "neural"), neural_vocoder, speakers, unseen, per_pair,
+# targets, ctc_seeds, closed_scorer (true: also a scorer that has heard the unseen targets),
+# and arrays of options: common (every training), spk_opts, ctc_opts, judge_opts, vc_opts,
+# vq_opts (vc_vq only), convert_opts, score_opts.
+# Every training runs on one CPU thread (the jobs share the cores by running side by side)
+# and resumes after a kill.
+
+vc_setup() {  # the settings of the full-size recipe, or of the tiny one with --quick
+  closed_scorer=true; families="vc_adain vc_adversarial vc_vq"; vocoders=griffinlim
+  size=default; speakers=awb,kal,slt,slt_hts; unseen=ked,rms; targets=2; ctc_seeds="0 1 2"
+  per_pair=3  # sentences per ordered speaker pair: 60 pairs, so that one pair moves a rate by < 2 points
+  common=(); vc_opts=(); vq_opts=(); spk_opts=(); ctc_opts=(); judge_opts=(); convert_opts=(); score_opts=()
+  if [ "$quick" = true ]; then
+    size=tiny; speakers=awb,kal16,slt; unseen=rms; per_pair=1; ctc_seeds="0 1"
+    common=(--set optim.max_steps=30 --set optim.warmup_steps=5 --set data.crop=8000 --set data.batch_size=4
+            --set train.valid_every=30 --set train.ckpt_every=30 --set train.device=cpu --set train.progress=false
+            --set train.tensorboard=false)
+    # 2 speakers x 2 crops: each crop has another of its speaker (speaker_from: others)
+    vc_opts=(--set model.args.channels=16 --set model.args.blocks=1 --set model.args.speaker_dim=8
+             --set model.args.min_speaker_frames=20 --set data.speakers_per_batch=2)
+    vq_opts=(--set model.args.content_dim=8 --set model.args.bottleneck.num_codes=16 --set model.args.bottleneck.code_dim=8)
+    spk_opts=(--set model.args.channels=16 --set model.args.embedding_dim=8 --set model.args.min_frames=20)
+    judge_opts=("${spk_opts[@]}")
+    ctc_opts=(--set model.args.channels=16 --set model.args.layers=2 --set optim.max_steps=20 --set optim.warmup_steps=0
+              --set data.crop=128000 --set data.batch_size=8)
+  fi
+}
+
+vc_train_job() {  # vc_train_job NAME CONFIG [--set ...]: speechrep train -> $vexp/NAME
+  local name=$1 config=$2
+  shift 2
+  speechrep train "$config" --set "exp_dir=$vexp/$name" --set "data.train=$db/data/train" \
+    --set "data.valid=$db/data/dev" "$@" --set train.num_threads=1 --resume
+}
+_vc_pairs() {  # _vc_pairs SPEAKERS UNSEEN PER_PAIR TARGETS CLOSED
+  speechrep data make-pairs --speakers "$1" --unseen "$2" --per-pair "$3" --targets "$4" \
+    --unused-out "$vexp/data/heldout_unused" --ctm "$db/ali/test/phones.ctm" \
+    --ctm "$db/ali/test_unseen_spk/phones.ctm" "$vexp/pairs.tsv" "$db/data/test" "$db/data/test_unseen_spk"
+  if [ "$5" = true ]; then
+    # the closed-set scorer's data: the training set and the held-out utterances that no pair
+    # uses, so that it has heard the unseen target speakers too (but not the pairs' audio)
+    local closed=("$db/data/train")
+    [ -d "$vexp/data/heldout_unused" ] && closed+=("$vexp/data/heldout_unused")  # none left in tiny corpora
+    speechrep data combine "$vexp/data/train_closed" "${closed[@]}"
+  fi
+}
+vc_pairs() {
+  run_stage 2:pairs "Pairs: $db/data/{test,test_unseen_spk} -> $vexp/pairs.tsv" --clean "$vexp/data" \
+    _vc_pairs "$speakers" "$unseen" "$per_pair" "$targets" "$closed_scorer"
+}
+vc_scorers() {
+  local jobs=("vc_train_job speaker $vc_conf/speaker.yaml ${common[*]} ${spk_opts[*]}") seed
+  for seed in $ctc_seeds; do  # one phone recogniser per seed, trained on the phones of the CTMs
+    jobs+=("vc_train_job phone_ctc/seed$seed $vc_conf/phone_ctc.yaml --set train.seed=$seed \
+--set data.phones=[$db/ali/train/phones.ctm,$db/ali/dev/phones.ctm] ${common[*]} ${ctc_opts[*]}")
+  done
+  [ "$closed_scorer" = true ] && jobs+=("vc_train_job speaker_closed $vc_conf/speaker.yaml ${common[*]} \
+${spk_opts[*]} --set data.train=$vexp/data/train_closed")
+  run_stage 2:scorers "Scorers (up to $nj at once): speaker, phone recognisers (seeds $ctc_seeds) -> $vexp" \
+    --clean "$vexp/speaker" --clean "$vexp/speaker_closed" --clean "$vexp/phone_ctc" run_parallel "${jobs[@]}"
+}
+vc_models() {
+  run_stage 3:judge "Judge: $db/data/train -> $vexp/judge" --clean "$vexp/judge" \
+    vc_train_job judge "$vc_conf/judge.yaml" "${common[@]}" "${judge_opts[@]}"
+  local jobs=() f clean=() extra
+  for f in $families; do  # the longest first
+    extra=; if [ "$f" = vc_vq ]; then extra="${vq_opts[*]}"; fi
+    jobs+=("vc_train_job $f $vc_conf/$f.yaml ${common[*]} ${vc_opts[*]} $extra \
+--set model.args.speaker_loss_model=$vexp/judge")
+    clean+=(--clean "$vexp/$f")
+  done
+  run_stage 3:vc "VC models (up to $nj at once): $families -> $vexp/<family>" "${clean[@]}" run_parallel "${jobs[@]}"
+}
+vocoder_path() { if [ "$1" = neural ]; then echo "$neural_vocoder"; else echo "$1"; fi; }
+_vc_convert() {  # _vc_convert FAMILIES VOCODERS [convert options]
+  local families=$1 vocoders=$2 f v
+  shift 2
+  for v in $vocoders; do
+    speechrep convert --force --resynthesize --pairs "$vexp/pairs.tsv" --out-dir "$vexp/convert/resynth_$v" \
+      --vocoder "$(vocoder_path "$v")"
+    for f in $families; do
+      speechrep convert --force --model "$vexp/$f" --pairs "$vexp/pairs.tsv" --out-dir "$vexp/convert/${f}_$v" \
+        --vocoder "$(vocoder_path "$v")" "$@"
+    done
+  done
+}
+vc_convert() {
+  run_stage 4:vc "Copy synthesis and conversion ($families x $vocoders): -> $vexp/convert/*" --clean "$vexp/convert" \
+    _vc_convert "$families" "$vocoders" "${convert_opts[@]}"
+}
+_vc_score() {  # _vc_score FAMILIES VOCODERS CLOSED [eval vc options]
+  local families=$1 vocoders=$2 closed=$3 f v
+  shift 3
+  for f in $families; do
+    for v in $vocoders; do
+      speechrep eval vc --pairs "$vexp/pairs.tsv" --converted "$vexp/convert/${f}_$v" --speaker-model "$vexp/speaker" \
+        --resynth "$vexp/convert/resynth_$v" --out "$vexp/scores/${f}_$v.json" --name "${f}+$v" --enrol-targets 2 \
+        --seen-data "$db/data/train" "$@"
+      # speaker scores only: the phone and F0 scores do not depend on the speaker scorer
+      [ "$closed" = true ] && speechrep eval vc --pairs "$vexp/pairs.tsv" --converted "$vexp/convert/${f}_$v" \
+        --speaker-model "$vexp/speaker_closed" --out "$vexp/scores_closed/${f}_$v.json" --name "${f}+$v" \
+        --enrol-targets 2 --seen-data "$db/data/train" --no-f0 > /dev/null
+    done
+  done
+  speechrep eval collect-vc "$vexp/scores" "$vexp/eval/vc.json" "$vexp/scores.txt"
+  if [ "$closed" = true ]; then
+    echo "Scored by the closed-set scorer ($vexp/speaker_closed, which has heard every target speaker):"
+    speechrep eval collect-vc "$vexp/scores_closed" "$vexp/scores_closed.json" "$vexp/scores_closed.txt"
+  fi
+  speechrep eval vc-examples "$vexp/pairs.tsv" "$vexp/convert" "$vexp/demo_audio.tsv" --per-kind 2
+}
+vc_score() {
+  local phones=() seed
+  for seed in $ctc_seeds; do phones+=(--phone-model "$vexp/phone_ctc/seed$seed"); done
+  run_stage 5:vc "Scores: $vexp/convert/* -> $vexp/eval/vc.json, $vexp/scores.txt" \
+    --clean "$vexp/scores" --clean "$vexp/scores_closed" \
+    _vc_score "$families" "$vocoders" "$closed_scorer" "${phones[@]}" "${score_opts[@]}"
+}
+_vc_demo_page() {
+  speechrep report --force "$vexp" --audio "$vexp/demo_audio.tsv" --out "$vexp/demo"
+  printf '<!doctype html><meta charset=utf-8><meta http-equiv="refresh" content="0; url=demo/index.html">'\
+'<a href="demo/index.html">voice-conversion demo</a>\n' > "$vexp/demo.html"
+}
+vc_demo_page() {
+  run_stage 6:vc "Demo page: -> $vexp/demo/index.html" _vc_demo_page
+}
