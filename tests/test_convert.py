@@ -4,7 +4,8 @@ import soundfile as sf
 import torch
 
 from speechrep.cli import main
-from speechrep.convert import convert_file, convert_pairs, load_converter, read_input_audio, read_pairs
+from speechrep.convert import convert_file, convert_pairs, load_converter
+from speechrep.data.pairs import read_input_audio, read_pairs
 from speechrep.errors import CheckpointError, ConfigError, DataError, SpeechrepError
 from speechrep.train.checkpoint import save_checkpoint
 from speechrep.models.registry import build_model

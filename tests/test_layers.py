@@ -33,13 +33,6 @@ FLOORS: list[tuple[str, ...]] = [
     ("errors", "__init__"),
 ]
 
-#: Upward edges that exist today and are to be removed (issue: one room per concern).
-#: The test fails on any edge not listed here, and on a listed edge that is gone.
-KNOWN_UPWARD: dict[tuple[str, str], str] = {
-    ("eval", "convert"): "eval/vc.py reads pairs files and input audio through convert.py",
-}
-
-
 def _floor(unit: str) -> int:
     for i, names in enumerate(FLOORS):
         if unit in names:
@@ -83,17 +76,10 @@ def upward_edges(edges: dict[tuple[str, str], list[str]]) -> dict[tuple[str, str
     return {e: where for e, where in edges.items() if _floor(e[1]) <= _floor(e[0])}
 
 
-def test_no_new_upward_import():
+def test_no_upward_import():
     up = upward_edges(import_edges())
-    new = {e: where for e, where in up.items() if e not in KNOWN_UPWARD}
-    assert not new, "upward imports (move the code down, or pass the object in): " + "; ".join(
-        f"{a} -> {b} at {', '.join(w)}" for (a, b), w in sorted(new.items()))
-
-
-def test_known_upward_imports_still_exist():
-    # a fixed edge leaves the list, so that it cannot come back unnoticed
-    gone = sorted(set(KNOWN_UPWARD) - set(upward_edges(import_edges())))
-    assert not gone, f"remove these from KNOWN_UPWARD, they are fixed: {gone}"
+    assert not up, "upward imports (move the code down, or pass the object in): " + "; ".join(
+        f"{a} -> {b} at {', '.join(w)}" for (a, b), w in sorted(up.items()))
 
 
 @pytest.mark.parametrize("src, dst, ok", [("models", "train", False), ("train", "models", True), ("features", "features", True)])

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from speechrep.cli import main
-from speechrep.convert import read_pairs
+from speechrep.data.pairs import read_pairs
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 

@@ -236,7 +236,7 @@ def test_evaluate_vc_source_per_reads_the_sources(vc_env, tmp_path, monkeypatch)
 
 
 def test_by_target_counts_misses_per_target_speaker():
-    from speechrep.convert import ConversionPair
+    from speechrep.data.pairs import ConversionPair
 
     pairs = [ConversionPair(id=f"p{k}", source="s.wav", targets=["t.wav"], source_speaker=src, target_speaker=tgt)
              for k, (src, tgt) in enumerate([("a", "k"), ("b", "k"), ("a", "k"), ("a", "b"), ("k", "b")])]

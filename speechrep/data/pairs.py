@@ -1,9 +1,14 @@
-"""Conversion pairs of held-out sentences of a corpus whose utterance ids are
-``<speaker>-<sentence>`` (the embedded synthetic corpus), written as a pairs file.
+"""Pairs files of voice conversion, and the checks on the audio they name.
 
-The pairs file is tab-separated with a header line (``id``, ``source``, ``target``,
-``source_speaker``, ``target_speaker``, ``reference``, ``phones``); ``speechrep convert
---pairs`` and ``speechrep eval vc`` read it.
+A pairs file is tab-separated with a header line naming the columns: ``id`` (output name:
+a plain file name, no ``/``, ``.``, ``..`` or NUL), ``source`` and ``target`` (audio paths;
+several targets separated by commas) are required; ``source_speaker``, ``target_speaker``,
+``reference`` (a recording of the target speaker saying the source text, for MCD/F0) and
+``phones`` (the source's phone sequence, space-separated) are optional and used by
+``speechrep eval vc``. :func:`read_pairs` reads one, :func:`make_pairs` writes pairs of
+held-out sentences of a corpus whose utterance ids are ``<speaker>-<sentence>`` (the
+embedded synthetic corpus); ``speechrep convert --pairs`` and ``speechrep eval vc`` read it.
+:func:`read_input_audio` refuses unreadable, empty, silent, too short or too low-rate input.
 """
 
 from __future__ import annotations
@@ -11,14 +16,149 @@ from __future__ import annotations
 import random
 import shutil
 from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Sequence
+
+import numpy as np
 
 from speechrep.data.ctm import read_ctm
 from speechrep.data.kaldi_dir import DataDir, restrict_data_dir, spk2utt_from_utt2spk
 from speechrep.errors import ConfigError, DataError
 from speechrep.utils.io import atomic_write_text
+from speechrep.utils.text import read_utf8
 
-__all__ = ["PAIRS_HEADER", "make_pairs", "write_unused"]
+__all__ = [
+    "MIN_DURATION",
+    "MIN_INPUT_RATE",
+    "PAIRS_HEADER",
+    "SILENCE_PEAK",
+    "ConversionPair",
+    "make_pairs",
+    "read_input_audio",
+    "read_pairs",
+    "write_unused",
+]
+
+#: Lowest input sample rate accepted: below it the band up to 4 kHz that carries most
+#: phonetic information is missing, and upsampling cannot bring it back.
+MIN_INPUT_RATE = 8000
+#: Peak absolute amplitude below which audio counts as silent (-80 dBFS).
+SILENCE_PEAK = 1e-4
+#: Shortest input accepted, in seconds (a few frames of the 64 ms analysis window).
+MIN_DURATION = 0.1
+
+_PAIR_COLUMNS = ("id", "source", "target", "source_speaker", "target_speaker", "reference", "phones")
+
+
+@dataclass
+class ConversionPair:
+    """One line of a pairs file (see the module docstring)."""
+
+    id: str
+    source: str
+    targets: list[str]
+    source_speaker: str | None = None
+    target_speaker: str | None = None
+    reference: str | None = None
+    phones: list[str] | None = field(default=None)
+
+
+def read_input_audio(path: str | Path, *, sample_rate: int, field_name: str = "audio") -> np.ndarray:
+    """Read an audio file for conversion, resampled to ``sample_rate``.
+
+    Returns
+    -------
+    np.ndarray
+        ``(samples,)`` float32.
+
+    Raises
+    ------
+    DataError
+        Missing, unreadable or empty file, sample rate below :data:`MIN_INPUT_RATE`, shorter
+        than :data:`MIN_DURATION`, silence.
+    """
+    import soundfile as sf
+
+    from speechrep.data.audio import load_audio
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataError("audio file not found", path=path, field=field_name)
+    try:
+        info = sf.info(str(path))
+    except (sf.SoundFileError, RuntimeError) as e:
+        raise DataError(f"unreadable audio ({str(e).splitlines()[0]})", path=path, field=field_name) from None
+    if info.frames == 0:
+        raise DataError("empty audio (0 samples)", path=path, field=field_name)
+    if info.samplerate < MIN_INPUT_RATE:
+        raise DataError(
+            f"sample rate {info.samplerate} Hz is below the {MIN_INPUT_RATE} Hz the model can handle",
+            path=path, field=field_name,
+        )
+    wave = load_audio(path, sample_rate=sample_rate, name=None)
+    if wave.size == 0:
+        raise DataError("empty audio (0 samples)", path=path, field=field_name)
+    if wave.size < MIN_DURATION * sample_rate:
+        raise DataError(f"audio of {wave.size / sample_rate:.3f} s is shorter than the {MIN_DURATION} s minimum",
+                        path=path, field=field_name)
+    if float(np.max(np.abs(wave))) < SILENCE_PEAK:
+        raise DataError(f"audio is silent (peak below {SILENCE_PEAK:g})", path=path, field=field_name)
+    return wave
+
+
+def read_pairs(path: str | Path) -> list[ConversionPair]:
+    """Read a pairs file (tab-separated, header line; see the module docstring).
+
+    Raises
+    ------
+    DataError
+        Missing file or required column, unknown column, empty field, duplicate id; the
+        message names the file and line.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError("pairs file not found", path=path)
+    lines = read_utf8(path).splitlines()
+    rows = [(i + 1, ln) for i, ln in enumerate(lines) if ln.strip() and not ln.startswith("#")]
+    if not rows:
+        raise DataError("pairs file is empty (expected a header line: id, source, target, ...)", path=path)
+    header_line, header = rows[0][0], [c.strip() for c in rows[0][1].split("\t")]
+    missing = [c for c in ("id", "source", "target") if c not in header]
+    if missing:
+        raise DataError(f"line {header_line}: header lacks column(s) {', '.join(missing)} "
+                        f"(columns are tab-separated; known: {', '.join(_PAIR_COLUMNS)})", path=path)
+    unknown = [c for c in header if c not in _PAIR_COLUMNS]
+    if unknown:
+        raise DataError(f"line {header_line}: unknown column '{unknown[0]}' (known: {', '.join(_PAIR_COLUMNS)})", path=path)
+    pairs, seen = [], set()
+    for lineno, line in rows[1:]:
+        text = line.split("\t")
+        if len(text) != len(header):
+            raise DataError(f"line {lineno}: {len(text)} fields, the header has {len(header)}", path=path)
+        row = dict(zip(header, (t.strip() for t in text)))
+        for c in ("id", "source", "target"):
+            if not row[c]:
+                raise DataError(f"line {lineno}: empty '{c}'", path=path)
+        if "/" in row["id"] or "\0" in row["id"] or row["id"] in (".", ".."):
+            # the id names the output file: a path would write outside the output directory
+            raise DataError(f"line {lineno}: id '{row['id']}' is not a plain file name (no '/', NUL, '.' or '..')",
+                            path=path)
+        if row["id"] in seen:
+            raise DataError(f"line {lineno}: duplicate id '{row['id']}'", path=path)
+        seen.add(row["id"])
+        pairs.append(ConversionPair(
+            id=row["id"],
+            source=row["source"],
+            targets=[t.strip() for t in row["target"].split(",") if t.strip()],
+            source_speaker=row.get("source_speaker") or None,
+            target_speaker=row.get("target_speaker") or None,
+            reference=row.get("reference") or None,
+            phones=row["phones"].split() if row.get("phones") else None,
+        ))
+    if not pairs:
+        raise DataError("pairs file has a header but no pairs", path=path)
+    return pairs
+
 
 PAIRS_HEADER = ("id", "source", "target", "source_speaker", "target_speaker", "reference", "phones")
 

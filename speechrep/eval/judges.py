@@ -218,7 +218,7 @@ def independent_scores(
 
     Parameters
     ----------
-    pairs : pairs file (:func:`speechrep.convert.read_pairs`) with ``source_speaker`` and
+    pairs : pairs file (:func:`speechrep.data.pairs.read_pairs`) with ``source_speaker`` and
         ``target_speaker``.
     converted_dir : one ``<id>.wav`` per pair.
     judge_data : data directories of real utterances of the test voices (``wav.scp``,
@@ -252,7 +252,7 @@ def independent_scores(
 
     from tqdm import tqdm
 
-    from speechrep.convert import read_input_audio, read_pairs
+    from speechrep.data.pairs import read_input_audio, read_pairs
     from speechrep.data.audio import iter_audio
 
     speaker_judge = SpeakerJudge()

@@ -52,7 +52,8 @@ def score_copy_synthesis(data_dir: str | Path, out_dir: str | Path, vocoders: Se
         No utterance in ``data_dir``.
     """
     from speechrep.data.audio import iter_audio, write_wav
-    from speechrep.eval.vc import estimate_f0, f0_metrics, mel_cepstral_distortion, mel_cepstrum
+    from speechrep.eval.vc import f0_metrics, mel_cepstral_distortion, mel_cepstrum
+    from speechrep.models.pitch import estimate_f0
     from speechrep.features.logmel import log_mel
     from speechrep.train.pretrained import load_vocoder
 

@@ -252,7 +252,7 @@ def evaluate_vc(
     from speechrep.models.pitch import estimate_f0
     from speechrep.utils.progress import progress_bar
 
-    from speechrep.convert import read_input_audio, read_pairs
+    from speechrep.data.pairs import read_input_audio, read_pairs
     from speechrep.features.logmel import VC_MEL, log_mel
 
     if enrol_targets is not None and enrol_targets < 1:

@@ -52,7 +52,7 @@ def demo_examples(pairs: str | Path, convert_dir: str | Path, *, per_kind: int =
     DataError
         A missing pairs file or conversion directory.
     """
-    from speechrep.convert import read_pairs
+    from speechrep.data.pairs import read_pairs
 
     convert_dir = Path(convert_dir)
     if not convert_dir.is_dir():
