@@ -16,7 +16,8 @@ from speechrep.data.augment import (Augmenter, add_noise, band_reject, change_sp
 from speechrep.errors import ConfigError, DataError
 from speechrep.models.pitch import PitchTracker
 from speechrep.train.config import resolve_config
-from speechrep.train.data import CropDataset, CropSampler, load_corpus
+from speechrep.train.data import CropDataset, load_corpus
+from speechrep.train.sampler import CropSampler
 from speechrep.train.logging import read_history
 from speechrep.train.trainer import train
 from tests.test_train_data import write_config, write_wave_dir

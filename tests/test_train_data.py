@@ -13,7 +13,8 @@ import torch
 import yaml
 
 from speechrep.errors import DataError
-from speechrep.train.data import CropDataset, CropSampler, load_corpus, read_speakers, valid_batches
+from speechrep.train.data import CropDataset, load_corpus, read_speakers, valid_batches
+from speechrep.train.sampler import CropSampler
 
 SPEAKERS = ("spkA", "spkB", "spkC")
 

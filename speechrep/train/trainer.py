@@ -29,11 +29,12 @@ from speechrep.errors import CheckpointError, ConfigError, DataError, SpeechrepE
 from speechrep.train import checkpoint as ckpt_io
 from speechrep.train.checkpoint import attach_frozen_models
 from speechrep.train.config import TrainConfig, resolve_config
-from speechrep.train.data import (CropDataset, CropSampler, attach_phones, build_augmenter, load_corpus, make_loader,
+from speechrep.train.data import (CropDataset, attach_phones, build_augmenter, load_corpus, make_loader,
                                   read_phone_alignments, read_speakers, valid_batches)
 from speechrep.train.distributed import DistInfo, all_gather_object, all_reduce_sum, cleanup, init_distributed
 from speechrep.train.logging import RunLogger
 from speechrep.models.registry import build_model, get_model_entry
+from speechrep.train.sampler import CropSampler
 from speechrep.train.schedule import lr_at
 
 __all__ = ["train", "rng_state", "set_rng_state"]
