@@ -12,7 +12,20 @@
 #   eval_units vqvae test [CTM]                 5    ABX, PNMI, bitrate -> $exp/eval/vqvae_units.json
 #   results_table [--ratio-to mfcc] cpc mfcc    6    Markdown table -> $exp/eval/table.md
 #
+#   synth_ssl_start conf/x.yaml                 0-2  the three above on the embedded corpus
+#
 # Variables: db (corpus), exp; a set's alignment is $db/ali/<set>/phones.ctm unless given.
+
+# synth_ssl_start FULL_CONF: stages 0-2 on the embedded corpus, default size with FULL_CONF
+# (--quick: the tiny corpus and conf/tiny.yaml); sets size, conf and db (DB shares a corpus)
+synth_ssl_start() {
+  size=default; conf=$1
+  [ "$quick" = true ] && { size=tiny; conf=conf/tiny.yaml; }
+  db=${DB:-$exp/db}
+  corpus_synth "$size"
+  fbank_features train dev test
+  baseline test
+}
 
 # fbank_features SET...: stage 1
 fbank_features() {

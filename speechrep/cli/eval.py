@@ -97,20 +97,19 @@ def features_cmd(
     overrides: list[str] = _SET,
 ) -> None:
     """Evaluate continuous features: ABX within/across speakers and linear phone/speaker probes."""
+    _evaluate("features", feats, ali, out, utt2spk, items, config, overrides, exact=exact, frame_shift=frame_shift,
+              frame_offset=frame_offset, threads=threads, **{"abx.distance": distance, "abx.context": context})
+
+
+def _evaluate(kind: str, inputs: Path, ali: Path, out: Path, utt2spk: Optional[Path], items: Optional[Path],
+              config: Optional[Path], overrides: list[str], **values: object) -> None:
+    """``eval features`` / ``eval units``: check OUT, resolve the config, evaluate, print."""
     from speechrep.eval.phone_discovery import run_phone_discovery
 
-    _check_out(out, feats, ali, utt2spk, items, config)
-    cfg = _config(
-        config,
-        overrides,
-        exact=exact,
-        frame_shift=frame_shift,
-        frame_offset=frame_offset,
-        threads=threads,
-        **{"abx.distance": distance, "abx.context": context},
-    )
-    report = run_phone_discovery(feats, ali, kind="features", out=out, utt2spk=utt2spk, items=items, config=cfg)
-    _print({f"features {feats}": report}, out)
+    _check_out(out, inputs, ali, utt2spk, items, config)
+    cfg = _config(config, overrides, **values)
+    report = run_phone_discovery(inputs, ali, kind=kind, out=out, utt2spk=utt2spk, items=items, config=cfg)
+    _print({f"{kind} {inputs}": report}, out)
 
 
 @app.command("units")
@@ -133,21 +132,9 @@ def units_cmd(
     overrides: list[str] = _SET,
 ) -> None:
     """Evaluate discrete units: ABX, purity/PNMI/V-measure, codebook use, bitrate, boundaries."""
-    from speechrep.eval.phone_discovery import run_phone_discovery
-
-    _check_out(out, units, ali, utt2spk, items, config)
-    cfg = _config(
-        config,
-        overrides,
-        exact=exact,
-        frame_shift=frame_shift,
-        frame_offset=frame_offset,
-        codebook_size=codebook_size,
-        threads=threads,
-        **{"abx.distance": distance, "abx.context": context},
-    )
-    report = run_phone_discovery(units, ali, kind="units", out=out, utt2spk=utt2spk, items=items, config=cfg)
-    _print({f"units {units}": report}, out)
+    _evaluate("units", units, ali, out, utt2spk, items, config, overrides, exact=exact, frame_shift=frame_shift,
+              frame_offset=frame_offset, codebook_size=codebook_size, threads=threads,
+              **{"abx.distance": distance, "abx.context": context})
 
 
 @app.command("baseline")

@@ -35,34 +35,27 @@ def _make(
     typer.echo(f"wrote {feats_scp}")
 
 
-@app.command("make-fbank")
-def make_fbank(
-    data_dir: Path = _DATA_DIR,
-    out_dir: Path = _OUT_DIR,
-    nj: int = typer.Option(1, "--nj", help="Number of parallel jobs."),
-    cmd: str = typer.Option("local", "--cmd", help="Where jobs run: local, slurm[:key=value,...] or dask://HOST:PORT."),
-    config: Optional[Path] = typer.Option(None, "--config", help="Feature config YAML (e.g. conf/fbank.yaml)."),
-    overrides: List[str] = typer.Option([], "--set", help="Override a config value, key=value (repeatable)."),
-    log_dir: Optional[Path] = _LOG_DIR,
-    no_pipes: bool = _NO_PIPES,
-) -> None:
-    """Log mel filter-bank features of DATA_DIR (Kaldi compute-fbank-feats) into OUT_DIR."""
-    _make("fbank", data_dir, out_dir, nj, cmd, config, overrides, log_dir, no_pipes)
+def _register_make(kind: str, doc: str) -> None:
+    """Add ``make-<kind>``: the same options for every feature type."""
+
+    def make(
+        data_dir: Path = _DATA_DIR,
+        out_dir: Path = _OUT_DIR,
+        nj: int = typer.Option(1, "--nj", help="Number of parallel jobs."),
+        cmd: str = typer.Option("local", "--cmd", help="Where jobs run: local, slurm[:key=value,...] or dask://HOST:PORT."),
+        config: Optional[Path] = typer.Option(None, "--config", help=f"Feature config YAML (e.g. conf/{kind}.yaml)."),
+        overrides: List[str] = typer.Option([], "--set", help="Override a config value, key=value (repeatable)."),
+        log_dir: Optional[Path] = _LOG_DIR,
+        no_pipes: bool = _NO_PIPES,
+    ) -> None:
+        _make(kind, data_dir, out_dir, nj, cmd, config, overrides, log_dir, no_pipes)
+
+    make.__doc__ = doc
+    app.command(f"make-{kind}")(make)
 
 
-@app.command("make-mfcc")
-def make_mfcc(
-    data_dir: Path = _DATA_DIR,
-    out_dir: Path = _OUT_DIR,
-    nj: int = typer.Option(1, "--nj", help="Number of parallel jobs."),
-    cmd: str = typer.Option("local", "--cmd", help="Where jobs run: local, slurm[:key=value,...] or dask://HOST:PORT."),
-    config: Optional[Path] = typer.Option(None, "--config", help="Feature config YAML (e.g. conf/mfcc.yaml)."),
-    overrides: List[str] = typer.Option([], "--set", help="Override a config value, key=value (repeatable)."),
-    log_dir: Optional[Path] = _LOG_DIR,
-    no_pipes: bool = _NO_PIPES,
-) -> None:
-    """MFCC features of DATA_DIR (Kaldi compute-mfcc-feats) into OUT_DIR."""
-    _make("mfcc", data_dir, out_dir, nj, cmd, config, overrides, log_dir, no_pipes)
+_register_make("fbank", "Log mel filter-bank features of DATA_DIR (Kaldi compute-fbank-feats) into OUT_DIR.")
+_register_make("mfcc", "MFCC features of DATA_DIR (Kaldi compute-mfcc-feats) into OUT_DIR.")
 
 
 @app.command("compute-cmvn")

@@ -18,13 +18,7 @@ cd "$(dirname "$0")"
 parse_recipe_opts "$@"
 . ../../../recipes/ssl.sh
 
-size=default; conf=conf/train_cpc.yaml
-[ "$quick" = true ] && { size=tiny; conf=conf/tiny.yaml; }
-db=${DB:-$exp/db}
-
-corpus_synth "$size"
-fbank_features train dev test
-baseline test
+synth_ssl_start conf/train_cpc.yaml
 train_model cpc "$conf"
 extract_context cpc test
 eval_features cpc test

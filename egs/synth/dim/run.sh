@@ -7,8 +7,8 @@
 #   0  corpus: synthetic speech with exact phone alignments -> $DB
 #   1  features: Kaldi log-mel filterbanks of train/dev/test -> $DB/data/<set>/feats.scp
 #   2  MFCC/fbank baselines on the test set -> $exp/eval/baseline.json
-#   3  train DIM -> $exp/dim, and the autoencoder (the same config with
-#      model.args.objective=autoencoder) -> $exp/autoencoder
+#   3  train DIM -> $exp/dim, and the autoencoder (the same config with the reconstruction
+#      critic and the positive estimator) -> $exp/autoencoder
 #   4  extract frame codes of the test set with both models
 #   5  evaluate both -> $exp/eval/{dim,autoencoder}.json
 #   6  one table of both and the baselines -> $exp/eval/table.md
@@ -19,15 +19,9 @@ cd "$(dirname "$0")"
 parse_recipe_opts "$@"
 . ../../../recipes/ssl.sh
 
-size=default; conf=conf/train_dim.yaml
-[ "$quick" = true ] && { size=tiny; conf=conf/tiny.yaml; }
-db=${DB:-$exp/db}
-
-corpus_synth "$size"
-fbank_features train dev test
-baseline test
+synth_ssl_start conf/train_dim.yaml
 train_model dim "$conf"
-train_model autoencoder "$conf" --set model.args.objective=autoencoder
+train_model autoencoder "$conf" --set model.args.critic=reconstruction --set model.args.estimator=positive
 for m in dim autoencoder; do extract_context $m test; done
 for m in dim autoencoder; do eval_features $m test; done
 results_table dim autoencoder mfcc fbank
