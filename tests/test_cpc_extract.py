@@ -102,3 +102,30 @@ def test_cli_extract_and_error_exit(cpc_feats, tmp_path):
     r = run("--model", tmp_path / "missing", data, tmp_path / "out2")
     assert r.returncode == 1 and r.stderr.startswith("error: ") and "Traceback" not in r.stderr
     assert not (tmp_path / "out2").exists()
+
+
+def test_extract_computes_the_models_input_features_when_feats_scp_is_absent(tmp_path):
+    # a model trained on make-fbank features knows its front end (the training data's
+    # conf/fbank.yaml): a data directory with audio only is featurised the same way
+    import shutil
+
+    from speechrep.data.make_features import make_features
+
+    data = write_wave_dir(tmp_path)
+    make_features(data, tmp_path / "fbank", kind="fbank", progress=False)
+    cfg = write_config(tmp_path / "cpc.yaml", exp_dir=tmp_path / "exp", data_dir=data, input="feats", crop=16,
+                       model={"name": "cpc", "args": {"dim": 8, "context_dim": 6, "num_steps": 2, "num_negatives": 3,
+                                                      "feat_layers": 1}},
+                       optim={"max_steps": 3, "warmup_steps": 1}, train={"ckpt_every": 3, "valid_every": 3})
+    exp = train(cfg)
+    audio_only = tmp_path / "audio_only"
+    audio_only.mkdir()
+    for name in ("wav.scp", "utt2spk"):
+        shutil.copy(data / name, audio_only / name)
+    with_feats = dict(kaldiio.load_scp(str(extract_representations(exp, data, tmp_path / "a", which="last",
+                                                                   progress=False))))
+    computed = dict(kaldiio.load_scp(str(extract_representations(exp, audio_only, tmp_path / "b", which="last",
+                                                                 progress=False))))
+    assert sorted(computed) == sorted(with_feats)
+    for utt in with_feats:
+        np.testing.assert_allclose(computed[utt], with_feats[utt], atol=1e-5)

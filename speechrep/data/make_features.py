@@ -49,7 +49,7 @@ if TYPE_CHECKING:  # imported where used: data/ imports heavy modules (soundfile
     from speechrep.data.audio import AudioRule
     from speechrep.data.kaldi_dir import DataDir
 
-__all__ = ["audio_rule", "feature_config_for_audio", "make_features", "compute_cmvn"]
+__all__ = ["audio_rule", "feature_config_for_audio", "iter_features", "make_features", "compute_cmvn"]
 
 
 def _utt_seed(seed: int, utt: str) -> np.random.Generator:
@@ -133,7 +133,9 @@ def _check_recordings(dd: DataDir, rule: AudioRule) -> None:
             raise DataError(f"recording {reco}: {problem}", path=spec)
 
 
-def _iter_features(part: Path, kind: str, cfg: Any, rule: AudioRule) -> Iterator[tuple[str, np.ndarray]]:
+def iter_features(part: Path, kind: str, cfg: Any, rule: AudioRule) -> Iterator[tuple[str, np.ndarray]]:
+    """``(utt, features (frames, dim))`` of every utterance of data directory ``part``, as
+    :func:`make_features` writes them (the same per-utterance dither seed)."""
     from speechrep.data.audio import iter_audio
 
     func = feature_kind(kind)[1]
@@ -244,7 +246,7 @@ def extract_job(
     frames: dict[str, int] = {}
 
     def features() -> Iterator[tuple[str, np.ndarray]]:
-        for utt, feats in _iter_features(part_dir, kind, cfg, audio_rule(cfg, allow_pipes=allow_pipes)):
+        for utt, feats in iter_features(part_dir, kind, cfg, audio_rule(cfg, allow_pipes=allow_pipes)):
             frames[utt] = feats.shape[0]
             yield utt, feats
 

@@ -60,7 +60,13 @@ def model_inputs(
         return iter_audio(dd, sample_rate=getattr(cfg, "sample_rate", 16000)), len(dd.utts)
     scp = dd.path / "feats.scp"
     if dd.feats_scp is None:
-        raise DataError("the model reads features but the data directory has no feats.scp", path=dd.path, field="feats.scp")
+        # the model knows its front end: the feature configuration of its training data
+        train_conf = _training_feature_conf(model, which)
+        if train_conf is None:
+            raise DataError("the model reads features but the data directory has no feats.scp, and the training "
+                            "data's feature configuration (conf/fbank.yaml or conf/mfcc.yaml) is not known to compute "
+                            "them", path=dd.path, field="feats.scp")
+        return _computed_feats(dd, *train_conf, _input_dim(model, which)), len(dd.utts)
     missing = [u for u in dd.utts if u not in dd.feats_scp]
     if missing:
         raise DataError(f"{len(missing)} of {len(dd.utts)} utterances have no features (first: {missing[0]})", path=scp)
@@ -144,17 +150,7 @@ def _check_feature_conf(model: str | Path, which: str, data_dir: Path) -> None:
     ``data_dir`` both carry a feature configuration, they must agree (dither and its seed
     aside). Without either, nothing can be compared and nothing is refused.
     """
-    import yaml
-
-    from speechrep.train.checkpoint import find_checkpoint
-
-    ckpt = find_checkpoint(model, which=which)
-    exp_config = ckpt.parent.parent / "config.yaml"
-    try:
-        train_dir = Path(((yaml.safe_load(exp_config.read_text(encoding="utf-8")) or {}).get("data") or {})["train"])
-    except (OSError, yaml.YAMLError, KeyError, TypeError, AttributeError):
-        return
-    train_conf, conf = _feature_conf(train_dir), _feature_conf(data_dir)
+    train_conf, conf = _training_feature_conf(model, which), _feature_conf(data_dir)
     if train_conf is None or conf is None:
         return
     (train_path, train_values), (path, values) = train_conf, conf
@@ -164,6 +160,40 @@ def _check_feature_conf(model: str | Path, which: str, data_dir: Path) -> None:
         if key not in _CONF_NOISE and train_values.get(key) != values.get(key):
             raise DataError(f"{values.get(key)!r} here, {train_values.get(key)!r} in the training data's {train_path}",
                             path=path, field=key)
+
+
+def _training_feature_conf(model: str | Path, which: str) -> tuple[Path, dict] | None:
+    """The feature configuration of the experiment's training data (``data.train`` of its
+    ``config.yaml``), or None when the experiment or that directory no longer says."""
+    import yaml
+
+    from speechrep.train.checkpoint import find_checkpoint
+
+    exp_config = find_checkpoint(model, which=which).parent.parent / "config.yaml"
+    try:
+        train_dir = Path(((yaml.safe_load(exp_config.read_text(encoding="utf-8")) or {}).get("data") or {})["train"])
+    except (OSError, yaml.YAMLError, KeyError, TypeError, AttributeError):
+        return None
+    return _feature_conf(train_dir)
+
+
+def _computed_feats(dd: Any, conf_path: Path, values: dict, dim: int | None) -> Iterator[tuple[str, np.ndarray]]:
+    """Features of every utterance computed from ``wav.scp`` with the training data's
+    configuration (``conf_path``), as ``speechrep features make-*`` would write them."""
+    from speechrep.config import from_dict
+    from speechrep.data.make_features import audio_rule, iter_features
+    from speechrep.errors import ConfigError
+    from speechrep.features.options import feature_kind
+
+    kind = conf_path.stem
+    try:
+        cfg = from_dict(feature_kind(kind)[0], values)
+    except ConfigError as e:
+        raise DataError(f"unusable feature configuration of the training data: {e}", path=conf_path) from None
+    for utt, x in iter_features(dd.path, kind, cfg, audio_rule(cfg)):
+        if dim is not None and x.shape[1] != dim:
+            raise DataError(f"features of dimension {x.shape[1]} from {conf_path}, the model takes {dim}", path=conf_path)
+        yield utt, x
 
 
 def _feature_conf(data_dir: Path) -> tuple[Path, dict] | None:
