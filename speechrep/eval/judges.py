@@ -114,9 +114,13 @@ class SpeakerJudge:
     """Resemblyzer's pretrained GE2E speaker encoder on CPU: 256-dim embeddings of 16 kHz waves."""
 
     def __init__(self) -> None:
+        from importlib.metadata import version
+
         resemblyzer = require_judge_package("resemblyzer")
         self._rz = resemblyzer
         self.encoder = resemblyzer.VoiceEncoder("cpu", verbose=False)
+        #: what the results JSON names as the speaker judge
+        self.description = f"resemblyzer {version('resemblyzer')} (GE2E, pretrained)"
 
     def embed(self, wave: np.ndarray, *, name: str | Path = "audio") -> np.ndarray:
         """``(256,)`` unit-norm embedding of ``(samples,)`` 16 kHz audio.
@@ -377,7 +381,7 @@ def independent_scores(
                   "unseen": [k for k, p in enumerate(pair_list) if p.target_speaker not in seen]}
         result["by_group"] = {g: rates(idx) for g, idx in groups.items() if idx}
     result["settings"] = {
-        "speaker_judge": f"resemblyzer {version('resemblyzer')} (GE2E, pretrained)",
+        "speaker_judge": getattr(speaker_judge, "description", type(speaker_judge).__name__),
         "word_judge": None if word_judge is None else f"pocketsphinx {version('pocketsphinx')} (en-us)",
         "judge_data": [str(d) for d in judge_data],
         "threshold": threshold,
