@@ -19,8 +19,9 @@ vc_conf=../vc/conf; families=vc_adain; ctc_seeds=0; closed_scorer=false; score_o
 cpc=(../cpc/conf/tiny.yaml); vqvae=(../vqvae/conf/tiny.yaml)
 if [ "$quick" != true ]; then  # budgets (steps) of the full demo
   per_pair=1
-  cpc=(../cpc/conf/train_cpc.yaml --set optim.max_steps=300 --set train.valid_every=300 --set train.ckpt_every=150)
-  vqvae=(../vqvae/conf/train_vqvae.yaml --set optim.max_steps=600 --set train.valid_every=300 --set train.ckpt_every=300)
+  # CPC and VQ-VAE keep the budgets with which the demo met its unit and ABX targets
+  cpc=(../cpc/conf/train_cpc.yaml --set optim.max_steps=700 --set train.valid_every=350 --set train.ckpt_every=175)
+  vqvae=(../vqvae/conf/train_vqvae.yaml --set optim.max_steps=1500 --set train.valid_every=500 --set train.ckpt_every=250)
   spk_opts=(--set optim.max_steps=200); ctc_opts=(--set optim.max_steps=250); judge_opts=(--set optim.max_steps=200)
   vc_opts=(--set optim.max_steps=400)
 fi
