@@ -25,7 +25,7 @@ import pytest
 import torch
 
 from speechrep.cli import main
-from speechrep.data.kaldi_dir import DataDir, read_kaldi_map
+from speechrep.data.kaldi_dir import read_kaldi_map
 from speechrep.data.validate import fix_data_dir, validate_data_dir
 from speechrep.errors import CheckpointError, DataError
 from speechrep.train.checkpoint import list_checkpoints, save_checkpoint

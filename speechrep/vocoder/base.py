@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from pathlib import Path
 
 import numpy as np
 
-from speechrep.errors import ConfigError, DataError
+from speechrep.errors import DataError
 from speechrep.features.logmel import VC_MEL, MelSpec
 
 __all__ = ["Vocoder", "check_mel"]

@@ -18,14 +18,13 @@ Registered as model ``vocoder``; :class:`NeuralVocoder` loads a trained one for 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from speechrep.errors import CheckpointError, ConfigError, DataError
+from speechrep.errors import ConfigError, DataError
 from speechrep.objectives.adversarial import lsgan_losses
 from speechrep.models.frozen import FrozenModels, FrozenSpec
 from speechrep.models.registry import register_model
