@@ -97,6 +97,33 @@ def test_make_pairs_more_targets_keep_the_sentences(tmp_path, capsys):
     assert code == 1 and err.startswith("error: ") and "--targets" in err and not out.exists()
 
 
+def test_make_pairs_nonparallel_targets(tmp_path, capsys):
+    """--nonparallel: targets that read none of the source's sentences (and sources without a CTM) are
+    paired, without reference; without the flag such speakers give no pair, as before."""
+    utts = {f"{s}-{n:03d}": s for s in ("a", "r") for n in range(1, 5)}
+    data = _data_dir(tmp_path / "test", utts)
+    unseen = _data_dir(tmp_path / "unseen", {f"z-{n:03d}": "z" for n in range(11, 16)})
+    ctm = tmp_path / "phones.ctm"
+    ctm.write_text("".join(f"{u} 1 0.0 0.1 x\n" for u in utts if u.startswith("a-")))  # r: real speech, no CTM
+    out = tmp_path / "pairs.tsv"
+    code, _, err = _cli(capsys, "data", "make-pairs", "--speakers", "a,r", "--unseen", "z", "--ctm", ctm,
+                        "--per-pair", "2", "--targets", "3", out, data, unseen)
+    assert code == 0, err  # a->r only: the parallel pairs need phones of the source
+    assert sorted((p.source_speaker, p.target_speaker) for p in read_pairs(out)) == [("a", "r"), ("a", "r")]
+    code, stdout, err = _cli(capsys, "data", "make-pairs", "--speakers", "a,r", "--unseen", "z", "--ctm", ctm,
+                             "--per-pair", "2", "--targets", "3", "--nonparallel", out, data, unseen)
+    assert code == 0, err
+    pairs = read_pairs(out)
+    by = {}
+    for p in pairs:
+        by.setdefault((p.source_speaker, p.target_speaker), []).append(p)
+    assert sorted(by) == [("a", "r"), ("a", "z"), ("r", "a"), ("r", "z")] and all(len(v) == 2 for v in by.values())
+    for p in by[("a", "z")] + by[("r", "z")]:
+        assert p.reference is None and len(p.targets) == 3 and all(Path(t).stem.startswith("z-") for t in p.targets)
+    assert all(p.phones == ["x"] for p in by[("a", "z")]) and all(p.phones is None for p in by[("r", "z")])
+    assert all(p.reference is not None for p in by[("r", "a")])  # parallel where the sentences are shared
+
+
 def test_make_pairs_bad_input(tmp_path, capsys):
     data = _data_dir(tmp_path / "test", {"a-001": "a", "b-002": "b"})
     ctm = tmp_path / "phones.ctm"

@@ -39,6 +39,9 @@ def make_pairs_command(
     unused_out: Optional[Path] = typer.Option(
         None, "--unused-out", help="Also write a data directory of the utterances no pair uses (none when the pairs "
         "use every utterance)."),
+    nonparallel: bool = typer.Option(
+        False, "--nonparallel", help="Also pair targets that read none of the source's sentences (other corpora or "
+        "languages): no reference, and no phones where the source has no CTM."),
 ) -> None:
     """Conversion pairs of held-out sentences: every ordered speaker pair, the source's reading, the
     target speaker's reading of the same sentence (reference) and other utterances of the target."""
@@ -46,7 +49,8 @@ def make_pairs_command(
 
     split = lambda s: [x for x in s.split(",") if x]  # noqa: E731
     n, unused = make_pairs(out, data_dirs, ctm, speakers=split(speakers), unseen=split(unseen), per_pair=per_pair,
-                           targets=targets, seed=seed, unused_out=unused_out)
+                           targets=targets, seed=seed, unused_out=unused_out,
+                           nonparallel=nonparallel)
     typer.echo(f"{out}: {n} pairs")
     if unused_out is not None:
         typer.echo(f"{unused_out}: {unused} utterances no pair uses" if unused else

@@ -174,6 +174,7 @@ def make_pairs(
     targets: int = 2,
     seed: int = 0,
     unused_out: str | Path | None = None,
+    nonparallel: bool = False,
 ) -> tuple[int, int | None]:
     """Write the conversion pairs of the held-out sentences of ``data_dirs``.
 
@@ -198,6 +199,10 @@ def make_pairs(
     unused_out : also write (see :func:`write_unused`) a data directory of the utterances
         that no pair uses: training data for a speaker scorer that has heard every speaker of
         the pairs, the unseen ones too, without hearing the pairs' own audio.
+    nonparallel : also pair A with a target B that read none of A's sentences (voices of other
+        corpora or languages): ``per_pair`` of A's sentences are drawn, with no reference (no
+        MCD/F0 against parallel speech); and a source without a CTM is kept, with no phones (the independent
+        judges score the words from the data directory's ``text``).
 
     Returns
     -------
@@ -237,18 +242,20 @@ def make_pairs(
             if a == b:
                 continue
             shared = sorted(set(by_spk[a]) & set(by_spk[b]))
-            for sent in rng.sample(shared, min(per_pair, len(shared))):
-                src, ref = by_spk[a][sent], by_spk[b][sent]
+            parallel = bool(shared) or not nonparallel
+            pool = shared if parallel else sorted(by_spk[a])
+            for sent in rng.sample(pool, min(per_pair, len(pool))):
+                src, ref = by_spk[a][sent], by_spk[b].get(sent) if parallel else None
                 others = sorted(u for s, u in by_spk[b].items() if s != sent)
                 chosen = rng.sample(others, min(targets, 2, len(others)))
                 rest = [u for u in others if u not in chosen]
                 pair_id = f"{a}__{b}__{sent}"
                 chosen += random.Random(f"{seed}:{pair_id}").sample(rest, min(targets - len(chosen), len(rest)))
-                if not chosen or src not in phones:
+                if not chosen or (not nonparallel and src not in phones):
                     continue
                 rows.append("\t".join([pair_id, wav[src], ",".join(wav[t] for t in chosen), a, b,
-                                       wav[ref], " ".join(phones[src])]))
-                used.update([src, ref, *chosen])
+                                       wav[ref] if ref else "", " ".join(phones.get(src, []))]))
+                used.update([u for u in (src, ref, *chosen) if u])
     if len(rows) == 1:
         raise DataError("no pair found (do the speakers share no sentence, or lack phones in the CTMs?)",
                         path=data_dirs[0])
