@@ -385,6 +385,17 @@ def load_knn_converter(model: str | Path, vocoder: "Vocoder", *, device: str = "
     return KnnConverter(feats, vocoder, k=k)
 
 
+def _training_data(ckpt: Path) -> str | None:
+    """``data.train`` of the experiment config beside a checkpoint, or None."""
+    import yaml
+
+    try:
+        config = yaml.safe_load((ckpt.parent.parent / "config.yaml").read_text(encoding="utf-8")) or {}
+        return str(config["data"]["train"])
+    except (OSError, yaml.YAMLError, KeyError, TypeError):
+        return None
+
+
 def package_knn_model(exp_dir: str | Path, out_dir: str | Path, *, layer: str = DEFAULT_LAYER, k: int = DEFAULT_K,
                       which: str = "best", force: bool = False) -> Path:
     """Package a trained feature model for ``speechrep convert --model OUT_DIR`` (and as the default).
@@ -437,8 +448,9 @@ def package_knn_model(exp_dir: str | Path, out_dir: str | Path, *, layer: str = 
             + (f", validation loss {state['valid_loss']:.4g})" if isinstance(state.get("valid_loss"), (int, float)) else ")"),
             f"- model: `{yaml.safe_dump(state.get('model'), default_flow_style=True, width=10**6).strip()}`",
             f"- input features: {features or 'the waveform'}; frame shift {conv.features.frame_shift:g} s",
-            "- training data, steps and scores by the independent judges (`speechrep eval vc`): to be filled in by "
-            "whoever ships this model.", "",
+            f"- training data: {_training_data(ckpt) or 'not recorded'}",
+            "- how it was trained (recipe, steps) and its scores by the independent judges (`speechrep eval vc`): "
+            "to be filled in by whoever ships this model.", "",
         ]
         atomic_write_text(tmp / "MODEL_CARD.md", "\n".join(card))
     return Path(out_dir)

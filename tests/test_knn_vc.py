@@ -262,7 +262,8 @@ def test_package_round_trip(env, tmp_path, capsys):
         "conf/fbank.yaml", "knn.json"]  # no optimizer state
     info = json.loads((out / "knn.json").read_text())
     assert info["layer"] == "encoder" and info["k"] == 3 and info["features"] == "conf/fbank.yaml"
-    assert "layer encoder, k 3" in (out / "MODEL_CARD.md").read_text()
+    card = (out / "MODEL_CARD.md").read_text()
+    assert "layer encoder, k 3" in card and f"training data: {env['dir'] / 'train'}" in card
     packaged, original = load_converter(out), load_converter(env["feats"], layer="encoder", k=3)
     assert packaged.features.layer == "encoder" and packaged.k == 3
     wave = read_input_audio(env["src"], sample_rate=16000)
@@ -306,3 +307,18 @@ def test_griffin_lim_output_length(env, tmp_path):
     conv = KnnConverter(load_converter(env["wave"]).features, GriffinLim(), k=4)
     wave = conv.convert(env["src"], [env["tgt_a"]])
     assert len(wave) == (len(_mel(env["src"])) - 1) * 160
+
+
+def test_packaged_models_are_package_data(env, tmp_path):
+    """Non-editable installs carry speechrep/pretrained/: setuptools' package-data globs
+    (expanded as its build_py does, recursive glob) match every file a package holds."""
+    import glob
+    import tomllib
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    patterns = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["speechrep"]
+    pkg = package_knn_model(env["feats"], tmp_path / "speechrep" / "pretrained" / "knn_vc")
+    matched = {Path(p) for pattern in patterns for p in glob.glob(str(tmp_path / "speechrep" / pattern), recursive=True)}
+    files = {p for p in pkg.rglob("*") if p.is_file() and not p.name.startswith(".")}
+    assert len(files) == 5 and files <= matched
