@@ -261,10 +261,11 @@ _KNN_OPTIONS = {"layer": "--layer", "k": "--k"}
 
 
 def _refuse_options(options: dict[str, Any], allowed: dict[str, str], model: str | Path, what: str) -> None:
+    """Refuse, naming its flag, an option that the kind of ``model`` (``what``) does not take."""
     foreign = [o for o in options if o not in allowed]
     if foreign:
         flag = {**_VC_OPTIONS, **_KNN_OPTIONS}.get(foreign[0], foreign[0])
-        raise ConfigError(f"does not apply to {model}, {what}", field=flag)
+        raise ConfigError(f"does not apply to {what}", path=model, field=flag)
 
 
 def load_converter(model: str | Path | None, *, vocoder: str | Path = "griffinlim", device: str = "cpu",
@@ -299,15 +300,16 @@ def load_converter(model: str | Path | None, *, vocoder: str | Path = "griffinli
     voc = load_vocoder(vocoder, device=device)
     if not Path(model).exists():
         raise CheckpointError("no such model directory", path=model, field="model")
-    knn = "zero-shot kNN conversion with a self-supervised feature model"
+    vc_only = "--match-weight, --match-k, --exaggerate and --population are options of trained vc_* converters"
     if is_knn_package(model):
-        _refuse_options(options, _KNN_OPTIONS, model, knn)
+        _refuse_options(options, _KNN_OPTIONS, model, f"a packaged zero-shot kNN model: {vc_only}")
         return load_knn_converter(model, voc, device=device, **options)
     module, name, _ = load_model(model, map_location=device)
     if isinstance(module, VoiceConversionModel):
-        _refuse_options(options, _VC_OPTIONS, model, f"a trained '{name}' converter (kNN conversion takes a feature model)")
+        _refuse_options(options, _VC_OPTIONS, model, f"a trained '{name}' converter: --layer and --k are options of "
+                        "zero-shot kNN conversion, whose --model is a self-supervised feature model")
         return Converter(module, voc, device=device, **options)
-    _refuse_options(options, _KNN_OPTIONS, model, f"'{name}': {knn} (not a trained vc_* converter)")
+    _refuse_options(options, _KNN_OPTIONS, model, f"zero-shot kNN conversion with a '{name}' model: {vc_only}")
     return load_knn_converter(model, voc, device=device, loaded=(module, name), **options)
 
 

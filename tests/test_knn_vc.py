@@ -166,6 +166,18 @@ def test_frames_and_log_mel_aligned_by_time(env):
     assert conv.features.inputs(wave).shape[1] == 10
 
 
+@pytest.mark.parametrize("name, args", [
+    ("dim", {"dim": 8, "code_dim": 4, "critic_dim": 8, "max_frames": 16}),
+    ("vqcpc", {**CPC, "bottleneck": {"kind": "vq", "num_codes": 8, "code_dim": 16}}),
+])
+def test_other_feature_models_convert(env, tmp_path, name, args):
+    exp = _save_exp(tmp_path / name, name, args)
+    for layer in ("context", "encoder"):
+        out = convert_file(exp, env["src"], [env["tgt_a"]], tmp_path / f"{layer}.wav", layer=layer)
+        wave, rate = sf.read(out)
+        assert rate == 16000 and len(wave) == 16000 and np.isfinite(wave).all()
+
+
 def test_several_targets_are_pooled(env, monkeypatch):
     conv = load_converter(env["wave"], k=1)
     keys, values = conv.matching_set([env["tgt_a"], env["tgt_b"]])
@@ -216,9 +228,9 @@ def test_cli_converts_zero_shot(env, tmp_path, capsys):
     ("wave", "lowrate", (), "below the 8000 Hz"),
     ("wave", "tgt_a", ("--layer", "transformer"), "no layer 'transformer' (it offers context, encoder)"),
     ("wave", "tgt_a", ("--k", 0), "k >= 1"),
-    ("vc", "tgt_a", ("--layer", "context"), "--layer: does not apply"),
-    ("vc", "tgt_a", ("--k", 4), "--k: does not apply"),
-    ("wave", "tgt_a", ("--match-weight", 0.5), "--match-weight: does not apply"),
+    ("vc", "tgt_a", ("--layer", "context"), "vc: --layer: does not apply to a trained 'vc_adain' converter"),
+    ("vc", "tgt_a", ("--k", 4), "vc: --k: does not apply"),
+    ("wave", "tgt_a", ("--match-weight", 0.5), "cpc_wave: --match-weight: does not apply to zero-shot kNN conversion"),
     ("toy", "tgt_a", (), "not a voice-conversion model"),
 ])
 def test_cli_bad_input_one_line_no_output(env, tmp_path, capsys, model, target, extra, match):
@@ -248,6 +260,9 @@ def test_default_model_lookup(env, tmp_path, monkeypatch, capsys):
     assert _cli(*args) == 0 and out.is_file()
     conv = load_converter(None)
     assert conv.features.layer == "encoder" and conv.k == 2
+    with pytest.raises(ConfigError, match="does not apply to a packaged zero-shot kNN model") as err:
+        load_converter(None, match_weight=0.5)
+    assert "--match-weight" in str(err.value)
     # batch mode uses it as well
     pairs = tmp_path / "p.tsv"
     pairs.write_text(f"id\tsource\ttarget\nq\t{env['src']}\t{env['tgt_a']}\n")
