@@ -104,6 +104,17 @@ def test_match_frames_cosine_by_hand():
         match_frames(frames, keys, values, 1, metric="manhattan")
 
 
+@pytest.mark.parametrize("metric", ["euclidean", "cosine"])
+def test_match_frames_in_blocks(monkeypatch, metric):
+    import speechrep.models.frame_matching as fm
+
+    gen = torch.Generator().manual_seed(0)
+    frames, keys, values = (torch.randn(n, 3, generator=gen) for n in (50, 20, 20))
+    whole = match_frames(frames, keys, values, 3, metric=metric)
+    monkeypatch.setattr(fm, "_BLOCK_ELEMENTS", 7 * 20)  # blocks of 7 frames, the last one shorter
+    torch.testing.assert_close(match_frames(frames, keys, values, 3, metric=metric), whole)
+
+
 def test_nearest_frames_by_hand():
     # frames of 20 ms centred at 17.5 ms + j * 20 ms; log-mel frames at i * 10 ms
     times = np.arange(7) * 0.01

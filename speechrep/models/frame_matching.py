@@ -12,6 +12,9 @@ __all__ = ["METRICS", "match_frames"]
 
 #: Distances :func:`match_frames` compares frames by.
 METRICS = ("euclidean", "cosine")
+#: Most distances computed at once (64 MB of float32): long sources against minutes of
+#: target frames are matched in blocks of frames rather than in one huge matrix.
+_BLOCK_ELEMENTS = 16 * 2**20
 
 
 def match_frames(frames: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, k: int, *,
@@ -30,10 +33,15 @@ def match_frames(frames: torch.Tensor, keys: torch.Tensor, values: torch.Tensor,
         raise ConfigError(f"unknown metric {metric!r} (choose from {', '.join(METRICS)})", field="metric")
     if keys.shape[0] != values.shape[0] or keys.shape[0] == 0:
         raise ValueError(f"keys {tuple(keys.shape)} and values {tuple(values.shape)} need the same number (> 0) of rows")
+    k = min(k, keys.shape[0])
     if metric == "cosine":
-        # the largest cosine similarities are the smallest cosine distances
-        scores = torch.nn.functional.normalize(frames, dim=-1) @ torch.nn.functional.normalize(keys, dim=-1).T
-        idx = scores.topk(min(k, keys.shape[0]), dim=-1).indices  # (T, k)
-    else:
-        idx = torch.cdist(frames, keys).topk(min(k, keys.shape[0]), dim=-1, largest=False).indices  # (T, k)
-    return values[idx].mean(1)
+        frames, keys = torch.nn.functional.normalize(frames, dim=-1), torch.nn.functional.normalize(keys, dim=-1)
+    block = max(1, _BLOCK_ELEMENTS // keys.shape[0])
+    out = []
+    for part in frames.split(block):
+        if metric == "cosine":  # the largest cosine similarities are the smallest cosine distances
+            idx = (part @ keys.T).topk(k, dim=-1).indices  # (block, k)
+        else:
+            idx = torch.cdist(part, keys).topk(k, dim=-1, largest=False).indices
+        out.append(values[idx].mean(1))
+    return torch.cat(out) if out else values.new_zeros((0, values.shape[1]))
