@@ -329,13 +329,18 @@ def _read_package(path: Path) -> dict[str, Any]:
         raise CheckpointError(f"unreadable or corrupt JSON ({e})", path=file) from None
     if not isinstance(info, dict) or info.get("format") != _FORMAT:
         raise CheckpointError(f"not a packaged kNN model (format {_FORMAT} expected)", path=file, field="format")
+    from speechrep.features.options import FEATURE_KINDS
+
+    def inside(v: Any) -> bool:  # a relative name that stays in the package
+        return isinstance(v, str) and (path / v).resolve().is_relative_to(path.resolve())
+
     checks = {
         "layer": (lambda v: isinstance(v, str), "a layer name"),
         "k": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1, "an integer >= 1"),
-        "checkpoint": (lambda v: isinstance(v, str) and (path / v / "state.json").is_file(),
+        "checkpoint": (lambda v: inside(v) and (path / v / "state.json").is_file(),
                        "the name of a checkpoint directory inside the package"),
-        "features": (lambda v: v is None or (isinstance(v, str) and (path / v).is_file()),
-                     "null or the name of a feature configuration inside the package"),
+        "features": (lambda v: v is None or (inside(v) and (path / v).is_file() and Path(v).stem in FEATURE_KINDS),
+                     f"null or a feature configuration inside the package ({', '.join(FEATURE_KINDS)}.yaml)"),
     }
     for key, (ok, words) in checks.items():
         if key not in info or not ok(info[key]):

@@ -310,9 +310,13 @@ def test_package_round_trip(env, tmp_path, capsys):
 @pytest.mark.parametrize("field, value, match", [
     ("k", 0, "must be an integer >= 1"), ("layer", None, "must be a layer name"),
     ("checkpoint", "nothing", "checkpoint directory inside"), ("format", 2, "not a packaged kNN model"),
+    ("checkpoint", "../outside", "checkpoint directory inside"),  # a checkpoint, but not the package's
+    ("features", "knn.json", "feature configuration inside"),
 ])
 def test_corrupt_package(env, tmp_path, field, value, match):
     out = package_knn_model(env["wave"], tmp_path / "pkg")
+    (tmp_path / "outside").mkdir()
+    (tmp_path / "outside" / "state.json").write_text((out / "checkpoint" / "state.json").read_text())
     info = json.loads((out / "knn.json").read_text())
     (out / "knn.json").write_text(json.dumps({**info, field: value}))
     with pytest.raises(CheckpointError, match=match) as err:
