@@ -29,6 +29,10 @@ WAV, or FLAC when its name ends in ``.flac`` (other extensions are refused); a b
 one directory, built under a temporary name and refused when it holds anything but an
 earlier ``speechrep convert`` output (replaced only with ``force``).
 
+Zero-shot conversion needs no conversion model: given a self-supervised feature model (or
+its packaged directory, the default), :func:`load_converter` returns the kNN converter of
+:mod:`speechrep.convert_knn` instead, which the same file and batch functions drive.
+
 Pairs files (batch mode) and the checks on input audio: :mod:`speechrep.data.pairs`.
 """
 
@@ -45,6 +49,7 @@ from speechrep.data.pairs import ConversionPair, read_input_audio, read_pairs
 if TYPE_CHECKING:  # torch-dependent types, imported lazily at run time
     import torch
 
+    from speechrep.convert_knn import KnnConverter
     from speechrep.models.vc import VoiceConversionModel
     from speechrep.vocoder.base import Vocoder
 
@@ -249,37 +254,67 @@ class Converter:
         return self.convert_wave(wave, speaker, pitch_stats, frames)
 
 
-def load_converter(model: str | Path, *, vocoder: str | Path = "griffinlim", device: str = "cpu",
-                   **options: Any) -> Converter:
-    """Load a voice-conversion experiment (or checkpoint) and a vocoder.
+#: Options of each family of converters, and the command-line flag that gives each one.
+_VC_OPTIONS = {"match_weight": "--match-weight", "match_k": "--match-k", "exaggerate": "--exaggerate",
+               "population": "--population", "population_per_speaker": "population_per_speaker"}
+_KNN_OPTIONS = {"layer": "--layer", "k": "--k"}
+
+
+def _refuse_options(options: dict[str, Any], allowed: dict[str, str], model: str | Path, what: str) -> None:
+    """Refuse, naming its flag, an option that the kind of ``model`` (``what``) does not take."""
+    foreign = [o for o in options if o not in allowed]
+    if foreign:
+        flag = {**_VC_OPTIONS, **_KNN_OPTIONS}.get(foreign[0], foreign[0])
+        raise ConfigError(f"does not apply to {what}", path=model, field=flag)
+
+
+def load_converter(model: str | Path | None, *, vocoder: str | Path = "griffinlim", device: str = "cpu",
+                   **options: Any) -> "Converter | KnnConverter":
+    """Load a conversion model, of the family its checkpoint says, and a vocoder.
 
     Parameters
     ----------
-    model : experiment directory or checkpoint directory of a ``vc_*`` model.
+    model : experiment or checkpoint directory of a ``vc_*`` model (a trained converter),
+        of a self-supervised feature model, or a packaged kNN directory (zero-shot kNN
+        conversion, :mod:`speechrep.convert_knn`); None: the packaged default model.
     vocoder : ``"griffinlim"`` or the experiment directory of a trained neural vocoder.
-    options : frame matching and exaggeration (``match_weight``, ``match_k``, ``exaggerate``,
-        ``population``, ``population_per_speaker``), as in :class:`Converter`.
+    options : for a ``vc_*`` model, frame matching and exaggeration (``match_weight``,
+        ``match_k``, ``exaggerate``, ``population``, ``population_per_speaker``), as in
+        :class:`Converter`; for kNN conversion, ``layer`` and ``k``. An option of the
+        other family is refused, not ignored.
 
     Raises
     ------
     CheckpointError
-        No checkpoint, or one of a model that is not a voice-conversion model.
+        No checkpoint, or one of a model that is neither a voice-conversion model nor a
+        feature model.
+    ConfigError
+        No model given and none packaged; an option of the other family.
     """
+    from speechrep.convert_knn import default_model, is_knn_package, load_knn_converter
     from speechrep.models.vc import VoiceConversionModel
     from speechrep.train.checkpoint import load_model
     from speechrep.train.pretrained import load_vocoder
 
+    model = default_model() if model is None else model
     voc = load_vocoder(vocoder, device=device)
     if not Path(model).exists():
         raise CheckpointError("no such model directory", path=model, field="model")
+    vc_only = "--match-weight, --match-k, --exaggerate and --population are options of trained vc_* converters"
+    if is_knn_package(model):
+        _refuse_options(options, _KNN_OPTIONS, model, f"a packaged zero-shot kNN model: {vc_only}")
+        return load_knn_converter(model, voc, device=device, **options)
     module, name, _ = load_model(model, map_location=device)
-    if not isinstance(module, VoiceConversionModel):
-        raise CheckpointError(f"holds a '{name}' model, not a voice-conversion model (vc_*)", path=model, field="model")
-    return Converter(module, voc, device=device, **options)
+    if isinstance(module, VoiceConversionModel):
+        _refuse_options(options, _VC_OPTIONS, model, f"a trained '{name}' converter: --layer and --k are options of "
+                        "zero-shot kNN conversion, whose --model is a self-supervised feature model")
+        return Converter(module, voc, device=device, **options)
+    _refuse_options(options, _KNN_OPTIONS, model, f"zero-shot kNN conversion with a '{name}' model: {vc_only}")
+    return load_knn_converter(model, voc, device=device, loaded=(module, name), **options)
 
 
 def convert_file(
-    model: str | Path,
+    model: str | Path | None,
     source: str | Path,
     targets: Iterable[str | Path],
     out: str | Path,
@@ -291,8 +326,7 @@ def convert_file(
     """Convert one source file to the voice of ``targets``; write ``out`` atomically.
 
     ``out`` is 16-bit WAV, or FLAC when it ends in ``.flac``. Returns the output path. On
-    any error nothing is written. ``options``: frame matching and exaggeration, as in
-    :func:`load_converter`.
+    any error nothing is written. ``model`` and ``options``: as in :func:`load_converter`.
 
     Raises
     ------
@@ -348,7 +382,7 @@ def _write_all(pair_list: list[ConversionPair], out_dir: str | Path, make, *, sa
 
 
 def convert_pairs(
-    model: str | Path,
+    model: str | Path | None,
     pairs: str | Path | list[ConversionPair],
     out_dir: str | Path,
     *,
@@ -362,7 +396,8 @@ def convert_pairs(
 
     Returns the output paths, in the order of the pairs. ``force`` replaces an earlier
     output of ``speechrep convert`` at ``out_dir`` (nothing else is ever replaced).
-    ``options``: frame matching and exaggeration, as in :func:`load_converter`.
+    ``model`` and ``options``: as in :func:`load_converter`. Pairs are converted grouped by
+    their targets, so that a kNN converter encodes each distinct target set once.
     """
     from speechrep.utils.io import check_output_dir
 
@@ -370,8 +405,13 @@ def convert_pairs(
     rule = _out_dir_rule(pairs, pair_list, force=force, model=model, population=options.get("population"))
     check_output_dir(out_dir, **rule)  # before the model is loaded
     conv = load_converter(model, vocoder=vocoder, device=device, **options)
-    return _write_all(pair_list, out_dir, lambda p: conv.convert(p.source, p.targets), sample_rate=conv.sample_rate,
-                      desc="convert", progress=progress, rule=rule)
+    first: dict[tuple[str, ...], int] = {}
+    for p in pair_list:
+        first.setdefault(tuple(p.targets), len(first))
+    grouped = sorted(pair_list, key=lambda p: first[tuple(p.targets)])  # stable: file order within a group
+    _write_all(grouped, out_dir, lambda p: conv.convert(p.source, p.targets), sample_rate=conv.sample_rate,
+               desc="convert", progress=progress, rule=rule)
+    return [Path(out_dir) / f"{p.id}.wav" for p in pair_list]
 
 
 def resynthesize_pairs(

@@ -21,6 +21,7 @@ FLOORS: list[tuple[str, ...]] = [
     ("cli",),
     ("ablation",),  # a job built on units
     ("convert", "units", "extract", "report", "sidetasks"),  # user-level jobs
+    ("convert_knn",),  # zero-shot conversion, which convert dispatches to
     ("eval",),  # scores: loads trained models through train.checkpoint
     ("train",),  # the Trainer, checkpoints
     ("vocoder",),  # vocoders are models with a mel-to-wave interface

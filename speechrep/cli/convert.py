@@ -11,10 +11,13 @@ from speechrep.cli.options import check_device
 
 
 def convert(
-    model: Optional[Path] = typer.Option(None, "--model", help="Experiment (or checkpoint) directory of a trained vc_* model."),
+    model: Optional[Path] = typer.Option(
+        None, "--model", help="Experiment (or checkpoint) directory of a trained vc_* model; or of a self-supervised "
+        "feature model (cpc, dim, vqcpc), or a directory packaged by 'speechrep package-knn', for zero-shot kNN "
+        "conversion. Default: the packaged model in speechrep/pretrained/knn_vc (when one ships)."),
     source: Optional[Path] = typer.Option(None, "--source", help="Source utterance: what is said."),
     target: Optional[list[Path]] = typer.Option(
-        None, "--target", help="Target utterance: who says it. Repeat to average several target utterances."
+        None, "--target", help="Target utterance: who says it. Repeat for several (vc_*: speaker codes averaged; kNN: frames pooled)."
     ),
     out: Optional[Path] = typer.Option(
         None, "--out", help="Output audio (single-pair mode): 16-bit WAV, or FLAC for a name ending in .flac."
@@ -31,13 +34,20 @@ def convert(
     device: str = typer.Option(
         "cpu", "--device", help="Torch device: cpu, cuda, cuda:N or auto.", callback=check_device
     ),
-    match_weight: float = typer.Option(
-        0.0, "--match-weight", help="Frame matching: move each converted frame this far (0-1) towards the mean of the "
+    layer: Optional[str] = typer.Option(
+        None, "--layer", help="kNN conversion: layer of the feature model to match frames in, context or encoder "
+        "(default: the packaged model's, else context)."),
+    k: Optional[int] = typer.Option(
+        None, "--k", help="kNN conversion: target frames averaged per source frame (default: the packaged model's, "
+        "else 4)."),
+    match_weight: Optional[float] = typer.Option(
+        None, "--match-weight", help="vc_* models: frame matching (default 0): move each converted frame this far (0-1) towards the mean of the "
         "target frames whose model reconstructions are nearest (kNN-VC style; more of the target voice, fewer phones)."
     ),
-    match_k: int = typer.Option(4, "--match-k", help="Target frames averaged per converted frame (--match-weight)."),
-    exaggerate: float = typer.Option(
-        0.0, "--exaggerate", help="Move the target's speaker code this many times its distance from the mean code "
+    match_k: Optional[int] = typer.Option(
+        None, "--match-k", help="vc_* models: target frames averaged per converted frame (--match-weight; default 4)."),
+    exaggerate: Optional[float] = typer.Option(
+        None, "--exaggerate", help="vc_* models (default 0): move the target's speaker code this many times its distance from the mean code "
         "of --population, away from it (a caricature: similar voices come out further apart)."
     ),
     population: Optional[Path] = typer.Option(
@@ -47,14 +57,20 @@ def convert(
         False, "--resynthesize", help="Batch mode without a model: vocode each source unchanged (the scoring baseline)."
     ),
 ) -> None:
-    """Convert SOURCE to the voice of TARGET(s) with a trained model; output at the model's sample rate.
+    """Convert SOURCE to the voice of TARGET(s); output at the vocoder's sample rate.
 
-    Inputs of any sample rate and format that soundfile reads are resampled. Either
-    --source/--target/--out (one pair) or --pairs/--out-dir (batch, with a progress bar).
+    A trained vc_* model converts; a self-supervised feature model converts zero-shot (no
+    conversion training): each source frame becomes the mean of the log-mel frames of its
+    k nearest target frames (kNN-VC), several targets pooled. Inputs of any sample rate and
+    format that soundfile reads are resampled. Either --source/--target/--out (one pair) or
+    --pairs/--out-dir (batch, with a progress bar).
     """
     from speechrep.errors import ConfigError
 
-    options = dict(match_weight=match_weight, match_k=match_k, exaggerate=exaggerate, population=population)
+    # only the options given: the other family's are refused rather than ignored
+    given = dict(match_weight=match_weight, match_k=match_k, exaggerate=exaggerate, population=population,
+                 layer=layer, k=k)
+    options = {name: value for name, value in given.items() if value is not None}
     single = source is not None or target or out is not None
     if pairs is not None or out_dir is not None:
         if single or pairs is None or out_dir is None:
@@ -66,15 +82,11 @@ def convert(
         else:
             from speechrep.convert import convert_pairs
 
-            if model is None:
-                raise ConfigError("--model is required (or --resynthesize)", field="--model")
             written = convert_pairs(model, pairs, out_dir, vocoder=vocoder, device=device, force=force, **options)
         typer.echo(f"wrote {len(written)} utterances to {out_dir}")
         return
     if resynthesize:
         raise ConfigError("--resynthesize works in batch mode (--pairs, --out-dir)", field="--resynthesize")
-    if model is None:
-        raise ConfigError("--model is required", field="--model")
     if source is None or not target or out is None:
         raise ConfigError("give --source, at least one --target and --out (or --pairs and --out-dir)", field="--source")
     from speechrep.convert import convert_file

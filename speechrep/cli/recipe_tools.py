@@ -1,6 +1,7 @@
 """Commands the recipes call between stages (each a thin wrapper of one library function):
 ``data make-pairs``, ``eval table``, ``eval collect-vc``, ``eval vc-examples`` and
-``eval resynth`` (added to the ``data`` and ``eval`` groups)."""
+``eval resynth`` (added to the ``data`` and ``eval`` groups), and ``package-knn`` (at the
+root: the last step of the recipe that ships the default conversion model)."""
 
 from __future__ import annotations
 
@@ -123,5 +124,22 @@ def resynth_command(
     typer.echo(table, nl=False)
 
 
+def package_knn_command(
+    exp_dir: Path = typer.Argument(..., help="Experiment (or checkpoint) directory of a feature model (cpc, dim, vqcpc)."),
+    out_dir: Path = typer.Argument(..., help="Directory to write (e.g. speechrep/pretrained/knn_vc, the default model)."),
+    layer: str = typer.Option("context", "--layer", help="Layer to match frames in: context or encoder."),
+    k: int = typer.Option(4, "--k", help="Target frames averaged per source frame."),
+    which: str = typer.Option("best", "--which", help="Checkpoint of the experiment: best or last."),
+    force: bool = typer.Option(False, "--force", help="Replace an earlier output of package-knn at OUT_DIR."),
+) -> None:
+    """Package a feature model for zero-shot kNN conversion (speechrep convert --model OUT_DIR): its weights,
+    feature configuration, layer and k, and a model card."""
+    from speechrep.convert_knn import package_knn_model
+
+    typer.echo(f"wrote {package_knn_model(exp_dir, out_dir, layer=layer, k=k, which=which, force=force)}")
+
+
 def register(app: typer.Typer) -> None:
-    """Nothing at the root: the commands attach to the ``data`` and ``eval`` groups on import."""
+    """Add ``package-knn`` at the root; the other commands attach to the ``data`` and ``eval``
+    groups on import."""
+    app.command("package-knn")(package_knn_command)
