@@ -140,3 +140,39 @@ _vc_demo_page() {
 vc_demo_page() {
   run_stage 6:vc "Demo page: -> $vexp/demo/index.html" _vc_demo_page
 }
+
+# Zero-shot kNN conversion (egs/synth/knnvc); $exp/cpc is the feature model. The stages take
+# their settings as arguments, so that a change redoes them (their hash holds the arguments).
+knn_pairs() {  # knn_pairs SEEN DEV_TARGETS DEV_SETS UNSEEN TEST_SETS MAKE_PAIRS_OPTS: 2 -> $exp/pairs_{dev,test}.tsv
+  local seen=$1 sets ctms s part
+  for part in "dev $2 $3" "test $4 $5"; do
+    read -r name targets sets_ <<< "$part"
+    sets=(); ctms=()
+    for s in ${sets_//,/ }; do sets+=("$db/data/$s"); ctms+=(--ctm "$db/ali/$s/phones.ctm"); done
+    # shellcheck disable=SC2086  # $6: the make-pairs options, one word each
+    speechrep data make-pairs --nonparallel --speakers "$seen" --unseen "$targets" $6 "${ctms[@]}" \
+      "$exp/pairs_$name.tsv" "${sets[@]}" || return 1
+  done
+}
+knn_convert() {  # knn_convert K: 4, every pair at both layers -> $exp/convert/<set>_<layer>
+  local set layer
+  for set in dev test; do
+    for layer in encoder context; do
+      speechrep convert --model "$exp/cpc" --layer "$layer" --k "$1" --pairs "$exp/pairs_$set.tsv" \
+        --out-dir "$exp/convert/${set}_$layer" --force || return 1
+    done
+  done
+}
+knn_score() {  # knn_score DEV_SETS TEST_SETS: 5, the independent judges -> $exp/eval/<set>_<layer>.json
+  local set layer sets judge_data s
+  for set in dev test; do
+    if [ "$set" = dev ]; then sets=$1; else sets=$2; fi
+    judge_data=()
+    for s in ${sets//,/ }; do judge_data+=(--judge-data "$db/data/$s"); done
+    for layer in encoder context; do
+      speechrep eval vc --judges independent --pairs "$exp/pairs_$set.tsv" --converted "$exp/convert/${set}_$layer" \
+        "${judge_data[@]}" --seen-data "$db/data/train" --no-f0 --name "${set}_$layer" \
+        --out "$exp/eval/${set}_$layer.json" || return 1
+    done
+  done
+}
