@@ -273,3 +273,46 @@ def test_enrolment_leaves_out_the_pairs_own_utterances(tmp_path, monkeypatch):
     (jd / "wav.scp").write_text(f"A-3 {extra['A-3']}\nC-3 {wav['C0']}\n")
     with pytest.raises(SpeechrepError, match="is speaker 'C' here and 'B' in --judge-data"):
         judges.independent_scores(pairs, conv, judge_data=[jd], progress=False)
+
+
+def test_silent_judge_data_utterance_left_out_but_silent_pair_audio_refused(tmp_path, monkeypatch):
+    from speechrep.errors import DataError
+
+    sr = 16000
+    spk_of = {}
+    for spk, f0 in (("A", 150.0), ("B", 260.0)):
+        for k in range(3):
+            path = tmp_path / f"{spk}{k}.wav"
+            sf.write(path, 0.3 * np.sin(2 * np.pi * f0 * np.arange(sr) / sr), sr)
+            spk_of[str(path)] = spk
+    silent = tmp_path / "A_silent.wav"
+    sf.write(silent, np.zeros(sr), sr)
+    spk_of[str(silent)] = "A"
+
+    class FakeJudge:  # one direction per voice; the real one's detector refuses silence likewise
+        def embed(self, wave, *, name="audio"):
+            if not np.abs(wave).any():
+                raise DataError("no speech found by the speaker judge's voice activity detector", path=name)
+            e = np.array([1.0, 0.0]) if spk_of.get(str(name), "B") == "A" else np.array([0.0, 1.0])
+            return e + 0.01 * np.abs(wave).mean()
+
+    monkeypatch.setattr(judges, "SpeakerJudge", FakeJudge)
+    jd = tmp_path / "jd"
+    jd.mkdir()
+    (jd / "wav.scp").write_text("".join(f"u{k} {p}\n" for k, p in enumerate(spk_of)))
+    (jd / "utt2spk").write_text("".join(f"u{k} {s}\n" for k, s in enumerate(spk_of.values())))
+    conv = tmp_path / "conv"
+    conv.mkdir()
+    shutil.copy(tmp_path / "B2.wav", conv / "p1.wav")
+    pairs = tmp_path / "pairs.tsv"
+    pairs.write_text(f"id\tsource\ttarget\tsource_speaker\ttarget_speaker\np1\t{tmp_path / 'A0.wav'}\t"
+                     f"{tmp_path / 'B0.wav'}\tA\tB\n")
+    res = judges.independent_scores(pairs, conv, judge_data=[jd], progress=False)
+    assert res["settings"]["enrolment_skipped"] == [str(silent)]
+    assert res["settings"]["real_utterances"] == 6
+    assert res["summary"]["target_accuracy"] == 1.0
+    # the same silent wave as the pair's target: refused, naming it
+    pairs.write_text(f"id\tsource\ttarget\tsource_speaker\ttarget_speaker\np1\t{tmp_path / 'B0.wav'}\t"
+                     f"{silent}\tB\tA\n")
+    with pytest.raises(DataError, match="A_silent.wav.*no speech"):
+        judges.independent_scores(pairs, conv, judge_data=[jd], progress=False)

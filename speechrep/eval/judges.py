@@ -27,6 +27,7 @@ the in-house ones (``summary``, ``by_target``, ``by_group`` for seen/unseen targ
 
 from __future__ import annotations
 
+import logging
 import math
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -38,6 +39,8 @@ import numpy as np
 from speechrep.data.align import english_words, pcm16, pocketsphinx_decoder, require_judge_package
 from speechrep.errors import ConfigError, DataError
 from speechrep.eval.vc import edit_distance, equal_error_rate, speaker_scores
+
+log = logging.getLogger("speechrep.eval")
 
 __all__ = [
     "JUDGE_CHOICES",
@@ -277,15 +280,27 @@ def independent_scores(
         raise DataError("the speaker judge needs at least two voices", path=pairs)
 
     # one embedding per real utterance (pairs' audio and judge data)
+    # (a judge-data utterance in which the detector finds no speech is left out, and
+    # counted; the pairs' own audio must have speech)
+    in_pairs = {k for p in pair_list for k in (p.source, *p.targets, *([p.reference] if p.reference else []))}
     emb: dict[str, np.ndarray] = {}
+    skipped: list[str] = []
     bar = tqdm(total=len(spk_of), desc="enrol", unit="utt", disable=not progress)
     for dd in loaded.values():
         for utt, wave in iter_audio(dd, sample_rate=_SR):
             key = dd.wav_scp[utt]
-            if key not in emb:
-                emb[key] = speaker_judge.embed(wave, name=key)
+            if key not in emb and key not in skipped:
+                try:
+                    emb[key] = speaker_judge.embed(wave, name=key)
+                except DataError:
+                    if key in in_pairs:
+                        raise
+                    skipped.append(key)
+                    log.warning("%s: no speech found by the speaker judge; left out of the enrolment", key)
                 bar.update()
     for key in spk_of:
+        if key in skipped:
+            continue
         if key not in emb:
             emb[key] = speaker_judge.embed(read_input_audio(key, sample_rate=_SR, field_name="enrolment"), name=key)
             bar.update()
@@ -389,6 +404,7 @@ def independent_scores(
         "real_accept_rate": float(np.mean(scores_real[labels_real] >= threshold)),
         "real_false_accept_rate": float(np.mean(scores_real[~labels_real] >= threshold)),
         "real_utterances": len(emb),
+        "enrolment_skipped": skipped,
         "voices": speakers,
         "source_texts": sum(p.source in text_of for p in pair_list),
     }
