@@ -142,8 +142,6 @@ class Converter:
         targets = list(targets)
         if not targets:
             raise ConfigError("at least one target utterance is needed", field="target")
-        # checked before reading audio, so that the error names the real problem
-        self.model.require_speaker_encoder()
         codes, stats = [], []
         with torch.no_grad():
             for t in targets:
@@ -174,7 +172,6 @@ class Converter:
         from speechrep.data.audio import iter_audio
         from speechrep.data.kaldi_dir import DataDir, restrict_data_dir
 
-        self.model.require_speaker_encoder()
         dd = DataDir.load(data_dir)
         chosen = [u for spk in dd.speakers for u in sorted(dd.spk2utt[spk])[:per_speaker]]
         codes: dict[str, list[torch.Tensor]] = {}

@@ -16,11 +16,13 @@ pytestmark = pytest.mark.usefixtures("torch_one_thread")
 TINY = dict(channels=8, blocks=1, content_dim=4, speaker_dim=8, num_speakers=2, min_speaker_frames=20)
 
 
-def _save_exp(path, name, args):
+def _save_exp(path, name, args, *, saved_args=None):
+    """An experiment of model ``name`` built with ``args``; its checkpoint says ``saved_args``
+    (default ``args``), as one saved by an older version with other options does."""
     torch.manual_seed(0)
     module, _ = build_model(name, args)
     save_checkpoint(path / "checkpoints", 1, module=module, optimizer=torch.optim.SGD(module.parameters(), lr=0.1),
-                    state={"model": {"name": name, "args": args, "input_dim": None}})
+                    state={"model": {"name": name, "args": args if saved_args is None else saved_args, "input_dim": None}})
     return path
 
 
@@ -36,7 +38,8 @@ def env(tmp_path_factory):
     d = tmp_path_factory.mktemp("convert")
     return {
         "model": _save_exp(d / "vc", "vc_adain", TINY),
-        "table": _save_exp(d / "vc_table", "vc_adversarial", {**TINY, "speaker_encoder": "table"}),
+        # saved before speaker_encoder: table (a learnt vector per training speaker) was deleted
+        "table": _save_exp(d / "vc_table", "vc_adain", TINY, saved_args={**TINY, "speaker_encoder": "table"}),
         "pitch": _save_exp(d / "vc_pitch", "vc_adain", {**TINY, "pitch": "excitation"}),
         "src": _tone(d / "src_22k.wav", 0.4, 22050),  # resampled to 16 kHz
         "tgt": _tone(d / "tgt.flac", 0.4, 16000, f0=220.0),
@@ -108,8 +111,8 @@ def test_bad_input_clear_error_no_output(env, tmp_path, role, key, match):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_model_without_speaker_encoder(env, tmp_path):
-    with pytest.raises(SpeechrepError, match="no speaker encoder"):
+def test_model_saved_with_the_deleted_speaker_table_is_refused(env, tmp_path):
+    with pytest.raises(ConfigError, match=r"model\.args\.speaker_encoder: option removed.*negative_results.*'table'"):
         convert_file(env["table"], env["src"], [env["tgt"]], tmp_path / "o.wav")
     assert list(tmp_path.iterdir()) == []
 
@@ -294,8 +297,6 @@ def test_exaggeration_errors(env, tmp_path, capsys):
     with pytest.raises(DataError, match="no utterance of at least 20 frames") as err:
         load_converter(env["model"], exaggerate=0.5, population=short)
     assert str(short) in str(err.value)
-    with pytest.raises(SpeechrepError, match="speaker encoder"):
-        load_converter(env["table"], exaggerate=0.5, population=short)
     # CLI: works with a population, fails without one and writes nothing
     pop_dir = _population(tmp_path / "pop")
     out, bad = tmp_path / "e.wav", tmp_path / "bad.wav"

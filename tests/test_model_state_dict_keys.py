@@ -37,7 +37,8 @@ def test_arguments_saved_before_the_split_build_the_same_model(case):
 
 
 @pytest.mark.parametrize("model, key, value", [("vc_adain", "detail_weight", 0.5), ("vc_vq", "content_downsample", 2),
-                                               ("vqcpc", "smooth_weight", 4.0), ("vqcpc", "feat_warp", 0.1)])
+                                               ("vqcpc", "smooth_weight", 4.0), ("vqcpc", "feat_warp", 0.1),
+                                               ("vc_adain", "speaker_encoder", "table"), ("vqvae", "loss", "l1")])
 def test_a_deleted_option_is_refused_unless_at_the_value_that_is_now_the_only_behaviour(model, key, value):
     spec = next(s for s in RECORDED.values() if s["model"] == model)
     with pytest.raises(ConfigError, match="negative_results") as err:

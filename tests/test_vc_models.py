@@ -47,7 +47,6 @@ def test_mel_normalisation_roundtrip():
 @pytest.mark.parametrize(
     "family,cfg",
     [("vc_adain", VCAdaINConfig(**TINY)), ("vc_adversarial", VCAdversarialConfig(**TINY)),
-     ("vc_adain", VCAdaINConfig(**{**TINY, "speaker_encoder": "table"})),
      ("vc_vq", VCVQConfig(**TINY, bottleneck=BottleneckConfig(num_codes=8, code_dim=4, restart_every=0)))],
 )
 def test_vc_family_shapes_backward_loss_falls(family, cfg):
@@ -72,10 +71,9 @@ def test_vc_family_shapes_backward_loss_falls(family, cfg):
     else:
         with pytest.raises(SpeechrepError, match="no discrete units"):
             model.units(mel)
-    if cfg.speaker_encoder == "tdnn":
-        spk = model.speaker_code(mel)
-        assert spk.shape == (4, cfg.speaker_dim)
-        assert model.convert(mel[:1], spk[1:2]).shape == (1, mel.shape[1], 80)
+    spk = model.speaker_code(mel)
+    assert spk.shape == (4, cfg.speaker_dim)
+    assert model.convert(mel[:1], spk[1:2]).shape == (1, mel.shape[1], 80)
 
 
 def test_adversarial_gradient_reaches_encoder_reversed():
@@ -97,10 +95,6 @@ def test_speaker_code_errors():
     model = VCAdaIN(VCAdaINConfig(**TINY))
     with pytest.raises(SpeechrepError, match="shorter than the speaker encoder's minimum"):
         model.speaker_code(torch.zeros(1, 4, 80))
-    table = VCAdaIN(VCAdaINConfig(**{**TINY, "speaker_encoder": "table"}))
-    assert not table.has_speaker_encoder
-    with pytest.raises(SpeechrepError, match="no speaker encoder"):
-        table.speaker_code(torch.zeros(1, 40, 80))
 
 
 def test_vc_config_errors():
@@ -206,9 +200,6 @@ def test_reconstruct_decodes_a_wave_with_its_own_speaker_code_and_pitch():
         # the speaker code is the wave's own: another wave's code gives another output
         assert not torch.allclose(out, model.convert(mel, model.speaker_code(mel, frames).roll(1, 0),
                                                      pitch=model.pitch_features(wave, lengths)))
-    table = VCAdaIN(VCAdaINConfig(**{**TINY, "speaker_encoder": "table"}))
-    with pytest.raises(SpeechrepError, match="no speaker encoder"):
-        table.reconstruct(wave)
 
 
 def test_model_without_pitch_input_needs_none():
@@ -237,9 +228,8 @@ def test_speaker_code_from_the_other_crops_of_the_speaker(monkeypatch):
     assert out["spk/others"] == 1.0
     out["loss"].backward()
     assert model.speaker_encoder.parameters().__next__().grad.abs().sum() > 0
-    for bad in ({"speaker_from": "other"}, {"speaker_from": "others", "speaker_encoder": "table"}):
-        with pytest.raises(ConfigError, match="speaker_from"):
-            VCAdaIN(VCAdaINConfig(**{**TINY, **bad}))
+    with pytest.raises(ConfigError, match="speaker_from"):
+        VCAdaIN(VCAdaINConfig(**TINY, speaker_from="other"))
 
 
 def test_two_player_terms_train_but_do_not_score_in_evaluation():

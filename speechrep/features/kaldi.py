@@ -1,7 +1,7 @@
 """Kaldi-compatible fbank, MFCC and spectrogram (``compute-{fbank,mfcc,spectrogram}-feats``).
 
-The options carry Kaldi's names (``--frame-length`` is ``frame_length``) and Kaldi's
-defaults, dither included: Kaldi adds Gaussian noise of standard deviation ``dither = 1.0``
+The options carry Kaldi's names (``--frame-length`` is ``frame_length``) and live in
+Kaldi's option structs (:mod:`speechrep.features.kaldi_options`), with Kaldi's defaults, dither included: Kaldi adds Gaussian noise of standard deviation ``dither = 1.0``
 to every frame. Here that noise comes from a seeded ``np.random.Generator`` (``seed``), so
 two runs give the same features; pass ``dither=0.0`` for noise-free features (as the parity
 tests against kaldi-native-fbank do).
@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import scipy.fft
@@ -37,6 +38,7 @@ from speechrep.features.framing import (
     window_shift,
     window_size,
 )
+from speechrep.features.kaldi_options import FbankOptions, MfccOptions, SpectrogramOptions, resolve_options
 from speechrep.features.mel import apply_filters, kaldi_mel_banks, power_spectrum
 from speechrep.features.window import feature_window
 
@@ -76,28 +78,13 @@ class _Analysis:
     blocks: Iterator[tuple[slice, np.ndarray, np.ndarray]]  # (rows, spectrum, log energy)
 
 
-def _analyse(
-    wave: np.ndarray,
-    *,
-    sample_frequency: float,
-    frame_length: float,
-    frame_shift: float,
-    dither: float,
-    seed: int | np.random.Generator | None,
-    preemphasis_coefficient: float,
-    remove_dc_offset: bool,
-    window_type: str,
-    blackman_coeff: float,
-    round_to_power_of_two: bool,
-    snip_edges: bool,
-    energy: int,
-    energy_floor: float,
-) -> _Analysis:
+def _analyse(wave: np.ndarray, opts: FbankOptions | MfccOptions | SpectrogramOptions, *, energy: int) -> _Analysis:
     """Check the options and the wave, then frame and FFT it block by block.
 
     Each block is ``(rows, spec, log_energy)``: output rows, their ``(len, padded // 2 + 1)``
     complex64 spectra and ``(len,)`` float64 log energies (floored).
     """
+    sample_frequency, frame_length, frame_shift = opts.sample_frequency, opts.frame_length, opts.frame_shift
     if sample_frequency <= 0:
         raise ConfigError(f"must be positive, got {sample_frequency}", field="sample_frequency")
     length = window_size(sample_frequency, frame_length)
@@ -106,27 +93,28 @@ def _analyse(
         raise ConfigError(f"{frame_length} ms is less than two samples at {sample_frequency} Hz", field="frame_length")
     if shift < 1:
         raise ConfigError(f"{frame_shift} ms is less than one sample at {sample_frequency} Hz", field="frame_shift")
-    if energy_floor < 0:
-        raise ConfigError(f"must be >= 0, got {energy_floor}", field="energy_floor")
+    if opts.energy_floor < 0:
+        raise ConfigError(f"must be >= 0, got {opts.energy_floor}", field="energy_floor")
     wave = check_wave(wave)
-    padded = padded_window_size(length, round_to_power_of_two=round_to_power_of_two)
-    window = feature_window(window_type, length, blackman_coeff=blackman_coeff)
+    padded = padded_window_size(length, round_to_power_of_two=opts.round_to_power_of_two)
+    window = feature_window(opts.window_type, length, blackman_coeff=opts.blackman_coeff)
     rng = None
-    if dither != 0.0:
+    if opts.dither != 0.0:
+        seed = opts.seed
         rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
-    total = num_frames(wave.shape[0], frame_length=length, frame_shift=shift, snip_edges=snip_edges)
+    total = num_frames(wave.shape[0], frame_length=length, frame_shift=shift, snip_edges=opts.snip_edges)
 
     def blocks() -> Iterator[tuple[slice, np.ndarray, np.ndarray]]:
         buf = np.empty((min(total, BLOCK_FRAMES), padded), np.float32)
         for start in range(0, total, BLOCK_FRAMES):
             frames, log_energy = extract_frames(
                 wave, frame_length=length, frame_shift=shift, padded_length=padded, window=window,
-                snip_edges=snip_edges, remove_dc_offset=remove_dc_offset,
-                preemphasis_coefficient=preemphasis_coefficient, dither=dither, rng=rng, energy=energy,
+                snip_edges=opts.snip_edges, remove_dc_offset=opts.remove_dc_offset,
+                preemphasis_coefficient=opts.preemphasis_coefficient, dither=opts.dither, rng=rng, energy=energy,
                 start_frame=start, count=min(BLOCK_FRAMES, total - start), out=buf,
             )
-            if energy != ENERGY_NONE and energy_floor > 0.0:
-                np.maximum(log_energy, np.log(energy_floor), out=log_energy)
+            if energy != ENERGY_NONE and opts.energy_floor > 0.0:
+                np.maximum(log_energy, np.log(opts.energy_floor), out=log_energy)
             yield slice(start, start + frames.shape[0]), scipy.fft.rfft(frames, axis=1), log_energy
 
     return _Analysis(total, padded, blocks())
@@ -138,71 +126,35 @@ def _energy_mode(use_energy: bool, raw_energy: bool) -> int:
     return ENERGY_RAW if raw_energy else ENERGY_WINDOWED
 
 
-def fbank(
-    wave: np.ndarray,
-    *,
-    sample_frequency: float = 16000.0,
-    frame_length: float = 25.0,
-    frame_shift: float = 10.0,
-    dither: float = 1.0,
-    seed: int | np.random.Generator | None = 0,
-    preemphasis_coefficient: float = 0.97,
-    remove_dc_offset: bool = True,
-    window_type: str = "povey",
-    blackman_coeff: float = 0.42,
-    round_to_power_of_two: bool = True,
-    snip_edges: bool = True,
-    low_freq: float = 20.0,
-    high_freq: float = 0.0,
-    num_mel_bins: int = 23,
-    use_energy: bool = False,
-    raw_energy: bool = True,
-    energy_floor: float = 0.0,
-    use_log_fbank: bool = True,
-    use_power: bool = True,
-) -> np.ndarray:
+def _mel_banks(opts: FbankOptions | MfccOptions, padded: int) -> np.ndarray:
+    return kaldi_mel_banks(
+        opts.num_mel_bins, padded, sample_frequency=opts.sample_frequency, low_freq=opts.low_freq, high_freq=opts.high_freq
+    )
+
+
+def fbank(wave: np.ndarray, *, options: FbankOptions | None = None, **overrides: Any) -> np.ndarray:
     """Kaldi filter-bank features (``compute-fbank-feats``).
 
     Parameters
     ----------
     wave : ``(num_samples,)`` waveform, in Kaldi's 16-bit integer scale.
-    sample_frequency : Hz.
-    frame_length, frame_shift : milliseconds.
-    dither : standard deviation of the Gaussian noise added to each frame (Kaldi's default
-        1.0; 0.0 turns it off).
-    seed : seed or ``np.random.Generator`` for the dither noise.
-    preemphasis_coefficient, remove_dc_offset : per-frame processing, as in Kaldi.
-    window_type : ``povey``, ``hamming``, ``hanning``, ``rectangular``, ``blackman``
-        (with ``blackman_coeff``) or ``sine``.
-    round_to_power_of_two : zero-pad frames to a power-of-two FFT size.
-    snip_edges : only frames that fit in the signal (True), or one frame per shift with
-        the signal reflected at its ends (False).
-    low_freq, high_freq : mel band in Hz; ``high_freq <= 0`` means Nyquist + ``high_freq``.
-    num_mel_bins : number of triangular mel filters.
-    use_energy : prepend the log frame energy (column 0).
-    raw_energy : energy before pre-emphasis and window (True) or after (False).
-    energy_floor : floor on the energy (not on its log); 0 = none.
-    use_log_fbank : log of the mel energies (floored at float32 epsilon).
-    use_power : power spectrum (True) or magnitude (False).
+    options : :class:`~speechrep.features.kaldi_options.FbankOptions` (default: Kaldi's).
+    **overrides : fields of ``FbankOptions`` replacing those of ``options``, e.g.
+        ``fbank(wave, num_mel_bins=80, dither=0.0)``.
 
     Returns
     -------
     np.ndarray
         ``(num_frames, num_mel_bins + use_energy)`` float32.
     """
-    a = _analyse(
-        wave, sample_frequency=sample_frequency, frame_length=frame_length, frame_shift=frame_shift,
-        dither=dither, seed=seed, preemphasis_coefficient=preemphasis_coefficient,
-        remove_dc_offset=remove_dc_offset, window_type=window_type, blackman_coeff=blackman_coeff,
-        round_to_power_of_two=round_to_power_of_two, snip_edges=snip_edges,
-        energy=_energy_mode(use_energy, raw_energy), energy_floor=energy_floor,
-    )
-    banks = kaldi_mel_banks(num_mel_bins, a.padded, sample_frequency=sample_frequency, low_freq=low_freq, high_freq=high_freq)
-    offset = 1 if use_energy else 0
-    out = np.empty((a.num_frames, offset + num_mel_bins), np.float32)
+    opts = resolve_options(FbankOptions, options, overrides)
+    a = _analyse(wave, opts, energy=_energy_mode(opts.use_energy, opts.raw_energy))
+    banks = _mel_banks(opts, a.padded)
+    offset = 1 if opts.use_energy else 0
+    out = np.empty((a.num_frames, offset + opts.num_mel_bins), np.float32)
     for rows, spec, log_energy in a.blocks:
-        apply_filters(spec, banks, use_power=use_power, use_log=use_log_fbank, offset=offset, out=out[rows])
-        if use_energy:
+        apply_filters(spec, banks, use_power=opts.use_power, use_log=opts.use_log_fbank, offset=offset, out=out[rows])
+        if opts.use_energy:
             out[rows, 0] = log_energy
     return out
 
@@ -239,98 +191,54 @@ def _dct_kernel(logmel, dct, out):
             out[f, c] = acc
 
 
-def mfcc(
-    wave: np.ndarray,
-    *,
-    sample_frequency: float = 16000.0,
-    frame_length: float = 25.0,
-    frame_shift: float = 10.0,
-    dither: float = 1.0,
-    seed: int | np.random.Generator | None = 0,
-    preemphasis_coefficient: float = 0.97,
-    remove_dc_offset: bool = True,
-    window_type: str = "povey",
-    blackman_coeff: float = 0.42,
-    round_to_power_of_two: bool = True,
-    snip_edges: bool = True,
-    low_freq: float = 20.0,
-    high_freq: float = 0.0,
-    num_mel_bins: int = 23,
-    num_ceps: int = 13,
-    cepstral_lifter: float = 22.0,
-    use_energy: bool = True,
-    raw_energy: bool = True,
-    energy_floor: float = 0.0,
-) -> np.ndarray:
+def mfcc(wave: np.ndarray, *, options: MfccOptions | None = None, **overrides: Any) -> np.ndarray:
     """Kaldi MFCCs (``compute-mfcc-feats``).
 
     Parameters
     ----------
-    wave, sample_frequency, ... , num_mel_bins : as in :func:`fbank`.
-    num_ceps : number of cepstra kept (<= ``num_mel_bins``).
-    cepstral_lifter : liftering coefficient ``Q`` (0 = none).
-    use_energy : replace C0 by the log frame energy.
-    raw_energy, energy_floor : as in :func:`fbank`.
+    wave : ``(num_samples,)`` waveform, as in :func:`fbank`.
+    options : :class:`~speechrep.features.kaldi_options.MfccOptions` (default: Kaldi's).
+    **overrides : fields of ``MfccOptions`` replacing those of ``options``.
 
     Returns
     -------
     np.ndarray
         ``(num_frames, num_ceps)`` float32.
     """
+    opts = resolve_options(MfccOptions, options, overrides)
+    num_ceps, num_mel_bins = opts.num_ceps, opts.num_mel_bins
     if not 1 <= num_ceps <= num_mel_bins:
         raise ConfigError(f"must be in [1, num_mel_bins={num_mel_bins}], got {num_ceps}", field="num_ceps")
-    a = _analyse(
-        wave, sample_frequency=sample_frequency, frame_length=frame_length, frame_shift=frame_shift,
-        dither=dither, seed=seed, preemphasis_coefficient=preemphasis_coefficient,
-        remove_dc_offset=remove_dc_offset, window_type=window_type, blackman_coeff=blackman_coeff,
-        round_to_power_of_two=round_to_power_of_two, snip_edges=snip_edges,
-        energy=_energy_mode(use_energy, raw_energy), energy_floor=energy_floor,
-    )
-    banks = kaldi_mel_banks(num_mel_bins, a.padded, sample_frequency=sample_frequency, low_freq=low_freq, high_freq=high_freq)
+    a = _analyse(wave, opts, energy=_energy_mode(opts.use_energy, opts.raw_energy))
+    banks = _mel_banks(opts, a.padded)
     # liftering scales each cepstrum, so fold it into the DCT rows
-    dct = dct_matrix(num_ceps, num_mel_bins) * lifter_coefficients(num_ceps, cepstral_lifter)[:, None]
+    dct = dct_matrix(num_ceps, num_mel_bins) * lifter_coefficients(num_ceps, opts.cepstral_lifter)[:, None]
     out = np.empty((a.num_frames, num_ceps), np.float32)
     for rows, spec, log_energy in a.blocks:
         _dct_kernel(apply_filters(spec, banks, use_power=True, use_log=True), dct, out[rows])
-        if use_energy:
+        if opts.use_energy:
             out[rows, 0] = log_energy
     return out
 
 
-def spectrogram(
-    wave: np.ndarray,
-    *,
-    sample_frequency: float = 16000.0,
-    frame_length: float = 25.0,
-    frame_shift: float = 10.0,
-    dither: float = 1.0,
-    seed: int | np.random.Generator | None = 0,
-    preemphasis_coefficient: float = 0.97,
-    remove_dc_offset: bool = True,
-    window_type: str = "povey",
-    blackman_coeff: float = 0.42,
-    round_to_power_of_two: bool = True,
-    snip_edges: bool = True,
-    raw_energy: bool = True,
-    energy_floor: float = 0.0,
-) -> np.ndarray:
+def spectrogram(wave: np.ndarray, *, options: SpectrogramOptions | None = None, **overrides: Any) -> np.ndarray:
     """Kaldi log power spectrogram (``compute-spectrogram-feats``).
 
-    Parameters are those of :func:`fbank`. As in Kaldi, column 0 holds the log frame
-    energy instead of the log power of the DC bin.
+    Parameters
+    ----------
+    wave : ``(num_samples,)`` waveform, as in :func:`fbank`.
+    options : :class:`~speechrep.features.kaldi_options.SpectrogramOptions` (default: Kaldi's).
+    **overrides : fields of ``SpectrogramOptions`` replacing those of ``options``.
+
+    As in Kaldi, column 0 holds the log frame energy instead of the log power of the DC bin.
 
     Returns
     -------
     np.ndarray
         ``(num_frames, padded_window_size // 2 + 1)`` float32.
     """
-    a = _analyse(
-        wave, sample_frequency=sample_frequency, frame_length=frame_length, frame_shift=frame_shift,
-        dither=dither, seed=seed, preemphasis_coefficient=preemphasis_coefficient,
-        remove_dc_offset=remove_dc_offset, window_type=window_type, blackman_coeff=blackman_coeff,
-        round_to_power_of_two=round_to_power_of_two, snip_edges=snip_edges,
-        energy=ENERGY_RAW if raw_energy else ENERGY_WINDOWED, energy_floor=energy_floor,
-    )
+    opts = resolve_options(SpectrogramOptions, options, overrides)
+    a = _analyse(wave, opts, energy=_energy_mode(True, opts.raw_energy))
     out = np.empty((a.num_frames, a.padded // 2 + 1), np.float32)
     for rows, spec, log_energy in a.blocks:
         out[rows] = power_spectrum(spec, use_power=True, use_log=True)

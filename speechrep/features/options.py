@@ -1,11 +1,11 @@
 """Configurations of the feature types: one dataclass per feature function, whose fields are
-that function's keyword options (same names, types and defaults), plus the extraction's own
-options (``wave_scale``, ``allow_downsample``, ``allow_upsample``)."""
+those of the function's option struct (same names, types and defaults), plus the extraction's
+own options (``wave_scale``, ``allow_downsample``, ``allow_upsample``)."""
 
 from __future__ import annotations
 
 import dataclasses
-import inspect
+import typing
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +14,7 @@ import numpy as np
 from speechrep.config import OVERRIDE_SOURCE, load_config
 from speechrep.errors import ConfigError
 from speechrep.features.kaldi import fbank, mfcc, spectrogram
+from speechrep.features.kaldi_options import FbankOptions, MfccOptions, SpectrogramOptions
 
 __all__ = ["FbankConfig", "MfccConfig", "SpectrogramConfig", "FEATURE_KINDS", "feature_config", "feature_kind", "function_options"]
 
@@ -21,13 +22,15 @@ __all__ = ["FbankConfig", "MfccConfig", "SpectrogramConfig", "FEATURE_KINDS", "f
 _EXTRACTION_FIELDS = [("wave_scale", float, 32768.0), ("allow_downsample", bool, False), ("allow_upsample", bool, False)]
 
 
-def _options_dataclass(name: str, func: Any) -> type:
-    """A config dataclass whose fields are the keyword options of ``func`` (same names,
-    types and defaults, so the two cannot drift apart) plus the extraction options."""
+def _options_dataclass(name: str, func: Any, options: type) -> type:
+    """A config dataclass whose fields are those of the option struct ``options`` of ``func``
+    (same names, types and defaults, so the two cannot drift apart) plus the extraction
+    options."""
+    hints = typing.get_type_hints(options)
     fields = []
-    for p in list(inspect.signature(func, eval_str=True).parameters.values())[1:]:
+    for f in dataclasses.fields(options):
         # a config file holds an integer seed, never a Generator
-        fields.append((p.name, int if p.name == "seed" else p.annotation, p.default))
+        fields.append((f.name, int if f.name == "seed" else hints[f.name], f.default))
     fields += _EXTRACTION_FIELDS
     cls = dataclasses.make_dataclass(name, [(n, t, dataclasses.field(default=d)) for n, t, d in fields])
     cls.__module__ = __name__
@@ -40,9 +43,9 @@ def _options_dataclass(name: str, func: Any) -> type:
     return cls
 
 
-FbankConfig = _options_dataclass("FbankConfig", fbank)
-MfccConfig = _options_dataclass("MfccConfig", mfcc)
-SpectrogramConfig = _options_dataclass("SpectrogramConfig", spectrogram)
+FbankConfig = _options_dataclass("FbankConfig", fbank, FbankOptions)
+MfccConfig = _options_dataclass("MfccConfig", mfcc, MfccOptions)
+SpectrogramConfig = _options_dataclass("SpectrogramConfig", spectrogram, SpectrogramOptions)
 
 FEATURE_KINDS: dict[str, tuple[type, Any]] = {
     "fbank": (FbankConfig, fbank),

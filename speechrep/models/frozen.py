@@ -35,9 +35,6 @@ class FrozenModels:
         """The frozen models this configuration needs, by name (none by default)."""
         return {}
 
-    def check_frozen(self, name: str, module: nn.Module) -> None:
-        """Refuse a loaded ``module`` unfit for ``name`` (:class:`ConfigError`); override to check more."""
-
     def attach_frozen(self, name: str, module: nn.Module) -> None:
         """Hand over the frozen model ``name``: gradients off, outside the module tree."""
         spec = self.frozen_models().get(name)
@@ -45,7 +42,6 @@ class FrozenModels:
             raise ConfigError(f"{type(self).__name__} needs no frozen model '{name}'", field=name)
         if not isinstance(module, spec.kind):
             raise ConfigError(f"not a {spec.kind.__name__}", path=spec.path, field=spec.field)
-        self.check_frozen(name, module)
         self.__dict__[f"_frozen_{name}"] = module.requires_grad_(False).eval()
 
     def frozen(self, name: str, device: torch.device) -> nn.Module:

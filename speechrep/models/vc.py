@@ -4,8 +4,7 @@ Every family has the same three parts and the same conversion interface:
 
 - ``content_encoder``: normalised log-mel ``(B, T, n_mels)`` -> content code ``(B, T, content_dim)``
 - ``speaker_encoder``: normalised log-mel (+ valid lengths) -> speaker code ``(B, speaker_dim)``,
-  pooled over time, so any target utterance (also of an unseen speaker) gives one; or
-  ``None`` when ``speaker_encoder: table`` learns one vector per training speaker instead
+  pooled over time, so any target utterance (also of an unseen speaker) gives one
 - ``decoder``: content code + speaker code -> normalised log-mel, the speaker entering
   every block through adaptive instance normalisation (:mod:`speechrep.models.vc_modules`)
 
@@ -40,7 +39,7 @@ from speechrep.features.logmel import VC_MEL, MelSpec
 from speechrep.models.frontend import LogMel
 from speechrep.models.frozen import FrozenModels, FrozenSpec
 from speechrep.models.pitch import PitchFeatures, convert_f0, log_f0_stats
-from speechrep.models.speaker import TDNNSpeakerEncoder, check_speaker_labels, frame_mask
+from speechrep.models.speaker import TDNNSpeakerEncoder, frame_mask
 from speechrep.models.vc_modules import AdaINDecoder, ContentEncoder
 from speechrep.objectives.adversarial import frozen_call
 from speechrep.objectives.reconstruction import masked_error
@@ -83,11 +82,8 @@ class VCConfig:
     kernel_size : temporal kernel of the blocks (odd).
     content_dim : size of the content code per frame (a narrow bottleneck).
     speaker_dim : size of the speaker code.
-    speaker_encoder : ``"tdnn"`` (time-pooled encoder of any utterance: converts to unseen
-        speakers) or ``"table"`` (one learnt vector per training speaker; cannot encode a
-        target utterance).
-    num_speakers : training speakers; needed by ``table`` and by the adversarial
-        classifier (filled in by the Trainer when left at 0).
+    num_speakers : training speakers; needed by the adversarial classifier (filled in by
+        the Trainer when left at 0).
     min_speaker_frames : shortest target utterance (frames of 10 ms) the speaker encoder accepts.
     pitch : what the decoder reads of the source's F0 (:mod:`speechrep.models.pitch`), besides
         the content code. ``none``; ``contour``: log F0 standardised over the voiced frames of
@@ -104,7 +100,7 @@ class VCConfig:
         crops that had others is logged as ``spk/others``), as in conversion, where the
         code comes from other utterances. The decoder can then take the voice only from
         what all of a speaker's utterances share, not from details of this crop that the
-        speaker code could carry. Needs ``speaker_encoder: tdnn``, speaker labels and
+        speaker code could carry. Needs speaker labels and
         several crops per speaker in a batch (``data.speakers_per_batch``).
     speaker_loss_weight : weight of a speaker-consistency loss (0: off): a speaker-verification
         model trained separately (``speaker_loss_model``, the experiment directory of a
@@ -143,7 +139,6 @@ class VCConfig:
     kernel_size: int = 5
     content_dim: int = 16
     speaker_dim: int = 128
-    speaker_encoder: Literal["tdnn", "table"] = "tdnn"
     num_speakers: int = 0
     min_speaker_frames: int = 30
     pitch: Literal["none", "contour", "excitation"] = "none"
@@ -158,7 +153,7 @@ class VCConfig:
     #: deleted options that checkpoints saved before hold (:func:`speechrep.models.registry.drop_retired`)
     retired_options: ClassVar[dict[str, Any]] = {
         "content_downsample": 1, "conversion_weight": 0.0, "speaker_class_weight": 0.0, "detail_weight": 0.0,
-        "warp": 0.0, "warp_by": None, "gan_weight": 0.0, "gan_channels": None,
+        "warp": 0.0, "warp_by": None, "gan_weight": 0.0, "gan_channels": None, "speaker_encoder": "tdnn",
     }
 
 
@@ -166,9 +161,8 @@ def _check_config(family: str, cfg: VCConfig, *, needs_speakers: bool) -> None:
     """Raise ConfigError naming the first ``model.args`` field of ``cfg`` that is out of range."""
     if cfg.kernel_size % 2 == 0:
         raise ConfigError(f"kernel_size must be odd, got {cfg.kernel_size}", field="model.args.kernel_size")
-    if cfg.speaker_from not in ("self", "others") or (cfg.speaker_from == "others" and cfg.speaker_encoder != "tdnn"):
-        raise ConfigError(f"speaker_from must be self or others; others needs speaker_encoder: tdnn, got "
-                          f"{cfg.speaker_from!r}", field="model.args.speaker_from")
+    if cfg.speaker_from not in ("self", "others"):
+        raise ConfigError(f"speaker_from must be self or others, got {cfg.speaker_from!r}", field="model.args.speaker_from")
     if cfg.speaker_loss_weight < 0 or (cfg.speaker_loss_weight > 0 and not cfg.speaker_loss_model):
         raise ConfigError(f"speaker_loss_weight must be >= 0 and, above 0, needs speaker_loss_model (a speaker_tdnn "
                           f"experiment), got {cfg.speaker_loss_weight}", field="model.args.speaker_loss_weight")
@@ -188,9 +182,8 @@ def _check_config(family: str, cfg: VCConfig, *, needs_speakers: bool) -> None:
                           field="model.args.content_norm")
     if cfg.pitch not in ("none", "contour", "excitation"):
         raise ConfigError(f"unknown pitch input {cfg.pitch!r} (none, contour, excitation)", field="model.args.pitch")
-    if (cfg.speaker_encoder == "table" or needs_speakers) and cfg.num_speakers < 1:
-        raise ConfigError(f"{family} with speaker_encoder={cfg.speaker_encoder} needs num_speakers >= 1",
-                          field="model.args.num_speakers")
+    if needs_speakers and cfg.num_speakers < 1:
+        raise ConfigError(f"{family} needs num_speakers >= 1", field="model.args.num_speakers")
 
 
 def others_mean(codes: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -238,12 +231,7 @@ class VoiceConversionModel(FrozenModels, nn.Module):
         self.content_encoder = ContentEncoder(spec.n_mels, channels=cfg.channels, blocks=cfg.blocks,
                                               kernel_size=cfg.kernel_size, content_dim=cfg.content_dim,
                                               instance_norm=instance_norm)
-        self.speaker_encoder: TDNNSpeakerEncoder | None = None
-        self.speaker_table: nn.Embedding | None = None
-        if cfg.speaker_encoder == "tdnn":
-            self.speaker_encoder = TDNNSpeakerEncoder(spec.n_mels, channels=cfg.channels, embedding_dim=cfg.speaker_dim)
-        else:
-            self.speaker_table = nn.Embedding(cfg.num_speakers, cfg.speaker_dim)
+        self.speaker_encoder = TDNNSpeakerEncoder(spec.n_mels, channels=cfg.channels, embedding_dim=cfg.speaker_dim)
         # the family's modules come before the decoder, in the order of the checkpoints'
         # parameters (and of the optimiser states saved with them)
         code_dim = self._build_family(cfg)
@@ -269,28 +257,14 @@ class VoiceConversionModel(FrozenModels, nn.Module):
         return content.new_zeros(())
 
     # -- the conversion interface --------------------------------------------------------
-    @property
-    def has_speaker_encoder(self) -> bool:
-        """Whether target utterances can be encoded (False for ``speaker_encoder: table``)."""
-        return self.speaker_encoder is not None
-
-    def require_speaker_encoder(self) -> None:
-        """Raise SpeechrepError unless target utterances can be encoded."""
-        if self.speaker_encoder is None:
-            raise SpeechrepError(
-                f"this {self.family} model has no speaker encoder (speaker_encoder: table): "
-                "it cannot take a target utterance", field="model.args.speaker_encoder"
-            )
-
     def speaker_code(self, mel: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         """Speaker codes ``(B, speaker_dim)`` of log-mels ``(B, T, n_mels)`` (valid ``lengths`` frames).
 
         Raises
         ------
         SpeechrepError
-            The model has no speaker encoder, or an utterance is shorter than ``min_speaker_frames``.
+            An utterance is shorter than ``min_speaker_frames``.
         """
-        self.require_speaker_encoder()
         shortest = int(lengths.min()) if lengths is not None else mel.shape[1]
         minimum = self.cfg.min_speaker_frames
         if shortest < minimum:
@@ -385,11 +359,7 @@ class VoiceConversionModel(FrozenModels, nn.Module):
         out: dict[str, torch.Tensor] = {}
         mask = frame_mask(lengths, x.shape[1], device=x.device)  # (B, T, 1) or None
         content, extra = self._quantise(self.content_encoder(x), mask, out)  # (B, T, code_dim)
-        if self.speaker_table is not None:
-            check_speaker_labels(batch["speaker"], self.cfg.num_speakers)
-            speaker = self.speaker_table(batch["speaker"])
-        else:
-            speaker = self.speaker_encoder(x, lengths)
+        speaker = self.speaker_encoder(x, lengths)
         if self.cfg.speaker_from == "others":
             speaker, out["spk/others"] = others_mean(speaker, batch["speaker"])
         game = self._adversary(content, lengths, batch.get("speaker"), out)

@@ -21,7 +21,7 @@ set) the features are both input and target.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, ClassVar
 
 import torch
 import torch.nn as nn
@@ -51,8 +51,10 @@ class VQVAEConfig:
     bottleneck: BottleneckConfig = field(default_factory=BottleneckConfig)
     num_speakers: int | None = None  #: filled by the Trainer from the training speakers
     speaker_dim: int = 64  #: size of the learned speaker embedding
-    loss: Literal["mse", "l1"] = "mse"  #: reconstruction error of the log-mel frames
     feat_frame_shift: float = 0.01  #: frame shift (s) of the input features / log-mel
+
+    #: deleted options that checkpoints saved before hold (:func:`speechrep.models.registry.drop_retired`)
+    retired_options: ClassVar[dict[str, Any]] = {"loss": "mse"}
 
     def __post_init__(self) -> None:
         for name in ("hidden", "stride", "speaker_dim"):
@@ -191,7 +193,7 @@ class VQVAE(nn.Module):
         out, _ = self._encode(x, lengths)
         recon = self.decode(out.quantized, speaker, x.shape[1]).float()
         mask = frame_mask(lengths, x.shape[1], device=x.device)  # (B, T, 1)
-        per_utt = masked_error(recon, x, mask, kind=self.cfg.loss, per_utterance=True)  # (B,)
+        per_utt = masked_error(recon, x, mask, kind="mse", per_utterance=True)  # (B,)
         rec = per_utt.mean()
         loss = rec + out.loss.float()
         result = {"loss/recon": rec.detach(), "loss/bottleneck": out.loss.detach().float()}

@@ -231,12 +231,6 @@ class NeuralVocoderModel(FrozenModels, nn.Module):
 
         return {"gta": FrozenSpec(self.cfg.gta_model, "model.args.gta_model", VoiceConversionModel)} if self.cfg.gta_model else {}
 
-    def check_frozen(self, name: str, module: nn.Module) -> None:
-        """A GTA model must encode the speaker of any crop."""
-        if not module.has_speaker_encoder:
-            raise ConfigError(f"gta_model {self.cfg.gta_model} has no speaker encoder (speaker_encoder: table): it "
-                              "cannot reconstruct crops of unknown speakers", field="model.args.gta_model")
-
 
 @register_model("vocoder", config=NeuralVocoderConfig)
 def build_vocoder(cfg: NeuralVocoderConfig, *, input_dim: int | None = None) -> NeuralVocoderModel:

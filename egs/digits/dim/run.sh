@@ -3,6 +3,8 @@
 #   DIM with JSD / DV / InfoNCE critics, global and local; the autoencoder (reconstruction
 #   critic); VQ / one-hot / binary bottlenecks; linear-probe and k-NN accuracy on a held-out
 #   split against PCA, raw pixels and an untrained encoder, mean ± std over seeds.
+#   One stage, 3 (train and evaluate; the stage numbers of recipes/lib.sh): the corpus ships
+#   with scikit-learn, and one command trains every variant and probes it.
 #
 #   bash egs/digits/dim/run.sh [--stage N] [--stop-stage M] [--quick] [--exp DIR]
 #
@@ -11,11 +13,9 @@
 cd "$(dirname "$0")"
 . ../../../recipes/lib.sh
 parse_recipe_opts "$@"
-# `speechrep side` when the installed CLI has the group, else the module on its own
-side() { speechrep side "$@"; }
 
 config=conf/default.yaml
 [ "$quick" = true ] && config=conf/tiny.yaml
 
-run_stage 1 "Train and probe: sklearn digits -> $exp/digits_dim/results.txt" \
-  side digits-dim "$config" --set "exp_dir=$exp/digits_dim"
+run_stage 3 "Train and evaluate: sklearn digits -> $exp/digits_dim/results.txt" \
+  speechrep side digits-dim "$config" --set "exp_dir=$exp/digits_dim"

@@ -3,6 +3,8 @@
 # Gumbel Tree-LSTM chooses adjacent merges with straight-through Gumbel-softmax.
 # Reports task accuracy (vs the majority class) and unlabeled bracket F1 of the induced
 # trees vs gold (vs left-branching, right-branching and random trees).
+# One stage, 3 (train and evaluate; the stage numbers of recipes/lib.sh): one command
+# generates the expressions from the config's seed, trains the model and scores it.
 #
 #   bash egs/listops/tree/run.sh [--stage N] [--stop-stage M] [--quick] [--exp DIR]
 #
@@ -11,11 +13,9 @@
 cd "$(dirname "$0")"
 . ../../../recipes/lib.sh
 parse_recipe_opts "$@"
-# `speechrep side` when the installed CLI has the group, else the module on its own
-side() { speechrep side "$@"; }
 
 config=conf/default.yaml
 [ "$quick" = true ] && config=conf/tiny.yaml
 
-run_stage 1 "Generate, train and evaluate: ListOps -> $exp/listops_tree/results.txt" \
-  side listops-tree "$config" --set "exp_dir=$exp/listops_tree"
+run_stage 3 "Generate, train and evaluate: ListOps -> $exp/listops_tree/results.txt" \
+  speechrep side listops-tree "$config" --set "exp_dir=$exp/listops_tree"

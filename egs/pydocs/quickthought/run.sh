@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Quick Thought on the Python documentation that Debian ships (python3.11-doc).
-#   Stage 1: pages -> sections/paragraphs, train/test split by page.
-#   Stage 2: encoders f, g with in-batch candidates; next-sentence retrieval against TF-IDF,
-#            mean word vectors, an untrained encoder and chance; the no-negatives collapse.
+#   Stage 0 (corpus): pages -> sections/paragraphs, train/test split by page.
+#   Stage 3 (train and evaluate): encoders f, g with in-batch candidates; next-sentence
+#            retrieval against TF-IDF, mean word vectors, an untrained encoder and chance;
+#            the no-negatives collapse. Stage numbers are those of recipes/lib.sh.
 #
 #   bash egs/pydocs/quickthought/run.sh [--stage N] [--stop-stage M] [--quick] [--exp DIR]
 #

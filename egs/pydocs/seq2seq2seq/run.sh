@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # seq2seq2seq on the Python documentation that Debian ships (python3.11-doc).
-#   Stage 1: pages -> sections/paragraphs, train/test split by page.
-#   Stage 2: paragraph -> short word code -> paragraph, a discriminator against section
-#            headings; ROUGE of the codes vs headings and first sentences against lead-N;
-#            the same run without the discriminator; example codes.
+#   Stage 0 (corpus): pages -> sections/paragraphs, train/test split by page.
+#   Stage 3 (train and evaluate): paragraph -> short word code -> paragraph, a discriminator
+#            against section headings; ROUGE of the codes vs headings and first sentences
+#            against lead-N; the same run without the discriminator; example codes.
+#            Stage numbers are those of recipes/lib.sh.
 #
 #   bash egs/pydocs/seq2seq2seq/run.sh [--stage N] [--stop-stage M] [--quick] [--exp DIR]
 #
