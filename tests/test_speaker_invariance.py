@@ -170,3 +170,19 @@ def test_within_speaker_negatives_are_the_default_of_the_model_and_every_shipped
     for path in configs:
         args = yaml.safe_load(path.read_text())["model"].get("args") or {}
         assert args.get("negatives", "speaker") == "speaker", path
+
+
+def test_the_tiny_invariant_config_trains_and_logs_the_adversarys_accuracy(tmp_path):
+    from speechrep.train.logging import read_history
+    from speechrep.train.trainer import train
+    from tests.test_train_data import write_feats_dir
+
+    data = write_feats_dir(tmp_path, lengths=(90, 80, 70), dim=6, speakers=("spkA", "spkB", "spkC", "spkD"))
+    exp = train(ROOT / "egs/synth/cpc/conf/tiny_invariant.yaml",
+                [f"exp_dir={tmp_path / 'exp'}", f"data.train={data}", f"data.valid={data}", "optim.max_steps=10",
+                 "train.log_every=1", "train.valid_every=10", "train.ckpt_every=10"])
+    rows = [r for r in read_history(exp / "train_history.jsonl") if r["split"] == "train"]
+    assert len(rows) == 10 and all(0.0 <= r["adv/acc"] <= 1.0 and r["adv/ce"] > 0 for r in rows)
+    resolved = yaml.safe_load((exp / "config.yaml").read_text())["model"]["args"]
+    assert resolved["utt_norm"] is True and resolved["num_speakers"] == 4
+    assert resolved["speaker_adversary"] == {"weight": 0.1, "layer": "context", "hidden": 32}
