@@ -21,7 +21,8 @@ SMALL = {
     "dim": {"dim": 8, "code_dim": 4, "critic_dim": 8, "max_frames": 16},
     "autoencoder": {"dim": 8, "code_dim": 4, "critic_dim": 8},
 }
-BATCH = {"feats": torch.randn(3, 12, 5), "speaker": torch.tensor([0, 2, 1]), "lengths": torch.tensor([12, 12, 9])}
+BATCH = {"feats": torch.randn(3, 12, 5, generator=torch.Generator().manual_seed(0)), "speaker": torch.tensor([0, 2, 1]),
+         "lengths": torch.tensor([12, 12, 9])}
 
 
 def _build(name, **args):
@@ -126,17 +127,16 @@ def test_vqcpcs_former_speaker_adv_weight_is_the_general_adversary_on_the_encode
 
 
 @pytest.mark.parametrize("name", sorted(SMALL))
-def test_utt_norm_removes_a_per_utterance_offset_and_gain_of_the_encoder_output(name):
+def test_utt_norm_removes_a_per_utterance_offset_of_the_encoder_output(name):
     torch.manual_seed(0)
     model, _ = _build(name, utt_norm=True)
     model.eval()
     encoder = model.encoder
     shift = torch.randn(3, 1, 8) * 3.0  # a speaker's constant vector, one per utterance
-    gain = torch.rand(3, 1, 8) + 0.5
 
     class Shifted(torch.nn.Module):
         def forward(self, x):
-            return encoder(x) * gain + shift
+            return encoder(x) + shift
 
     batch = {"feats": BATCH["feats"]}
     with torch.no_grad():
@@ -145,8 +145,7 @@ def test_utt_norm_removes_a_per_utterance_offset_and_gain_of_the_encoder_output(
         shifted = model.encode(batch)
         model.cfg.utt_norm = False  # the same model without the normalisation sees the offset
         raw = model.encode(batch)
-    # equal up to the normaliser's epsilon (1e-5 on variances of about 1e-2)
-    torch.testing.assert_close(shifted, clean, rtol=1e-2, atol=1e-2)
+    torch.testing.assert_close(shifted, clean, rtol=1e-4, atol=1e-4)
     assert (raw - clean).abs().max() > 0.1
 
 
