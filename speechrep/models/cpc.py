@@ -275,8 +275,6 @@ class CPC(nn.Module):
         self._hop = round(self.frame_shift * (cfg.sample_rate if input_dim is None else 1 / cfg.feat_frame_shift))
         self.bottleneck = bottleneck
         self.context = build_context(cfg.context, cfg.dim, cfg.context_dim, num_layers=cfg.context_layers)
-        self.speaker_adversary = build_speaker_adversary(
-            cfg.speaker_adversary, {"encoder": cfg.dim, "context": cfg.context_dim}, cfg.num_speakers)
         if cfg.predictor == "linear":
             self.predictor: nn.Module = LinearPredictor(cfg.context_dim, cfg.dim, cfg.num_steps)
         else:
@@ -290,6 +288,9 @@ class CPC(nn.Module):
             )
         self.critic = PredictionDistanceCritic() if cfg.critic == "reconstruction" else PredictionDotCritic()
         self.loss = predictive_estimator(cfg.estimator)
+        # built last: without it every other module draws the same initial weights
+        self.speaker_adversary = build_speaker_adversary(
+            cfg.speaker_adversary, {"encoder": cfg.dim, "context": cfg.context_dim}, cfg.num_speakers)
 
     def _input(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         if self.input_key not in batch:

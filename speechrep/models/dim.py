@@ -140,8 +140,6 @@ class DIM(nn.Module):
         # input steps (samples or feature frames) per encoder frame
         self._hop = self.encoder.hop if input_dim is None else 1
         self.code_head = mlp(cfg.dim, cfg.dim, cfg.code_dim)
-        self.speaker_adversary = build_speaker_adversary(
-            cfg.speaker_adversary, {"encoder": cfg.dim, "context": cfg.code_dim}, cfg.num_speakers)
         self.local_critic: nn.Module
         self.global_critic: nn.Module | None = None
         if cfg.critic == "separable":
@@ -153,6 +151,9 @@ class DIM(nn.Module):
             self._targets = self._input_frames
         self.estimate = estimator_loss(cfg.estimator)
         self.prior_disc = mlp(cfg.code_dim, cfg.critic_dim, 1) if cfg.prior_weight > 0 else None
+        # built last: without it every other module draws the same initial weights
+        self.speaker_adversary = build_speaker_adversary(
+            cfg.speaker_adversary, {"encoder": cfg.dim, "context": cfg.code_dim}, cfg.num_speakers)
 
     def _input(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         if self.input_key not in batch:
