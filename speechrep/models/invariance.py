@@ -6,8 +6,10 @@ autoencoder).
   Lempitsky, 2015; :func:`speechrep.objectives.adversarial.speaker_adversary_loss`). The
   classifier learns to name the speaker of every frame; the same cross-entropy, its
   gradient times ``-weight``, trains the model to remove what identifies the speaker. Its
-  accuracy is logged as ``adv/acc`` (chance: one over the number of training speakers), so
-  a run shows whether the representation still carries the speaker.
+  accuracy is logged as ``adv/acc`` (chance: one over the number of training speakers).
+  Near chance, it shows that this classifier is beaten, not that the speaker is gone: the
+  model can also beat it by moving the speakers around in its representation, which a
+  fresh probe (``speechrep eval``'s speaker probe) still reads.
 - ``utt_norm``: each utterance's encoder output is normalised to zero mean and unit
   variance over time (per channel, over the valid frames) before the context network: a
   speaker's constant offset or gain in the code space is removed (the feature encoder
