@@ -9,7 +9,7 @@ autoencoder).
   accuracy is logged as ``adv/acc`` (chance: one over the number of training speakers).
   Near chance, it shows that this classifier is beaten, not that the speaker is gone: the
   model can also beat it by moving the speakers around in its representation, which a
-  fresh probe (``speechrep eval``'s speaker probe) still reads.
+  fresh probe (the speaker probe of ``speechrep eval features``) still reads.
 - ``utt_norm``: each utterance's encoder output is normalised to zero mean and unit
   variance over time (per channel, over the valid frames) before the context network: a
   speaker's constant offset or gain in the code space is removed (the feature encoder
