@@ -4,8 +4,8 @@ A toy where the speaker is an easy constant: each utterance is a sequence of pho
 random prototype vectors, 4 frames each, a little noise) plus its speaker's constant
 vector (4 speakers). The feature encoder's per-utterance input normalisation would
 remove that constant outright, so it is switched off here: the speaker reaches the
-encoder. A small CPC (``model.args`` below, ``speaker_adversary.layer`` and ``negatives``
-from the options) trains for ``--steps`` Adam steps per weight of the adversary (0: none),
+encoder. A small CPC (``model.args`` below, ``speaker_adversary.layer``, ``negatives`` and
+``utt_norm`` from the options) trains for ``--steps`` Adam steps per weight of the adversary (0: none),
 from the same seed; then the speaker probe of ``speechrep eval features``
 (:func:`speechrep.eval.probe.speaker_probe`, pooled utterance statistics, 16 utterances
 per speaker) reads the representation of fresh utterances.
@@ -17,6 +17,7 @@ Usage::
 
     .venv/bin/python bench/speaker_adversary.py                            # 60 steps, 3 seeds
     .venv/bin/python bench/speaker_adversary.py --negatives batch --steps 200 --weights 0,0.1,0.3
+    .venv/bin/python bench/speaker_adversary.py --utt-norm --weights 0
 """
 
 from __future__ import annotations
@@ -42,7 +43,8 @@ def _corpus(gen: torch.Generator, per_speaker: int, protos: torch.Tensor, offset
     return torch.stack(feats), torch.tensor(speakers)
 
 
-def run(seed: int, weight: float, *, steps: int, layer: str, negatives: str) -> tuple[float, float, float]:
+def run(seed: int, weight: float, *, steps: int, layer: str, negatives: str,
+        utt_norm: bool = False) -> tuple[float, float, float]:
     """(probe accuracy, adversary accuracy, CPC step-1 accuracy) of one training run."""
     gen = torch.Generator().manual_seed(seed)
     protos, offsets = torch.randn(PHONES, DIM, generator=gen), torch.randn(SPEAKERS, DIM, generator=gen)
@@ -50,7 +52,7 @@ def run(seed: int, weight: float, *, steps: int, layer: str, negatives: str) -> 
     probe_x, probe_speaker = _corpus(gen, 16, protos, offsets)
     torch.manual_seed(seed)
     args = {"dim": 16, "context": "gru", "context_dim": 16, "num_steps": 2, "num_negatives": 8, "negatives": negatives,
-            "speaker_adversary": {"weight": weight, "layer": layer, "hidden": 32}}
+            "utt_norm": utt_norm, "speaker_adversary": {"weight": weight, "layer": layer, "hidden": 32}}
     model, _ = build_model("cpc", args, input_dim=DIM, num_speakers=SPEAKERS)
     model.encoder.input_norm = torch.nn.Identity()  # keep the speaker's constant
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
@@ -77,14 +79,16 @@ def main() -> None:
     parser.add_argument("--weights", default="0,0.3,1", help="adversary weights, comma-separated (0: none)")
     parser.add_argument("--layer", default="context", choices=["context", "encoder"])
     parser.add_argument("--negatives", default="speaker", choices=["speaker", "sequence", "batch"])
+    parser.add_argument("--utt-norm", action="store_true", help="model.args.utt_norm: true")
     parser.add_argument("--threads", type=int, default=1)
     a = parser.parse_args()
     torch.set_num_threads(a.threads)
-    print(f"steps {a.steps}, layer {a.layer}, negatives {a.negatives}; per weight: probe / adversary / CPC k1 accuracy")
+    print(f"steps {a.steps}, layer {a.layer}, negatives {a.negatives}, utt_norm {a.utt_norm}; "
+          "per weight: probe / adversary / CPC k1 accuracy")
     for seed in range(a.seeds):
         cells = []
         for w in (float(v) for v in a.weights.split(",")):
-            probe, adv, k1 = run(seed, w, steps=a.steps, layer=a.layer, negatives=a.negatives)
+            probe, adv, k1 = run(seed, w, steps=a.steps, layer=a.layer, negatives=a.negatives, utt_norm=a.utt_norm)
             cells.append(f"w={w:g}: {probe:.3f} / {adv:.3f} / {k1:.3f}")
         print(f"seed {seed}  " + "   ".join(cells), flush=True)
 
