@@ -21,6 +21,12 @@ An optional ``bottleneck`` module between encoder and context (e.g. vector quant
 is called as ``z, extra = bottleneck(z)``; ``extra["loss"]`` (if any) is added to the
 loss and the other entries of ``extra`` are logged. Its output feeds the context network
 and is also the target of the predictions.
+
+Speaker invariance (:mod:`speechrep.models.invariance`): ``utt_norm`` normalises each
+utterance's encoder output over time before the bottleneck and the context network;
+``speaker_adversary`` trains a speaker classifier on the encoder output or the context
+through gradient reversal; ``negatives: speaker`` (the default) draws negatives within
+the anchor's speaker.
 """
 
 from __future__ import annotations
@@ -33,11 +39,13 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
-from speechrep.config import dataclass
+from speechrep.config import dataclass, field
 from speechrep.errors import ConfigError
 from speechrep.models.context import ContextKind, build_context
 from speechrep.models.critics import PredictionDistanceCritic, PredictionDotCritic
 from speechrep.models.encoders import FeatureEncoder, WaveEncoder
+from speechrep.models.invariance import (SpeakerAdversaryConfig, build_speaker_adversary, frame_lengths,
+                                         utterance_normalise)
 from speechrep.objectives.collapse import collapse_monitors
 from speechrep.objectives.infonce import NegativeMode, infonce_logits, predictive_estimator, sample_negatives
 from speechrep.objectives.mi import Estimator
@@ -69,6 +77,13 @@ class CPCConfig:
     feat_frame_shift: float = 0.01  #: frame shift (s) of input features
     feat_frame_offset: float = 0.0125  #: centre (s) of the first input feature frame
     sample_rate: int = 16000  #: waveform rate
+    #: normalise each utterance's encoder output to zero mean and unit variance over time
+    #: (per channel) before the bottleneck and the context network
+    utt_norm: bool = False
+    #: speaker classifier behind gradient reversal (weight 0: off), e.g.
+    #: ``{weight: 0.1, layer: context, hidden: 256}``
+    speaker_adversary: SpeakerAdversaryConfig = field(default_factory=SpeakerAdversaryConfig)
+    num_speakers: int = 0  #: training speakers (filled in by the Trainer)
 
     #: deleted options that checkpoints saved before hold (:func:`speechrep.models.registry.drop_retired`)
     retired_options: ClassVar[dict[str, Any]] = {"feat_warp": 0.0}
@@ -256,6 +271,8 @@ class CPC(nn.Module):
         self.accepts_wave_aug = input_dim is None
         self.frame_shift: float = self.encoder.frame_shift
         self.frame_offset: float = self.encoder.frame_offset
+        # input steps (samples or feature frames) per encoder frame
+        self._hop = round(self.frame_shift * (cfg.sample_rate if input_dim is None else 1 / cfg.feat_frame_shift))
         self.bottleneck = bottleneck
         self.context = build_context(cfg.context, cfg.dim, cfg.context_dim, num_layers=cfg.context_layers)
         if cfg.predictor == "linear":
@@ -271,19 +288,32 @@ class CPC(nn.Module):
             )
         self.critic = PredictionDistanceCritic() if cfg.critic == "reconstruction" else PredictionDotCritic()
         self.loss = predictive_estimator(cfg.estimator)
+        # built last: without it every other module draws the same initial weights
+        self.speaker_adversary = build_speaker_adversary(
+            cfg.speaker_adversary, {"encoder": cfg.dim, "context": cfg.context_dim}, cfg.num_speakers)
 
     def _input(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         if self.input_key not in batch:
             raise ConfigError(f"this CPC model reads '{self.input_key}' but the batch has {sorted(batch)}", field="data.input")
         return batch[self.input_key]
 
+    def frames(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Encoder output ``(B, T, D)`` (per-utterance normalised with ``utt_norm``), before any
+        bottleneck, and its valid frames ``(B,)`` (None when the batch has no ``lengths``)."""
+        h = self.encoder(self._input(batch))
+        lengths = frame_lengths(batch.get("lengths"), hop=self._hop, num_frames=h.shape[1])
+        if self.cfg.utt_norm:
+            h = utterance_normalise(h, lengths)
+        return h, lengths
+
+    def _bottlenecked(self, h: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        if self.bottleneck is None:
+            return h, {}
+        return self.bottleneck(h)
+
     def codes(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Encoder (+ bottleneck) output ``(B, T, D)`` and the bottleneck's extra outputs."""
-        z = self.encoder(self._input(batch))
-        extra: dict[str, torch.Tensor] = {}
-        if self.bottleneck is not None:
-            z, extra = self.bottleneck(z)
-        return z, extra
+        return self._bottlenecked(self.frames(batch)[0])
 
     def forward(self, batch: dict[str, torch.Tensor], *, neg_idx: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """Loss, per-step accuracy ``acc/k{k}`` and collapse monitors of a batch.
@@ -291,12 +321,14 @@ class CPC(nn.Module):
         Parameters
         ----------
         batch : ``wave`` (B, S) or ``feats`` (B, T, F), and ``speaker`` (B,) for
-            within-speaker negatives; optional ``wave_aug`` (B, S), an augmented copy of
-            ``wave`` that the context network reads instead.
+            within-speaker negatives and the speaker adversary; optional ``lengths`` (B,)
+            valid input steps (for ``utt_norm``); optional ``wave_aug`` (B, S), an augmented
+            copy of ``wave`` that the context network reads instead.
         neg_idx : (B, W, N) negatives to use instead of sampling (tests, benchmarks).
         """
         cfg = self.cfg
-        z, extra = self.codes(batch)
+        h, _ = self.frames(batch)
+        z, extra = self._bottlenecked(h)
         B, T, _ = z.shape
         K = cfg.num_steps
         if T <= K + 1:
@@ -309,7 +341,8 @@ class CPC(nn.Module):
             past, extra_aug = self.codes({**batch, "wave": batch["wave_aug"]})
             if "loss" in extra_aug:
                 extra["loss"] = extra.get("loss", 0.0) + extra_aug["loss"]
-        pred = self.predictor(self.context(past)[:, :W])  # (B, W, K, D)
+        c = self.context(past)
+        pred = self.predictor(c[:, :W])  # (B, W, K, D)
         if neg_idx is None:
             neg_idx = sample_negatives(
                 B, T, W, cfg.num_negatives, mode=cfg.negatives, speaker=batch.get("speaker"), device=z.device
@@ -323,6 +356,10 @@ class CPC(nn.Module):
             loss = loss + extra["loss"]
             out["loss/bottleneck"] = extra["loss"].detach()
         out.update({k: v for k, v in extra.items() if k != "loss"})
+        if self.speaker_adversary is not None and self.training:
+            adv = self.speaker_adversary.losses(h if cfg.speaker_adversary.layer == "encoder" else c, batch)
+            loss = loss + adv.pop("loss")
+            out.update(adv)
         out["loss"] = loss
         return out
 

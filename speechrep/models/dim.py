@@ -27,6 +27,11 @@ The objective is a critic and an estimator, both chosen at construction:
 The autoencoder is ``critic: reconstruction`` with ``estimator: positive``: its loss is
 the reconstruction error (``name: autoencoder`` is that preset). Prior matching stays
 available (an adversarial autoencoder).
+
+Speaker invariance (:mod:`speechrep.models.invariance`): ``utt_norm`` normalises each
+utterance's local features over time before the code head; ``speaker_adversary`` trains
+a speaker classifier on the local features (``layer: encoder``) or the frame codes
+(``layer: context``) through gradient reversal.
 """
 
 from __future__ import annotations
@@ -36,10 +41,12 @@ from typing import Any, ClassVar, Literal
 import torch
 import torch.nn as nn
 
-from speechrep.config import dataclass
+from speechrep.config import dataclass, field
 from speechrep.errors import ConfigError
 from speechrep.models.critics import ReconstructionCritic, SeparableCritic, mlp
 from speechrep.models.encoders import FeatureEncoder, WaveEncoder
+from speechrep.models.invariance import (SpeakerAdversaryConfig, build_speaker_adversary, frame_lengths,
+                                         utterance_normalise)
 from speechrep.objectives.collapse import collapse_monitors
 from speechrep.objectives.mi import Estimator, estimator_loss, prior_matching_loss
 from speechrep.models.registry import register_model
@@ -66,6 +73,13 @@ class DIMConfig:
     feat_frame_shift: float = 0.01  #: frame shift (s) of input features
     feat_frame_offset: float = 0.0125  #: centre (s) of the first input feature frame
     sample_rate: int = 16000  #: waveform rate
+    #: normalise each utterance's local features to zero mean and unit variance over time
+    #: (per channel) before the code head
+    utt_norm: bool = False
+    #: speaker classifier behind gradient reversal (weight 0: off); ``layer: encoder`` reads
+    #: the local features, ``context`` the frame codes
+    speaker_adversary: SpeakerAdversaryConfig = field(default_factory=SpeakerAdversaryConfig)
+    num_speakers: int = 0  #: training speakers (filled in by the Trainer)
 
     #: ``objective`` of checkpoints saved before the critic + estimator vocabulary (the old
     #: autoencoder ignored its estimator)
@@ -123,6 +137,8 @@ class DIM(nn.Module):
             frame_dim = input_dim
         self.frame_shift: float = self.encoder.frame_shift
         self.frame_offset: float = self.encoder.frame_offset
+        # input steps (samples or feature frames) per encoder frame
+        self._hop = self.encoder.hop if input_dim is None else 1
         self.code_head = mlp(cfg.dim, cfg.dim, cfg.code_dim)
         self.local_critic: nn.Module
         self.global_critic: nn.Module | None = None
@@ -135,11 +151,22 @@ class DIM(nn.Module):
             self._targets = self._input_frames
         self.estimate = estimator_loss(cfg.estimator)
         self.prior_disc = mlp(cfg.code_dim, cfg.critic_dim, 1) if cfg.prior_weight > 0 else None
+        # built last: without it every other module draws the same initial weights
+        self.speaker_adversary = build_speaker_adversary(
+            cfg.speaker_adversary, {"encoder": cfg.dim, "context": cfg.code_dim}, cfg.num_speakers)
 
     def _input(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         if self.input_key not in batch:
             raise ConfigError(f"this model reads '{self.input_key}' but the batch has {sorted(batch)}", field="data.input")
         return batch[self.input_key]
+
+    def _local(self, x: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
+        """Local features (B, T, D) of input ``x`` with ``lengths`` valid steps (per-utterance
+        normalised with ``utt_norm``)."""
+        local = self.encoder(x)
+        if self.cfg.utt_norm:
+            local = utterance_normalise(local, frame_lengths(lengths, hop=self._hop, num_frames=local.shape[1]))
+        return local
 
     def _input_frames(self, x: torch.Tensor, local: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """Targets of the reconstruction critic: input frames ``t`` (B, m, F) (features, or
@@ -161,11 +188,12 @@ class DIM(nn.Module):
 
         Parameters
         ----------
-        batch : ``wave`` (B, S) or ``feats`` (B, T, F).
+        batch : ``wave`` (B, S) or ``feats`` (B, T, F); ``speaker`` (B,) for the speaker
+            adversary; optional ``lengths`` (B,) valid input steps (for ``utt_norm``).
         """
         cfg = self.cfg
         x = self._input(batch)
-        local = self.encoder(x)  # (B, T, D)
+        local = self._local(x, batch.get("lengths"))  # (B, T, D)
         codes = self.code_head(local)  # (B, T, G)
         B, T, _ = local.shape
         # the same frames of every utterance are scored against each other
@@ -192,6 +220,10 @@ class DIM(nn.Module):
             loss_prior = prior_matching_loss(y, self.prior_disc)
             loss = loss + cfg.prior_weight * loss_prior
             out["loss/prior"] = loss_prior.detach()
+        if self.speaker_adversary is not None and self.training:
+            adv = self.speaker_adversary.losses(local if cfg.speaker_adversary.layer == "encoder" else codes, batch)
+            loss = loss + adv.pop("loss")
+            out.update(adv)
         with torch.no_grad():
             others = scores.masked_fill(eye, float("-inf"))
             acc = (scores.diagonal() > others.amax(1)).float().mean()  # strict: ties count as wrong
@@ -205,7 +237,7 @@ class DIM(nn.Module):
         """Frame codes (``context``, (B, T, G)) or local features (``encoder``, (B, T, D))."""
         if layer not in ("context", "encoder"):
             raise ConfigError(f"unknown layer {layer!r} (context, encoder)", field="--layer")
-        local = self.encoder(self._input(batch))
+        local = self._local(self._input(batch), batch.get("lengths"))
         return local if layer == "encoder" else self.code_head(local)
 
 

@@ -110,20 +110,32 @@ def drop_retired(config_cls: type, args: dict[str, Any], *, source: str = "<conf
     without another retired one). Every checkpoint saved before the deletion names the
     option at that value, so it is dropped there; any other value asks for what no longer
     exists and is refused. ``config_cls.renamed_options`` maps an option whose vocabulary
-    changed to ``{old value: the options that now say it}``.
+    changed to ``{old value: the options that now say it}``, or to a function of the old
+    value that returns them (an option of any value that moved into a new block).
 
     Raises
     ------
     ConfigError
-        A retired option at another value (the field and ``source`` named).
+        A retired option at another value, or a renamed option given with what replaces
+        it (the field and ``source`` named).
     """
-    renamed: dict[str, dict[Any, dict[str, Any]]] = getattr(config_cls, "renamed_options", {})
+    renamed: dict[str, dict[Any, dict[str, Any]] | Callable[[Any], dict[str, Any]]] = getattr(
+        config_cls, "renamed_options", {})
     for key in [k for k in args if k in renamed]:
         value = args.pop(key)
-        if value not in renamed[key]:
-            raise ConfigError(f"option renamed; its old values are {', '.join(map(repr, renamed[key]))}, got {value!r}",
+        rename = renamed[key]
+        if callable(rename):
+            new = rename(value)
+            both = sorted(set(new) & set(args))
+            if both:
+                raise ConfigError(f"option renamed to {both[0]}: give only {both[0]}", path=source,
+                                  field=f"model.args.{key}")
+            args.update(new)
+            continue
+        if value not in rename:
+            raise ConfigError(f"option renamed; its old values are {', '.join(map(repr, rename))}, got {value!r}",
                               path=source, field=f"model.args.{key}")
-        args.update(renamed[key][value])
+        args.update(rename[value])
     retired: dict[str, Any] = getattr(config_cls, "retired_options", {})
     for key in [k for k in args if k in retired]:
         value = args.pop(key)

@@ -6,7 +6,8 @@
 The quantized codes are both the context network's input and the prediction targets, so
 the context can only use what survives quantization (van Niekerk et al., 2020). The
 codebook entries are the units. Registered as model ``vqcpc``; ``model.args`` are those
-of ``cpc`` plus a ``bottleneck`` section (``vq`` or ``gumbel``, ``code_dim`` = ``dim``).
+of ``cpc`` (the speaker adversary and ``utt_norm`` included) plus a ``bottleneck``
+section (``vq`` or ``gumbel``, ``code_dim`` = ``dim``).
 """
 
 from __future__ import annotations
@@ -21,8 +22,7 @@ from speechrep.errors import ConfigError
 from speechrep.models.bottlenecks import BottleneckConfig, build_bottleneck
 from speechrep.models.bottlenecks.base import Bottleneck
 from speechrep.models.cpc import CPC, CPCConfig
-from speechrep.models.speaker import check_speaker_labels
-from speechrep.objectives.adversarial import speaker_adversary_loss
+from speechrep.models.invariance import speaker_adv_weight_renamed
 from speechrep.models.registry import register_model
 
 __all__ = ["VQCPCConfig", "CPCBottleneck", "VQCPC", "build_vqcpc", "conv_frame_offset"]
@@ -33,21 +33,16 @@ class VQCPCConfig(CPCConfig):
     """``model.args`` of ``name: vqcpc``: CPC's keys plus the bottleneck."""
 
     bottleneck: BottleneckConfig = field(default_factory=lambda: BottleneckConfig(kind="vq", code_dim=256))
-    #: weight of a speaker adversary (0: off): a frame-wise classifier learns the speaker
-    #: of each frame of the quantiser's input through a gradient-reversal layer of this
-    #: scale, so the same cross-entropy trains the encoder, with its gradient times
-    #: ``-speaker_adv_weight``, to remove what identifies the speaker (speaker-invariant
-    #: training); needs speaker labels in the batch
-    speaker_adv_weight: float = 0.0
-    num_speakers: int = 0  #: training speakers (filled in by the Trainer)
 
     #: deleted options that checkpoints saved before hold (:func:`speechrep.models.registry.drop_retired`)
     retired_options: ClassVar[dict[str, Any]] = {**CPCConfig.retired_options, "code_norm": False, "smooth_weight": 0.0}
+    #: ``speaker_adv_weight: w`` of configs and checkpoints saved before the speaker adversary
+    #: of every CPC model: ``speaker_adversary: {weight: w, layer: encoder}``
+    renamed_options: ClassVar[dict[str, Any]] = {**CPCConfig.renamed_options,
+                                                 "speaker_adv_weight": speaker_adv_weight_renamed}
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.speaker_adv_weight < 0:
-            raise ConfigError(f"must be >= 0, got {self.speaker_adv_weight}", field="model.args.speaker_adv_weight")
         if self.bottleneck.kind not in ("vq", "gumbel"):
             raise ConfigError(
                 f"VQ-CPC predicts code vectors: use kind vq or gumbel, not {self.bottleneck.kind!r}",
@@ -108,40 +103,13 @@ class VQCPC(CPC):
         # waveform: samples -> seconds (absolute); features: relative to feature frame 0
         step_seconds = 1.0 / cfg.sample_rate if input_dim is None else cfg.feat_frame_shift
         self.frame_offset: float = steps * step_seconds
-        self._hop = round(self.frame_shift / step_seconds)
-        self.speaker_adversary: nn.Module | None = None
-        if cfg.speaker_adv_weight > 0:
-            if cfg.num_speakers < 2:
-                raise ConfigError(f"a speaker adversary needs num_speakers >= 2, got {cfg.num_speakers}",
-                                  field="model.args.num_speakers")
-            self.speaker_adversary = nn.Sequential(nn.Linear(cfg.dim, 256), nn.ReLU(), nn.Linear(256, cfg.num_speakers))
-
-    def codes(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """Quantised codes and the bottleneck's extras; in training, the speaker adversary's
-        cross-entropy (when on) joins the bottleneck loss (``adv/ce``, ``adv/acc`` logged)."""
-        z = self.encoder(self._input(batch))
-        q, extra = self.bottleneck(z)
-        if not self.training or self.speaker_adversary is None:
-            return q, extra
-        if "speaker" not in batch:
-            raise ConfigError("a speaker adversary needs speaker labels in the batch", field="model.args.speaker_adv_weight")
-        check_speaker_labels(batch["speaker"], self.cfg.num_speakers)
-        # the adversary minimises the cross-entropy; the encoder gets -speaker_adv_weight x its gradient
-        ce, extra["adv/acc"] = speaker_adversary_loss(self.speaker_adversary, z, batch["speaker"],
-                                                      scale=self.cfg.speaker_adv_weight)
-        extra["loss"] = extra["loss"] + ce
-        extra["adv/ce"] = ce.detach()
-        return q, extra
 
     def _frames(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Encoder frames (B, T', D) and their valid lengths (B,)."""
-        z = self.encoder(self._input(batch))
-        lengths = batch.get("lengths")  # input steps (samples or feature frames)
+        """The quantiser's input frames (B, T', D) and their valid lengths (B,)."""
+        z, lengths = self.frames(batch)
         if lengths is None:
             lengths = torch.full((z.shape[0],), z.shape[1], dtype=torch.int64, device=z.device)
-        else:
-            lengths = torch.div(lengths.to(z.device), self._hop, rounding_mode="floor").clamp(max=z.shape[1])
-        return z, lengths
+        return z, lengths.to(z.device)
 
     @torch.no_grad()
     def units(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
