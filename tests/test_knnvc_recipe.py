@@ -1,0 +1,59 @@
+"""egs/synth/knnvc/run.sh --quick end to end: pairs, CPC, kNN conversion at both layers, the package."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+KNNVC = Path(__file__).resolve().parents[1] / "egs" / "synth" / "knnvc"
+
+
+def _fbank(path):
+    from speechrep.features import fbank
+
+    wave, sr = sf.read(path, dtype="float32")
+    return np.asarray(fbank(wave * 32768, sample_frequency=sr, dither=0.0))
+
+
+@pytest.mark.slow
+def test_knnvc_recipe_quick_converts_towards_the_target_and_packages(tmp_path, synth_tiny_db):
+    from speechrep.data.pairs import read_pairs
+    from speechrep.train.logging import read_history
+
+    env = {**os.environ, "DB": str(synth_tiny_db), "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    exp = tmp_path / "exp"
+    for stages in (["--stop-stage", "4"], ["--stage", "6"]):  # stage 5 (the judges' scores) is tested elsewhere
+        r = subprocess.run(["bash", str(KNNVC / "run.sh"), "--quick", "--exp", str(exp), *stages],
+                           capture_output=True, text=True, env=env)
+        assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    train = [h["loss"] for h in read_history(exp / "cpc" / "train_history.jsonl") if h["split"] == "train"]
+    assert train[-1] < train[0]
+    pairs = {s: read_pairs(exp / f"pairs_{s}.tsv") for s in ("dev", "test")}
+    for s, ps in pairs.items():
+        assert ps and all(p.source_speaker != p.target_speaker for p in ps)
+        for layer in ("encoder", "context"):
+            assert sorted(f.stem for f in (exp / "convert" / f"{s}_{layer}").glob("*.wav")) == sorted(p.id for p in ps)
+    # the output is made of the target's frames: its filterbank frames lie nearer the target
+    # utterances' than the source's, in every pair
+    for p in pairs["test"]:
+        out = _fbank(exp / "convert" / "test_encoder" / f"{p.id}.wav")
+        near = {}
+        for role, paths in (("target", p.targets), ("source", [p.source])):
+            ref = np.concatenate([_fbank(t) for t in paths])
+            d = ((out[:, None, :] - ref[None, :, :]) ** 2).sum(-1)
+            near[role] = float(np.sqrt(d.min(1)).mean())
+        assert near["target"] < near["source"], (p.id, near)
+    # the package converts as the recipe's stage 4 did at its layer (encoder) and k
+    assert (exp / "knn_vc" / "knn.json").is_file()
+    out = tmp_path / "packaged"
+    r = subprocess.run([sys.executable, "-m", "speechrep", "convert", "--model", str(exp / "knn_vc"), "--pairs",
+                        str(exp / "pairs_test.tsv"), "--out-dir", str(out)], capture_output=True, text=True, env=env)
+    assert r.returncode == 0, r.stderr[-3000:]
+    for p in pairs["test"]:
+        a, _ = sf.read(out / f"{p.id}.wav")
+        b, _ = sf.read(exp / "convert" / "test_encoder" / f"{p.id}.wav")
+        assert a.shape == b.shape and np.abs(a - b).max() < 1e-4
