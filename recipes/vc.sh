@@ -163,11 +163,13 @@ knn_convert() {  # knn_convert K: 4, every pair at both layers -> $exp/convert/<
     done
   done
 }
-knn_score() {  # knn_score DEV_SETS TEST_SETS: 5, the independent judges -> $exp/eval/<set>_<layer>.json
+knn_score() {  # knn_score DEV_SETS TEST_SETS: 5, the independent judges (enrolled on train + the sets) -> $exp/eval/<set>_<layer>.json
   local set layer sets judge_data s
   for set in dev test; do
     if [ "$set" = dev ]; then sets=$1; else sets=$2; fi
-    judge_data=()
+    # train too: the seen voices have few utterances in the evaluation sets, and a pair's own
+    # are never used to enrol its voices
+    judge_data=(--judge-data "$db/data/train")
     for s in ${sets//,/ }; do judge_data+=(--judge-data "$db/data/$s"); done
     for layer in encoder context; do
       speechrep eval vc --judges independent --pairs "$exp/pairs_$set.tsv" --converted "$exp/convert/${set}_$layer" \

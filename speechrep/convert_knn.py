@@ -375,10 +375,10 @@ def load_knn_converter(model: str | Path, vocoder: "Vocoder", *, device: str = "
         ckpt, features = model / info["checkpoint"], (model / info["features"] if info["features"] else None)
         layer, k = layer or info["layer"], k if k is not None else info["k"]
     else:
-        from speechrep.train.inputs import _training_feature_conf
+        from speechrep.train.inputs import training_feature_conf
 
         ckpt = find_checkpoint(model, which="best")
-        conf = _training_feature_conf(model, "best")
+        conf = training_feature_conf(model, "best")
         features = conf[0] if conf is not None else None
         layer, k = layer or DEFAULT_LAYER, k if k is not None else DEFAULT_K
     module, name = loaded if loaded is not None else load_model(ckpt, map_location=device)[:2]

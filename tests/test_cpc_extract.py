@@ -129,3 +129,21 @@ def test_extract_computes_the_models_input_features_when_feats_scp_is_absent(tmp
     assert sorted(computed) == sorted(with_feats)
     for utt in with_feats:
         np.testing.assert_allclose(computed[utt], with_feats[utt], atol=1e-5)
+
+
+@pytest.mark.parametrize("exc", [RuntimeError("Argument #4: Padding size should be less than the input"),
+                                 ValueError("Expected more than 1 spatial element when training, got input size "
+                                            "torch.Size([1, 23, 1])")])
+def test_refused_input_names_the_utterance(exc, tmp_path):
+    """A network's failure on one input (a padding error, an instance norm over one frame) becomes
+    one DataError naming the utterance and the data directory."""
+    from speechrep.errors import DataError
+    from speechrep.train.inputs import refused_input
+
+    with pytest.raises(DataError, match=rf"^{tmp_path}: utterance u1: the model cannot take this input of shape "
+                                        r"\(1, 23\) \(too short\?\): "):
+        with refused_input("u1", np.zeros((1, 23)), tmp_path):
+            raise exc
+    with pytest.raises(KeyError):  # anything else is not the input's fault
+        with refused_input("u1", np.zeros((1, 23)), tmp_path):
+            raise KeyError("x")

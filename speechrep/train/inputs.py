@@ -19,7 +19,7 @@ import numpy as np
 
 from speechrep.errors import DataError
 
-__all__ = ["model_inputs", "refused_input"]
+__all__ = ["model_inputs", "refused_input", "training_feature_conf"]
 
 #: Feature configurations written by ``speechrep features make-*`` beside the features.
 _FEATURE_CONFS = ("fbank.yaml", "mfcc.yaml")
@@ -61,7 +61,7 @@ def model_inputs(
     scp = dd.path / "feats.scp"
     if dd.feats_scp is None:
         # the model knows its front end: the feature configuration of its training data
-        train_conf = _training_feature_conf(model, which)
+        train_conf = training_feature_conf(model, which)
         if train_conf is None:
             raise DataError("the model reads features but the data directory has no feats.scp, and the training "
                             "data's feature configuration (conf/fbank.yaml or conf/mfcc.yaml) is not known to compute "
@@ -85,13 +85,14 @@ def refused_input(utt: str, x: np.ndarray, data_dir: str | Path) -> Iterator[Non
 
     The inputs are checked against what the model was trained on (:func:`model_inputs`);
     what is left is an input the network cannot take, e.g. audio shorter than the front
-    end's analysis window (torch reports that as a RuntimeError about padding).
+    end's analysis window (torch reports that as a RuntimeError about padding), or a single
+    frame where an instance normalisation needs two (a ValueError).
     """
     import torch
 
     try:
         yield
-    except RuntimeError as e:
+    except (RuntimeError, ValueError) as e:
         if isinstance(e, torch.cuda.OutOfMemoryError):
             raise
         reason = (str(e).strip().splitlines() or ["?"])[0]
@@ -150,7 +151,7 @@ def _check_feature_conf(model: str | Path, which: str, data_dir: Path) -> None:
     ``data_dir`` both carry a feature configuration, they must agree (dither and its seed
     aside). Without either, nothing can be compared and nothing is refused.
     """
-    train_conf, conf = _training_feature_conf(model, which), _feature_conf(data_dir)
+    train_conf, conf = training_feature_conf(model, which), _feature_conf(data_dir)
     if train_conf is None or conf is None:
         return
     (train_path, train_values), (path, values) = train_conf, conf
@@ -162,7 +163,7 @@ def _check_feature_conf(model: str | Path, which: str, data_dir: Path) -> None:
                             path=path, field=key)
 
 
-def _training_feature_conf(model: str | Path, which: str) -> tuple[Path, dict] | None:
+def training_feature_conf(model: str | Path, which: str) -> tuple[Path, dict] | None:
     """The feature configuration of the experiment's training data (``data.train`` of its
     ``config.yaml``), or None when the experiment or that directory no longer says."""
     import yaml
