@@ -275,7 +275,7 @@ def test_enrolment_leaves_out_the_pairs_own_utterances(tmp_path, monkeypatch):
         judges.independent_scores(pairs, conv, judge_data=[jd], progress=False)
 
 
-def test_silent_judge_data_utterance_left_out_but_silent_pair_audio_refused(tmp_path, monkeypatch):
+def test_silent_real_utterances_left_out_of_the_enrolment_silent_output_refused(tmp_path, monkeypatch):
     from speechrep.errors import DataError
 
     sr = 16000
@@ -311,8 +311,14 @@ def test_silent_judge_data_utterance_left_out_but_silent_pair_audio_refused(tmp_
     assert res["settings"]["enrolment_skipped"] == [str(silent)]
     assert res["settings"]["real_utterances"] == 6
     assert res["summary"]["target_accuracy"] == 1.0
-    # the same silent wave as the pair's target: refused, naming it
+    # the silent wave as one of the pair's targets: left out as well, the pair still scored
     pairs.write_text(f"id\tsource\ttarget\tsource_speaker\ttarget_speaker\np1\t{tmp_path / 'B0.wav'}\t"
-                     f"{silent}\tB\tA\n")
-    with pytest.raises(DataError, match="A_silent.wav.*no speech"):
+                     f"{tmp_path / 'A0.wav'},{silent}\tB\tA\n")
+    shutil.copy(tmp_path / "A2.wav", conv / "p1.wav")
+    spk_of[str(conv / "p1.wav")] = "A"  # (the fake judge knows voices by file name)
+    res = judges.independent_scores(pairs, conv, judge_data=[jd], progress=False)
+    assert res["settings"]["enrolment_skipped"] == [str(silent)] and res["summary"]["target_accuracy"] == 1.0
+    # a silent conversion is refused, naming it
+    shutil.copy(silent, conv / "p1.wav")
+    with pytest.raises(DataError, match="p1.wav.*no speech"):
         judges.independent_scores(pairs, conv, judge_data=[jd], progress=False)

@@ -280,9 +280,8 @@ def independent_scores(
         raise DataError("the speaker judge needs at least two voices", path=pairs)
 
     # one embedding per real utterance (pairs' audio and judge data)
-    # (a judge-data utterance in which the detector finds no speech is left out, and
-    # counted; the pairs' own audio must have speech)
-    in_pairs = {k for p in pair_list for k in (p.source, *p.targets, *([p.reference] if p.reference else []))}
+    # (a real utterance in which the detector finds no speech is left out of the enrolment
+    # and listed; e.g. a short, quiet prompt that the converter could still pool with others)
     emb: dict[str, np.ndarray] = {}
     skipped: list[str] = []
     bar = tqdm(total=len(spk_of), desc="enrol", unit="utt", disable=not progress)
@@ -293,8 +292,6 @@ def independent_scores(
                 try:
                     emb[key] = speaker_judge.embed(wave, name=key)
                 except DataError:
-                    if key in in_pairs:
-                        raise
                     skipped.append(key)
                     log.warning("%s: no speech found by the speaker judge; left out of the enrolment", key)
                 bar.update()
@@ -302,7 +299,12 @@ def independent_scores(
         if key in skipped:
             continue
         if key not in emb:
-            emb[key] = speaker_judge.embed(read_input_audio(key, sample_rate=_SR, field_name="enrolment"), name=key)
+            try:
+                emb[key] = speaker_judge.embed(read_input_audio(key, sample_rate=_SR, field_name="enrolment"),
+                                               name=key)
+            except DataError:
+                skipped.append(key)
+                log.warning("%s: no speech found by the speaker judge; left out of the enrolment", key)
             bar.update()
     bar.close()
     index = {s: k for k, s in enumerate(speakers)}
@@ -337,7 +339,7 @@ def independent_scores(
         wave = read_input_audio(converted_dir / f"{p.id}.wav", sample_rate=_SR, field_name="converted")
         e = speaker_judge.embed(wave, name=converted_dir / f"{p.id}.wav")
         cents, n = sums.copy(), counts.copy()
-        for key in {p.source, *p.targets, *([p.reference] if p.reference else [])}:
+        for key in {p.source, *p.targets, *([p.reference] if p.reference else [])} - set(skipped):
             cents[index[spk_of[key]]] -= emb[key]
             n[index[spk_of[key]]] -= 1
         for role, spk in (("target", p.target_speaker), ("source", p.source_speaker)):
