@@ -57,3 +57,28 @@ def test_knnvc_recipe_quick_converts_towards_the_target_and_packages(tmp_path, s
         a, _ = sf.read(out / f"{p.id}.wav")
         b, _ = sf.read(exp / "convert" / "test_encoder" / f"{p.id}.wav")
         assert a.shape == b.shape and np.abs(a - b).max() < 1e-4
+
+
+def test_shipped_default_model_converts_with_no_training(tmp_path, synth_tiny_db):
+    """`speechrep convert --source --target --out` with no --model: the packaged model (<= 30 MB,
+    a complete model card) converts a pair of the tiny corpus towards the target."""
+    from speechrep.convert_knn import DEFAULT_MODEL_DIR, is_knn_package
+
+    assert is_knn_package(DEFAULT_MODEL_DIR)
+    size = sum(f.stat().st_size for f in DEFAULT_MODEL_DIR.rglob("*") if f.is_file())
+    assert size <= 30 * 2**20, size
+    card = (DEFAULT_MODEL_DIR / "MODEL_CARD.md").read_text()
+    assert "to be filled in" not in card and "egs/synth/knnvc" in card
+    wav = dict(line.split(maxsplit=1) for line in (synth_tiny_db / "data" / "train" / "wav.scp").read_text().splitlines())
+    src = next(w for u, w in sorted(wav.items()) if u.startswith("awb-"))
+    tgts = [w for u, w in sorted(wav.items()) if u.startswith("slt-")]
+    out = tmp_path / "c.wav"
+    args = ["convert", "--source", src, "--out", str(out)] + [a for t in tgts for a in ("--target", t)]
+    r = subprocess.run([sys.executable, "-m", "speechrep", *args], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-3000:]
+    conv = _fbank(out)
+    near = {}
+    for role, paths in (("target", tgts), ("source", [src])):
+        ref = np.concatenate([_fbank(t) for t in paths])
+        near[role] = float(np.sqrt(((conv[:, None, :] - ref[None, :, :]) ** 2).sum(-1).min(1)).mean())
+    assert near["target"] < near["source"], near
