@@ -241,7 +241,8 @@ def independent_scores(
     dict
         ``summary``, ``by_target`` (per target voice), ``by_group`` (with ``seen_speakers``),
         ``pairs`` (per pair) and ``settings`` (threshold, EER and accept rate of the real
-        utterances, judge versions). Rates: ``accept_rate`` (verification),
+        utterances, judge versions; ``enrolment_skipped``: real utterances in which the
+        speaker judge's voice activity detector found no speech, left out). Rates: ``accept_rate`` (verification),
         ``target_accuracy`` (taken for the target), ``source_rate`` (taken for the source),
         ``target_similarity`` / ``source_similarity`` (cosines), ``wer`` / ``source_wer`` /
         ``resynth_wer`` over the pairs with a source text.
