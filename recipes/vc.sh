@@ -163,7 +163,7 @@ knn_convert() {  # knn_convert K: 4, every pair at both layers -> $exp/convert/<
     done
   done
 }
-knn_score() {  # knn_score DEV_SETS TEST_SETS: 5, the independent judges (enrolled on train + the sets) -> $exp/eval/<set>_<layer>.json
+knn_score() {  # knn_score DEV_SETS TEST_SETS: 5, independent judges -> $exp/eval/<set>_<layer>.json
   local set layer sets judge_data s
   for set in dev test; do
     if [ "$set" = dev ]; then sets=$1; else sets=$2; fi

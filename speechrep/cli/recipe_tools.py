@@ -50,8 +50,7 @@ def make_pairs_command(
 
     split = lambda s: [x for x in s.split(",") if x]  # noqa: E731
     n, unused = make_pairs(out, data_dirs, ctm, speakers=split(speakers), unseen=split(unseen), per_pair=per_pair,
-                           targets=targets, seed=seed, unused_out=unused_out,
-                           nonparallel=nonparallel)
+                           targets=targets, seed=seed, unused_out=unused_out, nonparallel=nonparallel)
     typer.echo(f"{out}: {n} pairs")
     if unused_out is not None:
         typer.echo(f"{unused_out}: {unused} utterances no pair uses" if unused else

@@ -242,8 +242,8 @@ def independent_scores(
         ``summary``, ``by_target`` (per target voice), ``by_group`` (with ``seen_speakers``),
         ``pairs`` (per pair) and ``settings`` (threshold, EER and accept rate of the real
         utterances, judge versions; ``enrolment_skipped``: real utterances in which the
-        speaker judge's voice activity detector found no speech, left out). Rates: ``accept_rate`` (verification),
-        ``target_accuracy`` (taken for the target), ``source_rate`` (taken for the source),
+        speaker judge's voice activity detector found no speech, left out). Rates:
+        ``accept_rate`` (verification), ``target_accuracy`` (taken for the target), ``source_rate`` (taken for the source),
         ``target_similarity`` / ``source_similarity`` (cosines), ``wer`` / ``source_wer`` /
         ``resynth_wer`` over the pairs with a source text.
 
@@ -284,29 +284,24 @@ def independent_scores(
     # (a real utterance in which the detector finds no speech is left out of the enrolment
     # and listed; e.g. a short, quiet prompt that the converter could still pool with others)
     emb: dict[str, np.ndarray] = {}
-    skipped: list[str] = []
+    skipped: set[str] = set()
     bar = tqdm(total=len(spk_of), desc="enrol", unit="utt", disable=not progress)
+
+    def enrol(key: str, wave: np.ndarray) -> None:
+        try:
+            emb[key] = speaker_judge.embed(wave, name=key)
+        except DataError:
+            skipped.add(key)
+            log.warning("%s: no speech found by the speaker judge; left out of the enrolment", key)
+        bar.update()
+
     for dd in loaded.values():
         for utt, wave in iter_audio(dd, sample_rate=_SR):
-            key = dd.wav_scp[utt]
-            if key not in emb and key not in skipped:
-                try:
-                    emb[key] = speaker_judge.embed(wave, name=key)
-                except DataError:
-                    skipped.append(key)
-                    log.warning("%s: no speech found by the speaker judge; left out of the enrolment", key)
-                bar.update()
+            if dd.wav_scp[utt] not in emb and dd.wav_scp[utt] not in skipped:
+                enrol(dd.wav_scp[utt], wave)
     for key in spk_of:
-        if key in skipped:
-            continue
-        if key not in emb:
-            try:
-                emb[key] = speaker_judge.embed(read_input_audio(key, sample_rate=_SR, field_name="enrolment"),
-                                               name=key)
-            except DataError:
-                skipped.append(key)
-                log.warning("%s: no speech found by the speaker judge; left out of the enrolment", key)
-            bar.update()
+        if key not in emb and key not in skipped:
+            enrol(key, read_input_audio(key, sample_rate=_SR, field_name="enrolment"))
     bar.close()
     index = {s: k for k, s in enumerate(speakers)}
     sums = np.zeros((len(speakers), len(next(iter(emb.values())))))
@@ -340,7 +335,7 @@ def independent_scores(
         wave = read_input_audio(converted_dir / f"{p.id}.wav", sample_rate=_SR, field_name="converted")
         e = speaker_judge.embed(wave, name=converted_dir / f"{p.id}.wav")
         cents, n = sums.copy(), counts.copy()
-        for key in {p.source, *p.targets, *([p.reference] if p.reference else [])} - set(skipped):
+        for key in {p.source, *p.targets, *([p.reference] if p.reference else [])} - skipped:
             cents[index[spk_of[key]]] -= emb[key]
             n[index[spk_of[key]]] -= 1
         for role, spk in (("target", p.target_speaker), ("source", p.source_speaker)):
@@ -407,7 +402,7 @@ def independent_scores(
         "real_accept_rate": float(np.mean(scores_real[labels_real] >= threshold)),
         "real_false_accept_rate": float(np.mean(scores_real[~labels_real] >= threshold)),
         "real_utterances": len(emb),
-        "enrolment_skipped": skipped,
+        "enrolment_skipped": sorted(skipped),
         "voices": speakers,
         "source_texts": sum(p.source in text_of for p in pair_list),
     }

@@ -28,12 +28,14 @@ def _pinv(spec: MelSpec) -> np.ndarray:
 
 @lru_cache(maxsize=4)
 def _sparse_filterbank(spec: MelSpec):
-    """The mel filterbank and its transpose as sparse float32 matrices: each triangle spans a
-    few bins, so products with them cost ~1/40 of the dense ones (80 x 513 at 16 kHz)."""
+    """The mel filterbank and its transpose as sparse float32 matrices (each triangle spans a
+    few bins, so products with them cost ~1/40 of the dense ones at 80 x 513), and the
+    projected-gradient step 1 / ||F||_2^2."""
     from scipy import sparse
 
-    fb = sparse.csr_matrix(np.asarray(mel_filterbank(spec), dtype=np.float32))
-    return fb, fb.T.tocsr()
+    dense = np.asarray(mel_filterbank(spec), dtype=np.float32)
+    fb = sparse.csr_matrix(dense)
+    return fb, fb.T.tocsr(), np.float32(1.0 / np.linalg.norm(dense, 2) ** 2)
 
 
 class _STFT:
@@ -48,11 +50,25 @@ class _STFT:
         self.num_frames = num_frames
         self.window = librosa.filters.get_window("hann", spec.win_length, fftbins=True).astype(np.float32)
         self.window = librosa.util.pad_center(self.window, size=spec.n_fft)
-        padded = self.length + spec.n_fft
-        wss = np.zeros(padded + spec.n_fft, dtype=np.float32)
-        for t in range(num_frames):
-            wss[t * self.hop : t * self.hop + self.n_fft] += self.window**2
+        # overlap-add output: (num_frames - 1) * hop + n_fft samples, plus n_fft of margin
+        self.out_len = self.length + 2 * spec.n_fft
+        wss = self._overlap_add(np.broadcast_to(self.window**2, (num_frames, self.n_fft)))
         self.norm = np.where(wss > 1e-8, 1.0 / np.maximum(wss, 1e-8), 0.0).astype(np.float32)
+
+    def _overlap_add(self, frames: np.ndarray) -> np.ndarray:
+        """``(T, n_fft)`` frames -> ``(out_len,)``, frame t starting at sample t * hop. In
+        hop-sized blocks: frame t's block j lands on output block t + j, so one vectorised add
+        per block offset (n_fft / hop of them) instead of one per frame."""
+        blocks = -(-self.n_fft // self.hop)
+        padded = np.zeros((self.num_frames, blocks * self.hop), dtype=np.float32)
+        padded[:, : self.n_fft] = frames
+        padded = padded.reshape(self.num_frames, blocks, self.hop)
+        rows = max(self.num_frames + blocks, -(-self.out_len // self.hop))
+        out = np.zeros((rows * self.hop,), dtype=np.float32)
+        grid = out.reshape(-1, self.hop)
+        for j in range(blocks):
+            grid[j : j + self.num_frames] += padded[:, j]
+        return out[: self.out_len]
 
     def forward(self, wave: np.ndarray) -> np.ndarray:
         """``(length,)`` -> ``(F, T)`` complex (reflect padding, as librosa)."""
@@ -65,18 +81,7 @@ class _STFT:
         """``(F, T)`` complex -> ``(length,)`` by weighted overlap-add."""
         frames = scipy.fft.irfft(stft.T, n=self.n_fft, axis=1).astype(np.float32, copy=False)  # (T, n_fft)
         frames *= self.window
-        # overlap-add in hop-sized blocks: frame t's block j lands on output block t + j, so
-        # one vectorised add per block offset (n_fft / hop of them) instead of one per frame
-        blocks = -(-self.n_fft // self.hop)
-        padded = np.zeros((self.num_frames, blocks * self.hop), dtype=np.float32)
-        padded[:, : self.n_fft] = frames
-        padded = padded.reshape(self.num_frames, blocks, self.hop)
-        rows = max(self.num_frames + blocks, -(-len(self.norm) // self.hop))
-        out = np.zeros((rows * self.hop,), dtype=np.float32)
-        grid = out.reshape(-1, self.hop)
-        for j in range(blocks):
-            grid[j : j + self.num_frames] += padded[:, j]
-        out = out[: len(self.norm)] * self.norm
+        out = self._overlap_add(frames) * self.norm
         half = self.n_fft // 2
         return out[half : half + self.length]
 
@@ -94,10 +99,9 @@ def mel_to_linear(mel_magnitude: np.ndarray, spec: MelSpec = VC_MEL, *, n_iter: 
     np.ndarray
         ``(num_frames, n_fft // 2 + 1)`` float32 non-negative linear magnitudes.
     """
-    fb, fb_t = _sparse_filterbank(spec)  # (M, F), (F, M)
+    fb, fb_t, step = _sparse_filterbank(spec)  # (M, F), (F, M)
     target = np.asarray(mel_magnitude, dtype=np.float32).T  # (M, T)
     s = np.maximum(_pinv(spec) @ target, 0.0)  # (F, T)
-    step = np.float32(1.0 / np.linalg.norm(mel_filterbank(spec), 2) ** 2)
     for _ in range(n_iter):
         # gradient F^T (F s - M) through the thin, sparse (M, F) filterbank: cheaper than the
         # (F, F) Gram matrix
