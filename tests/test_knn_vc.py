@@ -11,7 +11,6 @@ import torch
 import yaml
 
 import speechrep.convert_knn as knn
-from speechrep.cli import main
 from speechrep.convert import convert_file, convert_pairs, load_converter
 from speechrep.convert_knn import (FeatureModel, KnnConverter, model_layers, nearest_frames, package_knn_model)
 from speechrep.data.pairs import read_input_audio
@@ -21,6 +20,7 @@ from speechrep.models.frame_matching import match_frames
 from speechrep.models.registry import build_model
 from speechrep.train.checkpoint import save_checkpoint
 from speechrep.vocoder.griffinlim import GriffinLim
+from tests.test_convert import _cli  # main() run as the CLI: its exit code
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
@@ -216,12 +216,6 @@ def test_batch_encodes_each_target_set_once(env, tmp_path, monkeypatch):
     assert len(built) == 3 and len(set(built)) == 3  # p1 and p3 share their targets
     one = convert_file(env["wave"], env["src"], [env["tgt_a"], env["tgt_b"]], tmp_path / "one.wav")
     np.testing.assert_allclose(sf.read(one)[0], sf.read(written[0])[0], atol=1e-4)
-
-
-def _cli(*args):
-    with pytest.raises(SystemExit) as e:
-        main([str(a) for a in args])
-    return e.value.code
 
 
 def test_cli_converts_zero_shot(env, tmp_path, capsys):
