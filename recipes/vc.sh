@@ -178,3 +178,73 @@ knn_score() {  # knn_score DEV_SETS TEST_SETS: 5, independent judges -> $exp/eva
     done
   done
 }
+
+# Real voices (egs/synth/all): one real person's English prompts (Asterisk's Allison, Debian
+# asterisk-core-sounds-en-g722, which tools/setup.sh installs when apt can; ASTERISK_SOUNDS and
+# ASTERISK_TRANSCRIPTS point elsewhere) converted to and from synthetic voices of the test set by
+# the shipped zero-shot model (speechrep convert's default) and the recipe's families -> $rexp.
+# Judges: the independent ones when installed (speechrep[judges]), else the in-house speaker scorer.
+real_sounds=${ASTERISK_SOUNDS:-/usr/share/asterisk/sounds}; real_transcripts=${ASTERISK_TRANSCRIPTS:-}
+real_voice_here() {  # true when the prompts, their transcripts and the G.722 decoder are installed
+  local t=core-sounds-en.txt.gz doc=asterisk-core-sounds-en
+  [ -d "$real_sounds/en_US_f_Allison" ] && python -c "import G722" 2>/dev/null && { [ -n "$real_transcripts" ] \
+    || [ -f "/usr/share/doc/$doc/$t" ] || [ -f "/usr/local/share/doc/$doc/$t" ]; }
+}
+_real_corpus() {  # _real_corpus N: the first N prompts of at least 1.5 s -> $db/real/data/demo
+  local opts=(--pack allison_en --min-duration 1.5)
+  [ -n "$real_transcripts" ] && opts+=(--transcripts "$real_transcripts")
+  speechrep data prepare asterisk "$real_sounds" "$db/real" "${opts[@]}" || return 1
+  speechrep data subset "$db/real/data/all" "$db/real/data/demo" --first "$1"
+}
+real_corpus() {  # real_corpus N
+  run_stage 0:real "Real voice: Asterisk's English prompts ($real_sounds) -> $db/real/data/demo" _real_corpus "$1"
+}
+_real_pairs() {  # _real_pairs SYNTHETIC PER_PAIR TARGETS -> $rexp/{real2synth,synth2real}/pairs.tsv
+  local opts=(--nonparallel --per-pair "$2" --targets "$3" --ctm "$db/ali/test/phones.ctm")
+  mkdir -p "$rexp/real2synth" "$rexp/synth2real"
+  speechrep data make-pairs "${opts[@]}" --sources allison_en --speakers "$1" "$rexp/real2synth/pairs.tsv" \
+    "$db/data/test" "$db/real/data/demo" || return 1
+  speechrep data make-pairs "${opts[@]}" --sources "$1" --speakers allison_en "$rexp/synth2real/pairs.tsv" \
+    "$db/data/test" "$db/real/data/demo"
+}
+real_pairs() {  # real_pairs SYNTHETIC PER_PAIR TARGETS
+  run_stage 2:real "Pairs: $db/real <-> $1 of $db/data/test -> $rexp/{real2synth,synth2real}" --clean "$rexp" \
+    _real_pairs "$@"
+}
+_real_convert() {  # _real_convert FAMILIES: the shipped zero-shot model (knn) and the recipe's families
+  local dir f
+  for dir in real2synth synth2real; do
+    speechrep convert --force --pairs "$rexp/$dir/pairs.tsv" --out-dir "$rexp/$dir/convert/knn_griffinlim" || return 1
+    for f in $1; do
+      speechrep convert --force --model "$vexp/$f" --pairs "$rexp/$dir/pairs.tsv" \
+        --out-dir "$rexp/$dir/convert/${f}_griffinlim" || return 1
+    done
+  done
+}
+real_convert() {
+  run_stage 4:real "Convert real <-> synthetic (shipped zero-shot model, $families) -> $rexp/*/convert" \
+    _real_convert "$families"
+}
+_real_score() {  # _real_score FAMILIES JUDGES: independent or inhouse
+  local dir s judges
+  if [ "$2" = independent ]; then
+    judges=(--judges independent --judge-data "$db/data/test" --judge-data "$db/real/data/demo")
+    # dev too in the tiny corpus: two test utterances per voice, both a pair's targets
+    [ "$quick" = true ] && judges+=(--judge-data "$db/data/dev")
+  else judges=(--speaker-model "$vexp/speaker" --enrol-targets 2); fi
+  rm -rf "$rexp/scores"
+  for dir in real2synth synth2real; do
+    for s in knn $1; do
+      speechrep eval vc --pairs "$rexp/$dir/pairs.tsv" --converted "$rexp/$dir/convert/${s}_griffinlim" --no-f0 \
+        "${judges[@]}" --name "$dir ${s}+griffinlim" --out "$rexp/scores/$dir-${s}_griffinlim.json" > /dev/null || return 1
+    done
+    speechrep eval vc-examples "$rexp/$dir/pairs.tsv" "$rexp/$dir/convert" "$rexp/$dir/demo_audio.tsv" --per-kind 2 \
+      --real allison_en || return 1
+  done
+  speechrep eval collect-vc "$rexp/scores" "$rexp/eval/vc.json" "$rexp/scores.txt"
+}
+real_score() {
+  local judges=inhouse
+  python -c "import resemblyzer, pocketsphinx" 2>/dev/null && judges=independent
+  run_stage 5:real "Scores of real <-> synthetic ($judges judges) -> $rexp/eval/vc.json" _real_score "$families" "$judges"
+}

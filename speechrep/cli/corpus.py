@@ -50,7 +50,8 @@ def make_synth(
 def prepare(
     corpus: str = typer.Argument(
         ...,
-        help="librispeech, zerospeech2019, vctk, timit, buckeye, ljspeech or folder (audio + optional transcripts).",
+        help="librispeech, zerospeech2019, vctk, timit, buckeye, ljspeech, asterisk (Debian's G.722 prompts of "
+        "real voices; SRC /usr/share/asterisk/sounds) or folder (audio + optional transcripts).",
     ),
     src: Path = typer.Argument(..., help="The corpus as distributed (e.g. LibriSpeech/, english/, TIMIT/)."),
     out: Path = typer.Argument(..., help="Output directory (data/<set>/, ali/<set>/, prepare.json)."),
@@ -63,6 +64,11 @@ def prepare(
     min_pause: float | None = typer.Option(None, "--min-pause", help="buckeye: pause (s) that ends an utterance."),
     max_duration: float | None = typer.Option(None, "--max-duration", help="buckeye: longest utterance (s)."),
     speaker_from: str | None = typer.Option(None, "--speaker-from", help="folder: dir, prefix or single."),
+    pack: str | None = typer.Option(None, "--pack", help="asterisk: allison_en (default), allison_es, june_fr, ivr_ru."),
+    transcripts: Path | None = typer.Option(
+        None, "--transcripts", help="asterisk: core-sounds-<lang>.txt.gz (default: searched in /usr/share/doc)."
+    ),
+    min_duration: float | None = typer.Option(None, "--min-duration", help="asterisk: shortest prompt kept (s)."),
 ) -> None:
     """Prepare a real corpus as Kaldi data directories; print the sets and what was skipped."""
     from speechrep.data.corpora import prepare as run
@@ -75,6 +81,9 @@ def prepare(
         "min_pause": min_pause,
         "max_duration": max_duration,
         "speaker_from": speaker_from,
+        "pack": pack,
+        "transcripts": transcripts,
+        "min_duration": min_duration,
     }
     result = run(corpus, src, out, **{k: v for k, v in options.items() if v is not None})
     typer.echo(result.summary())

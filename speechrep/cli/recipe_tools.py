@@ -34,6 +34,8 @@ def make_pairs_command(
     ctm: List[Path] = typer.Option(..., "--ctm", help="Phone CTM of the data directories (repeat it)."),
     speakers: str = typer.Option("", "--speakers", help="Comma-separated source/target speakers (default: all)."),
     unseen: str = typer.Option("", "--unseen", help="Comma-separated target-only speakers (zero-shot)."),
+    sources: str = typer.Option("", "--sources", help="Comma-separated source-only speakers: pairs from them to "
+                                "the --speakers and --unseen, none from the --speakers."),
     per_pair: int = typer.Option(1, "--per-pair", help="Sentences per ordered speaker pair."),
     targets: int = typer.Option(2, "--targets", help="Target utterances per pair (more than 2 keep the sentences)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the draws."),
@@ -50,7 +52,8 @@ def make_pairs_command(
 
     split = lambda s: [x for x in s.split(",") if x]  # noqa: E731
     n, unused = make_pairs(out, data_dirs, ctm, speakers=split(speakers), unseen=split(unseen), per_pair=per_pair,
-                           targets=targets, seed=seed, unused_out=unused_out, nonparallel=nonparallel)
+                           targets=targets, seed=seed, unused_out=unused_out, nonparallel=nonparallel,
+                           sources=split(sources))
     typer.echo(f"{out}: {n} pairs")
     if unused_out is not None:
         typer.echo(f"{unused_out}: {unused} utterances no pair uses" if unused else
@@ -96,12 +99,15 @@ def vc_examples_command(
     convert_dir: Path = typer.Argument(..., help="Directory of <family>_<vocoder>/ and resynth_<vocoder>/ outputs."),
     out: Path = typer.Argument(..., help="Audio TSV for report --audio."),
     per_kind: int = typer.Option(2, "--per-kind", help="Pairs to a seen and to an unseen target speaker."),
+    real: Optional[str] = typer.Option(None, "--real", help="Comma-separated real speakers: examples real -> "
+                                       "synthetic and synthetic -> real instead of seen and unseen targets."),
 ) -> None:
     """List conversion examples (seen and unseen target speakers) for the report's audio players."""
     from speechrep.eval.vc_summary import demo_examples
     from speechrep.utils.io import atomic_write_text
 
-    atomic_write_text(out, demo_examples(pairs, convert_dir, per_kind=per_kind))
+    atomic_write_text(out, demo_examples(pairs, convert_dir, per_kind=per_kind,
+                                         real=real.split(",") if real else ()))
 
 
 @eval_app.command("resynth")

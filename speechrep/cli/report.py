@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 import typer
 
@@ -20,7 +20,9 @@ def register(app: typer.Typer) -> None:
         units: Optional[Path] = typer.Option(None, help="Frame-level units file (utt u1 u2 ...) for the plot."),
         unit_frame_shift: float = typer.Option(0.02, help="Seconds per unit frame."),
         unit_frame_offset: Optional[float] = typer.Option(None, help="Centre of unit frame 0 in seconds (default: half a shift)."),
-        audio: Optional[Path] = typer.Option(None, help="TSV of audio examples: header of column names, rows of wav paths."),
+        audio: Optional[List[Path]] = typer.Option(
+            None, help="TSV of audio examples: header of column names, rows of wav paths (repeat it: one table)."
+        ),
         baseline: str = typer.Option("mfcc", help="System name of the reference line."),
         force: bool = typer.Option(
             False, "--force", help="Replace an earlier report at --out (other data is never replaced)."
@@ -34,7 +36,7 @@ def register(app: typer.Typer) -> None:
 
         page, summary = build_pipeline_report(
             exp_dir, out, data_dir=data, ctm=ali, units=units, unit_frame_shift=unit_frame_shift,
-            unit_frame_offset=unit_frame_offset, audio_tsv=audio, baseline=baseline, force=force,
+            unit_frame_offset=unit_frame_offset, audio_tsv=audio or None, baseline=baseline, force=force,
         )
         if summary:
             typer.echo(summary)

@@ -175,6 +175,7 @@ def make_pairs(
     seed: int = 0,
     unused_out: str | Path | None = None,
     nonparallel: bool = False,
+    sources: Sequence[str] = (),
 ) -> tuple[int, int | None]:
     """Write the conversion pairs of the held-out sentences of ``data_dirs``.
 
@@ -203,6 +204,8 @@ def make_pairs(
         corpora or languages): ``per_pair`` of A's sentences are drawn, with no reference (no
         MCD/F0 against parallel speech); and a source without a CTM is kept, with no phones (the independent
         judges score the words from the data directory's ``text``).
+    sources : source-only speakers: pairs from each of them to each of ``speakers`` and
+        ``unseen``, and none from ``speakers`` (e.g. real voices to synthetic ones only).
 
     Returns
     -------
@@ -231,13 +234,13 @@ def make_pairs(
             wav[utt] = dd.wav_scp[utt]
             by_spk.setdefault(dd.utt2spk[utt], {})[utt.rsplit("-", 1)[1]] = utt
     seen = list(speakers) or sorted(by_spk)
-    missing = [s for s in [*seen, *unseen] if s not in by_spk]
+    missing = [s for s in [*sources, *seen, *unseen] if s not in by_spk]
     if missing:
         raise DataError(f"speaker '{missing[0]}' is not in {', '.join(map(str, data_dirs))}", field="--speakers")
     rng = random.Random(seed)
     rows = ["\t".join(PAIRS_HEADER)]
     used: set[str] = set()
-    for a in seen:
+    for a in sources or seen:
         for b in [*seen, *unseen]:
             if a == b:
                 continue

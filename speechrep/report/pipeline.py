@@ -8,7 +8,8 @@ Layout read (every part optional; what is missing is left off the page, never fa
 - ``EXP/*/train_history.jsonl`` (one level down, and ``EXP/*/*/``): loss curves.
 - ``EXP/stage_times.tsv``: ``stage<TAB>description<TAB>seconds`` rows from recipes/lib.sh.
 - alignment figure: an utterance of ``data_dir`` with its CTM segments and frame-level units.
-- audio: a TSV with a header of column names and one row per example of wav paths.
+- audio: TSVs with a header of column names and one row per example of wav paths (one
+  table: the columns of all of them).
 
 A missing experiment directory, a results JSON that does not parse or is not an object,
 and an audio cell that soundfile cannot read are refused with the file named.
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 from speechrep.errors import DataError
@@ -32,7 +34,7 @@ def collect(
     units: str | Path | None = None,
     unit_frame_shift: float = 0.02,
     unit_frame_offset: float | None = None,
-    audio_tsv: str | Path | None = None,
+    audio_tsv: str | Path | Sequence[str | Path] | None = None,
     baseline: str = "mfcc",
     title: str = "speechrep: embedded-corpus pipeline",
 ) -> ReportInputs:
@@ -75,7 +77,8 @@ def collect(
             unit_frame_shift / 2 if unit_frame_offset is None else unit_frame_offset,
         )
     if audio_tsv is not None:
-        inputs.audio = _audio_rows(Path(audio_tsv))
+        tsvs = [audio_tsv] if isinstance(audio_tsv, (str, Path)) else audio_tsv
+        inputs.audio = [row for tsv in tsvs for row in _audio_rows(Path(tsv))]
     return inputs
 
 
@@ -176,7 +179,9 @@ def build_pipeline_report(
     from speechrep.utils.io import check_output_dir
 
     out = Path(out_dir) if out_dir is not None else Path(exp_dir) / "report"
-    sources = [kwargs.get(k) for k in ("data_dir", "ctm", "units", "audio_tsv")]
+    audio = kwargs.get("audio_tsv")
+    sources = [kwargs.get(k) for k in ("data_dir", "ctm", "units")]
+    sources += [audio] if audio is None or isinstance(audio, (str, Path)) else list(audio)
     where = dict(force=force, sources=sources, containers=[exp_dir])
     # checked before anything is read or plotted, and again when the page is written
     check_output_dir(out, command="report", field="--out", force=force, inputs=sources, containers=[exp_dir])

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # The whole default pipeline on the embedded corpus, ending in exp/report/index.html:
 #   bash egs/synth/all/run.sh [--stage N] [--stop-stage M] [--nj N] [--quick] [--dry-run] [--exp DIR]
-# Stages (recipes/ssl.sh, recipes/vc.sh; lib.sh numbering): 0 corpus, 1 fbank, 2 MFCC/fbank baseline,
-# VC pairs and scorers, 3 CPC, VQ-VAE, VC judge and AdaIN model, 4 features, units, conversion,
-# 5 evaluation and VC scores, 6 report. A rerun skips what is done with the same options.
+# Stages (recipes/ssl.sh, recipes/vc.sh; lib.sh numbering): 0 corpus (and a real voice: Asterisk's
+# English prompts, when installed), 1 fbank, 2 MFCC/fbank baseline, VC pairs and scorers, 3 CPC,
+# VQ-VAE, VC judge and AdaIN model, 4 features, units, conversion (also real <-> synthetic, by the
+# shipped zero-shot model and AdaIN), 5 evaluation and VC scores, 6 report. A rerun skips what is
+# done with the same options.
 # The full demo shows the pipeline in under 15 minutes on an idle 2-core CPU: the step budgets
 # below (tests/test_demo_pipeline.py counts them); the full figures come from ../cpc, ../vqvae,
 # ../vc. --quick runs the tiny corpus and the recipes' tiny configurations (what the tests use).
@@ -25,19 +27,23 @@ if [ "$quick" != true ]; then  # budgets (steps) of the full demo
   spk_opts=(--set optim.max_steps=200); ctc_opts=(--set optim.max_steps=250); judge_opts=(--set optim.max_steps=200)
   vc_opts=(--set optim.max_steps=400)
 fi
-exp=$(realpath -m "$exp"); vexp=$exp/vc; db=$(realpath -m "${DB:-$exp/db}")
+exp=$(realpath -m "$exp"); vexp=$exp/vc; rexp=$exp/real; db=$(realpath -m "${DB:-$exp/db}")
+real=false; real_voice_here && real=true
 
 report() {  # the HTML report of everything in $exp
   speechrep report --force "$exp" --data "$db/data/test" --ali "$db/ali/test/phones.ctm" --units "$exp/vqvae/units_test/units.txt" \
     --unit-frame-shift "$(cat "$exp/vqvae/units_test/frame_shift")" \
-    --unit-frame-offset "$(cat "$exp/vqvae/units_test/frame_offset")" --audio "$vexp/demo_audio.tsv"
+    --unit-frame-offset "$(cat "$exp/vqvae/units_test/frame_offset")" --audio "$vexp/demo_audio.tsv" \
+    $([ "$real" = true ] && echo --audio "$rexp/real2synth/demo_audio.tsv" --audio "$rexp/synth2real/demo_audio.tsv")
 }
 corpus_synth "$size"
+if [ "$real" = true ]; then real_corpus "$([ "$quick" = true ] && echo 6 || echo 40)"; else echo "Real voice: left out (asterisk-core-sounds-en-g722, its"\
+  "transcripts or the g722 decoder are missing: bash tools/setup.sh installs them when apt can)"; fi
 fbank_features train dev test
-baseline test; vc_pairs; vc_scorers
+baseline test; vc_pairs; vc_scorers; [ "$real" = false ] || real_pairs awb,slt 2 4
 train_model cpc "${cpc[@]}"; train_model vqvae "${vqvae[@]}"; vc_models
-extract_context cpc test; extract_units vqvae test; vc_convert
-eval_features cpc test; eval_units vqvae test; vc_score
+extract_context cpc test; extract_units vqvae test; vc_convert; [ "$real" = false ] || real_convert
+eval_features cpc test; eval_units vqvae test; vc_score; [ "$real" = false ] || real_score
 run_stage 6 "Report: $exp -> $exp/report/index.html" report
 
 if [ -f "$exp/report/index.html" ]; then

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from speechrep.data.corpora.asterisk import prepare_asterisk
 from speechrep.data.corpora.buckeye import prepare_buckeye
 from speechrep.data.corpora.common import PreparedCorpus
 from speechrep.data.corpora.folder import prepare_folder
@@ -23,6 +24,7 @@ __all__ = [
     "PREPARERS",
     "PreparedCorpus",
     "prepare",
+    "prepare_asterisk",
     "prepare_buckeye",
     "prepare_folder",
     "prepare_librispeech",
@@ -34,6 +36,7 @@ __all__ = [
 
 #: Corpus name -> preparer.
 PREPARERS: dict[str, Callable[..., PreparedCorpus]] = {
+    "asterisk": prepare_asterisk,
     "buckeye": prepare_buckeye,
     "folder": prepare_folder,
     "librispeech": prepare_librispeech,
