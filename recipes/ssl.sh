@@ -11,10 +11,14 @@
 #   eval_features cpc test [CTM]                5    ABX, probes -> $exp/eval/cpc.json
 #   eval_units vqvae test [CTM]                 5    ABX, PNMI, bitrate -> $exp/eval/vqvae_units.json
 #   results_table [--ratio-to mfcc] cpc mfcc    6    Markdown table -> $exp/eval/table.md
+#   each_set eval_features cpc                  5    the same on every set of eval_sets (tagged)
 #
 #   synth_ssl_start conf/x.yaml                 0-2  the three above on the embedded corpus
 #
 # Variables: db (corpus), exp; a set's alignment is $db/ali/<set>/phones.ctm unless given.
+# eval_tag: empty, or a tag that names the results of another evaluation set beside the main
+# one (eval/<name>@<tag>.json, stages <n>:<name>@<tag>; e.g. unseen voices, real speech).
+eval_tag=
 
 # synth_ssl_start FULL_CONF: stages 0-2 on the embedded corpus, default size with FULL_CONF
 # (--quick: the tiny corpus and conf/tiny.yaml); sets size, conf and db (DB shares a corpus)
@@ -38,15 +42,25 @@ _fbank_sets() {
   done
 }
 
+tagged() { echo "$1${eval_tag:+@$eval_tag}"; }  # tagged NAME: NAME, or NAME@TAG
+# each_set FUNCTION [ARG...]: FUNCTION ARG... SET for every "TAG:SET" of eval_sets (":test" is the
+# main set, untagged), with eval_tag set to TAG
+each_set() {
+  local s
+  for s in "${eval_sets[@]}"; do eval_tag=${s%%:*}; "$@" "${s#*:}"; done
+  eval_tag=
+}
+
 # baseline SET: stage 2
 baseline() {
-  run_stage 2:baseline "Baseline: MFCC and fbank on $db/data/$1 -> $exp/eval/baseline.json" \
-    speechrep eval baseline "$db/data/$1" --ali "$db/ali/$1/phones.ctm" --out "$exp/eval/baseline.json"
+  local out; out=$exp/eval/$(tagged baseline).json
+  run_stage "$(tagged 2:baseline)" "Baseline: MFCC and fbank on $db/data/$1 -> $out" \
+    speechrep eval baseline "$db/data/$1" --ali "$db/ali/$1/phones.ctm" --out "$out"
 }
 
 # extract_context NAME SET: stage 4
 extract_context() {
-  run_stage "4:$1" "Extract: $exp/$1 on $db/data/$2 -> $exp/$1/extract_$2" \
+  run_stage "$(tagged "4:$1")" "Extract: $exp/$1 on $db/data/$2 -> $exp/$1/extract_$2" \
     speechrep extract --force --model "$exp/$1" --layer context "$db/data/$2" "$exp/$1/extract_$2"
 }
 
@@ -54,23 +68,25 @@ extract_context() {
 extract_units() {
   local name=$1 set=$2
   shift 2
-  run_stage "4:$name" "Units: $exp/$name on $db/data/$set -> $exp/$name/units_$set" \
+  run_stage "$(tagged "4:$name")" "Units: $exp/$name on $db/data/$set -> $exp/$name/units_$set" \
     speechrep units --force --model "$exp/$name" "$@" "$db/data/$set" "$exp/$name/units_$set"
 }
 
 # eval_features NAME SET [CTM [eval options]]: stage 5
 eval_features() {
-  local name=$1 set=$2 ctm=${3:-$db/ali/$2/phones.ctm}
+  local name=$1 set=$2 ctm=${3:-$db/ali/$2/phones.ctm} out
   shift $(($# < 3 ? $# : 3))
-  run_stage "5:$name" "Evaluate: $exp/$name/extract_$set -> $exp/eval/$name.json" \
+  out=$exp/eval/$(tagged "$name").json
+  run_stage "$(tagged "5:$name")" "Evaluate: $exp/$name/extract_$set -> $out" \
     speechrep eval features --feats "$exp/$name/extract_$set/feats.scp" --ali "$ctm" \
-      --utt2spk "$db/data/$set/utt2spk" "$@" --out "$exp/eval/$name.json"
+      --utt2spk "$db/data/$set/utt2spk" "$@" --out "$out"
 }
 
 # eval_units NAME SET [CTM]: stage 5
 eval_units() {
-  run_stage "5:$1" "Evaluate: $exp/$1/units_$2 -> $exp/eval/$1_units.json" \
-    _eval_units "$exp/$1/units_$2" "${3:-$db/ali/$2/phones.ctm}" "$db/data/$2/utt2spk" "$exp/eval/$1_units.json"
+  local out; out=$exp/eval/$(tagged "$1_units").json
+  run_stage "$(tagged "5:$1")" "Evaluate: $exp/$1/units_$2 -> $out" \
+    _eval_units "$exp/$1/units_$2" "${3:-$db/ali/$2/phones.ctm}" "$db/data/$2/utt2spk" "$out"
 }
 _eval_units() {  # the codebook size is read when the stage runs
   speechrep eval units --units "$1/units.txt" --ali "$2" --utt2spk "$3" --codebook-size "$(cat "$1/num_codes")" \

@@ -190,22 +190,23 @@ real_voice_here() {  # true when the prompts, their transcripts and the G.722 de
   [ -d "$real_sounds/en_US_f_Allison" ] && python -c "import G722" 2>/dev/null && { [ -n "$real_transcripts" ] \
     || [ -f "/usr/share/doc/$doc/$t" ] || [ -f "/usr/local/share/doc/$doc/$t" ]; }
 }
-_real_corpus() {  # _real_corpus N: the first N prompts of at least 1.5 s -> $db/real/data/demo
+_real_corpus() {  # _real_corpus N ALIGN: the first N prompts of at least 1.5 s -> $db/data/real
   local opts=(--pack allison_en --min-duration 1.5)
   [ -n "$real_transcripts" ] && opts+=(--transcripts "$real_transcripts")
   speechrep data prepare asterisk "$real_sounds" "$db/real" "${opts[@]}" || return 1
-  speechrep data subset "$db/real/data/all" "$db/real/data/demo" --first "$1"
+  speechrep data subset "$db/real/data/all" "$db/data/real" --first "$1" || return 1
+  if [ "$2" = true ]; then speechrep align "$db/data/real" "$db/ali/real"; fi
 }
-real_corpus() {  # real_corpus N
-  run_stage 0:real "Real voice: Asterisk's English prompts ($real_sounds) -> $db/real/data/demo" _real_corpus "$1"
+real_corpus() {  # real_corpus N ALIGN (true: phone CTM by pocketsphinx -> $db/ali/real/phones.ctm)
+  run_stage 0:real "Real voice: Asterisk's English prompts ($real_sounds) -> $db/data/real" _real_corpus "$1" "$2"
 }
 _real_pairs() {  # _real_pairs SYNTHETIC PER_PAIR TARGETS -> $rexp/{real2synth,synth2real}/pairs.tsv
   local opts=(--nonparallel --per-pair "$2" --targets "$3" --ctm "$db/ali/test/phones.ctm")
   mkdir -p "$rexp/real2synth" "$rexp/synth2real"
   speechrep data make-pairs "${opts[@]}" --sources allison_en --speakers "$1" "$rexp/real2synth/pairs.tsv" \
-    "$db/data/test" "$db/real/data/demo" || return 1
+    "$db/data/test" "$db/data/real" || return 1
   speechrep data make-pairs "${opts[@]}" --sources "$1" --speakers allison_en "$rexp/synth2real/pairs.tsv" \
-    "$db/data/test" "$db/real/data/demo"
+    "$db/data/test" "$db/data/real"
 }
 real_pairs() {  # real_pairs SYNTHETIC PER_PAIR TARGETS
   run_stage 2:real "Pairs: $db/real <-> $1 of $db/data/test -> $rexp/{real2synth,synth2real}" --clean "$rexp" \
@@ -228,7 +229,7 @@ real_convert() {
 _real_score() {  # _real_score FAMILIES JUDGES: independent or inhouse
   local dir s judges
   if [ "$2" = independent ]; then
-    judges=(--judges independent --judge-data "$db/data/test" --judge-data "$db/real/data/demo")
+    judges=(--judges independent --judge-data "$db/data/test" --judge-data "$db/data/real")
     # dev too in the tiny corpus: two test utterances per voice, both a pair's targets
     [ "$quick" = true ] && judges+=(--judge-data "$db/data/dev")
   else judges=(--speaker-model "$vexp/speaker" --enrol-targets 2); fi

@@ -3,7 +3,9 @@
 Layout read (every part optional; what is missing is left off the page, never faked):
 
 - ``EXP/eval/*.json``: phone-discovery results, one system per file (file stem = name), or
-  ``{"baselines": {name: results}}`` from ``speechrep eval baseline``;
+  ``{"baselines": {name: results}}`` from ``speechrep eval baseline``; ``<name>@<tag>.json``
+  are results on another evaluation set (recipes/ssl.sh ``eval_tag``: ``baseline@unseen.json``
+  gives the rows ``mfcc@unseen``, ``fbank@unseen``), listed after the untagged ones;
   ``EXP/eval/vc*.json``: voice-conversion scores (``{"families": {name: scores}}`` or one dict).
 - ``EXP/*/train_history.jsonl`` (one level down, and ``EXP/*/*/``): loss curves.
 - ``EXP/stage_times.tsv``: ``stage<TAB>description<TAB>seconds`` rows from recipes/lib.sh.
@@ -58,9 +60,15 @@ def collect(
             for name, scores in families.items():
                 inputs.vc_results[name] = _flat_numbers(scores)
         elif "baselines" in doc:  # `speechrep eval baseline`: several systems in one file
-            inputs.results.update(_systems(doc["baselines"], path, "baselines"))
+            tag = path.stem.partition("@")[2]  # baseline@unseen.json: mfcc@unseen, fbank@unseen
+            inputs.results.update({f"{name}@{tag}" if tag else name: r
+                                   for name, r in _systems(doc["baselines"], path, "baselines").items()})
         else:
             inputs.results[path.stem] = doc
+    # the main evaluation set first, then each tagged one (<name>@<tag>: unseen voices, real speech)
+    tags = ["", *_TAG_ORDER, *sorted(n.partition("@")[2] for n in inputs.results)]
+    order = {tag: i for i, tag in enumerate(dict.fromkeys(tags))}
+    inputs.results = dict(sorted(inputs.results.items(), key=lambda kv: order[kv[0].partition("@")[2]]))
     if baseline in inputs.results:
         inputs.baseline = baseline
     for hist in sorted(list(exp_dir.glob("*/train_history.jsonl")) + list(exp_dir.glob("*/*/train_history.jsonl"))):
@@ -80,6 +88,10 @@ def collect(
         tsvs = [audio_tsv] if isinstance(audio_tsv, (str, Path)) else audio_tsv
         inputs.audio = [row for tsv in tsvs for row in _audio_rows(Path(tsv))]
     return inputs
+
+
+#: Tagged evaluation sets of the demo, in the order of its tables (other tags follow by name).
+_TAG_ORDER = ("unseen", "real")
 
 
 def _read_results(path: Path) -> dict:
