@@ -239,7 +239,7 @@ def test_output_is_atomic_and_guarded(tmp_path: Path):
 
 
 def test_prepare_dispatch_and_cli(tmp_path: Path):
-    assert set(PREPARERS) == {"librispeech", "zerospeech2019", "vctk", "timit", "buckeye", "ljspeech", "folder"}
+    assert set(PREPARERS) == {"librispeech", "zerospeech2019", "vctk", "timit", "buckeye", "ljspeech", "asterisk", "folder"}
     src = fixtures.write_vctk(tmp_path)
     with pytest.raises(DataError, match="vctk takes no option include_sa"):
         prepare("vctk", src, tmp_path / "out", include_sa=True)
