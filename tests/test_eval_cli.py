@@ -189,3 +189,35 @@ def test_baseline_on_a_data_dir(tmp_path, capsys):
         # tones per phone: well below chance
         assert r["baselines"][name]["abx"]["within"] < 25
     assert r["frame_times"]["frame_offset"] == 0.0125
+    # no alignment (a language without a CTM): the speaker probe alone, on MFCC and fbank
+    out = tmp_path / "speakers.json"
+    code, _, err = _run(capsys, "eval", "baseline", str(data), "--out", str(out))
+    assert code == 0, err
+    r = json.loads(out.read_text())
+    for name in ("mfcc", "fbank"):
+        assert set(r["baselines"][name]) == {"probes"} and set(r["baselines"][name]["probes"]) == {"speaker_probe"}
+    assert r["inputs"]["alignment"] is None
+
+
+def test_speaker_probe_alone_without_alignment(tmp_path, capsys):
+    """Speech with no phone alignment (other languages, real speech): --ali left out, the speaker
+    probe alone; the speakers must then come from --utt2spk."""
+    _corpus(tmp_path)
+    scp, utt2spk = str(tmp_path / "feats" / "feats.scp"), str(tmp_path / "ali" / "utt2spk")
+    out = tmp_path / "spk.json"
+    code, stdout, err = _run(capsys, "eval", "features", "--feats", scp, "--utt2spk", utt2spk, "--out", str(out))
+    assert code == 0, err
+    r = json.loads(out.read_text())
+    assert "abx" not in r and set(r["probes"]) == {"speaker_probe"} and r["inputs"]["alignment"] is None
+    # the per-speaker offset of the features: found above chance (3 speakers)
+    assert r["probes"]["speaker_probe"]["accuracy"] > r["probes"]["speaker_probe"]["chance"] + 0.3
+    code, _, err = _run(capsys, "eval", "units", "--units", str(tmp_path / "units.txt"), "--utt2spk", utt2spk,
+                        "--frame-shift", "0.01", "--frame-offset", "0.0125", "--codebook-size", "8",
+                        "--out", str(tmp_path / "units.json"))
+    assert code == 0, err
+    assert set(json.loads((tmp_path / "units.json").read_text())) >= {"probes"}
+    assert "units" not in json.loads((tmp_path / "units.json").read_text())
+    _expect_error(capsys, tmp_path, "features", "--feats", scp, match="give --utt2spk")
+    (tmp_path / "x.item").write_text("#file onset offset #phone prev-phone next-phone speaker\n")
+    _expect_error(capsys, tmp_path, "features", "--feats", scp, "--utt2spk", utt2spk, "--items",
+                  str(tmp_path / "x.item"), match="give --ali too")

@@ -17,6 +17,8 @@ app = typer.Typer(
 _CONFIG = typer.Option(None, "--config", help="YAML file of evaluation options (PhoneDiscoveryConfig).")
 _SET = typer.Option([], "--set", help="Override a config key, e.g. --set abx.max_size_group=null (repeatable).")
 _ALI = typer.Option(..., "--ali", help="Reference phone alignment (CTM), e.g. ali/test/phones.ctm.")
+_ALI_OR_NONE = typer.Option(None, "--ali", help="Reference phone alignment (CTM), e.g. ali/test/phones.ctm; without "
+                            "it (speech with no alignment), the speaker probe alone.")
 _UTT2SPK = typer.Option(None, "--utt2spk", help="utt2spk file (default: utt2spk beside the CTM).")
 _ITEMS = typer.Option(None, "--items", help="ZeroSpeech .item file (default: triphone items built from the CTM).")
 _OUT = typer.Option(..., "--out", help="JSON file to write (atomically).")
@@ -81,7 +83,7 @@ def make_items_cmd(
 @app.command("features")
 def features_cmd(
     feats: Path = typer.Option(..., "--feats", help="Features: Kaldi .scp/.ark, or a directory of <utt>.npy."),
-    ali: Path = _ALI,
+    ali: Optional[Path] = _ALI_OR_NONE,
     out: Path = _OUT,
     utt2spk: Optional[Path] = _UTT2SPK,
     items: Optional[Path] = _ITEMS,
@@ -101,7 +103,7 @@ def features_cmd(
               frame_offset=frame_offset, threads=threads, **{"abx.distance": distance, "abx.context": context})
 
 
-def _evaluate(kind: str, inputs: Path, ali: Path, out: Path, utt2spk: Optional[Path], items: Optional[Path],
+def _evaluate(kind: str, inputs: Path, ali: Optional[Path], out: Path, utt2spk: Optional[Path], items: Optional[Path],
               config: Optional[Path], overrides: list[str], **values: object) -> None:
     """``eval features`` / ``eval units``: check OUT, resolve the config, evaluate, print."""
     from speechrep.eval.phone_discovery import run_phone_discovery
@@ -117,7 +119,7 @@ def units_cmd(
     units: Path = typer.Option(
         ..., "--units", "--feats", help="Units: text file 'utt u1 u2 ...', Kaldi .scp/.ark or a directory of .npy."
     ),
-    ali: Path = _ALI,
+    ali: Optional[Path] = _ALI_OR_NONE,
     out: Path = _OUT,
     utt2spk: Optional[Path] = _UTT2SPK,
     items: Optional[Path] = _ITEMS,
@@ -140,7 +142,7 @@ def units_cmd(
 @app.command("baseline")
 def baseline_cmd(
     data_dir: Path = typer.Argument(..., help="Kaldi data directory (wav.scp, utt2spk, ...)."),
-    ali: Path = _ALI,
+    ali: Optional[Path] = _ALI_OR_NONE,
     out: Path = _OUT,
     items: Optional[Path] = _ITEMS,
     exact: bool = _EXACT,

@@ -371,7 +371,7 @@ def check_frame_counts(
             )
 
 
-def find_utt2spk(ali: str | Path, utt2spk: str | Path | None) -> Path:
+def find_utt2spk(ali: str | Path | None, utt2spk: str | Path | None) -> Path:
     """The given ``utt2spk``, else the one beside the alignment.
 
     Raises
@@ -381,6 +381,8 @@ def find_utt2spk(ali: str | Path, utt2spk: str | Path | None) -> Path:
     """
     if utt2spk is not None:
         return Path(utt2spk)
+    if ali is None:
+        raise DataError("without --ali, give --utt2spk (the speaker probe needs the speakers)", field="utt2spk")
     beside = Path(ali).parent / "utt2spk"
     if beside.is_file():
         return beside

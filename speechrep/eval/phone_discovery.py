@@ -102,7 +102,7 @@ class PhoneDiscoveryConfig:
 
 def evaluate_representation(
     frames: Mapping[str, np.ndarray],
-    alignments: Mapping[str, list[tuple[float, float, str]]],
+    alignments: Mapping[str, list[tuple[float, float, str]]] | None,
     utt2spk: Mapping[str, str],
     *,
     times: FrameTimes,
@@ -120,7 +120,9 @@ def evaluate_representation(
     ----------
     frames : utt -> ``(num_frames, dim)`` features, or ``(num_frames,)`` units when
         ``discrete``.
-    alignments : utt -> time-sorted ``[(start, end, phone)]`` (``read_ctm``).
+    alignments : utt -> time-sorted ``[(start, end, phone)]`` (``read_ctm``), or None for
+        speech without a phone alignment (another language, real speech): the speaker
+        probe alone.
     utt2spk : utt -> speaker.
     times : frame centre times.
     items : ABX items; None builds them from ``alignments`` (``config.abx.level``).
@@ -129,7 +131,7 @@ def evaluate_representation(
     Returns
     -------
     ``{"abx", "probes"}`` and, for units, ``"units"``, ``"codebook"``, ``"bitrate"``,
-    ``"segmentation"``.
+    ``"segmentation"``; without ``alignments``, ``{"probes": {"speaker_probe"}}``.
 
     Raises
     ------
@@ -140,13 +142,14 @@ def evaluate_representation(
     from speechrep.data.ctm import frame_labels
 
     config = config or PhoneDiscoveryConfig()
+    if alignments is None:
+        _check_speakers(frames, utt2spk)
+        return {"probes": {"speaker_probe": _speaker_probe(frames, utt2spk, discrete, config)}}
     check_utterances(frames, alignments, frames_path=frames_path, ali_path=ali_path)
     check_frame_counts(
         {u: len(x) for u, x in frames.items()}, alignments, times, frames_path=frames_path, tolerance=config.frame_tolerance
     )
-    no_speaker = sorted(u for u in frames if u not in utt2spk)
-    if no_speaker:
-        raise DataError(f"{len(no_speaker)} utterance(s) have no speaker, e.g. {no_speaker[0]}", field="utt2spk")
+    _check_speakers(frames, utt2spk)
     labels = {
         u: frame_labels(alignments[u], num_frames=len(x), frame_shift=times.frame_shift, frame_offset=times.frame_offset)
         for u, x in frames.items()
@@ -212,18 +215,35 @@ def _abx(frames, alignments, utt2spk, times, discrete, items, config, items_path
     return out
 
 
-def _probes(frames, labels, utt2spk, discrete, config) -> dict[str, Any]:
-    from speechrep.eval.probe import phone_probe, speaker_probe
+def _check_items_need_ali(ali: str | Path | None, items: str | Path | None) -> None:
+    if ali is None and items is not None:
+        raise DataError("ABX items are scored against a phone alignment: give --ali too", path=items, field="--items")
+
+
+def _check_speakers(frames: Mapping[str, np.ndarray], utt2spk: Mapping[str, str]) -> None:
+    no_speaker = sorted(u for u in frames if u not in utt2spk)
+    if no_speaker:
+        raise DataError(f"{len(no_speaker)} utterance(s) have no speaker, e.g. {no_speaker[0]}", field="utt2spk")
+
+
+def _speaker_probe(frames, utt2spk, discrete, config) -> dict[str, Any]:
+    from speechrep.eval.probe import speaker_probe
 
     cfg = config.probes
-    if discrete:
-        # units: the speaker probe reads each utterance's unit histogram; the phone probe
-        # would only restate the purities above
+    if discrete:  # units: the probe reads each utterance's unit histogram
         size = config.codebook_size or 1 + max(int(x.max()) for x in frames.values())
-        hist = {u: (np.bincount(x, minlength=size) / len(x))[None, :] for u, x in frames.items()}
-        return {"speaker_probe": speaker_probe(hist, utt2spk, test_fraction=cfg.test_fraction, seed=cfg.seed)}
+        frames = {u: (np.bincount(x, minlength=size) / len(x))[None, :] for u, x in frames.items()}
+    return speaker_probe(frames, utt2spk, test_fraction=cfg.test_fraction, seed=cfg.seed)
+
+
+def _probes(frames, labels, utt2spk, discrete, config) -> dict[str, Any]:
+    from speechrep.eval.probe import phone_probe
+
+    cfg = config.probes
+    if discrete:  # the phone probe would only restate the purities above
+        return {"speaker_probe": _speaker_probe(frames, utt2spk, discrete, config)}
     return {
-        "speaker_probe": speaker_probe(frames, utt2spk, test_fraction=cfg.test_fraction, seed=cfg.seed),
+        "speaker_probe": _speaker_probe(frames, utt2spk, discrete, config),
         "phone_probe": phone_probe(
             frames, labels, test_fraction=cfg.test_fraction, seed=cfg.seed, max_frames=cfg.max_frames
         ),
@@ -232,7 +252,7 @@ def _probes(frames, labels, utt2spk, discrete, config) -> dict[str, Any]:
 
 def run_phone_discovery(
     inputs: str | Path,
-    ali: str | Path,
+    ali: str | Path | None,
     *,
     kind: Literal["features", "units"],
     out: str | Path,
@@ -247,7 +267,7 @@ def run_phone_discovery(
     ----------
     inputs : features (``.scp``/``.ark``/``.npy`` directory) or units (text file
         ``utt u1 u2 ...``, ``.scp``/``.ark``, ``.npy`` directory).
-    ali : phone CTM.
+    ali : phone CTM; None: the speaker probe alone (needs ``utt2spk``).
     kind : ``"features"`` or ``"units"``.
     out : the JSON file to write (atomically).
     utt2spk : speakers; default ``utt2spk`` beside the CTM.
@@ -266,11 +286,12 @@ def run_phone_discovery(
     if kind not in ("features", "units"):
         raise DataError(f"kind must be 'features' or 'units', got {kind!r}", field="kind")
     config = config or PhoneDiscoveryConfig()
+    _check_items_need_ali(ali, items)
     spk_path = find_utt2spk(ali, utt2spk)
     times = find_frame_times(inputs, frame_shift=config.frame_shift, frame_offset=config.frame_offset)
     discrete = kind == "units"
     frames = load_units(inputs, codebook_size=config.codebook_size) if discrete else load_features(inputs)
-    alignments = read_ctm(ali)
+    alignments = read_ctm(ali) if ali is not None else None
     item_set = read_items(items) if items is not None else None
     metrics = evaluate_representation(
         frames,
@@ -281,7 +302,7 @@ def run_phone_discovery(
         items=item_set,
         config=config,
         frames_path=inputs,
-        ali_path=ali,
+        ali_path=ali or "<no alignment>",
         items_path=items or "<items>",
         progress=progress,
     )
@@ -304,7 +325,7 @@ def run_phone_discovery(
 
 def run_baseline(
     data_dir: str | Path,
-    ali: str | Path,
+    ali: str | Path | None,
     *,
     out: str | Path,
     items: str | Path | None = None,
@@ -327,8 +348,9 @@ def run_baseline(
 
     config = config or PhoneDiscoveryConfig()
     times = FrameTimes(0.01, 0.0125)
+    _check_items_need_ali(ali, items)
     dd = DataDir.load(data_dir)
-    alignments = read_ctm(ali)
+    alignments = read_ctm(ali) if ali is not None else None  # None: the speaker probe alone
     item_set = read_items(items) if items is not None else None
     feats = baseline_features(data_dir, progress=progress)
     baselines = {}
@@ -342,7 +364,7 @@ def run_baseline(
             items=item_set,
             config=config,
             frames_path=f"{data_dir} ({name})",
-            ali_path=ali,
+            ali_path=ali or "<no alignment>",
             items_path=items or "<items>",
             progress=progress,
         )
