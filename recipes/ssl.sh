@@ -13,12 +13,15 @@
 #   results_table [--ratio-to mfcc] cpc mfcc    6    Markdown table -> $exp/eval/table.md
 #   each_set eval_features cpc                  5    the same on every set of eval_sets (tagged)
 #
-#   synth_ssl_start conf/x.yaml                 0-2  the three above on the embedded corpus
+#   synth_ssl_start conf/x.yaml                 0-2  the three above on the embedded corpus (each_set)
 #
 # Variables: db (corpus), exp; a set's alignment is $db/ali/<set>/phones.ctm unless given.
 # eval_tag: empty, or a tag that names the results of another evaluation set beside the main
 # one (eval/<name>@<tag>.json, stages <n>:<name>@<tag>; e.g. unseen voices, real speech).
 eval_tag=
+# eval_sets: the "TAG:SET" list of each_set; the embedded corpus's: seen voices, then the voice
+# families never trained on
+eval_sets=(:test unseen:test_unseen_spk)
 
 # synth_ssl_start FULL_CONF: stages 0-2 on the embedded corpus, default size with FULL_CONF
 # (--quick: the tiny corpus and conf/tiny.yaml); sets size, conf and db (DB shares a corpus)
@@ -27,8 +30,8 @@ synth_ssl_start() {
   [ "$quick" = true ] && { size=tiny; conf=conf/tiny.yaml; }
   db=${DB:-$exp/db}
   corpus_synth "$size"
-  fbank_features train dev test
-  baseline test
+  fbank_features train dev "${eval_sets[@]#*:}"
+  each_set baseline
 }
 
 # fbank_features SET...: stage 1
@@ -93,13 +96,14 @@ _eval_units() {  # the codebook size is read when the stage runs
     --out "$4"
 }
 
-# results_table [--ratio-to NAME] NAME...: stage 6; mfcc and fbank come from the baseline
+# results_table [--ratio-to NAME] NAME...: stage 6; mfcc and fbank come from the baseline (NAME@TAG:
+# the results of the evaluation set tagged TAG)
 results_table() {
   local opts=() results=() name
   if [ "${1:-}" = --ratio-to ]; then opts=(--ratio-to "$2"); shift 2; fi
   for name in "$@"; do
-    case "$name" in
-      mfcc|fbank) results+=("$name=$exp/eval/baseline.json") ;;
+    case "${name%%@*}" in  # mfcc@unseen: from baseline@unseen.json
+      mfcc|fbank) results+=("$name=$exp/eval/baseline${name/#${name%%@*}/}.json") ;;
       *) results+=("$name=$exp/eval/$name.json") ;;
     esac
   done

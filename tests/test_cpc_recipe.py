@@ -51,7 +51,8 @@ def test_synth_cpc_recipe(tmp_path, corpus):
     exp = tmp_path / "exp"
     r = _recipe("egs/synth/cpc", exp, corpus)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
-    for part in ("0", "1", "2:baseline", "3:cpc", "4:cpc", "5:cpc", "6:table"):  # recipes/lib.sh numbering
+    for part in ("0", "1", "2:baseline", "2:baseline@unseen", "3:cpc", "4:cpc", "4:cpc@unseen", "5:cpc", "5:cpc@unseen",
+                 "6:table"):  # recipes/lib.sh numbering; @unseen: the voice families never trained on
         assert f"Stage {part}:" in r.stdout
     losses = _train_losses(exp / "cpc")
     assert np.mean(losses[-3:]) < losses[0] - 0.5  # InfoNCE over 4 steps starts near 4 ln 17
@@ -60,10 +61,15 @@ def test_synth_cpc_recipe(tmp_path, corpus):
     assert sorted(feats) == sorted(inputs) and all(feats[u].shape == (len(inputs[u]), 32) for u in feats)
     report = json.loads((exp / "eval/cpc.json").read_text())
     assert report["abx"]["across"] < 50  # chance
+    unseen = json.loads((exp / "eval/cpc@unseen.json").read_text())
+    speakers = set((corpus / "data/test_unseen_spk/utt2spk").read_text().split()[1::2])
+    assert unseen["inputs"]["features"]["path"].endswith("extract_test_unseen_spk/feats.scp") and speakers == {"rms"}
+    assert unseen["probes"]["phone_probe"]["accuracy"] > unseen["probes"]["phone_probe"]["chance"]
     table = (exp / "eval/table.md").read_text()
     assert "| cpc |" in table and "| mfcc |" in table and "across / mfcc" in table
+    assert "| cpc@unseen |" in table and "| mfcc@unseen |" in table
     again = _recipe("egs/synth/cpc", exp, corpus)
-    assert again.returncode == 0 and again.stdout.count("done before; skipped") == 7
+    assert again.returncode == 0 and again.stdout.count("done before; skipped") == 10
 
 
 def test_synth_dim_recipe_dim_and_autoencoder_side_by_side(tmp_path, corpus):
@@ -85,7 +91,7 @@ def test_synth_dim_recipe_dim_and_autoencoder_side_by_side(tmp_path, corpus):
     assert [(a.pop("critic"), a.pop("estimator")) for a in args] == [("separable", "infonce"), ("reconstruction", "positive")]
     assert cfgs[0]["model"] == cfgs[1]["model"]
     table = (exp / "eval/table.md").read_text()
-    for row in ("dim", "autoencoder", "mfcc", "fbank"):
+    for row in ("dim", "autoencoder", "mfcc", "fbank", "dim@unseen", "autoencoder@unseen", "mfcc@unseen"):
         assert f"| {row} |" in table
 
 

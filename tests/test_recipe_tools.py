@@ -152,6 +152,15 @@ def test_eval_table_rows_and_ratio(tmp_path, capsys):
     assert lines[0].endswith("| across / mfcc |") and len(lines) == 5
     assert lines[2] == "| cpc | 5.00 | 10.00 | 0.800 | n/a | 0.50 |"
     assert lines[4] == "| fbank | 12.00 | 25.00 | n/a | n/a | 1.25 |"
+    # rows of another evaluation set (NAME@TAG): the baseline's row by its name, the ratio to mfcc@TAG
+    (tmp_path / "cpc@unseen.json").write_text(json.dumps({"abx": {"within": 8.0, "across": 30.0}}))
+    (tmp_path / "base@unseen.json").write_text(json.dumps({"baselines": {"mfcc": {"abx": {"across": 40.0}}}}))
+    code, stdout, err = _cli(capsys, "eval", "table", "--ratio-to", "mfcc", f"cpc={tmp_path / 'cpc.json'}",
+                             f"mfcc={tmp_path / 'base.json'}", f"cpc@unseen={tmp_path / 'cpc@unseen.json'}",
+                             f"mfcc@unseen={tmp_path / 'base@unseen.json'}")
+    assert code == 0, err
+    assert stdout.splitlines()[4:] == ["| cpc@unseen | 8.00 | 30.00 | n/a | n/a | 0.75 |",
+                                       "| mfcc@unseen | n/a | 40.00 | n/a | n/a | 1.00 |"]
     code, _, err = _cli(capsys, "eval", "table", "--ratio-to", "plp", f"cpc={tmp_path / 'cpc.json'}")
     assert code == 1 and "'plp'" in err
     code, _, err = _cli(capsys, "eval", "table", "cpc")

@@ -70,8 +70,11 @@ def test_vqvae_recipe_quick(tmp_path, corpus):
     exp = tmp_path / "exp"
     r = _run_recipe("vqvae", exp, corpus)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
-    for part in ("0", "3:vqvae", "4:vqvae", "5:vqvae", "7"):  # recipes/lib.sh numbering
+    for part in ("0", "3:vqvae", "4:vqvae", "4:vqvae@unseen", "5:vqvae", "5:vqvae@unseen", "7"):  # lib.sh numbering
         assert f"Stage {part}:" in r.stdout
+    # the voice families never trained on (test_unseen_spk), evaluated like the test set
+    unseen = json.loads((exp / "eval" / "vqvae_units@unseen.json").read_text())
+    assert unseen["inputs"]["units"]["path"].endswith("units_test_unseen_spk/units.txt") and unseen["units"]["pnmi"] > 0
     losses = _losses(exp / "vqvae")
     assert np.mean(losses[-3:]) < 0.8 * losses[0]
     report = _check_units_beat_shuffled(exp, "vqvae", corpus)
@@ -81,7 +84,7 @@ def test_vqvae_recipe_quick(tmp_path, corpus):
     assert all(row["pnmi"] is not None for row in rows)
     assert "| onehot_2bit | onehot | 2 | 4 |" in (exp / "ablation/ablation.md").read_text()
     again = _run_recipe("vqvae", exp, corpus)
-    assert again.returncode == 0 and again.stdout.count("done before; skipped") == 5
+    assert again.returncode == 0 and again.stdout.count("done before; skipped") == 7
 
 
 def test_vqcpc_recipe_quick(tmp_path, request):
@@ -100,5 +103,6 @@ def test_vqcpc_recipe_quick(tmp_path, request):
     assert "Stage 3:vqcpc: Train vqcpc" in seg.stdout and "done before; skipped" in seg.stdout.split("Stage 4")[0]
     assert "Stage 4:vqcpc: Units" in seg.stdout and "Stage 5:vqcpc: Evaluate" in seg.stdout
     assert seg.stdout.count("done before; skipped") == 3  # corpus, features, training
+    assert "Stage 5:vqcpc@unseen: Evaluate" in seg.stdout
     segmented = _check_units_beat_shuffled(exp, "vqcpc", corpus)
     assert segmented["bitrate"]["bitrate"] < report["bitrate"]["bitrate"]

@@ -16,7 +16,8 @@ def phone_discovery_row(name: str, path: str | Path) -> dict[str, float | None]:
     """ABX within/across (%) and phone/speaker probe accuracy of one result.
 
     A report of ``speechrep eval baseline`` holds several representations: ``name`` picks
-    one (``mfcc``, ``fbank``); any other report is read as it is.
+    one (``mfcc``, ``fbank``; ``mfcc@unseen``: mfcc of a tagged evaluation set's report); any
+    other report is read as it is.
 
     Raises
     ------
@@ -30,7 +31,7 @@ def phone_discovery_row(name: str, path: str | Path) -> dict[str, float | None]:
         doc = json.loads(path.read_text(encoding="utf-8"))
     except (ValueError, UnicodeDecodeError) as e:
         raise DataError(f"not a JSON result ({e})", path=path) from None
-    metrics = doc["baselines"].get(name, {}) if "baselines" in doc else doc
+    metrics = doc["baselines"].get(name.partition("@")[0], {}) if "baselines" in doc else doc
     abx = metrics.get("abx") or {}
     probes = metrics.get("probes") or {}
 
@@ -48,7 +49,8 @@ def _fmt(x: float | None, digits: int = 2) -> str:
 def phone_discovery_table(results: Mapping[str, str | Path], *, ratio_to: str | None = None) -> str:
     """Markdown table, one row per ``{name: result JSON}``: ABX within/across speakers in %,
     phone and speaker probe accuracy and, with ``ratio_to``, each row's ABX-across error
-    relative to that row's.
+    relative to that row's (a row ``<name>@<tag>``, results on another evaluation set, relative
+    to ``<ratio_to>@<tag>``).
 
     Raises
     ------
@@ -64,6 +66,8 @@ def phone_discovery_table(results: Mapping[str, str | Path], *, ratio_to: str | 
     for name, r in rows.items():
         line = f"| {name} | {_fmt(r['within'])} | {_fmt(r['across'])} | {_fmt(r['phone'], 3)} | {_fmt(r['speaker'], 3)} |"
         if ref:
-            line += f" {_fmt(None if r['across'] is None else r['across'] / ref)} |"
+            tag = name.partition("@")[2]
+            row_ref = rows.get(f"{ratio_to}@{tag}", {}).get("across") if tag else ref
+            line += f" {_fmt(None if r['across'] is None or not row_ref else r['across'] / row_ref)} |"
         lines.append(line)
     return "\n".join(lines) + "\n"

@@ -5,12 +5,13 @@
 #
 # Stages (recipes/lib.sh numbering; each skipped when done with the same options):
 #   0  corpus: synthetic speech with exact phone alignments -> $DB
-#   1  features: Kaldi log-mel filterbanks of train/dev/test -> $DB/data/<set>/feats.scp
-#   2  MFCC/fbank baselines on the test set -> $exp/eval/baseline.json
+#   1  features: Kaldi log-mel filterbanks of train/dev/test/test_unseen_spk -> $DB/data/<set>/feats.scp
+#   2  MFCC/fbank baselines on the test set (seen voices) and test_unseen_spk (voice families never
+#      trained on) -> $exp/eval/baseline.json, baseline@unseen.json
 #   3  train CPC -> $exp/cpc (resumes a killed run)
-#   4  extract context-network features of the test set -> $exp/cpc/extract_test
-#   5  evaluate them (ABX, probes) -> $exp/eval/cpc.json
-#   6  table of CPC against the baselines -> $exp/eval/table.md
+#   4  extract context-network features of both sets -> $exp/cpc/extract_<set>
+#   5  evaluate them (ABX, probes) -> $exp/eval/cpc.json, cpc@unseen.json
+#   6  table of CPC against the baselines on both sets -> $exp/eval/table.md
 # --quick uses the tiny corpus and conf/tiny.yaml (what the tests run).
 # The corpus goes to $DB (default $exp/db); set DB to share one between recipes.
 cd "$(dirname "$0")"
@@ -20,6 +21,6 @@ parse_recipe_opts "$@"
 
 synth_ssl_start conf/train_cpc.yaml
 train_model cpc "$conf"
-extract_context cpc test
-eval_features cpc test
-results_table --ratio-to mfcc cpc mfcc fbank
+each_set extract_context cpc
+each_set eval_features cpc
+results_table --ratio-to mfcc cpc mfcc fbank cpc@unseen mfcc@unseen fbank@unseen

@@ -5,10 +5,11 @@
 #
 # Stages (recipes/lib.sh numbering; each skipped when done with the same options):
 #   0  corpus: synthetic speech with exact phone alignments -> $DB
-#   1  features: Kaldi log-mel filterbanks of train/dev/test -> $DB/data/<set>/feats.scp
+#   1  features: Kaldi log-mel filterbanks of train/dev/test/test_unseen_spk -> $DB/data/<set>/feats.scp
 #   3  train VQ-CPC (feature encoder -> vector quantizer -> context network, InfoNCE) -> $exp/vqcpc
-#   4  frame-level units (codebook indices), deduplicated units and boundaries of the test set
-#   5  phone-discovery evaluation of the units (ABX, PNMI, bitrate, boundaries) -> $exp/eval/vqcpc_units.json
+#   4  frame-level units (codebook indices), deduplicated units and boundaries of the test set (seen
+#      voices) and of test_unseen_spk (voice families never trained on)
+#   5  phone-discovery evaluation of the units (ABX, PNMI, bitrate, boundaries) -> $exp/eval/vqcpc_units{,@unseen}.json
 # --quick uses the tiny corpus and conf/tiny.yaml (what the tests run).
 # The corpus goes to $DB (default $exp/db); set DB to share one between recipes.
 # Stage 4 writes duration-penalised units (DPDP, speechrep units --segment-penalty) with
@@ -29,7 +30,7 @@ units_opts=()
 [ "$penalty" != none ] && units_opts=(--segment-penalty "$penalty")
 
 corpus_synth "$size"
-fbank_features train dev test
+fbank_features train dev "${eval_sets[@]#*:}"
 train_model vqcpc "$conf"
-extract_units vqcpc test "${units_opts[@]}"
-eval_units vqcpc test
+each_set extract_units vqcpc "${units_opts[@]}"
+each_set eval_units vqcpc

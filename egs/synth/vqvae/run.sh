@@ -6,8 +6,9 @@
 # Stages (recipes/lib.sh numbering; each skipped when done with the same options):
 #   0  corpus: synthetic speech with exact phone alignments -> $DB
 #   3  train the VQ-VAE (log-mel -> 20 ms codes -> speaker-conditioned decoder) -> $exp/vqvae
-#   4  frame-level units, deduplicated units and boundaries of the test set -> $exp/vqvae/units_test
-#   5  phone-discovery evaluation of the units (ABX, PNMI, bitrate, boundaries) -> $exp/eval/vqvae_units.json
+#   4  frame-level units, deduplicated units and boundaries of the test set (seen voices) and of
+#      test_unseen_spk (voice families never trained on) -> $exp/vqvae/units_<set>
+#   5  phone-discovery evaluation of the units (ABX, PNMI, bitrate, boundaries) -> $exp/eval/vqvae_units{,@unseen}.json
 #   7  ablation: one-hot vs binary vs VQ bottlenecks at equal bits per frame -> $exp/ablation
 # --quick uses the tiny corpus and conf/tiny.yaml (what the tests run).
 # The corpus goes to $DB (default $exp/db); set DB to share one between recipes.
@@ -29,8 +30,8 @@ units_opts=()
 
 corpus_synth "$size"
 train_model vqvae "$conf"
-extract_units vqvae test "${units_opts[@]}"
-eval_units vqvae test
+each_set extract_units vqvae "${units_opts[@]}"
+each_set eval_units vqvae
 run_stage 7 "Ablation: one-hot vs binary vs VQ at $bits bits -> $exp/ablation/ablation.json" --clean "$exp/ablation" \
   speechrep ablation "$conf" "$db/ali/test/phones.ctm" "$exp/ablation" --eval-data "$db/data/test" --bits "$bits" \
     --set "data.train=$db/data/train" --set "data.valid=$db/data/dev" "${ablation_opts[@]}"
