@@ -7,7 +7,7 @@
 #   baseline test                               2    MFCC and fbank -> $exp/eval/baseline.json
 #   train_model cpc conf/x.yaml [--set ...]     3    -> $exp/cpc (lib.sh)
 #   extract_context cpc test                    4    context features -> $exp/cpc/extract_test
-#   extract_units vqvae test [--segment-penalty P]   4    -> $exp/vqvae/units_test
+#   extract_units vqvae [--segment-penalty P] test   4    -> $exp/vqvae/units_test
 #   eval_features cpc test [CTM]                5    ABX, probes -> $exp/eval/cpc.json
 #   eval_units vqvae test [CTM]                 5    ABX, PNMI, bitrate -> $exp/eval/vqvae_units.json
 #   results_table [--ratio-to mfcc] cpc mfcc    6    Markdown table -> $exp/eval/table.md
@@ -67,10 +67,10 @@ extract_context() {
     speechrep extract --force --model "$exp/$1" --layer context "$db/data/$2" "$exp/$1/extract_$2"
 }
 
-# extract_units NAME SET [units options]: stage 4
+# extract_units NAME [units options] SET: stage 4 (the set last, as each_set gives it)
 extract_units() {
-  local name=$1 set=$2
-  shift 2
+  local name=$1 set=${!#}
+  set -- "${@:2:$#-2}"
   run_stage "$(tagged "4:$name")" "Units: $exp/$name on $db/data/$set -> $exp/$name/units_$set" \
     speechrep units --force --model "$exp/$name" "$@" "$db/data/$set" "$exp/$name/units_$set"
 }
