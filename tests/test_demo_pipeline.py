@@ -184,15 +184,12 @@ STEP_BUDGET = {"cpc": 700, "vqvae": 1500, "vc/judge": 200, "vc/speaker": 200, "v
 #: pairs 0.3, extraction 4.5, units 3.4, copy synthesis and conversion 33.3, CPC evaluation
 #: 32.7, units evaluation 2.2, VC scores 7.1, report 1.5.
 FIXED_SECONDS = 23.1 + 7.4 + 21.1 + 0.3 + 4.5 + 3.4 + 33.3 + 32.7 + 2.2 + 7.1 + 1.5
-#: The unseen voice families (test_unseen_spk, 120 utterances): the test set's features, baseline,
-#: extraction, units and evaluations scaled by 120/200 utterances.
-FIXED_SECONDS += 0.6 * (7.4 + 21.1 + 4.5 + 3.4 + 32.7 + 2.2)
-#: The real voice's stages as README command 1 runs them (no speechrep[judges]: in-house speaker
-#: scores, no alignment): corpus, pairs, conversion, scores, as the --quick demo took them on the
-#: loaded box (2 trainings beside it); the full demo converts and scores the same 8 pairs. With
-#: speechrep[judges] installed, the alignment, the real-speech evaluation and the independent
-#: judges add about 2 minutes (docs/results/demo.md).
-FIXED_SECONDS += 0.7 + 0.8 + 22.9 + 16.1
+#: The stages added since (the fresh-clone demo of 47f62aa, 2026-12-07, 13 min 30 s in all): the
+#: unseen voice families (features +2.1, baseline 13.7, extraction 4.3 + 3.0, evaluations 47.1 + 1.9)
+#: and the real voice as README command 1 runs it (no speechrep[judges]: corpus 1.8, pairs 0.6,
+#: conversion 22.5, in-house scores 18.4). With speechrep[judges] installed, the alignment, the
+#: real-speech evaluation and the independent judges add about 2 minutes (docs/results/demo.md).
+FIXED_SECONDS += 2.1 + 13.7 + 4.3 + 3.0 + 47.1 + 1.9 + 1.8 + 0.6 + 22.5 + 18.4
 
 
 def _trainings(stdout: str) -> dict[str, tuple[str, int]]:
