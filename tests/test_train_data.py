@@ -180,7 +180,9 @@ def test_speakers_per_batch():
 def test_valid_batches_cover_every_utterance_once(tmp_path):
     c = load_corpus(write_feats_dir(tmp_path), input="feats", crop=16, speakers=list(SPEAKERS))
     specs = valid_batches(c, crop=16, batch_size=4, seed=0)
-    assert [len(s[0]) for s in specs] == [4, 4, 1]
+    # the 9th utterance joins the batch before it: a batch of one has nothing to contrast with
+    # (DIM's global objective refuses it; on the many-voice corpus the dev set stopped a DIM run)
+    assert [len(s[0]) for s in specs] == [4, 5]
     assert sorted(np.concatenate([s[0] for s in specs]).tolist()) == list(range(9))
     again = valid_batches(c, crop=16, batch_size=4, seed=0)
     assert all(np.array_equal(a[1], b[1]) for a, b in zip(specs, again))

@@ -357,13 +357,18 @@ def valid_batches(corpus: Corpus, *, crop: int, batch_size: int, seed: int,
                   max_batches: int | None = None) -> list[BatchSpec]:
     """Fixed validation batches: every utterance once, cropped at a seeded start.
 
+    A last batch of a single utterance joins the one before it: objectives that contrast the
+    utterances of a batch (DIM's global term, CPC's negatives from other utterances) need two.
     Ranks share the list (batch j on rank ``j % world_size``).
     """
     n = len(corpus.utts)
     rng = np.random.default_rng([seed, 2**31 - 1])
     room = np.maximum(corpus.lengths - crop, 0) + 1
     starts = (rng.random(n) * room).astype(np.int64)
-    specs = [(np.arange(a, min(a + batch_size, n)), starts[a : a + batch_size]) for a in range(0, n, batch_size)]
+    bounds = list(range(0, n, batch_size)) + [n]
+    if len(bounds) > 2 and bounds[-1] - bounds[-2] == 1:
+        del bounds[-2]
+    specs = [(np.arange(a, b), starts[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
     return specs if max_batches is None else specs[:max_batches]
 
 
