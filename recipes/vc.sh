@@ -195,9 +195,15 @@ _real_corpus() {  # _real_corpus N ALIGN: the first N prompts of at least 1.5 s 
   [ -n "$real_transcripts" ] && opts+=(--transcripts "$real_transcripts")
   speechrep data prepare asterisk "$real_sounds" "$db/real" "${opts[@]}" || return 1
   speechrep data subset "$db/real/data/all" "$db/data/real" --first "$1" || return 1
-  if [ "$2" = true ]; then speechrep align "$db/data/real" "$db/ali/real"; fi
+  if [ "$2" = true ]; then
+    speechrep align "$db/data/real" "$db/ali/real_aligned" || return 1
+    # the evaluation set: the prompts the aligner aligned (it lists the others: words outside its
+    # dictionary, no alignment found)
+    LC_ALL=C sort -u <(cut -d' ' -f1 "$db/ali/real_aligned/phones.ctm") > "$db/ali/real_aligned/utts" || return 1
+    speechrep data subset "$db/data/real" "$db/data/real_aligned" --utt-list "$db/ali/real_aligned/utts"
+  fi
 }
-real_corpus() {  # real_corpus N ALIGN (true: phone CTM by pocketsphinx -> $db/ali/real/phones.ctm)
+real_corpus() {  # real_corpus N ALIGN (true: phone CTM by pocketsphinx -> $db/{data,ali}/real_aligned)
   run_stage 0:real "Real voice: Asterisk's English prompts ($real_sounds) -> $db/data/real" _real_corpus "$1" "$2"
 }
 _real_pairs() {  # _real_pairs SYNTHETIC PER_PAIR TARGETS -> $rexp/{real2synth,synth2real}/pairs.tsv

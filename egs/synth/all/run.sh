@@ -33,7 +33,7 @@ real=false; real_voice_here && real=true
 real_ali=false; [ "$real" = true ] && python -c "import pocketsphinx" 2>/dev/null && real_ali=true
 # representations are evaluated on seen voices (test), voice families never trained on
 # (test_unseen_spk: ked, rms) and, when aligned, real speech
-eval_sets=(:test unseen:test_unseen_spk); [ "$real_ali" = true ] && eval_sets+=(real:real)
+eval_sets=(:test unseen:test_unseen_spk); [ "$real_ali" = true ] && eval_sets+=(real:real_aligned)
 
 report() {  # the HTML report of everything in $exp
   speechrep report --force "$exp" --data "$db/data/test" --ali "$db/ali/test/phones.ctm" --units "$exp/vqvae/units_test/units.txt" \
