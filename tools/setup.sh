@@ -78,22 +78,20 @@ done
 # The prompts' transcripts are docs of asterisk-core-sounds-<lang>; images that exclude
 # /usr/share/doc (Docker's Debian) drop them, so they are read from the .deb instead.
 langs=(); [ "$real_voice" = 1 ] && langs=(en); [ "$voices" = 1 ] && langs=(en es fr ru)
-if [ "${#langs[@]}" -gt 0 ]; then
-  for lang in "${langs[@]}"; do
-    name=asterisk-core-sounds-$lang/core-sounds-$lang.txt.gz
-    [ -f "/usr/share/doc/$name" ] || [ -f "/usr/local/share/doc/$name" ] && continue
-    echo "setup: extracting $name from the asterisk-core-sounds-$lang package"
-    tmp=$(mktemp -d)
-    if [ "$SUDO" = none ] || ! { (cd "$tmp" && apt-get download -qq "asterisk-core-sounds-$lang") \
-        && dpkg-deb -x "$tmp"/*.deb "$tmp/x" && $SUDO install -D -m 644 "$tmp/x/usr/share/doc/$name" "/usr/local/share/doc/$name"; }; then
-      rm -rf "$tmp"
-      if [ "$voices" = 1 ]; then echo "setup: error: could not extract $name (run as root or with sudo)" >&2; exit 1; fi
-      echo "setup: warning: could not extract $name: the demo leaves out its real voice" >&2
-      continue
-    fi
+for lang in "${langs[@]}"; do
+  name=asterisk-core-sounds-$lang/core-sounds-$lang.txt.gz
+  [ -f "/usr/share/doc/$name" ] || [ -f "/usr/local/share/doc/$name" ] && continue
+  echo "setup: extracting $name from the asterisk-core-sounds-$lang package"
+  tmp=$(mktemp -d)
+  if [ "$SUDO" = none ] || ! { (cd "$tmp" && apt-get download -qq "asterisk-core-sounds-$lang") \
+      && dpkg-deb -x "$tmp"/*.deb "$tmp/x" && $SUDO install -D -m 644 "$tmp/x/usr/share/doc/$name" "/usr/local/share/doc/$name"; }; then
     rm -rf "$tmp"
-  done
-fi
+    if [ "$voices" = 1 ]; then echo "setup: error: could not extract $name (run as root or with sudo)" >&2; exit 1; fi
+    echo "setup: warning: could not extract $name: the demo leaves out its real voice" >&2
+    continue
+  fi
+  rm -rf "$tmp"
+done
 
 # --- python environment -----------------------------------------------------------
 if ! "$PY" -c 'import sys; sys.exit(sys.version_info < (3, 10))'; then

@@ -79,8 +79,8 @@ def demo_examples(pairs: str | Path, convert_dir: str | Path, *, per_kind: int =
                   "unseen": [p for p in chosen if p.target_speaker not in sources]}
     systems = sorted(d for d in convert_dir.iterdir() if d.is_dir() and not d.name.startswith("."))
     rows = ["\t".join(["label", "source", "target"] + [d.name for d in systems])]
-    for kind, group in ((kind, group[:per_kind]) for kind, group in groups.items()):
-        for p in group:
+    for kind, group in groups.items():
+        for p in group[:per_kind]:
             files = [str(Path(p.source).resolve()), str(Path(p.targets[0]).resolve())]
             files += [str((d / f"{p.id}.wav").resolve()) if (d / f"{p.id}.wav").is_file() else "" for d in systems]
             rows.append("\t".join([f"{p.source_speaker} -> {p.target_speaker} ({kind})"] + files))

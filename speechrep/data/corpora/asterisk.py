@@ -26,11 +26,11 @@ import soundfile as sf
 
 from speechrep.data.corpora.common import CorpusWriter, PreparedCorpus, Utterance, normalize_text
 from speechrep.data.synth.real import DOC_DIRS, PACKS, decode_g722, pack_prompts, read_transcripts, transcripts_path
+from speechrep.data.synth.voices import SAMPLE_RATE
 from speechrep.errors import DataError
 
 __all__ = ["prepare_asterisk"]
 
-_SAMPLE_RATE = 16000
 #: RMS level below which a prompt is taken for silence (speech prompts are near -20 dBFS).
 _SILENCE_DBFS = -60.0
 
@@ -86,8 +86,8 @@ def prepare_asterisk(
         raise DataError("the G.722 decoder is not installed (pip install g722==1.2.8; bash tools/setup.sh installs it)",
                         field="pack") from None
     texts = _transcripts(chosen.language, transcripts)
-    english = texts if chosen.language == "en" else (
-        read_transcripts(transcripts_path("en", DOC_DIRS)) if transcripts_path("en", DOC_DIRS) else {})
+    english_path = None if chosen.language == "en" else transcripts_path("en", DOC_DIRS)
+    english = texts if chosen.language == "en" else read_transcripts(english_path) if english_path else {}
     for path, text in pack_prompts(chosen, texts, english, writer.src):
         name = Path(path).relative_to(writer.src / chosen.directory).with_suffix("").as_posix()
         utt = f"{chosen.id}-{name.replace('/', '_').replace('-', '_')}"
@@ -96,7 +96,7 @@ def prepare_asterisk(
         except (OSError, ValueError) as e:
             writer.skip(path, f"cannot decode: {e}")
             continue
-        duration = wave.size / _SAMPLE_RATE
+        duration = wave.size / SAMPLE_RATE
         level = 20 * math.log10(max(float(np.sqrt(np.mean(np.square(wave, dtype=np.float64)))), 1e-10))
         if level < _SILENCE_DBFS:  # the silence/<n> prompts: seconds of line noise
             writer.skip(path, f"no speech (RMS {level:.0f} dBFS)")
@@ -105,7 +105,7 @@ def prepare_asterisk(
             writer.skip(path, f"shorter than {min_duration:g} s ({duration:.2f} s)")
             continue
         buf = io.BytesIO()
-        sf.write(buf, wave, _SAMPLE_RATE, subtype="PCM_16", format="WAV")
+        sf.write(buf, wave, SAMPLE_RATE, subtype="PCM_16", format="WAV")
         writer.extra_files[f"wav/{utt}.wav"] = buf.getvalue()
         writer.add("all", Utterance(utt, chosen.id, writer.out / "wav" / f"{utt}.wav", duration,
                                     text=normalize_text(text)))
