@@ -82,21 +82,22 @@ def test_mr_stft_loss_zero_for_identical_positive_otherwise():
     assert float(sc) > 0 and float(mag) > 0
 
 
-def _tiny_vocoder():
-    cfg = NeuralVocoderConfig(channels=16, resblock_kernel_sizes=[3], resblock_dilations=[1, 3],
-                              stft_resolutions=[[256, 64, 256], [512, 128, 512]])
+def _tiny_vocoder(generator="hifigan"):
+    cfg = NeuralVocoderConfig(generator=generator, channels=16, resblock_kernel_sizes=[3], resblock_dilations=[1, 3],
+                              layers=2, stft_resolutions=[[256, 64, 256], [512, 128, 512]])
     return build_vocoder(cfg)
 
 
-def test_neural_vocoder_shapes_backward_and_loss_falls():
+@pytest.mark.parametrize("generator", ["hifigan", "istft"])
+def test_neural_vocoder_shapes_backward_and_loss_falls(generator):
     torch.manual_seed(0)
-    model = _tiny_vocoder()
+    model = _tiny_vocoder(generator)
     wave = torch.from_numpy(_harmonic(0.1))[None].repeat(2, 1)
     mel = model.mel(wave)
     assert model.generator(mel).shape == (2, mel.shape[1] * VC_MEL.hop_length)
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     losses = []
-    for _ in range(8):
+    for _ in range(12):
         out = model({"wave": wave})
         opt.zero_grad()
         out["loss"].backward()
@@ -114,22 +115,52 @@ def test_neural_vocoder_config_errors():
         build_vocoder(NeuralVocoderConfig(upsample_rates=[4, 4]))
     with pytest.raises(ConfigError, match="data.input"):
         _tiny_vocoder()({"feats": torch.zeros(1, 10, 80)})
+    with pytest.raises(ConfigError, match="unknown generator 'vocos'"):
+        build_vocoder(NeuralVocoderConfig(generator="vocos"))
+    with pytest.raises(ConfigError, match="n_fft >= the hop 160") as e:
+        build_vocoder(NeuralVocoderConfig(generator="istft", n_fft=128))
+    assert e.value.field == "model.args.n_fft"
+    build_vocoder(NeuralVocoderConfig(generator="istft", channels=16, layers=1, upsample_rates=[4, 4]))  # not its
 
 
-def _save_tiny_vocoder(exp):
+def test_istft_generator_places_each_frame_at_its_centre():
+    """The head's STFT frame t is centred on sample t * hop, where the log-mel frame t of the
+    input was (both ``center=True``): a generator that predicts energy in one frame only puts
+    the wave's energy around that sample."""
+    from speechrep.vocoder.istft import IstftGenerator
+
+    gen = IstftGenerator(n_mels=80, dim=8, intermediate=8, layers=1, n_fft=640, hop=160)
+    with torch.no_grad():  # every bin of every frame silent (log-magnitude -30), phase 0 ...
+        gen.head.weight.zero_()
+        gen.head.bias.zero_()
+        gen.head.bias[:321] = -30.0
+    # ... but frame 10, set by the hook: magnitude 1 and phase pi * k in bin k, an impulse at
+    # sample n_fft / 2 of the frame, its centre
+    k = torch.arange(321, dtype=torch.float32)
+    gen.head.register_forward_hook(lambda m, i, out: out.index_put(
+        (torch.tensor([0]), torch.tensor([10]), torch.arange(642)), torch.cat([torch.zeros(321), torch.pi * k])))
+    wave = gen(torch.zeros(1, 21, 80))[0].detach().numpy()
+    assert wave.shape == (21 * 160,)
+    energy = wave**2
+    assert int(np.argmax(energy)) == 10 * 160
+    assert energy[10 * 160 - 2: 10 * 160 + 3].sum() > 0.999 * energy.sum()
+
+
+def _save_tiny_vocoder(exp, args=None):
     """A tiny untrained neural vocoder saved as an experiment directory; returns the model."""
     from speechrep.train.checkpoint import save_checkpoint
     from speechrep.models.registry import build_model
 
-    args = {"channels": 16, "resblock_kernel_sizes": [3], "resblock_dilations": [1]}
+    args = args or {"channels": 16, "resblock_kernel_sizes": [3], "resblock_dilations": [1]}
     model, _ = build_model("vocoder", args)
     save_checkpoint(exp / "checkpoints", 1, module=model, optimizer=torch.optim.SGD(model.parameters(), lr=0.1),
                     state={"model": {"name": "vocoder", "args": args, "input_dim": None}})
     return model
 
 
-def test_neural_vocoder_checkpoint_roundtrip(tmp_path):
-    model = _save_tiny_vocoder(tmp_path)
+@pytest.mark.parametrize("args", [None, {"generator": "istft", "channels": 16, "layers": 2}])
+def test_neural_vocoder_checkpoint_roundtrip(tmp_path, args):
+    model = _save_tiny_vocoder(tmp_path, args)
     voc = load_vocoder(tmp_path)
     assert isinstance(voc, NeuralVocoder) and voc.sample_rate == 16000
     mel = log_mel(_harmonic(0.1))

@@ -116,13 +116,18 @@ def resynth_command(
     out_dir: Path = typer.Argument(..., help="Output: <name>/<utt>.wav, scores.json, scores.txt."),
     vocoders: List[str] = typer.Argument(..., help="griffinlim or neural-vocoder experiment directories (one neural "
                                          "vocoder is named 'neural', several by their folder names)."),
-    max_utts: int = typer.Option(20, "--max-utts", help="Utterances to resynthesise (the first ones)."),
+    max_utts: int = typer.Option(20, "--max-utts", help="Utterances to resynthesise (the first ones; 0: all)."),
+    judges: bool = typer.Option(False, "--judges", help="Also score the copies with the independent judges "
+                                "(speechrep[judges]): verification as their own voice, WER beside the originals'."),
+    judge_data: List[Path] = typer.Option([], "--judge-data", help="With --judges: data directories of more "
+                                          "voices to enrol, and of the English texts for the WER (default DATA_DIR's)."),
 ) -> None:
     """Copy-synthesis quality of vocoders: MCD, log-F0 RMSE/correlation, spectral convergence, real-time factor."""
     from speechrep.eval.resynth import format_resynth_table, score_copy_synthesis
     from speechrep.utils.io import atomic_write_json, atomic_write_text
 
-    results = score_copy_synthesis(data_dir, out_dir, vocoders, max_utts=max_utts)
+    results = score_copy_synthesis(data_dir, out_dir, vocoders, max_utts=max_utts, judges=judges,
+                                   judge_data=judge_data, progress=judges)
     table = format_resynth_table(results)
     atomic_write_json(out_dir / "scores.json", results)
     atomic_write_text(out_dir / "scores.txt", table)

@@ -36,7 +36,8 @@ from typing import Any
 
 import numpy as np
 
-from speechrep.data.align import english_words, pcm16, pocketsphinx_decoder, require_judge_package
+from speechrep.data.align import decode_utterance, english_words, pcm16, pocketsphinx_decoder, require_judge_package
+from speechrep.data.pairs import ConversionPair
 from speechrep.errors import ConfigError, DataError
 from speechrep.eval.vc import edit_distance, equal_error_rate, speaker_scores
 
@@ -159,9 +160,7 @@ class WordJudge:
 
     def words(self, wave: np.ndarray) -> list[str]:
         """The recognised words of ``(samples,)`` 16 kHz audio (fillers and silences dropped)."""
-        self.decoder.start_utt()
-        self.decoder.process_raw(pcm16(wave), full_utt=True)
-        self.decoder.end_utt()
+        decode_utterance(self.decoder, pcm16(wave))
         hyp = self.decoder.hyp()
         return [] if hyp is None else english_words(hyp.hypstr)
 
@@ -213,7 +212,7 @@ def _judge_data(dirs: Iterable[str | Path]) -> tuple[dict[str, str], dict[str, s
 
 
 def independent_scores(
-    pairs: str | Path,
+    pairs: str | Path | Sequence[ConversionPair],
     converted_dir: str | Path,
     *,
     judge_data: Sequence[str | Path] = (),
@@ -226,7 +225,8 @@ def independent_scores(
     Parameters
     ----------
     pairs : pairs file (:func:`speechrep.data.pairs.read_pairs`) with ``source_speaker`` and
-        ``target_speaker``.
+        ``target_speaker``, or its pairs (copy synthesis: each utterance a pair with no
+        targets, its own speaker as source and target).
     converted_dir : one ``<id>.wav`` per pair.
     judge_data : data directories of real utterances of the test voices (``wav.scp``,
         ``utt2spk``; ``text`` for the WER): more enrolment speech, more voices to be taken
@@ -264,7 +264,9 @@ def independent_scores(
     from speechrep.data.audio import iter_audio
 
     speaker_judge = SpeakerJudge()
-    pair_list = read_pairs(pairs)
+    pair_list = read_pairs(pairs) if isinstance(pairs, (str, Path)) else list(pairs)
+    if not isinstance(pairs, (str, Path)):
+        pairs = converted_dir  # what the errors name
     missing = [p.id for p in pair_list if not (p.source_speaker and p.target_speaker)]
     if missing:
         raise DataError(f"pair '{missing[0]}' has no source_speaker/target_speaker", path=pairs)

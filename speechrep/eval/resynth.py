@@ -1,5 +1,6 @@
 """Copy-synthesis quality of vocoders on held-out utterances (MCD, log-F0, spectral
-convergence, real-time factor)."""
+convergence, real-time factor; with the independent judges of :mod:`speechrep.eval.judges`,
+whether the voice and the words survive)."""
 
 from __future__ import annotations
 
@@ -33,23 +34,37 @@ def vocoder_names(specs: Sequence[str]) -> list[str]:
 
 
 def score_copy_synthesis(data_dir: str | Path, out_dir: str | Path, vocoders: Sequence[str], *,
-                         max_utts: int = 20) -> dict[str, dict[str, Any]]:
-    """Resynthesise the VC log-mel of the first ``max_utts`` utterances of ``data_dir`` with
-    each vocoder (``griffinlim`` or a neural-vocoder experiment directory) and score it.
+                         max_utts: int = 20, judges: bool = False, judge_data: Sequence[str | Path] = (),
+                         progress: bool = False) -> dict[str, dict[str, Any]]:
+    """Resynthesise the VC log-mel of the first ``max_utts`` utterances of ``data_dir`` (0:
+    all) with each vocoder (``griffinlim`` or a neural-vocoder experiment directory) and
+    score it.
 
     Writes ``<out_dir>/<name>/<utt>.wav``. Frames are compared one to one (copy synthesis
     keeps the timing).
+
+    With ``judges``, the independent judges (:func:`speechrep.eval.judges.independent_scores`)
+    also score each vocoder's copies: each utterance is a "conversion" to its own speaker, so
+    ``accept_rate`` is the share that passes verification as that speaker (threshold at the
+    equal-error point of the real utterances of ``data_dir`` and ``judge_data``; the voice's
+    centroid leaves the utterance out), ``target_accuracy`` the share taken for that speaker
+    among the voices, and ``wer`` / ``source_wer`` the word error rates of the copies and of
+    the originals. The texts come from ``judge_data`` (default: ``data_dir``): give there the
+    English part of a multilingual set, the word judge being English.
 
     Returns
     -------
     ``{name: {mcd_db, logf0_rmse_cents, logf0_corr, mel_spectral_convergence,
     real_time_factor, utterances}}``: means over the utterances; the real-time factor of a
-    second, timed pass.
+    second, timed pass. With ``judges``, also ``judges``: the judges' ``summary``,
+    ``by_target`` (per voice) and ``settings``.
 
     Raises
     ------
     DataError
         No utterance in ``data_dir``.
+    SpeechrepError
+        ``judges`` without the judges' packages (before anything is written).
     """
     from speechrep.data.audio import iter_audio, write_wav
     from speechrep.eval.vc import f0_metrics, mel_cepstral_distortion, mel_cepstrum
@@ -58,6 +73,10 @@ def score_copy_synthesis(data_dir: str | Path, out_dir: str | Path, vocoders: Se
     from speechrep.train.pretrained import load_vocoder
 
     names = vocoder_names(vocoders)
+    if judges:
+        from speechrep.eval.judges import SpeakerJudge, WordJudge
+
+        SpeakerJudge(), WordJudge()  # a missing package fails here, before any output
     utts = []
     for utt, wave in iter_audio(data_dir, sample_rate=16000):
         utts.append((utt, wave))
@@ -93,12 +112,42 @@ def score_copy_synthesis(data_dir: str | Path, out_dir: str | Path, vocoders: Se
         results[name] = {"mcd_db": float(np.mean(mcd)), "logf0_rmse_cents": float(np.nanmean(cents)),
                          "logf0_corr": float(np.nanmean(corr)), "mel_spectral_convergence": float(np.mean(sc)),
                          "real_time_factor": seconds / audio, "utterances": len(utts)}
+        if judges:
+            results[name]["judges"] = _judge_copies(data_dir, Path(out_dir) / name, [u for u, _ in utts],
+                                                    judge_data or [data_dir], progress=progress)
     return results
 
 
+def _judge_copies(data_dir: str | Path, copies: Path, utts: Sequence[str], judge_data: Sequence[str | Path], *,
+                  progress: bool) -> dict[str, Any]:
+    """The independent judges' scores of the copies ``copies/<utt>.wav`` (see
+    :func:`score_copy_synthesis`)."""
+    from speechrep.data.kaldi_dir import DataDir
+    from speechrep.data.pairs import ConversionPair
+    from speechrep.eval.judges import independent_scores
+
+    dd = DataDir.load(data_dir)
+    pairs = [ConversionPair(id=u, source=dd.wav_scp[u], targets=[], source_speaker=dd.utt2spk[u],
+                            target_speaker=dd.utt2spk[u]) for u in utts]
+    r = independent_scores(pairs, copies, judge_data=judge_data, progress=progress)
+    return {"summary": r["summary"], "by_target": r["by_target"], "settings": r["settings"]}
+
+
 def format_resynth_table(results: dict[str, dict[str, Any]]) -> str:
-    """Plain-text table of :func:`score_copy_synthesis`'s results, one row per vocoder."""
+    """Plain-text table of :func:`score_copy_synthesis`'s results, one row per vocoder (and,
+    with the judges, a table of their scores per vocoder and voice)."""
     w = max(11, *(len(name) for name in results))
     lines = [f"{'vocoder':<{w}} " + "  ".join(f"{k:>24}" for k in _KEYS)]
     lines += [f"{name:<{w}} " + "  ".join(f"{r[k]:>24.3f}" for k in _KEYS) for name, r in results.items()]
+    judged = {name: r["judges"] for name, r in results.items() if "judges" in r}
+    if judged:
+        cols = [("accept_rate", "accept", "{:.1%}"), ("target_accuracy", "own voice", "{:.1%}"),
+                ("target_similarity", "cos", "{:.3f}"), ("wer", "WER", "{:.1%}"), ("source_wer", "orig. WER", "{:.1%}")]
+        rows = [(name, "all", j["summary"]) for name, j in judged.items()]
+        rows += [(name, spk, r) for name, j in judged.items() for spk, r in j["by_target"].items()]
+        v = max(5, *(len(spk) for _, spk, _ in rows))
+        lines += ["", "independent judges (copy synthesis as a conversion to its own voice):",
+                  f"{'vocoder':<{w}} {'voice':<{v}} {'utts':>5} " + " ".join(f"{h:>10}" for _, h, _ in cols)]
+        lines += [f"{name:<{w}} {spk:<{v}} {r['pairs']:>5} "
+                  + " ".join(f"{fmt.format(r[k]) if k in r else '-':>10}" for k, _, fmt in cols) for name, spk, r in rows]
     return "\n".join(lines) + "\n"

@@ -12,6 +12,10 @@ budget. ``adv_weight`` adds HiFi-GAN's adversarial training
 ``fm_weight`` its feature-matching loss), usually as a fine-tuning of a vocoder trained
 without it (``train.init_from``), as Parallel WaveGAN starts its discriminator late.
 
+``generator: istft`` replaces the generator by
+:class:`~speechrep.vocoder.istft.IstftGenerator` (Vocos-style: ConvNeXt blocks at the frame
+rate and an inverse-STFT head), trained with the same losses.
+
 Registered as model ``vocoder``; :class:`NeuralVocoder` loads a trained one for inference.
 """
 
@@ -30,6 +34,7 @@ from speechrep.models.frozen import FrozenModels, FrozenSpec
 from speechrep.models.registry import register_model
 from speechrep.vocoder.base import Vocoder, check_mel
 from speechrep.vocoder.discriminators import WaveDiscriminator
+from speechrep.vocoder.istft import IstftGenerator
 from speechrep.features.logmel import VC_MEL, MelSpec
 from speechrep.models.frontend import LogMel
 
@@ -41,7 +46,10 @@ __all__ = [
     "stft_magnitude_torch",
     "multi_resolution_stft_loss",
     "build_vocoder",
+    "GENERATORS",
 ]
+
+GENERATORS = ("hifigan", "istft")
 
 
 @dataclass
@@ -50,8 +58,14 @@ class NeuralVocoderConfig:
 
     Attributes
     ----------
-    channels : width after the input convolution; halved at every upsampling.
-    upsample_rates : upsampling factors; their product must equal the mel hop (160).
+    generator : ``hifigan`` (:class:`HifiGenerator`) or ``istft``
+        (:class:`~speechrep.vocoder.istft.IstftGenerator`).
+    channels : width after the input convolution; ``hifigan`` halves it at every
+        upsampling, ``istft`` keeps it through its ConvNeXt blocks.
+    upsample_rates : ``hifigan``'s upsampling factors; their product must equal the mel hop (160).
+    layers, intermediate : ``istft``'s number of ConvNeXt blocks and their MLP width
+        (0: three times ``channels``).
+    n_fft : ``istft``'s STFT size (and window length), at the mel hop.
     resblock_kernel_sizes, resblock_dilations : one residual stack per kernel size, each
         with one dilated convolution per dilation (the multi-receptive-field fusion).
     stft_resolutions : ``[n_fft, hop, win]`` triples of the multi-resolution STFT loss.
@@ -73,7 +87,11 @@ class NeuralVocoderConfig:
         ``round(gta_fraction * B)``); the others keep their real log-mel.
     """
 
+    generator: str = "hifigan"
     channels: int = 128
+    layers: int = 8
+    intermediate: int = 0
+    n_fft: int = 640
     upsample_rates: list[int] = field(default_factory=lambda: [5, 4, 4, 2])
     resblock_kernel_sizes: list[int] = field(default_factory=lambda: [3, 7])
     resblock_dilations: list[int] = field(default_factory=lambda: [1, 3, 9])
@@ -172,16 +190,24 @@ class NeuralVocoderModel(FrozenModels, nn.Module):
 
     def __init__(self, cfg: NeuralVocoderConfig, spec: MelSpec = VC_MEL):
         super().__init__()
+        if cfg.generator not in GENERATORS:
+            raise ConfigError(f"unknown generator '{cfg.generator}' (choose {', '.join(GENERATORS)})",
+                              field="model.args.generator")
         hop = int(np.prod(cfg.upsample_rates))
-        if hop != spec.hop_length:
+        if cfg.generator == "hifigan" and hop != spec.hop_length:
             raise ConfigError(
                 f"product of upsample_rates {cfg.upsample_rates} is {hop}, must equal the mel hop {spec.hop_length}",
                 field="model.args.upsample_rates",
             )
-        if cfg.channels >> len(cfg.upsample_rates) < 1:
+        if cfg.generator == "hifigan" and cfg.channels >> len(cfg.upsample_rates) < 1:
             raise ConfigError(
                 f"channels {cfg.channels} too small to halve {len(cfg.upsample_rates)} times", field="model.args.channels"
             )
+        if cfg.generator == "istft" and (cfg.channels < 1 or cfg.layers < 1 or cfg.intermediate < 0
+                                         or cfg.n_fft < spec.hop_length):
+            raise ConfigError(f"istft needs channels, layers >= 1, intermediate >= 0 and n_fft >= the hop "
+                              f"{spec.hop_length}, got {cfg.channels}, {cfg.layers}, {cfg.intermediate}, {cfg.n_fft}",
+                              field="model.args.n_fft")
         self.cfg = cfg
         self.spec = spec
         self.frame_shift = spec.frame_shift
@@ -197,7 +223,9 @@ class NeuralVocoderModel(FrozenModels, nn.Module):
                               f"{cfg.disc_periods}, {cfg.disc_scales}", field="model.args.disc_periods")
         if cfg.gta_model and not 0 < cfg.gta_fraction <= 1:
             raise ConfigError(f"gta_fraction must be in (0, 1], got {cfg.gta_fraction}", field="model.args.gta_fraction")
-        self.generator = HifiGenerator(cfg, n_mels=spec.n_mels)
+        self.generator = (HifiGenerator(cfg, n_mels=spec.n_mels) if cfg.generator == "hifigan" else
+                          IstftGenerator(n_mels=spec.n_mels, dim=cfg.channels, intermediate=cfg.intermediate or 3 * cfg.channels,
+                                         layers=cfg.layers, n_fft=cfg.n_fft, hop=spec.hop_length))
         self.discriminator = (WaveDiscriminator(cfg.disc_periods, cfg.disc_scales, cfg.disc_channels)
                               if cfg.adv_weight > 0 else None)
 
