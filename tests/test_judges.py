@@ -373,6 +373,18 @@ def test_copy_synthesis_judged_as_its_own_voice_and_words(synth_tiny_db, tmp_pat
         shutil.copy(wav[v], swapped / f"{u}.wav")
     bad = _judge_copies(test, swapped, utts, [more], progress=False)["summary"]
     assert bad["accept_rate"] == 0.0 and bad["target_accuracy"] == 0.0 and "wer" not in bad
+    # an original without speech (a quiet prompt) has no voice to keep: left out and listed
+    quiet = tmp_path / "quiet"
+    shutil.copytree(test, quiet)
+    sf.write(tmp_path / "quiet.wav", np.random.default_rng(0).normal(0, 1e-4, 16000).astype(np.float32), 16000)
+    with open(quiet / "wav.scp", "a") as f:
+        f.write(f"awb-zz {tmp_path / 'quiet.wav'}\n")
+    with open(quiet / "utt2spk", "a") as f:
+        f.write("awb-zz awb\n")
+    (quiet / "text").unlink()
+    shutil.copy(tmp_path / "quiet.wav", swapped / "awb-zz.wav")
+    r = _judge_copies(quiet, swapped, [*utts, "awb-zz"], [more], progress=False)
+    assert r["settings"]["left_out"] == ["awb-zz"] and r["summary"]["pairs"] == 6
 
 
 def test_copy_synthesis_judges_missing_extra_writes_nothing(synth_tiny_db, monkeypatch, tmp_path, capsys):

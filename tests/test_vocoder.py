@@ -282,7 +282,7 @@ def test_vocoder_recipe_quick_trains_fine_tunes_and_scores(tmp_path, synth_tiny_
 
     recipe = Path(__file__).resolve().parents[1] / "egs" / "synth" / "vocoder" / "run.sh"
     env = {**os.environ, "DB": str(synth_tiny_db), "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
-           "ADVERSARIAL": "true"}
+           "ADVERSARIAL": "true", "COMPARE": "true"}
     exp = tmp_path / "exp"
     r = subprocess.run(["bash", str(recipe), "--quick", "--exp", str(exp)], capture_output=True, text=True, env=env)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
@@ -292,13 +292,18 @@ def test_vocoder_recipe_quick_trains_fine_tunes_and_scores(tmp_path, synth_tiny_
     gan = [h for h in read_history(exp / "vocoder_gan" / "train_history.jsonl") if h["split"] == "train"]
     assert all("gan/disc" in h and "gan/fm" in h for h in gan) and not any("gan/disc" in h for h in plain)
     scores = json.loads((exp / "resynth" / "scores.json").read_text())
-    assert set(scores) == {"griffinlim", "vocoder", "vocoder_gan"}
+    assert set(scores) == {"griffinlim", "vocoder", "vocoder_hifigan", "vocoder_gan"}
+    import yaml
+
+    assert yaml.safe_load((exp / "vocoder" / "config.yaml").read_text())["model"]["args"]["generator"] == "istft"
+    assert yaml.safe_load((exp / "vocoder_hifigan" / "config.yaml").read_text())["model"]["args"]["generator"] == "hifigan"
     assert all(s["utterances"] == 2 and s["mcd_db"] > 0 for s in scores.values())
     assert scores["griffinlim"]["mcd_db"] < scores["vocoder"]["mcd_db"]  # 20 tiny steps are not a vocoder yet
     assert sorted(p.name for p in (exp / "resynth" / "vocoder_gan").iterdir())  # its waves were written
     # without ADVERSARIAL the recipe trains and scores the plain vocoder only
     plain_exp = tmp_path / "plain"
     env.pop("ADVERSARIAL")
+    env.pop("COMPARE")
     r = subprocess.run(["bash", str(recipe), "--quick", "--exp", str(plain_exp), "--stage", "1"], capture_output=True,
                        text=True, env=env)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]

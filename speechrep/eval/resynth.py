@@ -50,7 +50,8 @@ def score_copy_synthesis(data_dir: str | Path, out_dir: str | Path, vocoders: Se
     centroid leaves the utterance out), ``target_accuracy`` the share taken for that speaker
     among the voices, and ``wer`` / ``source_wer`` the word error rates of the copies and of
     the originals. The texts come from ``judge_data`` (default: ``data_dir``): give there the
-    English part of a multilingual set, the word judge being English.
+    English part of a multilingual set, the word judge being English. An utterance in whose
+    original the speaker judge finds no speech is left out (``settings.left_out``).
 
     Returns
     -------
@@ -122,15 +123,25 @@ def _judge_copies(data_dir: str | Path, copies: Path, utts: Sequence[str], judge
                   progress: bool) -> dict[str, Any]:
     """The independent judges' scores of the copies ``copies/<utt>.wav`` (see
     :func:`score_copy_synthesis`)."""
+    from speechrep.data.audio import iter_audio
     from speechrep.data.kaldi_dir import DataDir
     from speechrep.data.pairs import ConversionPair
-    from speechrep.eval.judges import independent_scores
+    from speechrep.eval.judges import SpeakerJudge, independent_scores
 
     dd = DataDir.load(data_dir)
+    # an original in which the speaker judge finds no speech (a short, quiet prompt) has no
+    # voice to keep: left out, and listed
+    judge, silent = SpeakerJudge(), []
+    for utt, wave in iter_audio(dd, sample_rate=16000):
+        if utt in utts:
+            try:
+                judge.embed(wave, name=dd.wav_scp[utt])
+            except DataError:
+                silent.append(utt)
     pairs = [ConversionPair(id=u, source=dd.wav_scp[u], targets=[], source_speaker=dd.utt2spk[u],
-                            target_speaker=dd.utt2spk[u]) for u in utts]
+                            target_speaker=dd.utt2spk[u]) for u in utts if u not in silent]
     r = independent_scores(pairs, copies, judge_data=judge_data, progress=progress)
-    return {"summary": r["summary"], "by_target": r["by_target"], "settings": r["settings"]}
+    return {"summary": r["summary"], "by_target": r["by_target"], "settings": {**r["settings"], "left_out": silent}}
 
 
 def format_resynth_table(results: dict[str, dict[str, Any]]) -> str:

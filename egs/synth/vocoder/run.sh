@@ -1,29 +1,38 @@
 #!/usr/bin/env bash
-# Neural vocoder on the embedded corpus: train the compact HiFi-GAN-style generator
-# (multi-resolution STFT loss), optionally fine-tune it adversarially (HiFi-GAN's
-# discriminators), and compare the copy synthesis with Griffin-Lim.
+# Neural vocoder on the many-voice synthetic corpus (every voice of flite and festival, real
+# recordings and pseudo-speakers; ../local/data.sh --size many): train the generator of
+# conf/vocoder.yaml (multi-resolution STFT and log-mel losses), optionally the other generator
+# and an adversarial fine-tuning, and compare the copy synthesis with Griffin-Lim on held-out
+# sentences of the training voices and on voice families never trained on.
 # egs/synth/vc/run.sh uses a trained vocoder (VOCODER=..., default exp/vocoder here) when it exists.
 #
 # Usage: egs/synth/vocoder/run.sh [--stage N] [--stop-stage M] [--quick] [--exp DIR] [--nj N] [--force] [--dry-run]
-# Environment: DB=DIR reuses a corpus (default data/synth, data/synth_tiny with --quick);
+# Environment: DB=DIR reuses a corpus (default data/many, data/synth_tiny with --quick);
+#   SIZE=default trains on the ten-voice default corpus instead;
+#   COMPARE=true also trains the other generator (conf/vocoder_hifigan.yaml) and scores it beside;
 #   ADVERSARIAL=true also trains the adversarial fine-tuning (off by default: at a CPU budget
 #   of a few thousand steps it made the copy synthesis worse, README.md).
 #
 # Stages (recipes/lib.sh numbering)
 #   0  corpus: ../local/data.sh -> $db
-#   3  train the vocoder: $db/data/train -> $exp/vocoder; with ADVERSARIAL=true then the
-#      adversarial fine-tuning (conf/vocoder_gan.yaml, from $exp/vocoder) -> $exp/vocoder_gan
-#   5  copy synthesis of held-out utterances with Griffin-Lim and the neural vocoder(s),
-#      MCD / log-F0 / spectral convergence / real-time factor: $db/data/test -> $exp/resynth
+#   3  train the vocoder: $db/data/train -> $exp/vocoder; with COMPARE=true $exp/vocoder_hifigan;
+#      with ADVERSARIAL=true the adversarial fine-tuning (conf/vocoder_gan.yaml, from $exp/vocoder)
+#      -> $exp/vocoder_gan
+#   5  copy synthesis with Griffin-Lim and the neural vocoder(s): MCD / log-F0 / spectral
+#      convergence / real-time factor on $max_utts utterances of $db/data/test -> $exp/resynth;
+#      every utterance of $db/data/test_unseen_family (when the corpus has it) -> $exp/resynth_unseen,
+#      there also scored by the independent judges when installed (speechrep[judges]: verification
+#      as its own voice; WER of the English utterances, those with a phone CTM, beside the originals')
 cd "$(dirname "$0")"
 . ../../../recipes/lib.sh
 parse_recipe_opts "$@"
 
-size=default; db=${DB:-data/synth}; max_utts=20; overrides=(); gan_overrides=()
+size=${SIZE:-many}; db=${DB:-data/$size}; max_utts=20; overrides=(); gan_overrides=()
 if [ "$quick" = true ]; then
   size=tiny; db=${DB:-data/synth_tiny}; max_utts=2
   overrides=(--set optim.max_steps=20 --set optim.warmup_steps=5 --set data.batch_size=2 --set data.crop=4000
-             --set model.args.channels=16 --set model.args.resblock_kernel_sizes=[3] --set model.args.resblock_dilations=[1]
+             --set model.args.channels=16 --set model.args.layers=2 --set model.args.resblock_kernel_sizes=[3]
+             --set model.args.resblock_dilations=[1]
              --set train.valid_every=20 --set train.ckpt_every=20 --set train.device=cpu --set train.progress=false
              --set train.tensorboard=false)
   gan_overrides=(--set model.args.disc_channels=2 --set model.args.disc_periods=[2,3] --set model.args.disc_scales=1)
@@ -32,9 +41,27 @@ vocoders=(griffinlim "$exp/vocoder")
 
 corpus_synth "$size"
 train_model vocoder conf/vocoder.yaml "${overrides[@]}"
+if [ "${COMPARE:-false}" = true ]; then
+  vocoders+=("$exp/vocoder_hifigan")
+  train_model vocoder_hifigan conf/vocoder_hifigan.yaml "${overrides[@]}"
+fi
 if [ "${ADVERSARIAL:-false}" = true ]; then
   vocoders+=("$exp/vocoder_gan")
   train_model vocoder_gan conf/vocoder_gan.yaml --set "train.init_from=$exp/vocoder" "${overrides[@]}" "${gan_overrides[@]}"
 fi
-run_stage 5 "Copy synthesis, Griffin-Lim vs neural: $db/data/test -> $exp/resynth" --clean "$exp/resynth" \
-  speechrep eval resynth --max-utts "$max_utts" "$db/data/test" "$exp/resynth" "${vocoders[@]}"
+score_copies() {  # 5: copy synthesis of the seen voices' test sentences and of the unseen families
+  local set=$db/data/test_unseen_family judges=()
+  speechrep eval resynth --max-utts "$max_utts" "$db/data/test" "$exp/resynth" "${vocoders[@]}" || return 1
+  [ -d "$set" ] || return 0
+  if python -c "import resemblyzer, pocketsphinx" 2>/dev/null; then
+    # the word judge is English: its texts are those of the utterances with a phone CTM
+    cut -d' ' -f1 "$db/ali/test_unseen_family/phones.ctm" | sort -u > "$exp/resynth_english_utts" || return 1
+    speechrep data subset "$set" "$exp/resynth_english" --utt-list "$exp/resynth_english_utts" || return 1
+    judges=(--judges --judge-data "$exp/resynth_english")
+  else
+    echo "copy synthesis of the unseen families without the independent judges (pip install 'speechrep[judges]')"
+  fi
+  speechrep eval resynth --max-utts 0 "$set" "$exp/resynth_unseen" "${vocoders[@]}" "${judges[@]}"
+}
+run_stage 5 "Copy synthesis, Griffin-Lim vs neural: $db/data/{test,test_unseen_family} -> $exp/resynth{,_unseen}" \
+  --clean "$exp/resynth" --clean "$exp/resynth_unseen" score_copies
