@@ -132,6 +132,9 @@ class _FailingDecoder:
     def set_align_text(self, text):
         pass
 
+    def reinit_feat(self):
+        pass
+
     def start_utt(self):
         pass
 
