@@ -117,8 +117,9 @@ def resynth_command(
     vocoders: List[str] = typer.Argument(..., help="griffinlim or neural-vocoder experiment directories (one neural "
                                          "vocoder is named 'neural', several by their folder names)."),
     max_utts: int = typer.Option(20, "--max-utts", help="Utterances to resynthesise (the first ones; 0: all)."),
-    judges: bool = typer.Option(False, "--judges", help="Also score the copies with the independent judges "
-                                "(speechrep[judges]): verification as their own voice, WER beside the originals'."),
+    judges: bool = typer.Option(False, "--judges", help="Also score the copies with the independent judges (pip "
+                                "install 'speechrep\\[judges]'): verification as their own voice, WER beside the "
+                                "originals'."),
     judge_data: List[Path] = typer.Option([], "--judge-data", help="With --judges: data directories of more "
                                           "voices to enrol, and of the English texts for the WER (default DATA_DIR's)."),
 ) -> None:
