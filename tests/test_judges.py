@@ -351,7 +351,8 @@ def test_word_judge_transcript_does_not_depend_on_what_it_decoded_before(synth_t
 def test_copy_synthesis_judged_as_its_own_voice_and_words(synth_tiny_db, tmp_path):
     pytest.importorskip("resemblyzer", reason=NEEDS_EXTRA)
     pytest.importorskip("pocketsphinx", reason=NEEDS_EXTRA)
-    from speechrep.eval.resynth import _judge_copies, format_resynth_table, score_copy_synthesis
+    from speechrep.data.audio import iter_audio
+    from speechrep.eval.resynth import _copy_pairs, _judge_copies, format_resynth_table, score_copy_synthesis
 
     test = synth_tiny_db / "data" / "test"
     more = _no_text(synth_tiny_db / "data" / "train", tmp_path / "train")  # more utterances to enrol, no text
@@ -371,7 +372,10 @@ def test_copy_synthesis_judged_as_its_own_voice_and_words(synth_tiny_db, tmp_pat
     swapped.mkdir()
     for u, v in zip(utts, utts[2:] + utts[:2]):  # sorted by voice, two each: a different voice
         shutil.copy(wav[v], swapped / f"{u}.wav")
-    bad = _judge_copies(test, swapped, utts, [more], progress=False)["summary"]
+    speaker_judge = judges.SpeakerJudge()
+    pairs, silent = _copy_pairs(test, list(iter_audio(test, sample_rate=16000)), speaker_judge)
+    assert [p.id for p in pairs] == utts and silent == []
+    bad = _judge_copies(pairs, silent, swapped, [more], progress=False)["summary"]
     assert bad["accept_rate"] == 0.0 and bad["target_accuracy"] == 0.0 and "wer" not in bad
     # an original without speech (a quiet prompt) has no voice to keep: left out and listed
     quiet = tmp_path / "quiet"
@@ -383,7 +387,8 @@ def test_copy_synthesis_judged_as_its_own_voice_and_words(synth_tiny_db, tmp_pat
         f.write("awb-zz awb\n")
     (quiet / "text").unlink()
     shutil.copy(tmp_path / "quiet.wav", swapped / "awb-zz.wav")
-    r = _judge_copies(quiet, swapped, [*utts, "awb-zz"], [more], progress=False)
+    pairs, silent = _copy_pairs(quiet, list(iter_audio(quiet, sample_rate=16000)), speaker_judge)
+    r = _judge_copies(pairs, silent, swapped, [more], progress=False)
     assert r["settings"]["left_out"] == ["awb-zz"] and r["summary"]["pairs"] == 6
 
 

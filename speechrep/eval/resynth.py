@@ -77,7 +77,8 @@ def score_copy_synthesis(data_dir: str | Path, out_dir: str | Path, vocoders: Se
     if judges:
         from speechrep.eval.judges import SpeakerJudge, WordJudge
 
-        SpeakerJudge(), WordJudge()  # a missing package fails here, before any output
+        WordJudge()  # a missing package fails here, before any output
+        speaker_judge = SpeakerJudge()
     utts = []
     for utt, wave in iter_audio(data_dir, sample_rate=16000):
         utts.append((utt, wave))
@@ -86,6 +87,8 @@ def score_copy_synthesis(data_dir: str | Path, out_dir: str | Path, vocoders: Se
     if not utts:
         raise DataError("no utterances to resynthesise", path=data_dir)
     mels = [log_mel(wave) for _, wave in utts]
+    if judges:  # once for every vocoder
+        pairs, silent = _copy_pairs(data_dir, utts, speaker_judge)
     results = {}
     for name, spec in zip(names, vocoders):
         voc = load_vocoder(spec)
@@ -114,34 +117,40 @@ def score_copy_synthesis(data_dir: str | Path, out_dir: str | Path, vocoders: Se
                          "logf0_corr": float(np.nanmean(corr)), "mel_spectral_convergence": float(np.mean(sc)),
                          "real_time_factor": seconds / audio, "utterances": len(utts)}
         if judges:
-            results[name]["judges"] = _judge_copies(data_dir, Path(out_dir) / name, [u for u, _ in utts],
-                                                    judge_data or [data_dir], progress=progress)
+            results[name]["judges"] = _judge_copies(pairs, silent, Path(out_dir) / name, judge_data or [data_dir],
+                                                    progress=progress)
     return results
 
 
-def _judge_copies(data_dir: str | Path, copies: Path, utts: Sequence[str], judge_data: Sequence[str | Path], *,
-                  progress: bool) -> dict[str, Any]:
-    """The independent judges' scores of the copies ``copies/<utt>.wav`` (see
-    :func:`score_copy_synthesis`)."""
-    from speechrep.data.audio import iter_audio
+def _copy_pairs(data_dir: str | Path, utts: Sequence[tuple[str, np.ndarray]],
+                speaker_judge: Any) -> tuple[list[Any], list[str]]:
+    """Copy synthesis as conversion pairs (each utterance to its own speaker, no targets),
+    and the utterances left out: those in whose original the speaker judge finds no speech
+    (a short, quiet prompt has no voice to keep)."""
     from speechrep.data.kaldi_dir import DataDir
     from speechrep.data.pairs import ConversionPair
-    from speechrep.eval.judges import SpeakerJudge, independent_scores
 
     dd = DataDir.load(data_dir)
-    # an original in which the speaker judge finds no speech (a short, quiet prompt) has no
-    # voice to keep: left out, and listed
-    judge, silent = SpeakerJudge(), []
-    for utt, wave in iter_audio(dd, sample_rate=16000):
-        if utt in utts:
-            try:
-                judge.embed(wave, name=dd.wav_scp[utt])
-            except DataError:
-                silent.append(utt)
-    pairs = [ConversionPair(id=u, source=dd.wav_scp[u], targets=[], source_speaker=dd.utt2spk[u],
-                            target_speaker=dd.utt2spk[u]) for u in utts if u not in silent]
+    pairs, silent = [], []
+    for utt, wave in utts:
+        try:
+            speaker_judge.embed(wave, name=dd.wav_scp[utt])
+        except DataError:
+            silent.append(utt)
+            continue
+        pairs.append(ConversionPair(id=utt, source=dd.wav_scp[utt], targets=[], source_speaker=dd.utt2spk[utt],
+                                    target_speaker=dd.utt2spk[utt]))
+    return pairs, silent
+
+
+def _judge_copies(pairs: Sequence[Any], silent: Sequence[str], copies: Path, judge_data: Sequence[str | Path], *,
+                  progress: bool) -> dict[str, Any]:
+    """The independent judges' scores of the copies ``copies/<utt>.wav`` of :func:`_copy_pairs`'s
+    pairs (see :func:`score_copy_synthesis`)."""
+    from speechrep.eval.judges import independent_scores
+
     r = independent_scores(pairs, copies, judge_data=judge_data, progress=progress)
-    return {"summary": r["summary"], "by_target": r["by_target"], "settings": {**r["settings"], "left_out": silent}}
+    return {"summary": r["summary"], "by_target": r["by_target"], "settings": {**r["settings"], "left_out": list(silent)}}
 
 
 def format_resynth_table(results: dict[str, dict[str, Any]]) -> str:
