@@ -154,11 +154,11 @@ knn_pairs() {  # knn_pairs SEEN DEV_TARGETS DEV_SETS UNSEEN TEST_SETS MAKE_PAIRS
       "$exp/pairs_$name.tsv" "${sets[@]}" || return 1
   done
 }
-knn_convert() {  # knn_convert K: 4, every pair at both layers -> $exp/convert/<set>_<layer>
+knn_convert() {  # knn_convert K VOCODER: 4, every pair at both layers -> $exp/convert/<set>_<layer>
   local set layer
   for set in dev test; do
     for layer in encoder context; do
-      speechrep convert --model "$exp/cpc" --layer "$layer" --k "$1" --pairs "$exp/pairs_$set.tsv" \
+      speechrep convert --model "$exp/cpc" --layer "$layer" --k "$1" --vocoder "$2" --pairs "$exp/pairs_$set.tsv" \
         --out-dir "$exp/convert/${set}_$layer" --force || return 1
     done
   done

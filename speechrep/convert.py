@@ -31,7 +31,8 @@ earlier ``speechrep convert`` output (replaced only with ``force``).
 
 Zero-shot conversion needs no conversion model: given a self-supervised feature model (or
 its packaged directory, the default), :func:`load_converter` returns the kNN converter of
-:mod:`speechrep.convert_knn` instead, which the same file and batch functions drive.
+:mod:`speechrep.convert_knn` instead, which the same file and batch functions drive. A
+packaged directory may hold its neural vocoder, used unless another is asked for.
 
 Pairs files (batch mode) and the checks on input audio: :mod:`speechrep.data.pairs`.
 """
@@ -265,7 +266,7 @@ def _refuse_options(options: dict[str, Any], allowed: dict[str, str], model: str
         raise ConfigError(f"does not apply to {what}", path=model, field=flag)
 
 
-def load_converter(model: str | Path | None, *, vocoder: str | Path = "griffinlim", device: str = "cpu",
+def load_converter(model: str | Path | None, *, vocoder: str | Path | None = None, device: str = "cpu",
                    **options: Any) -> "Converter | KnnConverter":
     """Load a conversion model, of the family its checkpoint says, and a vocoder.
 
@@ -274,7 +275,9 @@ def load_converter(model: str | Path | None, *, vocoder: str | Path = "griffinli
     model : experiment or checkpoint directory of a ``vc_*`` model (a trained converter),
         of a self-supervised feature model, or a packaged kNN directory (zero-shot kNN
         conversion, :mod:`speechrep.convert_knn`); None: the packaged default model.
-    vocoder : ``"griffinlim"`` or the experiment directory of a trained neural vocoder.
+    vocoder : ``"griffinlim"`` or the experiment directory of a trained neural vocoder; None:
+        the vocoder packaged with a kNN model, else Griffin-Lim
+        (:func:`speechrep.convert_knn.resolve_vocoder`).
     options : for a ``vc_*`` model, frame matching and exaggeration (``match_weight``,
         ``match_k``, ``exaggerate``, ``population``, ``population_per_speaker``), as in
         :class:`Converter`; for kNN conversion, ``layer`` and ``k``. An option of the
@@ -288,13 +291,13 @@ def load_converter(model: str | Path | None, *, vocoder: str | Path = "griffinli
     ConfigError
         No model given and none packaged; an option of the other family.
     """
-    from speechrep.convert_knn import default_model, is_knn_package, load_knn_converter
+    from speechrep.convert_knn import default_model, is_knn_package, load_knn_converter, resolve_vocoder
     from speechrep.models.vc import VoiceConversionModel
     from speechrep.train.checkpoint import load_model
     from speechrep.train.pretrained import load_vocoder
 
     model = default_model() if model is None else model
-    voc = load_vocoder(vocoder, device=device)
+    voc = load_vocoder(resolve_vocoder(model, vocoder), device=device)
     if not Path(model).exists():
         raise CheckpointError("no such model directory", path=model, field="model")
     vc_only = "--match-weight, --match-k, --exaggerate and --population are options of trained vc_* converters"
@@ -316,7 +319,7 @@ def convert_file(
     targets: Iterable[str | Path],
     out: str | Path,
     *,
-    vocoder: str | Path = "griffinlim",
+    vocoder: str | Path | None = None,
     device: str = "cpu",
     **options: Any,
 ) -> Path:
@@ -383,7 +386,7 @@ def convert_pairs(
     pairs: str | Path | list[ConversionPair],
     out_dir: str | Path,
     *,
-    vocoder: str | Path = "griffinlim",
+    vocoder: str | Path | None = None,
     device: str = "cpu",
     force: bool = False,
     progress: bool = True,
@@ -415,20 +418,21 @@ def resynthesize_pairs(
     pairs: str | Path | list[ConversionPair],
     out_dir: str | Path,
     *,
-    vocoder: str | Path = "griffinlim",
+    vocoder: str | Path | None = "griffinlim",
     device: str = "cpu",
     force: bool = False,
     progress: bool = True,
 ) -> list[Path]:
     """Copy synthesis: vocode the log-mel of every pair's source into ``out_dir/<id>.wav``.
 
-    The baseline of conversion scores: what the vocoder alone does to the source.
-    All or nothing, and ``out_dir`` checked, like :func:`convert_pairs`.
+    The baseline of conversion scores: what the vocoder (None: Griffin-Lim) alone does to
+    the source. All or nothing, and ``out_dir`` checked, like :func:`convert_pairs`.
     """
     from speechrep.features.logmel import log_mel
     from speechrep.train.pretrained import load_vocoder
     from speechrep.utils.io import check_output_dir
 
+    vocoder = "griffinlim" if vocoder is None else vocoder
     pair_list = read_pairs(pairs) if isinstance(pairs, (str, Path)) else list(pairs)
     rule = _out_dir_rule(pairs, pair_list, force=force, model=vocoder if vocoder != "griffinlim" else None)
     check_output_dir(out_dir, **rule)

@@ -20,14 +20,17 @@ Models (``--model``): an experiment or checkpoint directory of ``speechrep train
 packaged directory that :func:`package_knn_model` writes::
 
     knn.json          {"format": 1, "layer": ..., "k": ..., "checkpoint": "checkpoint",
-                       "features": "conf/fbank.yaml" or null, "source": {...}}
+                       "features": "conf/fbank.yaml" or null, "vocoder": "vocoder" or null,
+                       "source": {...}}
     checkpoint/       state.json + model.safetensors (never pickled)
+    vocoder/          the neural vocoder, the same way (absent: Griffin-Lim)
     conf/<kind>.yaml  the training data's feature configuration (feature-input models)
     MODEL_CARD.md     what the model is, where it comes from
 
 The packaged default (:data:`DEFAULT_MODEL_DIR`, package data) is used when ``--model`` is
-omitted and it holds a model. The layer and ``k`` of a packaged directory are its
-defaults; an experiment directory's are ``context`` and :data:`DEFAULT_K`.
+omitted and it holds a model. The layer, ``k`` and vocoder of a packaged directory are its
+defaults (:func:`resolve_vocoder`); an experiment directory's are ``context``,
+:data:`DEFAULT_K` and Griffin-Lim.
 
 Bad input is refused before any output: unusable audio (:func:`speechrep.data.pairs.read_input_audio`:
 unreadable, empty, silent, below 8 kHz), targets with less than :data:`MIN_TARGET_SPEECH`
@@ -68,6 +71,8 @@ __all__ = [
     "model_layers",
     "nearest_frames",
     "package_knn_model",
+    "packaged_vocoder",
+    "resolve_vocoder",
 ]
 
 #: Neighbours averaged per source frame: kNN-VC's choice (4), a compromise between a
@@ -341,11 +346,40 @@ def _read_package(path: Path) -> dict[str, Any]:
                        "the name of a checkpoint directory inside the package"),
         "features": (lambda v: v is None or (inside(v) and (path / v).is_file() and Path(v).stem in FEATURE_KINDS),
                      f"null or a feature configuration inside the package ({', '.join(FEATURE_KINDS)}.yaml)"),
+        # optional (packages written before vocoders were packaged have none): Griffin-Lim
+        "vocoder": (lambda v: v is None or (inside(v) and (path / v / "state.json").is_file()),
+                    "null or the name of a vocoder checkpoint directory inside the package"),
     }
     for key, (ok, words) in checks.items():
-        if key not in info or not ok(info[key]):
+        if (key not in info and key != "vocoder") or not ok(info.get(key)):
             raise CheckpointError(f"must be {words}, got {json.dumps(info.get(key))}", path=file, field=key)
     return info
+
+
+def packaged_vocoder(path: str | Path) -> Path | None:
+    """The vocoder checkpoint directory of a packaged kNN model; None when it has none
+    (Griffin-Lim) or ``path`` is no package.
+
+    Raises
+    ------
+    CheckpointError
+        A corrupt ``knn.json``.
+    """
+    path = Path(path)
+    if not is_knn_package(path):
+        return None
+    name = _read_package(path).get("vocoder")
+    return path / name if name else None
+
+
+def resolve_vocoder(model: str | Path | None, vocoder: str | Path | None) -> str | Path:
+    """The vocoder a conversion uses: ``vocoder`` when given; else the packaged vocoder of
+    ``model`` (None: the default model) when it has one; else ``"griffinlim"``."""
+    if vocoder is not None:
+        return vocoder
+    if model is None:
+        model = DEFAULT_MODEL_DIR
+    return packaged_vocoder(model) or "griffinlim"
 
 
 def load_knn_converter(model: str | Path, vocoder: "Vocoder", *, device: str = "cpu", layer: str | None = None,
@@ -401,47 +435,84 @@ def _training_data(ckpt: Path) -> str | None:
         return None
 
 
+def _copy_checkpoint(ckpt: Path, dest: Path) -> dict[str, Any]:
+    """Copy the weights and model description of checkpoint ``ckpt`` (no optimizer state)
+    into the new directory ``dest``; returns the state kept."""
+    from speechrep.train.checkpoint import read_state
+    from speechrep.utils.io import atomic_write_json
+
+    state = read_state(ckpt)
+    kept = {key: state[key] for key in ("format", "step", "model", "valid_loss", "speakers") if key in state}
+    weights = (ckpt / "model.safetensors").read_bytes()
+    kept["files"] = {"model.safetensors": hashlib.sha256(weights).hexdigest()}
+    dest.mkdir()
+    (dest / "model.safetensors").write_bytes(weights)
+    atomic_write_json(dest / "state.json", kept)
+    return kept
+
+
+def _described(name: str, exp_dir: str | Path, ckpt: Path, state: dict[str, Any]) -> list[str]:
+    """Model-card lines of a packaged checkpoint: where it comes from, what it is, its data."""
+    import yaml
+
+    loss = state.get("valid_loss")
+    return [
+        f"- {name}: `{Path(exp_dir).absolute()}`, {ckpt.name} (step {state['step']}"
+        + (f", validation loss {loss:.4g})" if isinstance(loss, (int, float)) else ")"),
+        f"  - model: `{yaml.safe_dump(state.get('model'), default_flow_style=True, width=10**6).strip()}`",
+        f"  - training data: {_training_data(ckpt) or 'not recorded'}",
+    ]
+
+
 def package_knn_model(exp_dir: str | Path, out_dir: str | Path, *, layer: str = DEFAULT_LAYER, k: int = DEFAULT_K,
-                      which: str = "best", force: bool = False) -> Path:
+                      which: str = "best", vocoder: str | Path | None = None, force: bool = False) -> Path:
     """Package a trained feature model for ``speechrep convert --model OUT_DIR`` (and as the default).
 
     Writes ``out_dir`` atomically (layout in the module docstring): the weights and model
-    description of the ``which`` checkpoint (no optimizer state), the training data's
-    feature configuration for a feature-input model, ``knn.json`` and a ``MODEL_CARD.md``
-    naming where it all comes from (the scores are for whoever ships it to add).
+    description of the ``which`` checkpoint (no optimizer state), those of the best
+    checkpoint of the neural vocoder experiment ``vocoder`` (None: the package vocodes with
+    Griffin-Lim), the training data's feature configuration for a feature-input model,
+    ``knn.json`` and a ``MODEL_CARD.md`` naming where it all comes from (the scores are for
+    whoever ships it to add).
 
     Raises
     ------
     CheckpointError, ConfigError
         No checkpoint, not a feature model, a layer it does not have, ``k < 1``, a
-        feature-input model whose training feature configuration is not known.
+        feature-input model whose training feature configuration is not known; a
+        ``vocoder`` that holds no neural vocoder.
     SpeechrepError
         ``out_dir`` is the experiment or holds other data (replaced only when it is an
         earlier package and ``force``).
     """
-    import yaml
-
     from speechrep.train.checkpoint import find_checkpoint, read_state
+    from speechrep.train.pretrained import load_vocoder
     from speechrep.utils.io import atomic_write_json, atomic_write_text, check_output_dir, output_dir
-    from speechrep.vocoder.griffinlim import GriffinLim
 
-    where = dict(command="package-knn", field="OUT_DIR", force=force, inputs=[exp_dir])
+    where = dict(command="package-knn", field="OUT_DIR", force=force,
+                 inputs=[exp_dir] + ([vocoder] if vocoder is not None else []))
     check_output_dir(out_dir, **where)
     ckpt = find_checkpoint(exp_dir, which=which)
-    # loading it the way convert will checks the model, the layer, k and the feature configuration
-    conv = load_knn_converter(ckpt, GriffinLim(), layer=layer, k=k)
+    voc_ckpt = None
+    if vocoder is not None:
+        if str(vocoder) in ("griffinlim", "griffin-lim", "gl"):
+            raise ConfigError("takes a trained neural vocoder's experiment directory (leave it out for "
+                              "Griffin-Lim)", path=vocoder, field="--vocoder")
+        voc_ckpt = find_checkpoint(vocoder, which="best")
+    # loading them the way convert will checks the models, the layer, k and the feature configuration
+    conv = load_knn_converter(ckpt, load_vocoder(voc_ckpt if voc_ckpt is not None else "griffinlim"), layer=layer, k=k)
     conf = conv.features.features_conf
-    state = read_state(ckpt)
-    kept = {key: state[key] for key in ("format", "step", "model", "valid_loss", "speakers") if key in state}
-    weights = (ckpt / "model.safetensors").read_bytes()
-    kept["files"] = {"model.safetensors": hashlib.sha256(weights).hexdigest()}
     features = f"conf/{conf.name}" if conf is not None else None
     info = {"format": _FORMAT, "layer": layer, "k": k, "checkpoint": "checkpoint", "features": features,
-            "source": {"experiment": str(Path(exp_dir).absolute()), "checkpoint": ckpt.name, "step": state["step"]}}
+            "vocoder": "vocoder" if voc_ckpt is not None else None,
+            "source": {"experiment": str(Path(exp_dir).absolute()), "checkpoint": ckpt.name,
+                       "step": read_state(ckpt)["step"]}}
     with output_dir(out_dir, **where) as tmp:
-        (tmp / "checkpoint").mkdir()
-        (tmp / "checkpoint" / "model.safetensors").write_bytes(weights)
-        atomic_write_json(tmp / "checkpoint" / "state.json", kept)
+        state = _copy_checkpoint(ckpt, tmp / "checkpoint")
+        card_vocoder = ["- vocoder: Griffin-Lim (no weights)"]
+        if voc_ckpt is not None:
+            card_vocoder = _described("vocoder", vocoder, voc_ckpt, _copy_checkpoint(voc_ckpt, tmp / "vocoder"))
+            info["source"]["vocoder"] = {"experiment": str(Path(vocoder).absolute()), "checkpoint": voc_ckpt.name}
         if features is not None:
             (tmp / "conf").mkdir()
             shutil.copyfile(conf, tmp / features)
@@ -449,12 +520,10 @@ def package_knn_model(exp_dir: str | Path, out_dir: str | Path, *, layer: str = 
         card = [
             f"# kNN-VC feature model: {conv.features.name}, layer {layer}, k {k}", "",
             "Zero-shot voice conversion (`speechrep convert --model THIS_DIR`): see `speechrep/convert_knn.py`.", "",
-            f"- source: `{info['source']['experiment']}`, {ckpt.name} (step {state['step']}"
-            + (f", validation loss {state['valid_loss']:.4g})" if isinstance(state.get("valid_loss"), (int, float)) else ")"),
-            f"- model: `{yaml.safe_dump(state.get('model'), default_flow_style=True, width=10**6).strip()}`",
-            f"- input features: {features or 'the waveform'}; frame shift {conv.features.frame_shift:g} s",
-            f"- training data: {_training_data(ckpt) or 'not recorded'}",
-            "- how it was trained (recipe, steps) and its scores by the independent judges (`speechrep eval vc`): "
+            *_described("feature model", exp_dir, ckpt, state),
+            f"  - input features: {features or 'the waveform'}; frame shift {conv.features.frame_shift:g} s",
+            *card_vocoder,
+            "- how they were trained (recipe, steps) and the package's scores by the independent judges (`speechrep eval vc`): "
             "to be filled in by whoever ships this model.", "",
         ]
         atomic_write_text(tmp / "MODEL_CARD.md", "\n".join(card))

@@ -306,6 +306,7 @@ def test_package_round_trip(env, tmp_path, capsys):
     ("checkpoint", "nothing", "checkpoint directory inside"), ("format", 2, "not a packaged kNN model"),
     ("checkpoint", "../outside", "checkpoint directory inside"),  # a checkpoint, but not the package's
     ("features", "knn.json", "feature configuration inside"),
+    ("vocoder", "../outside", "vocoder checkpoint directory inside"), ("vocoder", "conf", "vocoder checkpoint"),
 ])
 def test_corrupt_package(env, tmp_path, field, value, match):
     out = package_knn_model(env["wave"], tmp_path / "pkg")
@@ -316,6 +317,55 @@ def test_corrupt_package(env, tmp_path, field, value, match):
     with pytest.raises(CheckpointError, match=match) as err:
         load_converter(out)
     assert "knn.json" in str(err.value) and field in str(err.value)
+
+
+TINY_VOCODER = {"generator": "istft", "channels": 16, "layers": 2}
+
+
+def test_package_with_vocoder(env, tmp_path, monkeypatch, capsys):
+    """package-knn --vocoder copies the vocoder's weights (not its optimizer) into the package;
+    convert vocodes with it unless --vocoder says otherwise, and the package needs nothing
+    outside it."""
+    from speechrep.train.checkpoint import load_model
+    from speechrep.vocoder.neural import NeuralVocoder
+    from tests.test_vocoder import _save_tiny_vocoder
+
+    voc_exp = tmp_path / "voc"
+    _save_tiny_vocoder(voc_exp, TINY_VOCODER)
+    out = tmp_path / "pkg"
+    assert _cli("package-knn", env["feats"], out, "--layer", "encoder", "--vocoder", voc_exp) == 0
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()) == [
+        ".speechrep_output", "MODEL_CARD.md", "checkpoint/model.safetensors", "checkpoint/state.json",
+        "conf/fbank.yaml", "knn.json", "vocoder/model.safetensors", "vocoder/state.json"]
+    assert json.loads((out / "knn.json").read_text())["vocoder"] == "vocoder"
+    assert f"- vocoder: `{voc_exp}`, step_1" in (out / "MODEL_CARD.md").read_text()
+    expected = load_converter(env["feats"], layer="encoder", vocoder=voc_exp).convert(env["src"], [env["tgt_a"]])
+    gl = load_converter(env["feats"], layer="encoder").convert(env["src"], [env["tgt_a"]])
+    import shutil
+
+    shutil.rmtree(voc_exp)  # the package holds all it needs
+    packaged = load_converter(out)
+    assert isinstance(packaged.vocoder, NeuralVocoder)
+    wave = packaged.convert(env["src"], [env["tgt_a"]])
+    np.testing.assert_allclose(wave, expected, atol=1e-5)
+    assert np.abs(wave[: len(gl)] - gl[: len(wave)]).max() > 1e-2  # not Griffin-Lim's
+    assert isinstance(load_converter(out, vocoder="griffinlim").vocoder, GriffinLim)
+    # the default model's vocoder is the default vocoder, in both modes of the CLI
+    monkeypatch.setattr(knn, "DEFAULT_MODEL_DIR", out)
+    one = tmp_path / "one.wav"
+    assert _cli("convert", "--source", env["src"], "--target", env["tgt_a"], "--out", one) == 0
+    np.testing.assert_allclose(sf.read(one)[0], expected, atol=2e-4)  # 16-bit output
+    pairs = tmp_path / "p.tsv"
+    pairs.write_text(f"id\tsource\ttarget\nq\t{env['src']}\t{env['tgt_a']}\n")
+    assert _cli("convert", "--pairs", pairs, "--out-dir", tmp_path / "dir", "--vocoder", "griffinlim") == 0
+    np.testing.assert_allclose(sf.read(tmp_path / "dir" / "q.wav")[0], gl, atol=2e-4)
+    # refused: a model that is no vocoder, and Griffin-Lim (which has nothing to package)
+    capsys.readouterr()
+    for bad, words in ((env["wave"], "not a 'vocoder'"), ("griffinlim", "leave it out for Griffin-Lim")):
+        assert _cli("package-knn", env["feats"], tmp_path / "bad", "--vocoder", bad) == 1
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and words in err[0] and not (tmp_path / "bad").exists()
+    assert load_model(out / "vocoder")[1] == "vocoder"
 
 
 def test_feature_model_refuses_features_of_another_dimension(env):
@@ -342,7 +392,10 @@ def test_packaged_models_are_package_data(env, tmp_path):
 
     root = Path(__file__).resolve().parents[1]
     patterns = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["speechrep"]
-    pkg = package_knn_model(env["feats"], tmp_path / "speechrep" / "pretrained" / "knn_vc")
+    from tests.test_vocoder import _save_tiny_vocoder
+
+    _save_tiny_vocoder(tmp_path / "voc", TINY_VOCODER)
+    pkg = package_knn_model(env["feats"], tmp_path / "speechrep" / "pretrained" / "knn_vc", vocoder=tmp_path / "voc")
     matched = {Path(p) for pattern in patterns for p in glob.glob(str(tmp_path / "speechrep" / pattern), recursive=True)}
     files = {p for p in pkg.rglob("*") if p.is_file() and not p.name.startswith(".")}
-    assert len(files) == 5 and files <= matched
+    assert len(files) == 7 and files <= matched

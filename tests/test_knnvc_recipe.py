@@ -1,5 +1,6 @@
-"""egs/synth/knnvc/run.sh --quick end to end: pairs, CPC, kNN conversion at both layers, the package."""
+"""egs/synth/knnvc/run.sh --quick end to end: pairs, CPC, vocoder, kNN conversion at both layers, the package."""
 
+import json
 import os
 import subprocess
 import sys
@@ -12,17 +13,21 @@ import soundfile as sf
 KNNVC = Path(__file__).resolve().parents[1] / "egs" / "synth" / "knnvc"
 
 
-def _fbank(path):
+def _fbank(audio):
+    """Filterbank of an audio file, or of a wave at 16 kHz."""
     from speechrep.features import fbank
 
-    wave, sr = sf.read(path, dtype="float32")
+    wave, sr = (audio, 16000) if isinstance(audio, np.ndarray) else sf.read(audio, dtype="float32")
     return np.asarray(fbank(wave * 32768, sample_frequency=sr, dither=0.0))
 
 
 @pytest.mark.slow
 def test_knnvc_recipe_quick_converts_towards_the_target_and_packages(tmp_path, synth_tiny_db):
-    from speechrep.data.pairs import read_pairs
+    from speechrep.data.pairs import read_input_audio, read_pairs
+    from speechrep.features.logmel import log_mel
     from speechrep.train.logging import read_history
+    from speechrep.train.pretrained import load_vocoder
+    from speechrep.vocoder.neural import NeuralVocoder
 
     env = {**os.environ, "DB": str(synth_tiny_db), "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
     exp = tmp_path / "exp"
@@ -38,17 +43,24 @@ def test_knnvc_recipe_quick_converts_towards_the_target_and_packages(tmp_path, s
         for layer in ("encoder", "context"):
             assert sorted(f.stem for f in (exp / "convert" / f"{s}_{layer}").glob("*.wav")) == sorted(p.id for p in ps)
     # the output is made of the target's frames: its filterbank frames lie nearer the target
-    # utterances' than the source's, in every pair
+    # utterances' than the source's, in every pair; both through the recipe's vocoder (a tiny
+    # one, 20 steps: its artefacts, not the voice, would set the distance to the originals)
+    voc = load_vocoder(exp / "vocoder")
+    assert isinstance(voc, NeuralVocoder)
+
+    def copy(path):
+        return _fbank(voc.mel_to_wave(log_mel(read_input_audio(path, sample_rate=voc.sample_rate), voc.spec)))
+
     for p in pairs["test"]:
         out = _fbank(exp / "convert" / "test_encoder" / f"{p.id}.wav")
         near = {}
         for role, paths in (("target", p.targets), ("source", [p.source])):
-            ref = np.concatenate([_fbank(t) for t in paths])
+            ref = np.concatenate([copy(t) for t in paths])
             d = ((out[:, None, :] - ref[None, :, :]) ** 2).sum(-1)
             near[role] = float(np.sqrt(d.min(1)).mean())
         assert near["target"] < near["source"], (p.id, near)
-    # the package converts as the recipe's stage 4 did at its layer (encoder) and k
-    assert (exp / "knn_vc" / "knn.json").is_file()
+    # the package converts as the recipe's stage 4 did at its layer (encoder), k and vocoder
+    assert json.loads((exp / "knn_vc" / "knn.json").read_text())["vocoder"] == "vocoder"
     out = tmp_path / "packaged"
     r = subprocess.run([sys.executable, "-m", "speechrep", "convert", "--model", str(exp / "knn_vc"), "--pairs",
                         str(exp / "pairs_test.tsv"), "--out-dir", str(out)], capture_output=True, text=True, env=env)

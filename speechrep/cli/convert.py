@@ -30,7 +30,9 @@ def convert(
         False, "--force", help="Batch mode: replace an earlier output of speechrep convert at --out-dir "
         "(other data is never replaced)."
     ),
-    vocoder: str = typer.Option("griffinlim", "--vocoder", help="'griffinlim' or a trained neural vocoder experiment directory."),
+    vocoder: Optional[str] = typer.Option(
+        None, "--vocoder", help="'griffinlim' or a trained neural vocoder experiment directory. Default: the vocoder "
+        "packaged with a kNN model (the default model's), else griffinlim."),
     device: str = typer.Option(
         "cpu", "--device", help="Torch device: cpu, cuda, cuda:N or auto.", callback=check_device
     ),

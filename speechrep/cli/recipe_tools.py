@@ -141,13 +141,17 @@ def package_knn_command(
     layer: str = typer.Option("context", "--layer", help="Layer to match frames in: context or encoder."),
     k: int = typer.Option(4, "--k", help="Target frames averaged per source frame."),
     which: str = typer.Option("best", "--which", help="Checkpoint of the experiment: best or last."),
+    vocoder: Optional[Path] = typer.Option(
+        None, "--vocoder", help="Experiment directory of a trained neural vocoder to package with it (its best "
+        "checkpoint; convert then vocodes with it by default). Default: none, Griffin-Lim."),
     force: bool = typer.Option(False, "--force", help="Replace an earlier output of package-knn at OUT_DIR."),
 ) -> None:
     """Package a feature model for zero-shot kNN conversion (speechrep convert --model OUT_DIR): its weights,
-    feature configuration, layer and k, and a model card."""
+    feature configuration, layer and k, the vocoder's weights, and a model card."""
     from speechrep.convert_knn import package_knn_model
 
-    typer.echo(f"wrote {package_knn_model(exp_dir, out_dir, layer=layer, k=k, which=which, force=force)}")
+    out = package_knn_model(exp_dir, out_dir, layer=layer, k=k, which=which, vocoder=vocoder, force=force)
+    typer.echo(f"wrote {out}")
 
 
 def register(app: typer.Typer) -> None:

@@ -26,21 +26,16 @@
 cd "$(dirname "$0")"
 . ../../../recipes/lib.sh
 parse_recipe_opts "$@"
+. ../../../recipes/vocoder.sh
 
 size=${SIZE:-many}; db=${DB:-data/$size}; max_utts=20; overrides=(); gan_overrides=()
 if [ "$quick" = true ]; then
-  size=tiny; db=${DB:-data/synth_tiny}; max_utts=2
-  overrides=(--set optim.max_steps=20 --set optim.warmup_steps=5 --set data.batch_size=2 --set data.crop=4000
-             --set model.args.channels=16 --set model.args.layers=2 --set model.args.resblock_kernel_sizes=[3]
-             --set model.args.resblock_dilations=[1]
-             --set train.valid_every=20 --set train.ckpt_every=20 --set train.device=cpu --set train.progress=false
-             --set train.tensorboard=false)
-  gan_overrides=(--set model.args.disc_channels=2 --set model.args.disc_periods=[2,3] --set model.args.disc_scales=1)
+  size=tiny; db=${DB:-data/synth_tiny}; max_utts=2; overrides=("${vocoder_quick[@]}"); gan_overrides=("${gan_quick[@]}")
 fi
 vocoders=(griffinlim "$exp/vocoder")
 
 corpus_synth "$size"
-train_model vocoder conf/vocoder.yaml "${overrides[@]}"
+train_model vocoder "$vocoder_conf" "${overrides[@]}"
 if [ "${COMPARE:-false}" = true ]; then
   vocoders+=("$exp/vocoder_hifigan")
   train_model vocoder_hifigan conf/vocoder_hifigan.yaml "${overrides[@]}"
