@@ -4,7 +4,8 @@ Converts a ``--seconds`` source (default 10 s) to a ``--target-seconds`` target 
 30 s) with a kNN model (``--model``: a packaged directory or a feature model's experiment;
 default: the packaged model, else a randomly initialised CPC of the synthetic recipe's size,
 ``egs/synth/cpc/conf/train_cpc.yaml`` on ``conf/fbank.yaml`` features: the cost does not
-depend on the weights) and a vocoder (``--vocoder``, Griffin-Lim by default). The audio is
+depend on the weights) and a vocoder (``--vocoder``; by default the packaged model's, as
+``speechrep convert`` chooses it, else Griffin-Lim). The audio is
 synthetic voiced speech (harmonics of a gliding F0 under moving formants, plus noise).
 
 Prints one JSON line per figure: building the target's matching set (once per target set in
@@ -79,7 +80,7 @@ def _random_cpc(tmp: Path) -> Path:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default=None, help="kNN model (default: the packaged one, else a random CPC)")
-    ap.add_argument("--vocoder", default="griffinlim")
+    ap.add_argument("--vocoder", default=None, help="default: the packaged model's vocoder, else griffinlim")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seconds", type=float, default=10.0, help="source length")
     ap.add_argument("--target-seconds", type=float, default=30.0, help="target length")
@@ -91,7 +92,7 @@ def main() -> None:
     import torch
 
     from speechrep.convert import load_converter
-    from speechrep.convert_knn import DEFAULT_MODEL_DIR, is_knn_package
+    from speechrep.convert_knn import DEFAULT_MODEL_DIR, is_knn_package, resolve_vocoder
     from speechrep.models.frame_matching import match_frames
 
     torch.set_num_threads(args.threads)
@@ -102,9 +103,10 @@ def main() -> None:
         sf.write(src, _speech_like(args.seconds, seed=0), 16000)
         sf.write(tgt, _speech_like(args.target_seconds, seed=1), 16000)
         t0 = time.perf_counter()
-        conv = load_converter(model, vocoder=args.vocoder)
+        vocoder = resolve_vocoder(model, args.vocoder)
+        conv = load_converter(model, vocoder=vocoder)
         info = {"model": str(model) if args.model or model == DEFAULT_MODEL_DIR else "random CPC (train_cpc.yaml size)",
-                "layer": conv.features.layer, "k": conv.k, "vocoder": args.vocoder, "threads": args.threads}
+                "layer": conv.features.layer, "k": conv.k, "vocoder": str(vocoder), "threads": args.threads}
         print(json.dumps({"figure": "load_s", "value": round(time.perf_counter() - t0, 3), **info}))
         conv.convert(src, [tgt])  # warm-up: numba kernels, FFT plans
         t0 = time.perf_counter()

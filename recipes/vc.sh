@@ -218,10 +218,10 @@ real_pairs() {  # real_pairs SYNTHETIC PER_PAIR TARGETS
   run_stage 2:real "Pairs: $db/real <-> $1 of $db/data/test -> $rexp/{real2synth,synth2real}" --clean "$rexp" \
     _real_pairs "$@"
 }
-_real_convert() {  # _real_convert FAMILIES: the shipped zero-shot model (knn) and the recipe's families
-  local dir f
+_real_convert() {  # _real_convert FAMILIES: the shipped zero-shot model (knn, through its packaged neural
+  local dir f     # vocoder) and the recipe's families (Griffin-Lim)
   for dir in real2synth synth2real; do
-    speechrep convert --force --pairs "$rexp/$dir/pairs.tsv" --out-dir "$rexp/$dir/convert/knn_griffinlim" || return 1
+    speechrep convert --force --pairs "$rexp/$dir/pairs.tsv" --out-dir "$rexp/$dir/convert/knn_neural" || return 1
     for f in $1; do
       speechrep convert --force --model "$vexp/$f" --pairs "$rexp/$dir/pairs.tsv" \
         --out-dir "$rexp/$dir/convert/${f}_griffinlim" || return 1
@@ -241,9 +241,9 @@ _real_score() {  # _real_score FAMILIES JUDGES: independent or inhouse
   else judges=(--speaker-model "$vexp/speaker" --enrol-targets 2); fi
   rm -rf "$rexp/scores"
   for dir in real2synth synth2real; do
-    for s in knn $1; do
-      speechrep eval vc --pairs "$rexp/$dir/pairs.tsv" --converted "$rexp/$dir/convert/${s}_griffinlim" --no-f0 \
-        "${judges[@]}" --name "$dir ${s}+griffinlim" --out "$rexp/scores/$dir-${s}_griffinlim.json" > /dev/null || return 1
+    for s in knn_neural $(printf '%s_griffinlim ' $1); do
+      speechrep eval vc --pairs "$rexp/$dir/pairs.tsv" --converted "$rexp/$dir/convert/$s" --no-f0 \
+        "${judges[@]}" --name "$dir ${s/_/+}" --out "$rexp/scores/$dir-$s.json" > /dev/null || return 1
     done
     speechrep eval vc-examples "$rexp/$dir/pairs.tsv" "$rexp/$dir/convert" "$rexp/$dir/demo_audio.tsv" --per-kind 2 \
       --real allison_en || return 1

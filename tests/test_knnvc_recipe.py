@@ -51,15 +51,15 @@ def test_knnvc_recipe_quick_converts_towards_the_target_and_packages(tmp_path, s
     def copy(path):
         return _fbank(voc.mel_to_wave(log_mel(read_input_audio(path, sample_rate=voc.sample_rate), voc.spec)))
 
-    for p in pairs["test"]:
-        out = _fbank(exp / "convert" / "test_encoder" / f"{p.id}.wav")
+    for p, layer in ((p, layer) for p in pairs["test"] for layer in ("encoder", "context")):
+        out = _fbank(exp / "convert" / f"test_{layer}" / f"{p.id}.wav")
         near = {}
         for role, paths in (("target", p.targets), ("source", [p.source])):
             ref = np.concatenate([copy(t) for t in paths])
             d = ((out[:, None, :] - ref[None, :, :]) ** 2).sum(-1)
             near[role] = float(np.sqrt(d.min(1)).mean())
-        assert near["target"] < near["source"], (p.id, near)
-    # the package converts as the recipe's stage 4 did at its layer (encoder), k and vocoder
+        assert near["target"] < near["source"], (p.id, layer, near)
+    # the package converts as the recipe's stage 4 did at its layer (context), k and vocoder
     assert json.loads((exp / "knn_vc" / "knn.json").read_text())["vocoder"] == "vocoder"
     out = tmp_path / "packaged"
     r = subprocess.run([sys.executable, "-m", "speechrep", "convert", "--model", str(exp / "knn_vc"), "--pairs",
@@ -67,7 +67,7 @@ def test_knnvc_recipe_quick_converts_towards_the_target_and_packages(tmp_path, s
     assert r.returncode == 0, r.stderr[-3000:]
     for p in pairs["test"]:
         a, _ = sf.read(out / f"{p.id}.wav")
-        b, _ = sf.read(exp / "convert" / "test_encoder" / f"{p.id}.wav")
+        b, _ = sf.read(exp / "convert" / "test_context" / f"{p.id}.wav")
         assert a.shape == b.shape and np.abs(a - b).max() < 1e-4
 
 

@@ -130,14 +130,14 @@ def _independent(target_accuracy: float) -> dict:
 def test_collect_vc_scores_of_independent_judges(tmp_path):
     from speechrep.eval.vc_summary import collect_vc_scores
 
-    (tmp_path / "real2synth-knn_griffinlim.json").write_text(json.dumps(_independent(1.0)))
-    (tmp_path / "synth2real-knn_griffinlim.json").write_text(json.dumps(_independent(0.25)))
+    (tmp_path / "real2synth-knn_neural.json").write_text(json.dumps(_independent(1.0)))
+    (tmp_path / "synth2real-knn_neural.json").write_text(json.dumps(_independent(0.25)))
     summary, table = collect_vc_scores(tmp_path)
     rows = summary["families"]
-    assert set(rows) == {"real2synth-knn+griffinlim", "synth2real-knn+griffinlim"}
-    assert rows["real2synth-knn+griffinlim"]["judge.target_accuracy"] == 1.0
-    assert rows["synth2real-knn+griffinlim"]["judge.target_accuracy"] == 0.25
-    assert "real2synth-knn+griffinlim, independent judges" in table and "25.0%" in table
+    assert set(rows) == {"real2synth-knn+neural", "synth2real-knn+neural"}
+    assert rows["real2synth-knn+neural"]["judge.target_accuracy"] == 1.0
+    assert rows["synth2real-knn+neural"]["judge.target_accuracy"] == 0.25
+    assert "real2synth-knn+neural, independent judges" in table and "25.0%" in table
 
 
 def test_demo_examples_real_directions(tmp_path):
@@ -148,9 +148,9 @@ def test_demo_examples_real_directions(tmp_path):
     wav = tmp_path / "x.wav"
     sf.write(wav, np.zeros(1600), 16000)
     (tmp_path / "pairs.tsv").write_text(header + "".join(f"{i}\t{wav}\t{wav}\t{s}\t{t}\t\t\n" for i, s, t in rows))
-    (tmp_path / "convert" / "knn_griffinlim").mkdir(parents=True)
+    (tmp_path / "convert" / "knn_neural").mkdir(parents=True)
     for i, _, _ in rows:
-        sf.write(tmp_path / "convert" / "knn_griffinlim" / f"{i}.wav", np.zeros(1600), 16000)
+        sf.write(tmp_path / "convert" / "knn_neural" / f"{i}.wav", np.zeros(1600), 16000)
     tsv = demo_examples(tmp_path / "pairs.tsv", tmp_path / "convert", per_kind=2, real=["real"])
     labels = [line.split("\t")[0] for line in tsv.splitlines()[1:]]
     assert labels == ["real -> awb (real -> synthetic)", "awb -> real (synthetic -> real)"]

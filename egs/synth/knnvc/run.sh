@@ -5,7 +5,7 @@
 # speechrep/pretrained/knn_vc, the default model of `speechrep convert`.
 #
 #   ./run.sh [--stage N] [--stop-stage M] [--nj N] [--quick] [--force] [--dry-run] [--exp DIR]
-# Environment: DB=DIR reuses a corpus; LAYER (encoder, chosen on dev) and K (4) of the package.
+# Environment: DB=DIR reuses a corpus; LAYER (context, chosen on dev through the vocoder) and K (4) of the package.
 # Stages (recipes/lib.sh numbering): 0 corpus -> $db; 1 fbank features; 2 pairs: dev (English
 # sources -> dev voices, to choose the layer) and test (-> voice families never trained on);
 # 3 CPC -> $exp/cpc, vocoder -> $exp/vocoder; 4 conversions at both layers -> $exp/convert/<set>_<layer>;
@@ -19,7 +19,7 @@ parse_recipe_opts "$@"
 . ../../../recipes/vocoder.sh
 
 size=many conf=../cpc/conf/train_cpc.yaml steps=(--set optim.max_steps=3000 --set train.num_threads=1)
-layer=${LAYER:-encoder} k=${K:-4} seen=awb,kal,slt,slt_hts,allison_en dev_targets=june_fr,allison_es,krb_cs,nsh_ru
+layer=${LAYER:-context} k=${K:-4} seen=awb,kal,slt,slt_hts,allison_en dev_targets=june_fr,allison_es,krb_cs,nsh_ru
 dev_sets=dev test_sets=test,test_unseen_family unseen=ked,rms,machac_cs,ivr_ru pairs="--per-pair 3 --targets 8"
 voc_opts=(--set train.num_threads=1)
 # the tiny corpus has 2 utterances per speaker and set: the pairs draw on two sets
