@@ -73,10 +73,13 @@ def test_knnvc_recipe_quick_converts_towards_the_target_and_packages(tmp_path, s
 
 def test_shipped_default_model_converts_with_no_training(tmp_path, synth_tiny_db):
     """`speechrep convert --source --target --out` with no --model: the packaged model (<= 30 MB,
-    a complete model card) converts a pair of the tiny corpus towards the target."""
-    from speechrep.convert_knn import DEFAULT_MODEL_DIR, is_knn_package
+    its neural vocoder, a complete model card) converts a pair of the tiny corpus towards the target."""
+    from speechrep.convert_knn import DEFAULT_MODEL_DIR, is_knn_package, resolve_vocoder
+    from speechrep.train.checkpoint import load_model
 
     assert is_knn_package(DEFAULT_MODEL_DIR)
+    assert resolve_vocoder(None, None) == DEFAULT_MODEL_DIR / "vocoder"
+    assert load_model(DEFAULT_MODEL_DIR / "vocoder")[1] == "vocoder"
     size = sum(f.stat().st_size for f in DEFAULT_MODEL_DIR.rglob("*") if f.is_file())
     assert size <= 30 * 2**20, size
     card = (DEFAULT_MODEL_DIR / "MODEL_CARD.md").read_text()
