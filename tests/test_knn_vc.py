@@ -366,6 +366,12 @@ def test_package_with_vocoder(env, tmp_path, monkeypatch, capsys):
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and words in err[0] and not (tmp_path / "bad").exists()
     assert load_model(out / "vocoder")[1] == "vocoder"
+    # weights changed after packaging: refused by their checksum, naming the file
+    weights = out / "vocoder" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-8] + b"\0" * 8)
+    with pytest.raises(CheckpointError) as err:
+        load_converter(out)
+    assert str(weights.parent) in str(err.value)
 
 
 def test_feature_model_refuses_features_of_another_dimension(env):
