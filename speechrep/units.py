@@ -2,8 +2,10 @@
 
 A *unit model* is a trained module with a ``units(batch) -> (indices (B, T'), lengths
 (B,))`` method (``vqvae``, ``vqcpc``), a ``frame_shift`` attribute and, when known, a
-``frame_offset`` (centre of code frame 0 in seconds; for feature input, relative to the
-centre of feature frame 0). :func:`extract_units` runs one over every utterance and
+``frame_offset`` (centre of code frame 0 in seconds; for feature input, from the centre of
+feature frame 0, or, for a model that assumes a framing of its features (the CPC family's
+``feat_frame_offset``), absolute, and then the framing recorded beside the features replaces
+the assumed one). :func:`extract_units` runs one over every utterance and
 :func:`write_units` writes::
 
     OUT/units.txt        utt u1 u2 ... (one unit per frame)
@@ -257,7 +259,9 @@ def extract_units(
     offset = getattr(model, "frame_offset", None)
     inputs, total = model_inputs(model_dir, model, cfg, dd.path, which=which)
     if getattr(model, "input_key", "wave") == "feats" and offset is not None:
-        offset += _feature_frame_offset(dd.path)
+        # from the framing of these features: a model that assumes one for its input (the CPC
+        # family's feat_frame_offset) has it replaced; the others count from feature frame 0
+        offset += _feature_frame_offset(dd.path) - float(getattr(cfg, "feat_frame_offset", 0.0))
     units = {}
     found = units_from_model(model, inputs, device=device, segment_penalty=segment_penalty, max_segment=max_segment,
                              source=dd.path)

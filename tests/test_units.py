@@ -96,6 +96,23 @@ def test_units_cli_end_to_end_on_waveforms(tmp_path, capsys):
     assert sorted(units) == utts
 
 
+def test_feature_vqcpc_frames_are_placed_once(tmp_path):
+    """A feature-input VQ-CPC's frame_offset is absolute, like CPC's (extract and kNN conversion
+    read it as is); its units take the framing recorded beside the features instead of the
+    model's assumed one, and do not count the features' offset twice."""
+    from tests.test_vqvae_vqcpc import ARGS
+
+    data = write_feats_dir(tmp_path)
+    cfg = write_config(tmp_path / "vqcpc.yaml", exp_dir=tmp_path / "vqcpc", data_dir=data, input="feats",
+                       model={"name": "vqcpc", "args": {**ARGS, "feat_stride": 2}}, optim={"lr": 0.003, "max_steps": 2},
+                       train={"valid_every": 2, "ckpt_every": 2})
+    exp = train(cfg)
+    us = extract_units(exp, data, which="last", progress=False)
+    assert us.frame_shift == pytest.approx(0.02) and us.frame_offset == pytest.approx(0.0125 + 0.005)
+    (data / "feats_config.yaml").write_text("frame_shift: 0.01\nframe_offset: 0.02\n")  # another framing
+    assert extract_units(exp, data, which="last", progress=False).frame_offset == pytest.approx(0.02 + 0.005)
+
+
 def test_units_from_a_feature_model(tmp_path):
     data = write_feats_dir(tmp_path)
     exp = _train_vqvae(tmp_path, data, input="feats")

@@ -48,8 +48,8 @@ def test_vqcpc_on_features_with_stride_two_gives_20ms_units():
     model.eval()
     units, lengths = model.units(batch)
     assert units.shape == (2, 20) and lengths.tolist() == [20, 15]
-    # relative to feature frame 0: unit j is centred between feature frames 2j and 2j + 1
-    assert model.frame_shift == pytest.approx(0.02) and model.frame_offset == pytest.approx(0.005)
+    # unit j is centred between feature frames 2j and 2j + 1; frame 0 of Kaldi features at 12.5 ms
+    assert model.frame_shift == pytest.approx(0.02) and model.frame_offset == pytest.approx(0.0125 + 0.005)
     with pytest.raises(ConfigError, match="feat_stride"):
         build_model("vqcpc", {**ARGS, "feat_stride": 4}, input_dim=10)
 

@@ -100,9 +100,12 @@ class VQCPC(CPC):
         quantizer = build_bottleneck(cfg.bottleneck, cfg.dim)
         super().__init__(cfg, input_dim=input_dim, bottleneck=CPCBottleneck(quantizer))
         steps = conv_frame_offset(self.encoder)
-        # waveform: samples -> seconds (absolute); features: relative to feature frame 0
-        step_seconds = 1.0 / cfg.sample_rate if input_dim is None else cfg.feat_frame_shift
-        self.frame_offset: float = steps * step_seconds
+        # absolute time, as CPC's: waveform samples -> seconds; features: from the centre of
+        # feature frame 0 (cfg.feat_frame_offset, Kaldi framing by default)
+        if input_dim is None:
+            self.frame_offset: float = steps / cfg.sample_rate
+        else:
+            self.frame_offset = cfg.feat_frame_offset + steps * cfg.feat_frame_shift
 
     def _frames(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """The quantiser's input frames (B, T', D) and their valid lengths (B,)."""
