@@ -190,11 +190,10 @@ def align_data_dir(data_dir: str | Path, out_dir: str | Path, *, progress: bool 
     SpeechrepError
         pocketsphinx is not installed.
     """
-    from tqdm import tqdm
-
     from speechrep.data.audio import iter_audio
     from speechrep.data.ctm import write_ctm
     from speechrep.data.kaldi_dir import DataDir
+    from speechrep.utils.progress import progress_bar
 
     dd = DataDir.load(data_dir)
     if dd.text is None:
@@ -202,8 +201,8 @@ def align_data_dir(data_dir: str | Path, out_dir: str | Path, *, progress: bool 
     decoder = pocketsphinx_decoder(language_model=False)
     alignments: dict[str, Alignment] = {}
     skipped: dict[str, str] = {}
-    for utt, wave in tqdm(iter_audio(dd, sample_rate=16000), total=len(dd.utts), desc="align", unit="utt",
-                          disable=not progress):
+    for utt, wave in progress_bar(iter_audio(dd, sample_rate=16000), total=len(dd.utts), desc="align", unit="utt",
+                                  enabled=progress):
         words = english_words(dd.text.get(utt, ""))
         oov = [w for w in words if decoder.lookup_word(w) is None]
         if not words:

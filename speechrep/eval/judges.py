@@ -258,9 +258,8 @@ def independent_scores(
     """
     from importlib.metadata import version
 
-    from tqdm import tqdm
-
     from speechrep.data.pairs import read_input_audio, read_pairs
+    from speechrep.utils.progress import progress_bar
     from speechrep.data.audio import iter_audio
 
     speaker_judge = SpeakerJudge()
@@ -287,7 +286,7 @@ def independent_scores(
     # and listed; e.g. a short, quiet prompt that the converter could still pool with others)
     emb: dict[str, np.ndarray] = {}
     skipped: set[str] = set()
-    bar = tqdm(total=len(spk_of), desc="enrol", unit="utt", disable=not progress)
+    bar = progress_bar(total=len(spk_of), desc="enrol", unit="utt", enabled=progress)
 
     def enrol(key: str, wave: np.ndarray) -> None:
         try:
@@ -333,7 +332,7 @@ def independent_scores(
     word_judge = WordJudge() if text_of else None
     src_words: dict[str, list[str]] = {}
     rows: list[dict[str, Any]] = []
-    for p in tqdm(pair_list, desc="judge", unit="pair", disable=not progress):
+    for p in progress_bar(pair_list, desc="judge", unit="pair", enabled=progress):
         wave = read_input_audio(converted_dir / f"{p.id}.wav", sample_rate=_SR, field_name="converted")
         e = speaker_judge.embed(wave, name=converted_dir / f"{p.id}.wav")
         cents, n = sums.copy(), counts.copy()
