@@ -17,7 +17,7 @@ pooled into one matching set. A feature model that reads features (fbank, MFCC) 
 computed from the audio with its training data's feature configuration.
 
 Models (``--model``): an experiment or checkpoint directory of ``speechrep train``, or a
-packaged directory that :func:`package_knn_model` writes::
+packaged directory that :func:`speechrep.package_knn.package_knn_model` writes::
 
     knn.json          {"format": 1, "layer": ..., "k": ..., "checkpoint": "checkpoint",
                        "features": "conf/fbank.yaml" or null, "vocoder": "vocoder" or null,
@@ -39,10 +39,8 @@ seconds of non-silent audio in all, a layer the model does not have, ``k < 1``.
 
 from __future__ import annotations
 
-import hashlib
 import inspect
 import json
-import shutil
 import typing
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
@@ -63,6 +61,7 @@ __all__ = [
     "DEFAULT_MODEL_DIR",
     "KNN_FILE",
     "MIN_TARGET_SPEECH",
+    "PACKAGE_FORMAT",
     "FeatureModel",
     "KnnConverter",
     "default_model",
@@ -70,7 +69,6 @@ __all__ = [
     "load_knn_converter",
     "model_layers",
     "nearest_frames",
-    "package_knn_model",
     "packaged_vocoder",
     "resolve_vocoder",
 ]
@@ -94,7 +92,8 @@ MIN_TARGET_SPEECH = 2.0
 #: A log-mel frame counts as silent when its energy is this far below the loudest frame of
 #: its utterance (librosa's ``effects.split`` uses 60 dB; 40 dB also drops breath and hum).
 SILENCE_BELOW_PEAK_DB = 40.0
-_FORMAT = 1
+#: ``format`` of ``knn.json`` (:mod:`speechrep.package_knn` writes it)
+PACKAGE_FORMAT = 1
 
 
 def model_layers(module: Any) -> tuple[str, ...]:
@@ -332,8 +331,8 @@ def _read_package(path: Path) -> dict[str, Any]:
         info = json.loads(file.read_text(encoding="utf-8"))
     except (OSError, ValueError, UnicodeDecodeError) as e:
         raise CheckpointError(f"unreadable or corrupt JSON ({e})", path=file) from None
-    if not isinstance(info, dict) or info.get("format") != _FORMAT:
-        raise CheckpointError(f"not a packaged kNN model (format {_FORMAT} expected)", path=file, field="format")
+    if not isinstance(info, dict) or info.get("format") != PACKAGE_FORMAT:
+        raise CheckpointError(f"not a packaged kNN model (format {PACKAGE_FORMAT} expected)", path=file, field="format")
     from speechrep.features.options import FEATURE_KINDS
 
     def inside(v: Any) -> bool:  # a relative name that stays in the package
@@ -372,14 +371,10 @@ def packaged_vocoder(path: str | Path) -> Path | None:
     return path / name if name else None
 
 
-def resolve_vocoder(model: str | Path | None, vocoder: str | Path | None) -> str | Path:
-    """The vocoder a conversion uses: ``vocoder`` when given; else the packaged vocoder of
-    ``model`` (None: the default model) when it has one; else ``"griffinlim"``."""
-    if vocoder is not None:
-        return vocoder
-    if model is None:
-        model = DEFAULT_MODEL_DIR
-    return packaged_vocoder(model) or "griffinlim"
+def resolve_vocoder(model: str | Path, vocoder: str | Path | None) -> str | Path:
+    """The vocoder a conversion with ``model`` uses: ``vocoder`` when given; else the
+    model's packaged vocoder when it has one; else ``"griffinlim"``."""
+    return vocoder if vocoder is not None else packaged_vocoder(model) or "griffinlim"
 
 
 def load_knn_converter(model: str | Path, vocoder: "Vocoder", *, device: str = "cpu", layer: str | None = None,
@@ -422,109 +417,3 @@ def load_knn_converter(model: str | Path, vocoder: "Vocoder", *, device: str = "
     input_dim = (read_state(ckpt).get("model") or {}).get("input_dim")
     feats = FeatureModel(module, name, layer, source=model, features=features, input_dim=input_dim, device=device)
     return KnnConverter(feats, vocoder, k=k)
-
-
-def _training_data(ckpt: Path) -> str | None:
-    """``data.train`` of the experiment config beside a checkpoint, or None."""
-    import yaml
-
-    try:
-        config = yaml.safe_load((ckpt.parent.parent / "config.yaml").read_text(encoding="utf-8")) or {}
-        return str(config["data"]["train"])
-    except (OSError, yaml.YAMLError, KeyError, TypeError):
-        return None
-
-
-def _copy_checkpoint(ckpt: Path, dest: Path) -> dict[str, Any]:
-    """Copy the weights and model description of checkpoint ``ckpt`` (no optimizer state)
-    into the new directory ``dest``; returns the state kept."""
-    from speechrep.train.checkpoint import read_state
-    from speechrep.utils.io import atomic_write_json
-
-    state = read_state(ckpt)
-    kept = {key: state[key] for key in ("format", "step", "model", "valid_loss", "speakers") if key in state}
-    weights = (ckpt / "model.safetensors").read_bytes()
-    kept["files"] = {"model.safetensors": hashlib.sha256(weights).hexdigest()}
-    dest.mkdir()
-    (dest / "model.safetensors").write_bytes(weights)
-    atomic_write_json(dest / "state.json", kept)
-    return kept
-
-
-def _described(name: str, exp_dir: str | Path, ckpt: Path, state: dict[str, Any]) -> list[str]:
-    """Model-card lines of a packaged checkpoint: where it comes from, what it is, its data."""
-    import yaml
-
-    loss = state.get("valid_loss")
-    return [
-        f"- {name}: `{Path(exp_dir).absolute()}`, {ckpt.name} (step {state['step']}"
-        + (f", validation loss {loss:.4g})" if isinstance(loss, (int, float)) else ")"),
-        f"  - model: `{yaml.safe_dump(state.get('model'), default_flow_style=True, width=10**6).strip()}`",
-        f"  - training data: {_training_data(ckpt) or 'not recorded'}",
-    ]
-
-
-def package_knn_model(exp_dir: str | Path, out_dir: str | Path, *, layer: str = DEFAULT_LAYER, k: int = DEFAULT_K,
-                      which: str = "best", vocoder: str | Path | None = None, force: bool = False) -> Path:
-    """Package a trained feature model for ``speechrep convert --model OUT_DIR`` (and as the default).
-
-    Writes ``out_dir`` atomically (layout in the module docstring): the weights and model
-    description of the ``which`` checkpoint (no optimizer state), those of the best
-    checkpoint of the neural vocoder experiment ``vocoder`` (None: the package vocodes with
-    Griffin-Lim), the training data's feature configuration for a feature-input model,
-    ``knn.json`` and a ``MODEL_CARD.md`` naming where it all comes from (the scores are for
-    whoever ships it to add).
-
-    Raises
-    ------
-    CheckpointError, ConfigError
-        No checkpoint, not a feature model, a layer it does not have, ``k < 1``, a
-        feature-input model whose training feature configuration is not known; a
-        ``vocoder`` that holds no neural vocoder.
-    SpeechrepError
-        ``out_dir`` is the experiment or holds other data (replaced only when it is an
-        earlier package and ``force``).
-    """
-    from speechrep.train.checkpoint import find_checkpoint, read_state
-    from speechrep.train.pretrained import load_vocoder
-    from speechrep.utils.io import atomic_write_json, atomic_write_text, check_output_dir, output_dir
-
-    where = dict(command="package-knn", field="OUT_DIR", force=force,
-                 inputs=[exp_dir] + ([vocoder] if vocoder is not None else []))
-    check_output_dir(out_dir, **where)
-    ckpt = find_checkpoint(exp_dir, which=which)
-    voc_ckpt = None
-    if vocoder is not None:
-        if str(vocoder) in ("griffinlim", "griffin-lim", "gl"):
-            raise ConfigError("takes a trained neural vocoder's experiment directory (leave it out for "
-                              "Griffin-Lim)", path=vocoder, field="--vocoder")
-        voc_ckpt = find_checkpoint(vocoder, which="best")
-    # loading them the way convert will checks the models, the layer, k and the feature configuration
-    conv = load_knn_converter(ckpt, load_vocoder(voc_ckpt if voc_ckpt is not None else "griffinlim"), layer=layer, k=k)
-    conf = conv.features.features_conf
-    features = f"conf/{conf.name}" if conf is not None else None
-    info = {"format": _FORMAT, "layer": layer, "k": k, "checkpoint": "checkpoint", "features": features,
-            "vocoder": "vocoder" if voc_ckpt is not None else None,
-            "source": {"experiment": str(Path(exp_dir).absolute()), "checkpoint": ckpt.name,
-                       "step": read_state(ckpt)["step"]}}
-    with output_dir(out_dir, **where) as tmp:
-        state = _copy_checkpoint(ckpt, tmp / "checkpoint")
-        card_vocoder = ["- vocoder: Griffin-Lim (no weights)"]
-        if voc_ckpt is not None:
-            card_vocoder = _described("vocoder", vocoder, voc_ckpt, _copy_checkpoint(voc_ckpt, tmp / "vocoder"))
-            info["source"]["vocoder"] = {"experiment": str(Path(vocoder).absolute()), "checkpoint": voc_ckpt.name}
-        if features is not None:
-            (tmp / "conf").mkdir()
-            shutil.copyfile(conf, tmp / features)
-        atomic_write_json(tmp / KNN_FILE, info)
-        card = [
-            f"# kNN-VC feature model: {conv.features.name}, layer {layer}, k {k}", "",
-            "Zero-shot voice conversion (`speechrep convert --model THIS_DIR`): see `speechrep/convert_knn.py`.", "",
-            *_described("feature model", exp_dir, ckpt, state),
-            f"  - input features: {features or 'the waveform'}; frame shift {conv.features.frame_shift:g} s",
-            *card_vocoder,
-            "- how they were trained (recipe, steps) and the package's scores by the independent judges (`speechrep eval vc`): "
-            "to be filled in by whoever ships this model.", "",
-        ]
-        atomic_write_text(tmp / "MODEL_CARD.md", "\n".join(card))
-    return Path(out_dir)

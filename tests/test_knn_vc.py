@@ -12,7 +12,8 @@ import yaml
 
 import speechrep.convert_knn as knn
 from speechrep.convert import convert_file, convert_pairs, load_converter
-from speechrep.convert_knn import (FeatureModel, KnnConverter, model_layers, nearest_frames, package_knn_model)
+from speechrep.convert_knn import FeatureModel, KnnConverter, model_layers, nearest_frames
+from speechrep.package_knn import package_knn_model
 from speechrep.data.pairs import read_input_audio
 from speechrep.errors import CheckpointError, ConfigError, DataError
 from speechrep.features.logmel import VC_MEL, log_mel

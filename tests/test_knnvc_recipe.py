@@ -78,7 +78,7 @@ def test_shipped_default_model_converts_with_no_training(tmp_path, synth_tiny_db
     from speechrep.train.checkpoint import load_model
 
     assert is_knn_package(DEFAULT_MODEL_DIR)
-    assert resolve_vocoder(None, None) == DEFAULT_MODEL_DIR / "vocoder"
+    assert resolve_vocoder(DEFAULT_MODEL_DIR, None) == DEFAULT_MODEL_DIR / "vocoder"
     assert load_model(DEFAULT_MODEL_DIR / "vocoder")[1] == "vocoder"
     size = sum(f.stat().st_size for f in DEFAULT_MODEL_DIR.rglob("*") if f.is_file())
     assert size <= 30 * 2**20, size

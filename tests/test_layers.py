@@ -20,7 +20,7 @@ FLOORS: list[tuple[str, ...]] = [
     ("__main__",),
     ("cli",),
     ("ablation",),  # a job built on units
-    ("convert", "units", "extract", "report", "sidetasks"),  # user-level jobs
+    ("convert", "units", "extract", "report", "sidetasks", "package_knn"),  # user-level jobs
     ("convert_knn",),  # zero-shot conversion, which convert dispatches to
     ("eval",),  # scores: loads trained models through train.checkpoint
     ("train",),  # the Trainer, checkpoints

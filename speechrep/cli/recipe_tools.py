@@ -148,7 +148,7 @@ def package_knn_command(
 ) -> None:
     """Package a feature model for zero-shot kNN conversion (speechrep convert --model OUT_DIR): its weights,
     feature configuration, layer and k, the vocoder's weights, and a model card."""
-    from speechrep.convert_knn import package_knn_model
+    from speechrep.package_knn import package_knn_model
 
     out = package_knn_model(exp_dir, out_dir, layer=layer, k=k, which=which, vocoder=vocoder, force=force)
     typer.echo(f"wrote {out}")

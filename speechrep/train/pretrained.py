@@ -7,7 +7,10 @@ from pathlib import Path
 from speechrep.errors import CheckpointError, ConfigError
 from speechrep.vocoder.base import Vocoder
 
-__all__ = ["load_vocoder"]
+__all__ = ["GRIFFIN_LIM_NAMES", "load_vocoder"]
+
+#: Names that select Griffin-Lim instead of a trained vocoder's directory.
+GRIFFIN_LIM_NAMES = ("griffinlim", "griffin-lim", "gl")
 
 
 def load_vocoder(name_or_dir: str | Path, *, device: str = "cpu", which: str = "best") -> Vocoder:
@@ -20,7 +23,7 @@ def load_vocoder(name_or_dir: str | Path, *, device: str = "cpu", which: str = "
     CheckpointError
         When the directory holds no usable vocoder checkpoint.
     """
-    if str(name_or_dir) in ("griffinlim", "griffin-lim", "gl"):
+    if str(name_or_dir) in GRIFFIN_LIM_NAMES:
         from speechrep.vocoder.griffinlim import GriffinLim
 
         return GriffinLim()
