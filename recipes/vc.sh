@@ -243,7 +243,7 @@ _real_score() {  # _real_score FAMILIES JUDGES: independent or inhouse
   for dir in real2synth synth2real; do
     for s in knn_neural $(printf '%s_griffinlim ' $1); do
       speechrep eval vc --pairs "$rexp/$dir/pairs.tsv" --converted "$rexp/$dir/convert/$s" --no-f0 \
-        "${judges[@]}" --name "$dir ${s/_/+}" --out "$rexp/scores/$dir-$s.json" > /dev/null || return 1
+        "${judges[@]}" --name "$dir ${s%_*}+${s##*_}" --out "$rexp/scores/$dir-$s.json" > /dev/null || return 1
     done
     speechrep eval vc-examples "$rexp/$dir/pairs.tsv" "$rexp/$dir/convert" "$rexp/$dir/demo_audio.tsv" --per-kind 2 \
       --real allison_en || return 1
