@@ -169,7 +169,8 @@ knn_score() {  # knn_score DEV_SETS TEST_SETS: 5, independent judges -> $exp/eva
     if [ "$set" = dev ]; then sets=$1; else sets=$2; fi
     # train too: the seen voices have few utterances in the evaluation sets, and a pair's own
     # are never used to enrol its voices
-    judge_data=(--judge-data "$db/data/train")
+    # (--judge-cache: the voices are enrolled once for the four scorings)
+    judge_data=(--judge-data "$db/data/train" --judge-cache "$exp/judge_cache")
     for s in ${sets//,/ }; do judge_data+=(--judge-data "$db/data/$s"); done
     for layer in encoder context; do
       speechrep eval vc --judges independent --pairs "$exp/pairs_$set.tsv" --converted "$exp/convert/${set}_$layer" \
@@ -235,7 +236,9 @@ real_convert() {
 _real_score() {  # _real_score FAMILIES JUDGES: independent or inhouse
   local dir s judges
   if [ "$2" = independent ]; then
-    judges=(--judges independent --judge-data "$db/data/test" --judge-data "$db/data/real")
+    # (--judge-cache: the voices are enrolled and the sources transcribed once for all systems)
+    judges=(--judges independent --judge-data "$db/data/test" --judge-data "$db/data/real"
+      --judge-cache "$rexp/judge_cache")
     # dev too in the tiny corpus: two test utterances per voice, both a pair's targets
     [ "$quick" = true ] && judges+=(--judge-data "$db/data/dev")
   else judges=(--speaker-model "$vexp/speaker" --enrol-targets 2); fi

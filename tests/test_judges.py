@@ -195,7 +195,7 @@ def _fake_independent(pairs, converted_dir, **kw):
              "source_similarity": 0.6}
     return {"summary": {**rates, "speakers": 2}, "by_target": {"A": rates}, "pairs": [],
             "settings": {"speaker_judge": "fake", "word_judge": None, "threshold": 0.7, "real_eer": 0.1,
-                         "real_utterances": 4, "kwargs": sorted(kw)}}
+                         "real_utterances": 4, "kwargs": sorted(kw), "cache": str(kw.get("cache"))}}
 
 
 def test_cli_both_judges_in_one_json(vc_env, tmp_path, capsys, monkeypatch):
@@ -204,13 +204,16 @@ def test_cli_both_judges_in_one_json(vc_env, tmp_path, capsys, monkeypatch):
     jd = tmp_path / "jd"
     with pytest.raises(SystemExit) as e:
         main(["eval", "vc", "--pairs", str(vc_env["pairs"]), "--converted", str(vc_env["conv"]), "--speaker-model",
-              str(vc_env["spk"]), "--out", str(out), "--no-f0", "--judges", "both", "--judge-data", str(jd)])
+              str(vc_env["spk"]), "--out", str(out), "--no-f0", "--judges", "both", "--judge-data", str(jd),
+              "--judge-cache", str(tmp_path / "jc")])
     assert e.value.code == 0
     doc = json.loads(out.read_text())
     # the in-house layout as before, the independent scores beside it
     assert doc["summary"]["pairs"] == 2 and doc["settings"]["judges"] == "both"
     assert doc["independent"]["summary"]["accept_rate"] == 0.5
-    assert doc["independent"]["settings"]["kwargs"] == ["judge_data", "progress", "resynth_dir", "seen_speakers"]
+    assert doc["independent"]["settings"]["kwargs"] == ["cache", "judge_data", "progress", "resynth_dir",
+                                                        "seen_speakers"]
+    assert doc["independent"]["settings"]["cache"] == str(tmp_path / "jc")
     printed = capsys.readouterr().out
     assert "misses taken for" in printed and "independent judges" in printed and "target A" in printed
     # in-house alone: no independent block
@@ -400,3 +403,72 @@ def test_copy_synthesis_judges_missing_extra_writes_nothing(synth_tiny_db, monke
     assert e.value.code == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "pip install 'speechrep[judges]'" in err[0] and not out.exists()
+
+
+def test_judge_cache_reuses_embeddings_and_transcripts_by_content(tmp_path, monkeypatch, caplog):
+    """--judge-cache: a second system scored on the same voices enrols them from the cache and
+    transcribes the same sources from it; the scores do not change; a changed wave is judged again
+    (keyed by content, not by name), and an entry that does not read back is computed again."""
+    calls = {"embed": 0, "words": 0}
+
+    class CountingToneJudge(_ToneJudge):
+        def embed(self, wave, *, name="audio"):
+            calls["embed"] += 1
+            return super().embed(wave, name=name)
+
+    class LengthWordJudge:  # 'recognises' one word per 0.1 s
+        description = "length words 1"
+
+        def words(self, wave):
+            calls["words"] += 1
+            return ["w"] * int(len(wave) / 1600)
+
+    monkeypatch.setattr(judges, "SpeakerJudge", CountingToneJudge)
+    monkeypatch.setattr(judges, "WordJudge", LengthWordJudge)
+    wav = {f"{v}{k}": _tone(tmp_path / f"{v}{k}.wav", f + 5 * k) for v, f in (("A", 150), ("B", 450)) for k in range(3)}
+    jd = tmp_path / "jd"
+    jd.mkdir()
+    (jd / "wav.scp").write_text("".join(f"{u} {p}\n" for u, p in sorted(wav.items())))
+    (jd / "utt2spk").write_text("".join(f"{u} {u[0]}\n" for u in sorted(wav)))
+    (jd / "text").write_text("".join(f"{u} w w w\n" for u in sorted(wav)))
+    pairs = tmp_path / "pairs.tsv"
+    pairs.write_text("id\tsource\ttarget\tsource_speaker\ttarget_speaker\n"
+                     f"p1\t{wav['A0']}\t{wav['B0']}\tA\tB\np2\t{wav['B1']}\t{wav['A1']}\tB\tA\n")
+    systems = {}
+    for name, (f1, f2) in {"sys1": (452, 152), "sys2": (163, 447)}.items():
+        systems[name] = tmp_path / name
+        systems[name].mkdir()
+        _tone(systems[name] / "p1.wav", f1)
+        _tone(systems[name] / "p2.wav", f2)
+    cache = tmp_path / "cache"
+
+    def score(system, **kw):
+        calls.update(embed=0, words=0)
+        r = judges.independent_scores(pairs, systems[system], judge_data=[jd], progress=False, **kw)
+        return r, dict(calls)
+
+    plain, n_plain = score("sys1")
+    assert n_plain == {"embed": 6 + 2, "words": 2 + 2}  # real utterances + conversions; converted + sources
+    first, n_first = score("sys1", cache=cache)
+    assert n_first == n_plain and first == plain
+    again, n_again = score("sys1", cache=cache)
+    assert n_again == {"embed": 0, "words": 0} and again == plain
+    other, n_other = score("sys2", cache=cache)  # the same voices and sources, other conversions
+    assert n_other == {"embed": 2, "words": 2}
+    assert other == score("sys2")[0]
+    assert [r["predicted_speaker"] for r in plain["pairs"]] == ["B", "A"]
+    assert [r["predicted_speaker"] for r in other["pairs"]] == ["A", "B"]
+    # a wave rewritten under the same name is judged again
+    _tone(systems["sys1"] / "p1.wav", 157)
+    changed, n_changed = score("sys1", cache=cache)
+    assert n_changed == {"embed": 1, "words": 1}
+    assert changed["pairs"][0]["predicted_speaker"] == "A"
+    # a truncated entry: computed again, with a warning, and replaced
+    entries = sorted(cache.rglob("*.npy"))
+    assert len(entries) == 6 + 2 + 2 + 1 and not list(cache.rglob(".tmp-*"))
+    entries[0].write_bytes(entries[0].read_bytes()[:20])
+    with caplog.at_level("WARNING", logger="speechrep.eval"):
+        fixed, n_fixed = score("sys1", cache=cache)
+    assert n_fixed == {"embed": 1, "words": 0} and fixed == changed
+    assert "unreadable judge cache entry" in caplog.text
+    assert score("sys1", cache=cache)[1] == {"embed": 0, "words": 0}

@@ -36,6 +36,9 @@ def eval_vc(
     judge_data: Optional[List[Path]] = typer.Option(
         None, "--judge-data", help="Data directory of real utterances of the test voices (repeatable): the independent "
         "judges enrol the voices with the utterances a pair does not use, and read the source texts (text) for the WER."),
+    judge_cache: Optional[Path] = typer.Option(
+        None, "--judge-cache", help="Directory where the independent judges keep their embeddings and transcripts, "
+        "keyed by the audio's content: later calls on the same voices (other systems) do not enrol them again."),
 ) -> None:
     """Score voice conversion: speaker similarity/accuracy/EER, PER, MCD and log-F0; JSON + table
     (with --seen-data also for seen and unseen targets apart; and the rates and misses per target speaker).
@@ -48,7 +51,7 @@ def eval_vc(
     seen = None if seen_data is None else DataDir.load(seen_data).speakers
     result = score_vc(pairs, converted, judges=judges, speaker_model=speaker_model, phone_model=phone_model or None,
                       judge_data=judge_data or (), resynth_dir=resynth, f0=not no_f0, enrol_targets=enrol_targets,
-                      seen_speakers=seen)
+                      seen_speakers=seen, judge_cache=judge_cache)
     atomic_write_json(out, result)
     if "summary" in result:
         typer.echo(format_vc_table({name: result}))

@@ -39,21 +39,14 @@ import numpy as np
 from speechrep.data.align import decode_utterance, english_words, pcm16, pocketsphinx_decoder, require_judge_package
 from speechrep.data.pairs import ConversionPair
 from speechrep.errors import ConfigError, DataError
+from speechrep.eval.judge_cache import JudgeCache
 from speechrep.eval.vc import edit_distance, equal_error_rate, speaker_scores
 
 log = logging.getLogger("speechrep.eval")
 
 __all__ = [
-    "JUDGE_CHOICES",
-    "word_error_rate",
-    "eer_threshold",
-    "SpeakerJudge",
-    "WordJudge",
-    "judges_installed",
-    "resolve_judges",
-    "independent_scores",
-    "score_vc",
-    "format_independent",
+    "JUDGE_CHOICES", "word_error_rate", "eer_threshold", "SpeakerJudge", "WordJudge",
+    "judges_installed", "resolve_judges", "independent_scores", "score_vc", "format_independent",
 ]
 
 #: Values of ``--judges``.
@@ -156,7 +149,11 @@ class WordJudge:
     """pocketsphinx's en-us recogniser (acoustic model, CMU dictionary, trigram LM)."""
 
     def __init__(self) -> None:
+        from importlib.metadata import version
+
         self.decoder = pocketsphinx_decoder(language_model=True)
+        #: what the results JSON names as the word judge
+        self.description = f"pocketsphinx {version('pocketsphinx')} (en-us)"
 
     def words(self, wave: np.ndarray) -> list[str]:
         """The recognised words of ``(samples,)`` 16 kHz audio (fillers and silences dropped)."""
@@ -190,6 +187,11 @@ def resolve_judges(choice: str | None, *, inhouse_models: bool) -> str:
 
 
 # ----------------------------------------------------------------------------- scoring
+def _described(judge: Any) -> str:
+    """What the results JSON (and the cache) name a judge: its description, else its class."""
+    return getattr(judge, "description", type(judge).__name__)
+
+
 def _judge_data(dirs: Iterable[str | Path]) -> tuple[dict[str, str], dict[str, str], dict[str, Any]]:
     """``(speaker, text, data)`` of data directories, keyed by their ``wav.scp`` entries."""
     from speechrep.data.kaldi_dir import DataDir
@@ -218,6 +220,7 @@ def independent_scores(
     judge_data: Sequence[str | Path] = (),
     resynth_dir: str | Path | None = None,
     seen_speakers: Iterable[str] | None = None,
+    cache: str | Path | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
     """Score converted utterances ``converted_dir/<id>.wav`` with the independent judges.
@@ -235,6 +238,9 @@ def independent_scores(
     resynth_dir : copy-synthesised sources ``<id>.wav``: their WER too.
     seen_speakers : the VC model's training speakers: scores also by ``seen`` / ``unseen``
         target in ``by_group``.
+    cache : a :class:`~speechrep.eval.judge_cache.JudgeCache` directory: embeddings and
+        transcripts of waves judged before are read from it (scores of several systems on
+        the same voices enrol them once).
 
     Returns
     -------
@@ -256,13 +262,23 @@ def independent_scores(
     SpeechrepError
         The judges' packages are not installed.
     """
-    from importlib.metadata import version
-
     from speechrep.data.pairs import read_input_audio, read_pairs
     from speechrep.utils.progress import progress_bar
     from speechrep.data.audio import iter_audio
 
     speaker_judge = SpeakerJudge()
+    store = None if cache is None else JudgeCache(cache)
+
+    def embed(wave: np.ndarray, name: str | Path) -> np.ndarray:
+        if store is None:
+            return speaker_judge.embed(wave, name=name)
+        return store.embedding(_described(speaker_judge), wave, lambda: speaker_judge.embed(wave, name=name))
+
+    def words(wave: np.ndarray) -> list[str]:
+        if store is None:
+            return word_judge.words(wave)
+        return store.words(_described(word_judge), wave, lambda: word_judge.words(wave))
+
     pair_list = read_pairs(pairs) if isinstance(pairs, (str, Path)) else list(pairs)
     if not isinstance(pairs, (str, Path)):
         pairs = converted_dir  # what the errors name
@@ -290,7 +306,7 @@ def independent_scores(
 
     def enrol(key: str, wave: np.ndarray) -> None:
         try:
-            emb[key] = speaker_judge.embed(wave, name=key)
+            emb[key] = embed(wave, key)
         except DataError:
             skipped.add(key)
             log.warning("%s: no speech found by the speaker judge; left out of the enrolment", key)
@@ -334,7 +350,7 @@ def independent_scores(
     rows: list[dict[str, Any]] = []
     for p in progress_bar(pair_list, desc="judge", unit="pair", enabled=progress):
         wave = read_input_audio(converted_dir / f"{p.id}.wav", sample_rate=_SR, field_name="converted")
-        e = speaker_judge.embed(wave, name=converted_dir / f"{p.id}.wav")
+        e = embed(wave, converted_dir / f"{p.id}.wav")
         cents, n = sums.copy(), counts.copy()
         for key in {p.source, *p.targets, *([p.reference] if p.reference else [])} - skipped:
             cents[index[spk_of[key]]] -= emb[key]
@@ -354,13 +370,13 @@ def independent_scores(
         ref_text = text_of.get(p.source)
         if word_judge is not None and ref_text is not None:
             row["ref_words"] = english_words(ref_text)
-            row["hyp_words"] = word_judge.words(wave)
+            row["hyp_words"] = words(wave)
             if p.source not in src_words:
-                src_words[p.source] = word_judge.words(read_input_audio(p.source, sample_rate=_SR, field_name="source"))
+                src_words[p.source] = words(read_input_audio(p.source, sample_rate=_SR, field_name="source"))
             row["source_words"] = src_words[p.source]
             if resynth_dir is not None:
                 rs = read_input_audio(Path(resynth_dir) / f"{p.id}.wav", sample_rate=_SR, field_name="resynthesis")
-                row["resynth_words"] = word_judge.words(rs)
+                row["resynth_words"] = words(rs)
         rows.append(row)
 
     def rates(idx: Sequence[int]) -> dict[str, Any]:
@@ -395,8 +411,8 @@ def independent_scores(
                   "unseen": [k for k, p in enumerate(pair_list) if p.target_speaker not in seen]}
         result["by_group"] = {g: rates(idx) for g, idx in groups.items() if idx}
     result["settings"] = {
-        "speaker_judge": getattr(speaker_judge, "description", type(speaker_judge).__name__),
-        "word_judge": None if word_judge is None else f"pocketsphinx {version('pocketsphinx')} (en-us)",
+        "speaker_judge": _described(speaker_judge),
+        "word_judge": None if word_judge is None else _described(word_judge),
         "judge_data": [str(d) for d in judge_data],
         "threshold": threshold,
         "real_eer": equal_error_rate(scores_real, labels_real),
@@ -422,6 +438,7 @@ def score_vc(
     f0: bool = True,
     enrol_targets: int | None = None,
     seen_speakers: Iterable[str] | None = None,
+    judge_cache: str | Path | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
     """Score voice conversion with the in-house judges, the independent ones, or both.
@@ -431,7 +448,8 @@ def score_vc(
     judges : ``independent``, ``inhouse``, ``both`` or None (:func:`resolve_judges`).
     speaker_model, phone_model, f0, enrol_targets : the in-house judges
         (:func:`speechrep.eval.vc.evaluate_vc`).
-    judge_data : the independent judges' data directories (:func:`independent_scores`).
+    judge_data, judge_cache : the independent judges' data directories and cache directory
+        (``judge_data`` and ``cache`` of :func:`independent_scores`).
     pairs, converted_dir, resynth_dir, seen_speakers : for both.
 
     Returns
@@ -452,7 +470,8 @@ def score_vc(
                              progress=progress)
     if choice in ("independent", "both"):
         result["independent"] = independent_scores(pairs, converted_dir, judge_data=judge_data,
-                                                   resynth_dir=resynth_dir, seen_speakers=seen, progress=progress)
+                                                   resynth_dir=resynth_dir, seen_speakers=seen, cache=judge_cache,
+                                                   progress=progress)
     result["settings"]["judges"] = choice
     return result
 
