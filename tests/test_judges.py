@@ -472,3 +472,7 @@ def test_judge_cache_reuses_embeddings_and_transcripts_by_content(tmp_path, monk
     assert n_fixed == {"embed": 1, "words": 0} and fixed == changed
     assert "unreadable judge cache entry" in caplog.text
     assert score("sys1", cache=cache)[1] == {"embed": 0, "words": 0}
+    # a cache that is not a directory: one line naming it, before any judging
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ConfigError, match="file: --judge-cache: the judges' cache must be a directory"):
+        score("sys1", cache=tmp_path / "file")

@@ -26,6 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
+from speechrep.errors import ConfigError
+
 log = logging.getLogger("speechrep.eval")
 
 __all__ = ["JudgeCache"]
@@ -40,6 +42,8 @@ class JudgeCache:
 
     def __init__(self, root: str | Path):
         self.root = Path(root)
+        if self.root.exists() and not self.root.is_dir():
+            raise ConfigError("the judges' cache must be a directory", path=self.root, field="--judge-cache")
         self.hits = 0
         self.misses = 0
 

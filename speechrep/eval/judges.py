@@ -266,8 +266,8 @@ def independent_scores(
     from speechrep.utils.progress import progress_bar
     from speechrep.data.audio import iter_audio
 
-    speaker_judge = SpeakerJudge()
     store = None if cache is None else JudgeCache(cache)
+    speaker_judge = SpeakerJudge()
 
     def embed(wave: np.ndarray, name: str | Path) -> np.ndarray:
         if store is None:
