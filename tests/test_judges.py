@@ -465,7 +465,7 @@ def test_judge_cache_reuses_embeddings_and_transcripts_by_content(tmp_path, monk
     assert changed["pairs"][0]["predicted_speaker"] == "A"
     # a truncated entry: computed again, with a warning, and replaced
     entries = sorted(cache.rglob("*.npy"))
-    assert len(entries) == 6 + 2 + 2 + 1 and not list(cache.rglob(".tmp-*"))
+    assert len(entries) == 6 + 2 + 2 + 1 and not list(cache.rglob("*.tmp"))
     entries[0].write_bytes(entries[0].read_bytes()[:20])
     with caplog.at_level("WARNING", logger="speechrep.eval"):
         fixed, n_fixed = score("sys1", cache=cache)

@@ -8,8 +8,8 @@ Entries are keyed by content, not by file name: the SHA-256 of the judge's descr
 (package, version, model) and of the 16 kHz float32 samples the judge is given. A changed
 file, another resampling or another judge version misses the cache; nothing is trusted
 by name or date. Embeddings are ``.npy`` files (read without pickle), transcripts JSON
-lists; each is written to a temporary file and renamed, so a killed run leaves no half
-entry. An entry that does not read back (truncated, edited by hand) is computed again and
+lists; each is written atomically (:func:`speechrep.utils.io.atomic_open`), so a killed run
+leaves no half entry. An entry that does not read back (truncated, edited by hand) is computed again and
 replaced, with a warning.
 """
 
@@ -18,15 +18,14 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import re
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 from speechrep.errors import ConfigError
+from speechrep.utils.io import atomic_open, atomic_write_text
 
 log = logging.getLogger("speechrep.eval")
 
@@ -44,8 +43,6 @@ class JudgeCache:
         self.root = Path(root)
         if self.root.exists() and not self.root.is_dir():
             raise ConfigError("the judges' cache must be a directory", path=self.root, field="--judge-cache")
-        self.hits = 0
-        self.misses = 0
 
     def _path(self, judge: str, wave: np.ndarray, suffix: str) -> Path:
         samples = np.ascontiguousarray(wave, dtype=np.float32)
@@ -59,22 +56,11 @@ class JudgeCache:
                 compute: Callable[[], object]) -> object:
         if path.exists():
             try:
-                value = read(path)
-                self.hits += 1
-                return value
+                return read(path)
             except (OSError, ValueError, EOFError) as e:
                 log.warning("%s: unreadable judge cache entry (%s); computed again", path, e)
-        self.misses += 1
         value = compute()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
-        os.close(fd)
-        try:
-            write(value, Path(tmp))
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        write(value, path)  # atomically
         return value
 
     def embedding(self, judge: str, wave: np.ndarray, compute: Callable[[], np.ndarray]) -> np.ndarray:
@@ -87,7 +73,7 @@ class JudgeCache:
             return a
 
         def write(a: object, p: Path) -> None:
-            with open(p, "wb") as f:
+            with atomic_open(p, "wb") as f:
                 np.save(f, np.asarray(a), allow_pickle=False)
 
         return self._lookup(self._path(judge, wave, ".npy"), read, write, compute)  # type: ignore[return-value]
@@ -102,6 +88,6 @@ class JudgeCache:
             return w
 
         def write(w: object, p: Path) -> None:
-            p.write_text(json.dumps(w))
+            atomic_write_text(p, json.dumps(w))
 
         return self._lookup(self._path(judge, wave, ".json"), read, write, compute)  # type: ignore[return-value]
