@@ -1,9 +1,8 @@
 """Time the vocoders: training steps of the neural vocoder and copy-synthesis speed.
 
 Training step: forward + losses + backward + AdamW step of :class:`NeuralVocoderModel` on a
-batch of 8 crops of 0.5 s (``conf/vocoder.yaml``'s), for each generator width, without and
-with the adversarial fine-tuning's discriminators (``conf/vocoder_gan.yaml``), and of the
-iSTFT-head generator (``conf/vocoder_istft.yaml``) for each of its widths. Synthesis:
+batch of 8 crops of 0.5 s (``conf/vocoder.yaml``'s), for each width of the HiFi-GAN-style
+generator and of the iSTFT-head one. Synthesis:
 real-time factor (seconds of compute per second of audio) of the generator and of
 Griffin-Lim (60 iterations) on a 5 s log-mel. Weights are untrained (the cost does not
 depend on them); inputs are noise. Prints one JSON line per figure.
@@ -51,23 +50,19 @@ def main() -> None:
     mel = np.log(np.random.default_rng(0).uniform(1e-3, 1.0, (samples // 160 + 1, 80))).astype(np.float32)
     runs = [("hifigan", c) for c in args.channels] + [("istft", c) for c in args.istft_channels]
     for generator, channels in runs:
-        for adversarial in (False, True) if generator == "hifigan" else (False,):
-            cfg = NeuralVocoderConfig(generator=generator, channels=channels, adv_weight=1.0 if adversarial else 0.0,
-                                      fm_weight=10.0 if adversarial else 0.0)
-            model = NeuralVocoderModel(cfg)
-            opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+        model = NeuralVocoderModel(NeuralVocoderConfig(generator=generator, channels=channels))
+        opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
 
-            def step() -> None:
-                loss = model({"wave": wave})["loss"]
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
+        def step() -> None:
+            loss = model({"wave": wave})["loss"]
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
 
-            sec = _time(step, args.steps)
-            print(json.dumps({"figure": "train_step", "generator": generator, "channels": channels,
-                              "discriminators": adversarial,
-                              "threads": args.threads, "seconds_per_step": round(sec, 4),
-                              "samples_per_s": round(wave.numel() / sec)}), flush=True)
+        sec = _time(step, args.steps)
+        print(json.dumps({"figure": "train_step", "generator": generator, "channels": channels,
+                          "threads": args.threads, "seconds_per_step": round(sec, 4),
+                          "samples_per_s": round(wave.numel() / sec)}), flush=True)
         vocoder = NeuralVocoder(NeuralVocoderModel(NeuralVocoderConfig(generator=generator, channels=channels)))
         sec = _time(lambda: vocoder.mel_to_wave(mel), 3)
         print(json.dumps({"figure": "synthesis", "vocoder": f"{generator}_{channels}", "threads": args.threads,

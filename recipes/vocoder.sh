@@ -4,11 +4,9 @@
 #
 #   vocoder_conf   the default generator's config (iSTFT head, egs/synth/vocoder/conf/vocoder.yaml)
 #   vocoder_quick  --set options of the tiny --quick vocoder (any generator), seconds on a CPU
-#   gan_quick      and of its discriminators (the adversarial fine-tuning)
 vocoder_conf=$SPEECHREP_ROOT/egs/synth/vocoder/conf/vocoder.yaml
 vocoder_quick=(--set optim.max_steps=20 --set optim.warmup_steps=5 --set data.batch_size=2 --set data.crop=4000
                --set model.args.channels=16 --set model.args.layers=2 --set model.args.resblock_kernel_sizes=[3]
                --set model.args.resblock_dilations=[1]
                --set train.valid_every=20 --set train.ckpt_every=20 --set train.device=cpu --set train.progress=false
                --set train.tensorboard=false)
-gan_quick=(--set model.args.disc_channels=2 --set model.args.disc_periods=[2,3] --set model.args.disc_scales=1)

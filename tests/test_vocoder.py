@@ -169,75 +169,22 @@ def test_neural_vocoder_checkpoint_roundtrip(tmp_path, args):
     np.testing.assert_allclose(voc.mel_to_wave(mel), expected, atol=1e-6)
 
 
-TINY_DISC = {"adv_weight": 1.0, "fm_weight": 2.0, "disc_periods": [2, 3], "disc_scales": 2, "disc_channels": 2}
+def test_the_deleted_adversarial_options_load_at_their_old_default_only():
+    from speechrep.models.registry import build_model
+
+    retired = {"adv_weight": 0.0, "fm_weight": 0.0, "disc_periods": [2, 3, 5, 7, 11], "disc_scales": 3, "disc_channels": 16}
+    model, cfg = build_model("vocoder", {"channels": 16, **retired})  # what every checkpoint saved before holds
+    assert not hasattr(cfg, "adv_weight") and not any(n.startswith("discriminator") for n in model.state_dict())
+    with pytest.raises(ConfigError, match="negative_results.md.*got 1.0") as err:
+        build_model("vocoder", {"channels": 16, "adv_weight": 1.0})
+    assert err.value.field == "model.args.adv_weight"
 
 
-def test_wave_discriminator_scores_and_features():
-    from speechrep.vocoder.discriminators import PeriodDiscriminator, WaveDiscriminator
-
-    torch.manual_seed(0)
-    wave = torch.randn(2, 1001)  # not a multiple of the periods: padded
-    scores, features = PeriodDiscriminator(3, 2)(wave)
-    assert scores.shape[0] == 2 and len(features) == 5  # 4 layers + the score map
-    assert features[0].shape[-1] == 3  # one column per phase of the period
-    disc = WaveDiscriminator([2, 3, 5], 2, 2)
-    scores, features = disc(wave)
-    assert len(scores) == 5 and len(features) == 3 * 5 + 2 * 6  # 4 + 5 layers, + the score maps
-    # the second scale sees the wave pooled by 2
-    assert disc.msd.discriminators[1](torch.zeros(2, 501))[0].shape == scores[4].shape
-
-
-def test_lsgan_feature_matching_trains_the_generator_only():
-    from speechrep.objectives.adversarial import lsgan_losses
-    from speechrep.vocoder.discriminators import WaveDiscriminator
-
-    torch.manual_seed(0)
-    disc = WaveDiscriminator([2], 1, 2)
-    real = torch.randn(2, 800)
-    fake = torch.randn(2, 800, requires_grad=True)
-    critic_loss, generator_loss, feature_loss = lsgan_losses(disc, real, fake)
-    with torch.no_grad():
-        (rs, rf), (fs, ff) = disc(real), disc(fake)
-        torch.testing.assert_close(critic_loss, sum(((r - 1) ** 2).mean() + (f**2).mean() for r, f in zip(rs, fs)) / 2)
-        torch.testing.assert_close(generator_loss, sum(((f - 1) ** 2).mean() for f in fs) / 2)
-        torch.testing.assert_close(feature_loss, sum((a - b).abs().mean() for a, b in zip(ff, rf)) / len(rf))
-    assert feature_loss > 0
-    feature_loss.backward()
-    assert fake.grad.abs().sum() > 0 and all(p.grad is None for p in disc.parameters())
-    fake.grad = None
-    critic_loss.backward()
-    assert fake.grad is None and all(p.grad is not None for p in disc.parameters())
-
-
-def test_gan_vocoder_adds_adversarial_losses_in_training_only():
-    torch.manual_seed(0)
-    cfg = NeuralVocoderConfig(channels=16, resblock_kernel_sizes=[3], resblock_dilations=[1],
-                              stft_resolutions=[[256, 64, 256]], **TINY_DISC)
-    model = build_vocoder(cfg)
-    wave = torch.from_numpy(_harmonic(0.1))[None].repeat(2, 1)
-    out = model({"wave": wave})
-    recon = out["loss/sc"] + out["loss/logmag"] + out["loss/mel"]
-    torch.testing.assert_close(out["loss"].detach(), recon + out["gan/disc"] + out["gan/gen"] + 2.0 * out["gan/fm"])
-    out["loss"].backward()
-    assert all(p.grad is not None for p in model.discriminator.parameters())
-    assert all(p.grad is not None for p in model.generator.parameters())
-    model.eval()
-    with torch.no_grad():
-        out = model({"wave": wave})
-    assert "gan/disc" not in out
-    torch.testing.assert_close(out["loss"], out["loss/sc"] + out["loss/logmag"] + out["loss/mel"])
-    assert build_vocoder(NeuralVocoderConfig(channels=16)).discriminator is None
-    with pytest.raises(ConfigError, match="fm_weight.*discriminator"):
-        build_vocoder(NeuralVocoderConfig(channels=16, fm_weight=1.0))
-    with pytest.raises(ConfigError, match="disc_periods"):
-        build_vocoder(NeuralVocoderConfig(channels=16, adv_weight=1.0, disc_periods=[0]))
-
-
-def test_init_from_fine_tunes_a_trained_generator_with_a_new_discriminator(tmp_path):
+def test_init_from_fine_tunes_a_trained_generator(tmp_path):
     from speechrep.errors import CheckpointError
     from speechrep.train.checkpoint import load_model
     from speechrep.train.trainer import train
-    from tests.test_train_data import write_config, write_wave_dir
+    from tests.test_train_data import write_config, write_feats_dir, write_wave_dir
 
     d = write_wave_dir(tmp_path)
     args = {"channels": 16, "resblock_kernel_sizes": [3], "resblock_dilations": [1], "stft_resolutions": [[256, 64, 256]]}
@@ -249,29 +196,42 @@ def test_init_from_fine_tunes_a_trained_generator_with_a_new_discriminator(tmp_p
 
     first = train(config("first", args))
     trained = load_model(first, which="best")[0].generator.state_dict()
-    gan = config("gan", {**args, **TINY_DISC}, lr=1e-12, max_steps=1)
-    tuned = load_model(train(gan, overrides=[f"train.init_from={first}"]), which="last")[0]
+    tune = config("tune", args, lr=1e-12, max_steps=1)
+    tuned = load_model(train(tune, overrides=[f"train.init_from={first}"]), which="last")[0]
     for k, v in tuned.generator.state_dict().items():
         torch.testing.assert_close(v, trained[k], atol=1e-6, rtol=0)  # started from the trained weights
-    assert tuned.discriminator is not None
-    log_text = (tmp_path / "gan" / "log" / "train.log").read_text()
-    assert f"initialised from {first}/checkpoints/step_3:" in log_text and " new (first: discriminator." in log_text
-    fresh = load_model(train(gan, overrides=[f"exp_dir={tmp_path / 'fresh'}"]), which="last")[0]
+    log_text = (tmp_path / "tune" / "log" / "train.log").read_text()
+    assert f"initialised from {first}/checkpoints/step_3:" in log_text and " 0 new" in log_text
+    fresh = load_model(train(tune, overrides=[f"exp_dir={tmp_path / 'fresh'}"]), which="last")[0]
     assert max((v - trained[k]).abs().max().item() for k, v in fresh.generator.state_dict().items()) > 1e-3
 
     with pytest.raises(ConfigError, match=r"nope: train\.init_from: not found"):
-        train(gan, overrides=[f"train.init_from={tmp_path / 'nope'}", f"exp_dir={tmp_path / 'e1'}"])
+        train(tune, overrides=[f"train.init_from={tmp_path / 'nope'}", f"exp_dir={tmp_path / 'e1'}"])
     toy = train(write_config(tmp_path / "toy.yaml", exp_dir=tmp_path / "toy", data_dir=d, input="wave",
                              optim={"max_steps": 1, "warmup_steps": 0}))
     with pytest.raises(ConfigError, match=r"train\.init_from: holds a 'toy' model, this run trains 'vocoder'"):
-        train(gan, overrides=[f"train.init_from={toy}", f"exp_dir={tmp_path / 'e2'}"])
+        train(tune, overrides=[f"train.init_from={toy}", f"exp_dir={tmp_path / 'e2'}"])
     with pytest.raises(CheckpointError, match="wrong architecture: tensor 'generator.conv_pre.weight' has shape"):
-        train(gan, overrides=[f"train.init_from={first}", "model.args.channels=32", f"exp_dir={tmp_path / 'e3'}"])
+        train(tune, overrides=[f"train.init_from={first}", "model.args.channels=32", f"exp_dir={tmp_path / 'e3'}"])
     assert not any((tmp_path / e).exists() for e in ("e1", "e2", "e3"))
+
+    # a module the checkpoint lacks (here a speaker adversary added to a trained CPC) keeps its initialisation
+    feats = write_feats_dir(tmp_path)
+    cpc = {"dim": 8, "context": "gru", "context_dim": 6, "num_steps": 2, "num_negatives": 2}
+
+    def cpc_config(name, model_args):
+        return write_config(tmp_path / f"{name}.yaml", exp_dir=tmp_path / name, data_dir=feats,
+                            model={"name": "cpc", "args": model_args}, optim={"max_steps": 2, "warmup_steps": 0})
+
+    plain = train(cpc_config("cpc", cpc))
+    adv = train(cpc_config("cpc_adv", {**cpc, "speaker_adversary": {"weight": 0.1, "layer": "context"}}),
+                overrides=[f"train.init_from={plain}"])
+    log_text = (adv / "log" / "train.log").read_text()
+    assert f"initialised from {plain}/checkpoints/" in log_text and " new (first: speaker_adversary." in log_text
 
 
 @pytest.mark.slow
-def test_vocoder_recipe_quick_trains_fine_tunes_and_scores(tmp_path, synth_tiny_db):
+def test_vocoder_recipe_quick_trains_compares_and_scores(tmp_path, synth_tiny_db):
     import json
     import os
     import subprocess
@@ -282,32 +242,28 @@ def test_vocoder_recipe_quick_trains_fine_tunes_and_scores(tmp_path, synth_tiny_
 
     recipe = Path(__file__).resolve().parents[1] / "egs" / "synth" / "vocoder" / "run.sh"
     env = {**os.environ, "DB": str(synth_tiny_db), "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
-           "ADVERSARIAL": "true", "COMPARE": "true"}
+           "COMPARE": "true"}
     exp = tmp_path / "exp"
     r = subprocess.run(["bash", str(recipe), "--quick", "--exp", str(exp)], capture_output=True, text=True, env=env)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    log_text = (exp / "vocoder_gan" / "log" / "train.log").read_text()
-    assert f"initialised from {exp}/vocoder/checkpoints/" in log_text and " new (first: discriminator." in log_text
     plain = [h for h in read_history(exp / "vocoder" / "train_history.jsonl") if h["split"] == "train"]
-    gan = [h for h in read_history(exp / "vocoder_gan" / "train_history.jsonl") if h["split"] == "train"]
-    assert all("gan/disc" in h and "gan/fm" in h for h in gan) and not any("gan/disc" in h for h in plain)
+    assert plain and all("loss/mel" in h for h in plain)
     scores = json.loads((exp / "resynth" / "scores.json").read_text())
-    assert set(scores) == {"griffinlim", "vocoder", "vocoder_hifigan", "vocoder_gan"}
+    assert set(scores) == {"griffinlim", "vocoder", "vocoder_hifigan"}
     import yaml
 
     assert yaml.safe_load((exp / "vocoder" / "config.yaml").read_text())["model"]["args"]["generator"] == "istft"
     assert yaml.safe_load((exp / "vocoder_hifigan" / "config.yaml").read_text())["model"]["args"]["generator"] == "hifigan"
     assert all(s["utterances"] == 2 and s["mcd_db"] > 0 for s in scores.values())
     assert scores["griffinlim"]["mcd_db"] < scores["vocoder"]["mcd_db"]  # 20 tiny steps are not a vocoder yet
-    assert sorted(p.name for p in (exp / "resynth" / "vocoder_gan").iterdir())  # its waves were written
-    # without ADVERSARIAL the recipe trains and scores the plain vocoder only
+    assert sorted(p.name for p in (exp / "resynth" / "vocoder_hifigan").iterdir())  # its waves were written
+    # without COMPARE the recipe trains and scores the default vocoder only
     plain_exp = tmp_path / "plain"
-    env.pop("ADVERSARIAL")
     env.pop("COMPARE")
     r = subprocess.run(["bash", str(recipe), "--quick", "--exp", str(plain_exp), "--stage", "1"], capture_output=True,
                        text=True, env=env)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    assert not (plain_exp / "vocoder_gan").exists()
+    assert not (plain_exp / "vocoder_hifigan").exists()
     assert set(json.loads((plain_exp / "resynth" / "scores.json").read_text())) == {"griffinlim", "neural"}
 
 

@@ -1,5 +1,4 @@
-"""Adversarial objectives: gradient reversal, frozen judges, least-squares GAN losses and the
-speaker adversary.
+"""Adversarial objectives: gradient reversal, frozen judges and the speaker adversary.
 
 One optimiser plays both sides of these games: a judge (critic, classifier) minimises a
 loss while what it judges is trained against it, either through :func:`grad_reverse`
@@ -14,7 +13,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-__all__ = ["grad_reverse", "frozen_call", "lsgan_losses", "speaker_adversary_loss"]
+__all__ = ["grad_reverse", "frozen_call", "speaker_adversary_loss"]
 
 
 class _GradReverse(torch.autograd.Function):
@@ -45,37 +44,6 @@ def frozen_call(module: torch.nn.Module, *args: torch.Tensor) -> torch.Tensor:
     """
     params = {name: p.detach() for name, p in module.named_parameters()}
     return torch.func.functional_call(module, params, args)
-
-
-def _scores_and_features(out) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-    """A critic's output as ``(scores, features)``: a tensor is one score map, no features."""
-    if isinstance(out, torch.Tensor):
-        return [out], []
-    scores, features = out
-    return list(scores), list(features)
-
-
-def lsgan_losses(
-    critic: torch.nn.Module, real: torch.Tensor, fake: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Least-squares GAN losses ``(critic, generator, feature_matching)`` of one optimiser step.
-
-    ``critic(x)`` returns a score tensor, or ``(scores, features)``: lists of the score maps
-    of several sub-critics and of their hidden activations (HiFi-GAN's discriminators).
-    Each loss is the mean over the score maps. The critic's loss
-    ``(D(real) - 1)^2 + D(fake)^2`` sees ``fake`` detached, so it trains the critic only;
-    the generator's ``(D(fake) - 1)^2`` and the feature-matching loss (the mean L1 distance
-    between the activations on ``fake`` and on ``real``, 0 without features) call the
-    critic with frozen weights (:func:`frozen_call`), so they train what made ``fake`` only.
-    """
-    real_scores, real_features = _scores_and_features(critic(real))
-    fake_scores, _ = _scores_and_features(critic(fake.detach()))
-    critic_loss = sum(((r - 1) ** 2).mean() + (f**2).mean() for r, f in zip(real_scores, fake_scores))
-    gen_scores, gen_features = _scores_and_features(frozen_call(critic, fake))
-    generator_loss = sum(((g - 1) ** 2).mean() for g in gen_scores)
-    feature_loss = sum((F.l1_loss(g, r.detach()) for g, r in zip(gen_features, real_features)), fake.new_zeros(()))
-    n = len(real_scores)
-    return critic_loss / n, generator_loss / n, feature_loss / max(len(real_features), 1)
 
 
 def speaker_adversary_loss(

@@ -7,10 +7,8 @@ fusion block (the mean of residual stacks of dilated convolutions) refines the s
 final convolution and ``tanh`` give the wave. It is trained with the multi-resolution STFT
 loss of Parallel WaveGAN (spectral convergence + log-magnitude L1 at several STFT sizes)
 plus an L1 loss on the log-mel of the output, which gives intelligible speech on a CPU
-budget. ``adv_weight`` adds HiFi-GAN's adversarial training
-(:class:`~speechrep.vocoder.discriminators.WaveDiscriminator`, least-squares losses, and
-``fm_weight`` its feature-matching loss), usually as a fine-tuning of a vocoder trained
-without it (``train.init_from``), as Parallel WaveGAN starts its discriminator late.
+budget. (HiFi-GAN's adversarial fine-tuning was tried and deleted: it made neither generator's
+copy synthesis better at a CPU budget, docs/results/negative_results.md.)
 
 ``generator: istft`` replaces the generator by
 :class:`~speechrep.vocoder.istft.IstftGenerator` (Vocos-style: ConvNeXt blocks at the frame
@@ -22,6 +20,7 @@ Registered as model ``vocoder``; :class:`NeuralVocoder` loads a trained one for 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -29,11 +28,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from speechrep.errors import ConfigError, DataError
-from speechrep.objectives.adversarial import lsgan_losses
 from speechrep.models.frozen import FrozenModels, FrozenSpec
 from speechrep.models.registry import register_model
 from speechrep.vocoder.base import Vocoder, check_mel
-from speechrep.vocoder.discriminators import WaveDiscriminator
 from speechrep.vocoder.istft import IstftGenerator
 from speechrep.features.logmel import VC_MEL, MelSpec
 from speechrep.models.frontend import LogMel
@@ -70,11 +67,6 @@ class NeuralVocoderConfig:
         with one dilated convolution per dilation (the multi-receptive-field fusion).
     stft_resolutions : ``[n_fft, hop, win]`` triples of the multi-resolution STFT loss.
     mel_loss_weight : weight of the L1 loss between input and output log-mels.
-    adv_weight : weight of the generator's least-squares adversarial loss (0: no
-        discriminator); the discriminator's own loss is added with weight 1.
-    fm_weight : weight of the feature-matching loss (needs ``adv_weight`` > 0).
-    disc_periods, disc_scales, disc_channels : the multi-period discriminator's periods, the
-        number of scales of the multi-scale one, and the width of their first layers.
     gta_model : experiment directory of a trained voice-conversion model (``vc_*``, with a
         speaker encoder). The generator then reads that model's reconstruction of each crop
         (:meth:`~speechrep.models.vc.VoiceConversionModel.reconstruct`: its own content,
@@ -97,13 +89,14 @@ class NeuralVocoderConfig:
     resblock_dilations: list[int] = field(default_factory=lambda: [1, 3, 9])
     stft_resolutions: list[list[int]] = field(default_factory=lambda: [[512, 50, 240], [1024, 120, 600], [2048, 240, 1200]])
     mel_loss_weight: float = 1.0
-    adv_weight: float = 0.0
-    fm_weight: float = 0.0
-    disc_periods: list[int] = field(default_factory=lambda: [2, 3, 5, 7, 11])
-    disc_scales: int = 3
-    disc_channels: int = 16
     gta_model: str | None = None
     gta_fraction: float = 1.0
+
+    #: the deleted adversarial fine-tuning's options, as every checkpoint saved before holds
+    #: them (:func:`speechrep.models.registry.drop_retired`): only ``adv_weight: 0`` (no
+    #: discriminator) loads; the discriminator's shape options did nothing without it
+    retired_options: ClassVar[dict[str, Any]] = {"adv_weight": 0.0, "fm_weight": 0.0, "disc_periods": None,
+                                                 "disc_scales": None, "disc_channels": None}
 
 
 class _ResStack(nn.Module):
@@ -182,10 +175,7 @@ class NeuralVocoderModel(FrozenModels, nn.Module):
     """Trainable vocoder: generator + losses, following the speechrep model contract.
 
     ``forward(batch)`` takes ``batch["wave"]`` ``(B, samples)`` at 16 kHz, computes its VC
-    log-mel, resynthesises it and returns ``loss``, ``loss/sc``, ``loss/logmag``, ``loss/mel``;
-    with a discriminator, in training, also ``gan/disc``, ``gan/gen`` and ``gan/fm`` (added to
-    ``loss``). In evaluation ``loss`` is the reconstruction terms alone, so that validation
-    losses compare across runs with and without the discriminator.
+    log-mel, resynthesises it and returns ``loss``, ``loss/sc``, ``loss/logmag``, ``loss/mel``.
     """
 
     def __init__(self, cfg: NeuralVocoderConfig, spec: MelSpec = VC_MEL):
@@ -212,22 +202,11 @@ class NeuralVocoderModel(FrozenModels, nn.Module):
         self.spec = spec
         self.frame_shift = spec.frame_shift
         self.mel = LogMel(spec)
-        if cfg.adv_weight < 0 or cfg.fm_weight < 0:
-            raise ConfigError(f"adv_weight and fm_weight must be >= 0, got {cfg.adv_weight} and {cfg.fm_weight}",
-                              field="model.args.adv_weight")
-        if cfg.fm_weight > 0 and cfg.adv_weight == 0:
-            raise ConfigError("feature matching needs the discriminator: set adv_weight > 0", field="model.args.fm_weight")
-        if cfg.adv_weight > 0 and (cfg.disc_channels < 1 or cfg.disc_scales < 0 or any(p < 1 for p in cfg.disc_periods)
-                                   or not (cfg.disc_periods or cfg.disc_scales)):
-            raise ConfigError(f"need disc_channels >= 1 and some periods >= 1 or scales, got {cfg.disc_channels}, "
-                              f"{cfg.disc_periods}, {cfg.disc_scales}", field="model.args.disc_periods")
         if cfg.gta_model and not 0 < cfg.gta_fraction <= 1:
             raise ConfigError(f"gta_fraction must be in (0, 1], got {cfg.gta_fraction}", field="model.args.gta_fraction")
         self.generator = (HifiGenerator(cfg, n_mels=spec.n_mels) if cfg.generator == "hifigan" else
                           IstftGenerator(n_mels=spec.n_mels, dim=cfg.channels, intermediate=cfg.intermediate or 3 * cfg.channels,
                                          layers=cfg.layers, n_fft=cfg.n_fft, hop=spec.hop_length))
-        self.discriminator = (WaveDiscriminator(cfg.disc_periods, cfg.disc_scales, cfg.disc_channels)
-                              if cfg.adv_weight > 0 else None)
 
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:  # noqa: D102
         if "wave" not in batch:
@@ -245,13 +224,7 @@ class NeuralVocoderModel(FrozenModels, nn.Module):
         sc, logmag = multi_resolution_stft_loss(pred, wave, self.cfg.stft_resolutions)
         mel_l1 = F.l1_loss(self.mel(pred), mel)
         loss = sc + logmag + self.cfg.mel_loss_weight * mel_l1
-        out = {"loss/sc": sc.detach(), "loss/logmag": logmag.detach(), "loss/mel": mel_l1.detach()}
-        if self.discriminator is not None and self.training:
-            disc, gen, fm = lsgan_losses(self.discriminator, wave, pred)
-            loss = loss + disc + self.cfg.adv_weight * gen + self.cfg.fm_weight * fm
-            out.update({"gan/disc": disc.detach(), "gan/gen": gen.detach(), "gan/fm": fm.detach()})
-        out["loss"] = loss
-        return out
+        return {"loss": loss, "loss/sc": sc.detach(), "loss/logmag": logmag.detach(), "loss/mel": mel_l1.detach()}
 
     def frozen_models(self) -> dict[str, FrozenSpec]:
         """The VC model of ``gta_model`` whose reconstructions the vocoder reads in training."""

@@ -1,23 +1,19 @@
 #!/usr/bin/env bash
 # Neural vocoder on the many-voice synthetic corpus (every voice of flite and festival, real
 # recordings and pseudo-speakers; ../local/data.sh --size many): train the generator of
-# conf/vocoder.yaml (multi-resolution STFT and log-mel losses), optionally the other generator
-# and an adversarial fine-tuning, and compare the copy synthesis with Griffin-Lim on held-out
+# conf/vocoder.yaml (multi-resolution STFT and log-mel losses), optionally the other generator,
+# and compare the copy synthesis with Griffin-Lim on held-out
 # sentences of the training voices and on voice families never trained on.
 # egs/synth/vc/run.sh uses a trained vocoder (VOCODER=..., default exp/vocoder here) when it exists.
 #
 # Usage: egs/synth/vocoder/run.sh [--stage N] [--stop-stage M] [--quick] [--exp DIR] [--nj N] [--force] [--dry-run]
 # Environment: DB=DIR reuses a corpus (default data/many, data/synth_tiny with --quick);
 #   SIZE=default trains on the ten-voice default corpus instead;
-#   COMPARE=true also trains the other generator (conf/vocoder_hifigan.yaml) and scores it beside;
-#   ADVERSARIAL=true also trains the adversarial fine-tuning (off by default: at a CPU budget
-#   of a few thousand steps it made the copy synthesis worse, README.md).
+#   COMPARE=true also trains the other generator (conf/vocoder_hifigan.yaml) and scores it beside.
 #
 # Stages (recipes/lib.sh numbering)
 #   0  corpus: ../local/data.sh -> $db
-#   3  train the vocoder: $db/data/train -> $exp/vocoder; with COMPARE=true $exp/vocoder_hifigan;
-#      with ADVERSARIAL=true the adversarial fine-tuning (conf/vocoder_gan.yaml, from $exp/vocoder)
-#      -> $exp/vocoder_gan
+#   3  train the vocoder: $db/data/train -> $exp/vocoder; with COMPARE=true $exp/vocoder_hifigan
 #   5  copy synthesis with Griffin-Lim and the neural vocoder(s): MCD / log-F0 / spectral
 #      convergence / real-time factor on $max_utts utterances of $db/data/test -> $exp/resynth;
 #      every utterance of $db/data/test_unseen_family (when the corpus has it) -> $exp/resynth_unseen,
@@ -28,9 +24,9 @@ cd "$(dirname "$0")"
 parse_recipe_opts "$@"
 . ../../../recipes/vocoder.sh
 
-size=${SIZE:-many}; db=${DB:-data/$size}; max_utts=20; overrides=(); gan_overrides=()
+size=${SIZE:-many}; db=${DB:-data/$size}; max_utts=20; overrides=()
 if [ "$quick" = true ]; then
-  size=tiny; db=${DB:-data/synth_tiny}; max_utts=2; overrides=("${vocoder_quick[@]}"); gan_overrides=("${gan_quick[@]}")
+  size=tiny; db=${DB:-data/synth_tiny}; max_utts=2; overrides=("${vocoder_quick[@]}")
 fi
 vocoders=(griffinlim "$exp/vocoder")
 
@@ -39,10 +35,6 @@ train_model vocoder "$vocoder_conf" "${overrides[@]}"
 if [ "${COMPARE:-false}" = true ]; then
   vocoders+=("$exp/vocoder_hifigan")
   train_model vocoder_hifigan conf/vocoder_hifigan.yaml "${overrides[@]}"
-fi
-if [ "${ADVERSARIAL:-false}" = true ]; then
-  vocoders+=("$exp/vocoder_gan")
-  train_model vocoder_gan conf/vocoder_gan.yaml --set "train.init_from=$exp/vocoder" "${overrides[@]}" "${gan_overrides[@]}"
 fi
 score_copies() {  # 5: copy synthesis of the seen voices' test sentences and of the unseen families
   local set=$db/data/test_unseen_family judges=()
