@@ -75,9 +75,25 @@ def test_broken_webrtcvad_names_the_fix(monkeypatch):
         return real(name, *args)
 
     monkeypatch.setattr(importlib, "import_module", fake)
-    with pytest.raises(SpeechrepError, match="webrtcvad needs pkg_resources.*pip install --force-reinstall --no-deps "
-                                             "webrtcvad-wheels$"):
+    with pytest.raises(SpeechrepError, match=r"webrtcvad needs pkg_resources.*pip install 'setuptools<81', or pip "
+                                             "install --force-reinstall --no-deps webrtcvad-wheels$"):
         require_judge_package("resemblyzer")
+
+
+def test_the_pinned_setuptools_deprecation_warning_is_not_shown(monkeypatch):
+    import types
+    import warnings
+
+    def fake(name, *args):  # webrtcvad's import under setuptools < 81, as the extra pins it
+        warnings.warn("pkg_resources is deprecated as an API. See https://setuptools.pypa.io", UserWarning)
+        return types.ModuleType(name)
+
+    monkeypatch.setattr(importlib, "import_module", fake)
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        assert require_judge_package("resemblyzer").__name__ == "resemblyzer"
+        warnings.warn("another warning", UserWarning)  # other warnings still pass
+    assert [str(w.message) for w in seen] == ["another warning"]
 
 
 def test_cli_independent_judges_missing_extra_writes_nothing(monkeypatch, tmp_path, capsys):

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import importlib
 import re
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -61,14 +62,18 @@ def require_judge_package(module: str) -> Any:
         not import (naming the reason).
     """
     try:
-        return importlib.import_module(module)
+        with warnings.catch_warnings():
+            # the extra pins setuptools < 81 for webrtcvad's pkg_resources, which warns that it is deprecated
+            warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)
+            return importlib.import_module(module)
     except ModuleNotFoundError as e:
         if e.name == "pkg_resources":
             # webrtcvad 2.0.10 (resemblyzer's voice activity detector) imports pkg_resources,
-            # which setuptools >= 81 no longer has; webrtcvad-wheels is the same module without it
-            raise SpeechrepError(f"'{module}' does not import: webrtcvad needs pkg_resources (gone from recent "
-                                 "setuptools): pip install --force-reinstall --no-deps webrtcvad-wheels",
-                                 field="judges") from None
+            # which setuptools >= 81 no longer has (the extra pins it below 81; an environment
+            # that upgraded it since): webrtcvad-wheels is the same module without it
+            raise SpeechrepError(f"'{module}' does not import: webrtcvad needs pkg_resources (gone from "
+                                 "setuptools 81): pip install 'setuptools<81', or pip install --force-reinstall "
+                                 "--no-deps webrtcvad-wheels", field="judges") from None
         raise SpeechrepError(f"the Python package '{e.name or module}' is not installed: {JUDGES_INSTALL}",
                              field="judges") from None
 
