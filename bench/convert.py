@@ -10,7 +10,7 @@ synthetic voiced speech (harmonics of a gliding F0 under moving formants, plus n
 
 Prints one JSON line per figure: building the target's matching set (once per target set in
 batch mode), then the conversion of the source (median of ``--repeats``) and its parts:
-encoding the source (features, model, log-mel), matching, vocoding. Issue 37's target for
+encoding the source (features, model, log-mel, F0 with a pitch weight), matching, vocoding. Issue 37's target for
 the default model: ``convert_s`` <= 2 s for 10 s of speech on one core. Figures, not
 assertions.
 
@@ -85,6 +85,7 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=10.0, help="source length")
     ap.add_argument("--target-seconds", type=float, default=30.0, help="target length")
     ap.add_argument("--repeats", type=int, default=3, help="timed conversions (median reported)")
+    ap.add_argument("--pitch-weight", type=float, default=None, help="default: the model's (packaged, else 1)")
     args = ap.parse_args()
 
     sys.path.insert(0, str(ROOT))
@@ -93,7 +94,6 @@ def main() -> None:
 
     from speechrep.convert import load_converter
     from speechrep.convert_knn import DEFAULT_MODEL_DIR, is_knn_package, resolve_vocoder
-    from speechrep.models.frame_matching import match_frames
 
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp_name:
@@ -104,9 +104,11 @@ def main() -> None:
         sf.write(tgt, _speech_like(args.target_seconds, seed=1), 16000)
         t0 = time.perf_counter()
         vocoder = resolve_vocoder(model, args.vocoder)
-        conv = load_converter(model, vocoder=vocoder)
+        options = {} if args.pitch_weight is None else {"pitch_weight": args.pitch_weight}
+        conv = load_converter(model, vocoder=vocoder, **options)
         info = {"model": str(model) if args.model or model == DEFAULT_MODEL_DIR else "random CPC (train_cpc.yaml size)",
-                "layer": conv.features.layer, "k": conv.k, "vocoder": str(vocoder), "threads": args.threads}
+                "layer": conv.features.layer, "k": conv.k, "pitch_weight": conv.pitch_weight, "vocoder": str(vocoder),
+                "threads": args.threads}
         print(json.dumps({"figure": "load_s", "value": round(time.perf_counter() - t0, 3), **info}))
         conv.convert(src, [tgt])  # warm-up: numba kernels, FFT plans
         t0 = time.perf_counter()
@@ -119,9 +121,9 @@ def main() -> None:
             conv.convert_wave(src, matching)
             parts["convert_s"].append(time.perf_counter() - t0)
             t0 = time.perf_counter()
-            queries, _ = conv.frames(src, field_name="source")
+            queries = conv.queries(src)
             t1 = time.perf_counter()
-            mel = match_frames(queries, *matching, conv.k, metric="cosine")
+            mel = conv.match(queries, matching)
             t2 = time.perf_counter()
             conv.vocoder.mel_to_wave(mel.numpy())
             t3 = time.perf_counter()

@@ -255,7 +255,7 @@ class Converter:
 #: Options of each family of converters, and the command-line flag that gives each one.
 _VC_OPTIONS = {"match_weight": "--match-weight", "match_k": "--match-k", "exaggerate": "--exaggerate",
                "population": "--population", "population_per_speaker": "population_per_speaker"}
-_KNN_OPTIONS = {"layer": "--layer", "k": "--k"}
+_KNN_OPTIONS = {"layer": "--layer", "k": "--k", "pitch_weight": "--pitch-weight"}
 
 
 def _refuse_options(options: dict[str, Any], allowed: dict[str, str], model: str | Path, what: str) -> None:
@@ -280,7 +280,7 @@ def load_converter(model: str | Path | None, *, vocoder: str | Path | None = Non
         (:func:`speechrep.convert_knn.resolve_vocoder`).
     options : for a ``vc_*`` model, frame matching and exaggeration (``match_weight``,
         ``match_k``, ``exaggerate``, ``population``, ``population_per_speaker``), as in
-        :class:`Converter`; for kNN conversion, ``layer`` and ``k``. An option of the
+        :class:`Converter`; for kNN conversion, ``layer``, ``k`` and ``pitch_weight``. An option of the
         other family is refused, not ignored.
 
     Raises
@@ -306,8 +306,8 @@ def load_converter(model: str | Path | None, *, vocoder: str | Path | None = Non
         return load_knn_converter(model, voc, device=device, **options)
     module, name, _ = load_model(model, map_location=device)
     if isinstance(module, VoiceConversionModel):
-        _refuse_options(options, _VC_OPTIONS, model, f"a trained '{name}' converter: --layer and --k are options of "
-                        "zero-shot kNN conversion, whose --model is a self-supervised feature model")
+        _refuse_options(options, _VC_OPTIONS, model, f"a trained '{name}' converter: --layer, --k and --pitch-weight "
+                        "are options of zero-shot kNN conversion, whose --model is a self-supervised feature model")
         return Converter(module, voc, device=device, **options)
     _refuse_options(options, _KNN_OPTIONS, model, f"zero-shot kNN conversion with a '{name}' model: {vc_only}")
     return load_knn_converter(model, voc, device=device, loaded=(module, name), **options)

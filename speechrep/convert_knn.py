@@ -5,7 +5,14 @@ any model whose ``encode`` offers layers, as ``speechrep extract``) encodes the 
 the target utterances at one layer (``context`` or ``encoder``), and every source frame is
 replaced by the mean of the log-mel frames of its ``k`` nearest target frames in that
 feature space, by cosine distance as in the paper; the vocoder turns the matched log-mel
-into audio. The log-mel is the vocoder's (:class:`speechrep.features.logmel.MelSpec`), so
+into audio. With ``pitch_weight`` w > 0 the distance also compares intonation: keys become
+``[f / |f|, w z, w v]`` (``z`` the frame's log F0 standardised by its own utterance's median
+and spread for the source, by the pooled targets' for the target frames; ``v`` voicing), and
+the Euclidean distance between them is ``2 - 2 cos(f, f') + w^2 ((z - z')^2 + (v - v')^2)``.
+The ``k`` frames averaged then share a pitch relative to their voice's range, so their
+harmonics line up instead of blurring (real voices, whose F0 moves more than a
+synthesizer's, lose the most to that blur), and the output follows the source's intonation
+in the target's register. The log-mel is the vocoder's (:class:`speechrep.features.logmel.MelSpec`), so
 the output is made of the target's real spectra, in the source's order and timing.
 
 Feature frames and log-mel frames are aligned by time, not by count: feature frame ``j``
@@ -34,7 +41,8 @@ defaults (:func:`resolve_vocoder`); an experiment directory's are ``context``,
 
 Bad input is refused before any output: unusable audio (:func:`speechrep.data.pairs.read_input_audio`:
 unreadable, empty, silent, below 8 kHz), targets with less than :data:`MIN_TARGET_SPEECH`
-seconds of non-silent audio in all, a layer the model does not have, ``k < 1``.
+seconds of non-silent audio in all, a layer the model does not have, ``k < 1``, a negative
+``pitch_weight``.
 """
 
 from __future__ import annotations
@@ -59,6 +67,7 @@ __all__ = [
     "DEFAULT_K",
     "DEFAULT_LAYER",
     "DEFAULT_MODEL_DIR",
+    "DEFAULT_PITCH_WEIGHT",
     "KNN_FILE",
     "MIN_TARGET_SPEECH",
     "PACKAGE_FORMAT",
@@ -70,6 +79,7 @@ __all__ = [
     "model_layers",
     "nearest_frames",
     "packaged_vocoder",
+    "pitch_columns",
     "resolve_vocoder",
 ]
 
@@ -78,6 +88,9 @@ __all__ = [
 DEFAULT_K = 4
 #: Layer of an experiment directory (a packaged directory names its own).
 DEFAULT_LAYER = "context"
+#: Weight of the pitch terms in the matching distance for an experiment directory (a packaged
+#: directory names its own; one written before the option matches without them, 0).
+DEFAULT_PITCH_WEIGHT = 1.0
 #: Where the packaged default model lives (package data; empty until one is shipped).
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "pretrained" / "knn_vc"
 #: The file that makes a directory a packaged kNN model.
@@ -110,6 +123,17 @@ def model_layers(module: Any) -> tuple[str, ...]:
         return ()
     choices = typing.get_args(param.annotation) if typing.get_origin(param.annotation) is typing.Literal else ()
     return tuple(choices) or ((param.default,) if isinstance(param.default, str) else ())
+
+
+def pitch_columns(f0: "torch.Tensor", stats: "torch.Tensor") -> "torch.Tensor":
+    """Intonation columns ``(N, 2)`` of the matching keys: log F0 standardised by ``stats``
+    (location and spread of a voice's log F0, :func:`speechrep.models.pitch.log_f0_stats`)
+    and voicing; ``f0`` ``(N,)`` in Hz, 0 where unvoiced (whose first column is 0)."""
+    import torch
+
+    voiced = f0 > 0
+    z = (torch.log(f0.clamp(min=1.0)) - stats[0]) / stats[1]
+    return torch.stack([torch.where(voiced, z, torch.zeros_like(z)), voiced.to(z.dtype)], dim=-1)
 
 
 def nearest_frames(times: np.ndarray, *, num_frames: int, shift: float, offset: float) -> np.ndarray:
@@ -215,17 +239,21 @@ class KnnConverter:
     features : the feature model and layer.
     vocoder : a :class:`speechrep.vocoder.base.Vocoder`; its log-mel is matched and vocoded.
     k : target frames averaged per source frame.
+    pitch_weight : weight w of the intonation terms of the distance (module docstring; 0:
+        the feature model's cosine alone).
 
     Raises
     ------
     ConfigError
-        ``k < 1``.
+        ``k < 1``; ``pitch_weight`` negative or not finite.
     """
 
-    def __init__(self, features: FeatureModel, vocoder: "Vocoder", *, k: int = DEFAULT_K):
+    def __init__(self, features: FeatureModel, vocoder: "Vocoder", *, k: int = DEFAULT_K, pitch_weight: float = 0.0):
         if k < 1:
             raise ConfigError(f"kNN matching needs k >= 1, got {k}", field="--k")
-        self.features, self.vocoder, self.k = features, vocoder, k
+        if not (np.isfinite(pitch_weight) and pitch_weight >= 0):
+            raise ConfigError(f"must be a number >= 0, got {pitch_weight}", field="--pitch-weight")
+        self.features, self.vocoder, self.k, self.pitch_weight = features, vocoder, k, float(pitch_weight)
         # batch mode converts pair after pair with the same targets: their matching set is kept
         self._cached: tuple[tuple[str, ...], tuple["torch.Tensor", "torch.Tensor"]] | None = None
 
@@ -237,9 +265,15 @@ class KnnConverter:
     def frames(self, path: str | Path, *, field_name: str) -> tuple["torch.Tensor", "torch.Tensor"]:
         """Keys ``(N, dim)`` and log-mel frames ``(N, n_mels)`` of an audio file, one per log-mel
         frame: its key is the representation frame nearest in time."""
+        return self._frames(path, field_name=field_name)[:2]
+
+    def _frames(self, path: str | Path, *, field_name: str) -> tuple["torch.Tensor", "torch.Tensor", "torch.Tensor | None"]:
+        """:meth:`frames` and, with a pitch weight, the F0 of each log-mel frame ``(N,)`` in Hz
+        (0 where unvoiced; :func:`speechrep.models.pitch.estimate_f0`), else None."""
         import torch
 
         from speechrep.features.logmel import log_mel
+        from speechrep.models.pitch import estimate_f0
 
         spec = self.vocoder.spec
         mel_wave = read_input_audio(path, sample_rate=spec.sample_rate, field_name=field_name)
@@ -249,7 +283,25 @@ class KnnConverter:
         mel = torch.from_numpy(log_mel(mel_wave, spec)).to(reps.device)
         idx = nearest_frames(np.arange(mel.shape[0]) * spec.frame_shift, num_frames=reps.shape[0],
                              shift=self.features.frame_shift, offset=self.features.frame_offset)
-        return reps[torch.from_numpy(idx).to(reps.device)], mel
+        f0 = None
+        if self.pitch_weight > 0:
+            track = np.nan_to_num(estimate_f0(mel_wave, sample_rate=spec.sample_rate, hop_length=spec.hop_length))
+            track = np.pad(track[: mel.shape[0]], (0, max(0, mel.shape[0] - len(track))))
+            f0 = torch.from_numpy(track).to(device=reps.device, dtype=torch.float32)
+        return reps[torch.from_numpy(idx).to(reps.device)], mel, f0
+
+    def _keys(self, reps: "torch.Tensor", f0: "torch.Tensor | None") -> "torch.Tensor":
+        """Matching keys of frames ``reps`` ``(N, dim)`` with F0 ``f0`` ``(N,)`` of one voice
+        (pooled for the targets, one utterance for the source): the representations alone
+        without a pitch weight, else ``[reps / |reps|, w z, w v]``."""
+        import torch
+
+        from speechrep.models.pitch import log_f0_stats
+
+        if f0 is None:
+            return reps
+        stats = log_f0_stats(f0[None])[0]
+        return torch.cat([torch.nn.functional.normalize(reps, dim=-1), self.pitch_weight * pitch_columns(f0, stats)], 1)
 
     def matching_set(self, targets: Iterable[str | Path]) -> tuple["torch.Tensor", "torch.Tensor"]:
         """Keys ``(N, dim)`` and log-mel frames ``(N, n_mels)`` of all target frames, pooled.
@@ -265,26 +317,36 @@ class KnnConverter:
         targets = list(targets)
         if not targets:
             raise ConfigError("at least one target utterance is needed", field="target")
-        keys, values, speech = [], [], 0.0
+        keys, values, f0s, speech = [], [], [], 0.0
         for t in targets:
-            k, mel = self.frames(t, field_name="target")
+            k, mel, f0 = self._frames(t, field_name="target")
             keys.append(k)
             values.append(mel)
+            f0s.append(f0)
             speech += _speech_frames(mel) * self.vocoder.spec.frame_shift
         if speech < MIN_TARGET_SPEECH:
             more = f" (and {len(targets) - 1} more targets)" if len(targets) > 1 else ""
             raise DataError(f"{speech:.2f} s of non-silent target audio{more}; kNN matching needs at least "
                             f"{MIN_TARGET_SPEECH:g} s (give a longer target, or several --target)",
                             path=targets[0], field="target")
-        return torch.cat(keys), torch.cat(values)
+        return self._keys(torch.cat(keys), None if self.pitch_weight == 0 else torch.cat(f0s)), torch.cat(values)
+
+    def queries(self, source: str | Path) -> "torch.Tensor":
+        """Matching keys ``(T, ·)`` of the log-mel frames of audio file ``source``."""
+        reps, _, f0 = self._frames(source, field_name="source")
+        return self._keys(reps, f0)
+
+    def match(self, queries: "torch.Tensor", matching: tuple["torch.Tensor", "torch.Tensor"]) -> "torch.Tensor":
+        """Matched log-mel ``(T, n_mels)``: the mean of the ``k`` nearest frames of ``matching``
+        for each of ``queries`` (cosine of the representations; Euclidean with the pitch columns)."""
+        from speechrep.models.frame_matching import match_frames
+
+        return match_frames(queries, *matching, self.k, metric="euclidean" if self.pitch_weight > 0 else "cosine")
 
     def convert_wave(self, source: str | Path, matching: tuple["torch.Tensor", "torch.Tensor"]) -> np.ndarray:
         """Converted wave ``(samples,)`` at :attr:`sample_rate` of audio file ``source``, each
         of its log-mel frames replaced by the mean of its ``k`` nearest frames of ``matching``."""
-        from speechrep.models.frame_matching import match_frames
-
-        queries, _ = self.frames(source, field_name="source")
-        mel = match_frames(queries, *matching, self.k, metric="cosine")
+        mel = self.match(self.queries(source), matching)
         return self.vocoder.mel_to_wave(mel.cpu().numpy())
 
     def convert(self, source: str | Path, targets: Iterable[str | Path]) -> np.ndarray:
@@ -348,9 +410,12 @@ def _read_package(path: Path) -> dict[str, Any]:
         # optional (packages written before vocoders were packaged have none): Griffin-Lim
         "vocoder": (lambda v: v is None or (inside(v) and (path / v / "state.json").is_file()),
                     "null or the name of a vocoder checkpoint directory inside the package"),
+        # optional (packages written before pitch-aware matching have none): 0
+        "pitch_weight": (lambda v: v is None or (isinstance(v, (int, float)) and not isinstance(v, bool)
+                                                 and bool(np.isfinite(v)) and v >= 0), "a number >= 0"),
     }
     for key, (ok, words) in checks.items():
-        if (key not in info and key != "vocoder") or not ok(info.get(key)):
+        if (key not in info and key not in ("vocoder", "pitch_weight")) or not ok(info.get(key)):
             raise CheckpointError(f"must be {words}, got {json.dumps(info.get(key))}", path=file, field=key)
     return info
 
@@ -378,14 +443,16 @@ def resolve_vocoder(model: str | Path, vocoder: str | Path | None) -> str | Path
 
 
 def load_knn_converter(model: str | Path, vocoder: "Vocoder", *, device: str = "cpu", layer: str | None = None,
-                       k: int | None = None, loaded: tuple[Any, str] | None = None) -> KnnConverter:
+                       k: int | None = None, pitch_weight: float | None = None,
+                       loaded: tuple[Any, str] | None = None) -> KnnConverter:
     """A :class:`KnnConverter` of a packaged directory or a feature model's experiment directory.
 
     Parameters
     ----------
     model : packaged directory (:data:`KNN_FILE`), experiment or checkpoint directory.
     vocoder : the loaded vocoder.
-    layer, k : override the package's (or the defaults :data:`DEFAULT_LAYER`, :data:`DEFAULT_K`).
+    layer, k, pitch_weight : override the package's (or the defaults :data:`DEFAULT_LAYER`,
+        :data:`DEFAULT_K`, :data:`DEFAULT_PITCH_WEIGHT`).
     loaded : ``(module, name)`` already loaded from ``model`` (its best checkpoint), to skip
         loading it again.
 
@@ -403,6 +470,7 @@ def load_knn_converter(model: str | Path, vocoder: "Vocoder", *, device: str = "
         info = _read_package(model)
         ckpt, features = model / info["checkpoint"], (model / info["features"] if info["features"] else None)
         layer, k = layer or info["layer"], k if k is not None else info["k"]
+        pitch_weight = pitch_weight if pitch_weight is not None else info.get("pitch_weight") or 0.0
     else:
         from speechrep.train.inputs import training_feature_conf
 
@@ -410,10 +478,11 @@ def load_knn_converter(model: str | Path, vocoder: "Vocoder", *, device: str = "
         conf = training_feature_conf(model, "best")
         features = conf[0] if conf is not None else None
         layer, k = layer or DEFAULT_LAYER, k if k is not None else DEFAULT_K
+        pitch_weight = pitch_weight if pitch_weight is not None else DEFAULT_PITCH_WEIGHT
     module, name = loaded if loaded is not None else load_model(ckpt, map_location=device)[:2]
     if not model_layers(module):
         raise CheckpointError(f"holds a '{name}' model: not a voice-conversion model (vc_*), nor a feature model "
                               "whose encode() has layers (cpc, dim, vqcpc) for kNN conversion", path=model, field="model")
     input_dim = (read_state(ckpt).get("model") or {}).get("input_dim")
     feats = FeatureModel(module, name, layer, source=model, features=features, input_dim=input_dim, device=device)
-    return KnnConverter(feats, vocoder, k=k)
+    return KnnConverter(feats, vocoder, k=k, pitch_weight=pitch_weight)

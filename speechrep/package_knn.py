@@ -12,7 +12,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from speechrep.convert_knn import DEFAULT_K, DEFAULT_LAYER, KNN_FILE, PACKAGE_FORMAT, load_knn_converter
+from speechrep.convert_knn import DEFAULT_K, DEFAULT_LAYER, DEFAULT_PITCH_WEIGHT, KNN_FILE, PACKAGE_FORMAT, load_knn_converter
 from speechrep.errors import ConfigError
 
 __all__ = ["package_knn_model"]
@@ -59,7 +59,7 @@ def _described(name: str, exp_dir: str | Path, ckpt: Path, state: dict[str, Any]
 
 
 def package_knn_model(exp_dir: str | Path, out_dir: str | Path, *, layer: str = DEFAULT_LAYER, k: int = DEFAULT_K,
-                      which: str = "best", vocoder: str | Path | None = None, force: bool = False) -> Path:
+                      pitch_weight: float = DEFAULT_PITCH_WEIGHT, which: str = "best", vocoder: str | Path | None = None, force: bool = False) -> Path:
     """Package a trained feature model for ``speechrep convert --model OUT_DIR`` (and as the default).
 
     Writes ``out_dir`` atomically (layout in the module docstring): the weights and model
@@ -72,7 +72,8 @@ def package_knn_model(exp_dir: str | Path, out_dir: str | Path, *, layer: str = 
     Raises
     ------
     CheckpointError, ConfigError
-        No checkpoint, not a feature model, a layer it does not have, ``k < 1``, a
+        No checkpoint, not a feature model, a layer it does not have, ``k < 1``, a negative
+        ``pitch_weight``, a
         feature-input model whose training feature configuration is not known; a
         ``vocoder`` that holds no neural vocoder.
     SpeechrepError
@@ -94,10 +95,12 @@ def package_knn_model(exp_dir: str | Path, out_dir: str | Path, *, layer: str = 
                               "Griffin-Lim)", path=vocoder, field="--vocoder")
         voc_ckpt = find_checkpoint(vocoder, which="best")
     # loading them the way convert will checks the models, the layer, k and the feature configuration
-    conv = load_knn_converter(ckpt, load_vocoder(voc_ckpt if voc_ckpt is not None else "griffinlim"), layer=layer, k=k)
+    conv = load_knn_converter(ckpt, load_vocoder(voc_ckpt if voc_ckpt is not None else "griffinlim"), layer=layer, k=k,
+                              pitch_weight=pitch_weight)
     conf = conv.features.features_conf
     features = f"conf/{conf.name}" if conf is not None else None
-    info = {"format": PACKAGE_FORMAT, "layer": layer, "k": k, "checkpoint": "checkpoint", "features": features,
+    info = {"format": PACKAGE_FORMAT, "layer": layer, "k": k, "pitch_weight": float(pitch_weight),
+            "checkpoint": "checkpoint", "features": features,
             "vocoder": "vocoder" if voc_ckpt is not None else None,
             "source": {"experiment": str(Path(exp_dir).absolute()), "checkpoint": ckpt.name,
                        "step": read_state(ckpt)["step"]}}
@@ -112,7 +115,7 @@ def package_knn_model(exp_dir: str | Path, out_dir: str | Path, *, layer: str = 
             shutil.copyfile(conf, tmp / features)
         atomic_write_json(tmp / KNN_FILE, info)
         card = [
-            f"# kNN-VC feature model: {conv.features.name}, layer {layer}, k {k}", "",
+            f"# kNN-VC feature model: {conv.features.name}, layer {layer}, k {k}, pitch weight {pitch_weight:g}", "",
             "Zero-shot voice conversion (`speechrep convert --model THIS_DIR`): see `speechrep/convert_knn.py`.", "",
             *_described("feature model", exp_dir, ckpt, state),
             f"  - input features: {features or 'the waveform'}; frame shift {conv.features.frame_shift:g} s",

@@ -12,7 +12,7 @@ import yaml
 
 import speechrep.convert_knn as knn
 from speechrep.convert import convert_file, convert_pairs, load_converter
-from speechrep.convert_knn import FeatureModel, KnnConverter, model_layers, nearest_frames
+from speechrep.convert_knn import FeatureModel, KnnConverter, model_layers, nearest_frames, pitch_columns
 from speechrep.package_knn import package_knn_model
 from speechrep.data.pairs import read_input_audio
 from speechrep.errors import CheckpointError, ConfigError, DataError
@@ -133,6 +133,7 @@ def test_layers_of_the_models(env):
 def test_k1_every_output_frame_is_a_target_frame(env, monkeypatch):
     conv = load_converter(env["wave"], k=1)
     assert isinstance(conv, KnnConverter) and conv.k == 1 and conv.features.layer == "context"
+    assert conv.pitch_weight == knn.DEFAULT_PITCH_WEIGHT > 0  # an experiment directory's default
     seen = _capture_mel(conv, monkeypatch)
     conv.convert(env["src"], [env["tgt_a"]])
     (out,) = seen
@@ -144,7 +145,7 @@ def test_k1_every_output_frame_is_a_target_frame(env, monkeypatch):
 
 
 def test_k4_output_frames_are_means_of_the_nearest_target_frames(env, monkeypatch):
-    conv = load_converter(env["wave"], k=4, layer="encoder")
+    conv = load_converter(env["wave"], k=4, layer="encoder", pitch_weight=0)  # the features' cosine alone
     seen = _capture_mel(conv, monkeypatch)
     conv.convert(env["src"], [env["tgt_a"]])
     (out,) = seen
@@ -159,6 +160,48 @@ def test_k4_output_frames_are_means_of_the_nearest_target_frames(env, monkeypatc
     clear = gaps[:, 4] - gaps[:, 3] > 1e-5  # frames whose 4th and 5th neighbours do not tie
     assert clear.mean() > 0.5
     np.testing.assert_allclose(out[clear], tgt_mel[nearest].mean(1)[clear], atol=1e-4)
+
+
+def test_pitch_columns_by_hand():
+    f0 = torch.tensor([100.0, 0.0, 200.0, 50.0])
+    cols = pitch_columns(f0, torch.tensor([np.log(100.0), 0.5]))
+    expect = torch.tensor([[0.0, 1.0], [0.0, 0.0], [np.log(2.0) / 0.5, 1.0], [-np.log(2.0) / 0.5, 1.0]], dtype=torch.float32)
+    torch.testing.assert_close(cols, expect)
+
+
+def _glide(path, start, end, seconds, rate=16000):
+    """A harmonic tone whose F0 glides log-linearly from ``start`` to ``end`` Hz."""
+    t = np.arange(int(seconds * rate)) / rate
+    f0 = start * (end / start) ** (t / seconds)
+    phase = 2 * np.pi * np.cumsum(f0) / rate
+    wave = sum(np.sin(h * phase) / h for h in range(1, 6))
+    sf.write(path, (0.2 * wave).astype(np.float32), rate, subtype="FLOAT")
+    return path
+
+
+def test_pitch_weight_matches_frames_of_the_same_relative_pitch(env, tmp_path, monkeypatch):
+    """Source gliding up 150 -> 300 Hz, target gliding down 400 -> 200 Hz: with a large pitch
+    weight the end of the source (the top of its range, 300 Hz) takes the start of the target
+    (the top of its own, near 400 Hz), not the target's 300 Hz in the middle; the distance
+    is that of the keys, which hold the pitch columns."""
+    src, tgt = _glide(tmp_path / "s.wav", 150, 300, 2.0), _glide(tmp_path / "t.wav", 400, 200, 2.5)
+    conv = load_converter(env["wave"], k=1, pitch_weight=10.0)
+    keys, values = conv.matching_set([tgt])
+    reps, _ = conv.frames(tgt, field_name="target")
+    assert keys.shape == (reps.shape[0], reps.shape[1] + 2)
+    torch.testing.assert_close(keys[:, :-2].norm(dim=1), torch.ones(len(keys)))  # unit features, then w [z, v]
+    n = values.shape[0]
+    z = keys[5:-5, -2] / 10
+    assert z[: n // 5].min() > 0.6 and z[-n // 5:].max() < -0.6  # standardised: high first, low last
+    assert (keys[5:-5, -1] == 10).all()  # voiced
+    seen = _capture_mel(conv, monkeypatch)
+    conv.convert(src, [tgt])
+    src_from = np.abs(seen[0][:, None, :] - values.numpy()[None]).max(-1).argmin(1)  # target frame of each output frame
+    m = len(src_from)
+    assert (src_from[m - m // 6: m - 3] < n // 4).mean() > 0.9  # the source's top -> the target's top
+    assert (src_from[3: m // 6] > n - n // 4).mean() > 0.9  # the source's bottom -> the target's bottom
+    plain = load_converter(env["wave"], k=1, pitch_weight=0)
+    assert plain.matching_set([tgt])[0].shape[1] == reps.shape[1]  # no pitch columns without the weight
 
 
 def test_frames_and_log_mel_aligned_by_time(env):
@@ -191,7 +234,7 @@ def test_other_feature_models_convert(env, tmp_path, name, args):
 
 
 def test_several_targets_are_pooled(env, monkeypatch):
-    conv = load_converter(env["wave"], k=1)
+    conv = load_converter(env["wave"], k=1, pitch_weight=0)
     keys, values = conv.matching_set([env["tgt_a"], env["tgt_b"]])
     a, b = (conv.frames(t, field_name="target") for t in (env["tgt_a"], env["tgt_b"]))
     torch.testing.assert_close(keys, torch.cat([a[0], b[0]]))
@@ -234,6 +277,8 @@ def test_cli_converts_zero_shot(env, tmp_path, capsys):
     ("wave", "lowrate", (), "below the 8000 Hz"),
     ("wave", "tgt_a", ("--layer", "transformer"), "no layer 'transformer' (it offers context, encoder)"),
     ("wave", "tgt_a", ("--k", 0), "k >= 1"),
+    ("wave", "tgt_a", ("--pitch-weight", -1), "--pitch-weight: must be a number >= 0, got -1"),
+    ("vc", "tgt_a", ("--pitch-weight", 1), "vc: --pitch-weight: does not apply"),
     ("vc", "tgt_a", ("--layer", "context"), "vc: --layer: does not apply to a trained 'vc_adain' converter"),
     ("vc", "tgt_a", ("--k", 4), "vc: --k: does not apply"),
     ("wave", "tgt_a", ("--match-weight", 0.5), "cpc_wave: --match-weight: does not apply to zero-shot kNN conversion"),
@@ -277,21 +322,26 @@ def test_default_model_lookup(env, tmp_path, monkeypatch, capsys):
 
 def test_package_round_trip(env, tmp_path, capsys):
     out = tmp_path / "pkg"
-    assert _cli("package-knn", env["feats"], out, "--layer", "encoder", "--k", 3) == 0
+    assert _cli("package-knn", env["feats"], out, "--layer", "encoder", "--k", 3, "--pitch-weight", 0.5) == 0
     assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()) == [
         ".speechrep_output", "MODEL_CARD.md", "checkpoint/model.safetensors", "checkpoint/state.json",
         "conf/fbank.yaml", "knn.json"]  # no optimizer state
     info = json.loads((out / "knn.json").read_text())
     assert info["layer"] == "encoder" and info["k"] == 3 and info["features"] == "conf/fbank.yaml"
+    assert info["pitch_weight"] == 0.5
     card = (out / "MODEL_CARD.md").read_text()
-    assert "layer encoder, k 3" in card and f"training data: {env['dir'] / 'train'}" in card
-    packaged, original = load_converter(out), load_converter(env["feats"], layer="encoder", k=3)
-    assert packaged.features.layer == "encoder" and packaged.k == 3
+    assert "layer encoder, k 3, pitch weight 0.5" in card and f"training data: {env['dir'] / 'train'}" in card
+    packaged, original = load_converter(out), load_converter(env["feats"], layer="encoder", k=3, pitch_weight=0.5)
+    assert packaged.features.layer == "encoder" and packaged.k == 3 and packaged.pitch_weight == 0.5
     wave = read_input_audio(env["src"], sample_rate=16000)
     torch.testing.assert_close(packaged.features.encode(wave), original.features.encode(wave))
     np.testing.assert_allclose(packaged.convert(env["src"], [env["tgt_a"]]), original.convert(env["src"], [env["tgt_a"]]),
                                atol=1e-5)
     assert load_converter(out, k=1).k == 1  # options override the package's
+    assert load_converter(out, pitch_weight=0).pitch_weight == 0
+    # a package written before pitch-aware matching (no pitch_weight) matches without it
+    (out / "knn.json").write_text(json.dumps({key: v for key, v in info.items() if key != "pitch_weight"}))
+    assert load_converter(out).pitch_weight == 0
     # a second packaging replaces it only with --force; another model than a feature model is refused
     assert _cli("package-knn", env["feats"], out) == 1 and "--force" in capsys.readouterr().err
     assert _cli("package-knn", env["vc"], tmp_path / "vc_pkg") == 1
@@ -308,6 +358,8 @@ def test_package_round_trip(env, tmp_path, capsys):
     ("checkpoint", "../outside", "checkpoint directory inside"),  # a checkpoint, but not the package's
     ("features", "knn.json", "feature configuration inside"),
     ("vocoder", "../outside", "vocoder checkpoint directory inside"), ("vocoder", "conf", "vocoder checkpoint"),
+    ("pitch_weight", -0.5, "must be a number >= 0"), ("pitch_weight", "1", "must be a number >= 0"),
+    ("pitch_weight", True, "must be a number >= 0"),
 ])
 def test_corrupt_package(env, tmp_path, field, value, match):
     out = package_knn_model(env["wave"], tmp_path / "pkg")

@@ -42,6 +42,9 @@ def convert(
     k: Optional[int] = typer.Option(
         None, "--k", help="kNN conversion: target frames averaged per source frame (default: the packaged model's, "
         "else 4)."),
+    pitch_weight: Optional[float] = typer.Option(
+        None, "--pitch-weight", help="kNN conversion: weight of intonation in the matching distance (standardised "
+        "log F0 and voicing beside the features' cosine; 0: features alone; default: the packaged model's, else 1)."),
     match_weight: Optional[float] = typer.Option(
         None, "--match-weight", help="vc_* models: frame matching (default 0): move each converted frame this far (0-1) towards the mean of the "
         "target frames whose model reconstructions are nearest (kNN-VC style; more of the target voice, fewer phones)."
@@ -71,7 +74,7 @@ def convert(
 
     # only the options given: the other family's are refused rather than ignored
     given = dict(match_weight=match_weight, match_k=match_k, exaggerate=exaggerate, population=population,
-                 layer=layer, k=k)
+                 layer=layer, k=k, pitch_weight=pitch_weight)
     options = {name: value for name, value in given.items() if value is not None}
     single = source is not None or target or out is not None
     if pairs is not None or out_dir is not None:
