@@ -85,7 +85,7 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=10.0, help="source length")
     ap.add_argument("--target-seconds", type=float, default=30.0, help="target length")
     ap.add_argument("--repeats", type=int, default=3, help="timed conversions (median reported)")
-    ap.add_argument("--pitch-weight", type=float, default=None, help="default: the model's (packaged, else 1)")
+    ap.add_argument("--pitch-weight", type=float, default=None, help="default: the model's (packaged, else 1.5)")
     args = ap.parse_args()
 
     sys.path.insert(0, str(ROOT))

@@ -154,12 +154,13 @@ knn_pairs() {  # knn_pairs SEEN DEV_TARGETS DEV_SETS UNSEEN TEST_SETS MAKE_PAIRS
       "$exp/pairs_$name.tsv" "${sets[@]}" || return 1
   done
 }
-knn_convert() {  # knn_convert K VOCODER: 4, every pair at both layers -> $exp/convert/<set>_<layer>
-  local set layer
+knn_convert() {  # knn_convert K VOCODER [CONVERT_OPTION...]: 4, every pair at both layers -> $exp/convert/<set>_<layer>
+  local set layer k=$1 vocoder=$2
+  shift 2
   for set in dev test; do
     for layer in encoder context; do
-      speechrep convert --model "$exp/cpc" --layer "$layer" --k "$1" --vocoder "$2" --pairs "$exp/pairs_$set.tsv" \
-        --out-dir "$exp/convert/${set}_$layer" --force || return 1
+      speechrep convert --model "$exp/cpc" --layer "$layer" --k "$k" --vocoder "$vocoder" --pairs "$exp/pairs_$set.tsv" \
+        --out-dir "$exp/convert/${set}_$layer" --force "$@" || return 1
     done
   done
 }

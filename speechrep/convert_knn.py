@@ -90,7 +90,7 @@ DEFAULT_K = 4
 DEFAULT_LAYER = "context"
 #: Weight of the pitch terms in the matching distance for an experiment directory (a packaged
 #: directory names its own; one written before the option matches without them, 0).
-DEFAULT_PITCH_WEIGHT = 1.0
+DEFAULT_PITCH_WEIGHT = 1.5
 #: Where the packaged default model lives (package data; empty until one is shipped).
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "pretrained" / "knn_vc"
 #: The file that makes a directory a packaged kNN model.

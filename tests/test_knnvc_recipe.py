@@ -74,11 +74,13 @@ def test_knnvc_recipe_quick_converts_towards_the_target_and_packages(tmp_path, s
 def test_shipped_default_model_converts_with_no_training(tmp_path, synth_tiny_db):
     """`speechrep convert --source --target --out` with no --model: the packaged model (<= 30 MB,
     its neural vocoder, a complete model card) converts a pair of the tiny corpus towards the target."""
-    from speechrep.convert_knn import DEFAULT_MODEL_DIR, is_knn_package, resolve_vocoder
+    from speechrep.convert_knn import DEFAULT_MODEL_DIR, DEFAULT_PITCH_WEIGHT, is_knn_package, resolve_vocoder
     from speechrep.train.checkpoint import load_model
 
     assert is_knn_package(DEFAULT_MODEL_DIR)
     assert resolve_vocoder(DEFAULT_MODEL_DIR, None) == DEFAULT_MODEL_DIR / "vocoder"
+    # it matches with the pitch weight chosen on the dev pairs, as an experiment directory does
+    assert json.loads((DEFAULT_MODEL_DIR / "knn.json").read_text())["pitch_weight"] == DEFAULT_PITCH_WEIGHT
     assert load_model(DEFAULT_MODEL_DIR / "vocoder")[1] == "vocoder"
     size = sum(f.stat().st_size for f in DEFAULT_MODEL_DIR.rglob("*") if f.is_file())
     assert size <= 30 * 2**20, size

@@ -44,7 +44,7 @@ def convert(
         "else 4)."),
     pitch_weight: Optional[float] = typer.Option(
         None, "--pitch-weight", help="kNN conversion: weight of intonation in the matching distance (standardised "
-        "log F0 and voicing beside the features' cosine; 0: features alone; default: the packaged model's, else 1)."),
+        "log F0 and voicing beside the features' cosine; 0: features alone; default: the packaged model's, else 1.5)."),
     match_weight: Optional[float] = typer.Option(
         None, "--match-weight", help="vc_* models: frame matching (default 0): move each converted frame this far (0-1) towards the mean of the "
         "target frames whose model reconstructions are nearest (kNN-VC style; more of the target voice, fewer phones)."

@@ -140,8 +140,9 @@ def package_knn_command(
     out_dir: Path = typer.Argument(..., help="Directory to write (e.g. speechrep/pretrained/knn_vc, the default model)."),
     layer: str = typer.Option("context", "--layer", help="Layer to match frames in: context or encoder."),
     k: int = typer.Option(4, "--k", help="Target frames averaged per source frame."),
-    pitch_weight: float = typer.Option(
-        1.0, "--pitch-weight", help="Weight of intonation in the matching distance (0: the features alone)."),
+    pitch_weight: Optional[float] = typer.Option(
+        None, "--pitch-weight", help="Weight of intonation in the matching distance (0: the features alone; "
+        "default: speechrep.convert_knn.DEFAULT_PITCH_WEIGHT)."),
     which: str = typer.Option("best", "--which", help="Checkpoint of the experiment: best or last."),
     vocoder: Optional[Path] = typer.Option(
         None, "--vocoder", help="Experiment directory of a trained neural vocoder to package with it (its best "
@@ -152,7 +153,8 @@ def package_knn_command(
     feature configuration, layer, k and pitch weight, the vocoder's weights, and a model card."""
     from speechrep.package_knn import package_knn_model
 
-    out = package_knn_model(exp_dir, out_dir, layer=layer, k=k, pitch_weight=pitch_weight, which=which, vocoder=vocoder, force=force)
+    out = package_knn_model(exp_dir, out_dir, layer=layer, k=k, which=which, vocoder=vocoder, force=force,
+                            **({} if pitch_weight is None else {"pitch_weight": pitch_weight}))
     typer.echo(f"wrote {out}")
 
 
