@@ -10,9 +10,9 @@ synthetic voiced speech (harmonics of a gliding F0 under moving formants, plus n
 
 Prints one JSON line per figure: building the target's matching set (once per target set in
 batch mode), then the conversion of the source (median of ``--repeats``) and its parts:
-encoding the source (features, model, log-mel, F0 with a pitch weight), matching, vocoding. Issue 37's target for
-the default model: ``convert_s`` <= 2 s for 10 s of speech on one core. Figures, not
-assertions.
+encoding the source (features, model, log-mel, F0 with a pitch weight), matching, vocoding.
+Issue 37's target for the default model: ``convert_s`` <= 2 s for 10 s of speech on one core.
+Figures, not assertions.
 
 Usage::
 

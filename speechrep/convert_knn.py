@@ -12,8 +12,9 @@ the Euclidean distance between them is ``2 - 2 cos(f, f') + w^2 ((z - z')^2 + (v
 The ``k`` frames averaged then share a pitch relative to their voice's range, so their
 harmonics line up instead of blurring (real voices, whose F0 moves more than a
 synthesizer's, lose the most to that blur), and the output follows the source's intonation
-in the target's register. The log-mel is the vocoder's (:class:`speechrep.features.logmel.MelSpec`), so
-the output is made of the target's real spectra, in the source's order and timing.
+in the target's register. The log-mel is the vocoder's
+(:class:`speechrep.features.logmel.MelSpec`), so the output is made of the target's real
+spectra, in the source's order and timing.
 
 Feature frames and log-mel frames are aligned by time, not by count: feature frame ``j``
 is centred at ``frame_offset + j * frame_shift`` (the model's), log-mel frame ``i`` at
@@ -79,7 +80,6 @@ __all__ = [
     "model_layers",
     "nearest_frames",
     "packaged_vocoder",
-    "pitch_columns",
     "resolve_vocoder",
 ]
 
@@ -123,17 +123,6 @@ def model_layers(module: Any) -> tuple[str, ...]:
         return ()
     choices = typing.get_args(param.annotation) if typing.get_origin(param.annotation) is typing.Literal else ()
     return tuple(choices) or ((param.default,) if isinstance(param.default, str) else ())
-
-
-def pitch_columns(f0: "torch.Tensor", stats: "torch.Tensor") -> "torch.Tensor":
-    """Intonation columns ``(N, 2)`` of the matching keys: log F0 standardised by ``stats``
-    (location and spread of a voice's log F0, :func:`speechrep.models.pitch.log_f0_stats`)
-    and voicing; ``f0`` ``(N,)`` in Hz, 0 where unvoiced (whose first column is 0)."""
-    import torch
-
-    voiced = f0 > 0
-    z = (torch.log(f0.clamp(min=1.0)) - stats[0]) / stats[1]
-    return torch.stack([torch.where(voiced, z, torch.zeros_like(z)), voiced.to(z.dtype)], dim=-1)
 
 
 def nearest_frames(times: np.ndarray, *, num_frames: int, shift: float, offset: float) -> np.ndarray:
@@ -293,15 +282,16 @@ class KnnConverter:
     def _keys(self, reps: "torch.Tensor", f0: "torch.Tensor | None") -> "torch.Tensor":
         """Matching keys of frames ``reps`` ``(N, dim)`` with F0 ``f0`` ``(N,)`` of one voice
         (pooled for the targets, one utterance for the source): the representations alone
-        without a pitch weight, else ``[reps / |reps|, w z, w v]``."""
+        without a pitch weight, else ``[reps / |reps|, w z, w v]`` with ``[z, v]`` the voice's
+        :func:`~speechrep.models.pitch.normalised_log_f0`."""
         import torch
 
-        from speechrep.models.pitch import log_f0_stats
+        from speechrep.models.pitch import normalised_log_f0
 
         if f0 is None:
             return reps
-        stats = log_f0_stats(f0[None])[0]
-        return torch.cat([torch.nn.functional.normalize(reps, dim=-1), self.pitch_weight * pitch_columns(f0, stats)], 1)
+        pitch = normalised_log_f0(f0[None])[0]
+        return torch.cat([torch.nn.functional.normalize(reps, dim=-1), self.pitch_weight * pitch], 1)
 
     def matching_set(self, targets: Iterable[str | Path]) -> tuple["torch.Tensor", "torch.Tensor"]:
         """Keys ``(N, dim)`` and log-mel frames ``(N, n_mels)`` of all target frames, pooled.

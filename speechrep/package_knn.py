@@ -12,7 +12,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from speechrep.convert_knn import DEFAULT_K, DEFAULT_LAYER, DEFAULT_PITCH_WEIGHT, KNN_FILE, PACKAGE_FORMAT, load_knn_converter
+from speechrep.convert_knn import (DEFAULT_K, DEFAULT_LAYER, DEFAULT_PITCH_WEIGHT, KNN_FILE, PACKAGE_FORMAT,
+                                  load_knn_converter)
 from speechrep.errors import ConfigError
 
 __all__ = ["package_knn_model"]
@@ -59,7 +60,8 @@ def _described(name: str, exp_dir: str | Path, ckpt: Path, state: dict[str, Any]
 
 
 def package_knn_model(exp_dir: str | Path, out_dir: str | Path, *, layer: str = DEFAULT_LAYER, k: int = DEFAULT_K,
-                      pitch_weight: float = DEFAULT_PITCH_WEIGHT, which: str = "best", vocoder: str | Path | None = None, force: bool = False) -> Path:
+                      pitch_weight: float = DEFAULT_PITCH_WEIGHT, which: str = "best", vocoder: str | Path | None = None,
+                      force: bool = False) -> Path:
     """Package a trained feature model for ``speechrep convert --model OUT_DIR`` (and as the default).
 
     Writes ``out_dir`` atomically (layout in the module docstring): the weights and model
@@ -73,8 +75,7 @@ def package_knn_model(exp_dir: str | Path, out_dir: str | Path, *, layer: str = 
     ------
     CheckpointError, ConfigError
         No checkpoint, not a feature model, a layer it does not have, ``k < 1``, a negative
-        ``pitch_weight``, a
-        feature-input model whose training feature configuration is not known; a
+        ``pitch_weight``, a feature-input model whose training feature configuration is not known; a
         ``vocoder`` that holds no neural vocoder.
     SpeechrepError
         ``out_dir`` is the experiment or holds other data (replaced only when it is an

@@ -12,7 +12,7 @@ import yaml
 
 import speechrep.convert_knn as knn
 from speechrep.convert import convert_file, convert_pairs, load_converter
-from speechrep.convert_knn import FeatureModel, KnnConverter, model_layers, nearest_frames, pitch_columns
+from speechrep.convert_knn import FeatureModel, KnnConverter, model_layers, nearest_frames
 from speechrep.package_knn import package_knn_model
 from speechrep.data.pairs import read_input_audio
 from speechrep.errors import CheckpointError, ConfigError, DataError
@@ -160,13 +160,6 @@ def test_k4_output_frames_are_means_of_the_nearest_target_frames(env, monkeypatc
     clear = gaps[:, 4] - gaps[:, 3] > 1e-5  # frames whose 4th and 5th neighbours do not tie
     assert clear.mean() > 0.5
     np.testing.assert_allclose(out[clear], tgt_mel[nearest].mean(1)[clear], atol=1e-4)
-
-
-def test_pitch_columns_by_hand():
-    f0 = torch.tensor([100.0, 0.0, 200.0, 50.0])
-    cols = pitch_columns(f0, torch.tensor([np.log(100.0), 0.5]))
-    expect = torch.tensor([[0.0, 1.0], [0.0, 0.0], [np.log(2.0) / 0.5, 1.0], [-np.log(2.0) / 0.5, 1.0]], dtype=torch.float32)
-    torch.testing.assert_close(cols, expect)
 
 
 def _glide(path, start, end, seconds, rate=16000):
